@@ -1,0 +1,388 @@
+"""The module registry: what the catalog holds, readable without importing torch.
+
+Built-in modules live one per file in this package and register with the :func:`register_module` decorator. So that
+``list``, ``info`` and ``insert --no-verify`` never pay for importing torch, the built-in entries are read from the
+source files' syntax trees (the decorator's keyword arguments and the ``__init__`` signature must be literals); the
+real classes are imported only when a model is built. Plugins register at run time through the same decorator.
+A test keeps the two views equal for every built-in entry.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnsurgeon.errors import ModuleArgsError, RegistryError, UnknownModuleError
+
+CATEGORIES = ("channel", "spatial", "channel+spatial", "self-attention", "convolutional attention")
+META_FIELDS = ("category", "paper", "venue", "year", "link", "reference")
+# Ultralytics' parse_model writes these attributes on every layer module (DESIGN.md).
+RESERVED_ATTRIBUTES = frozenset({"i", "f", "type", "np"})
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One hyper-parameter of a module, as the YAML lists it."""
+
+    name: str
+    default: Any = _MISSING
+    annotation: str = ""
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+    def render(self) -> str:
+        text = self.name + (f": {self.annotation}" if self.annotation else "")
+        return text if self.required else f"{text} = {self.default!r}"
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """Everything the CLI knows about a catalog module without building it."""
+
+    name: str
+    category: str
+    paper: str
+    venue: str
+    year: int
+    link: str
+    reference: str
+    import_path: str  # "package.module:ClassName"
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+    deviations: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    args: tuple[ArgSpec, ...] = ()
+    source: str = ""  # file the entry was defined in, for error messages
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(a.render() for a in self.args)})"
+
+    def defaults(self) -> list[Any]:
+        return [a.default for a in self.args if not a.required]
+
+    def yaml_line(self, args: Sequence[Any] | None = None) -> str:
+        shown = list(args) if args is not None else [a.default for a in self.args if not a.required]
+        return f"- [-1, 1, {self.name}, {format_flow(shown)}]"
+
+    def check_args(self, values: Sequence[Any]) -> list[Any]:
+        """Check YAML hyper-parameters against the signature; return them unchanged or raise ModuleArgsError."""
+        values = list(values)
+        required = sum(1 for a in self.args if a.required)
+        if not required <= len(values) <= len(self.args):
+            want = f"{required} to {len(self.args)}" if required != len(self.args) else str(required)
+            raise ModuleArgsError(
+                f"{self.name} takes {want} argument(s) but got {len(values)} ({format_flow(values)}); "
+                f"signature: {self.signature()}"
+            )
+        for arg, value in zip(self.args, values, strict=False):
+            if not _value_fits(value, arg):
+                raise ModuleArgsError(
+                    f"{self.name} argument {arg.name!r} got {value!r} ({type(value).__name__}), which does not fit "
+                    f"{arg.annotation or 'its type'}{_choices_text(arg)}; signature: {self.signature()}"
+                )
+        return values
+
+
+def _choices_text(arg: ArgSpec) -> str:
+    return f" (one of {', '.join(map(repr, arg.choices))})" if arg.choices else ""
+
+
+def format_flow(values: Sequence[Any]) -> str:
+    """Render a list the way Ultralytics YAML files write args: ``[2, 1, True, "nearest"]``."""
+
+    def one(v: Any) -> str:
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(one(x) for x in v) + "]"
+        if isinstance(v, str):
+            return f'"{v}"'
+        if v is None:
+            return "None"
+        return repr(v)
+
+    return one(list(values))
+
+
+_SCALARS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _value_fits(value: Any, arg: ArgSpec) -> bool:
+    if arg.choices is not None and value not in arg.choices:
+        return False
+    if not arg.annotation:
+        return True
+    alternatives = [a.strip() for a in arg.annotation.split("|")]
+    for alt in alternatives:
+        if alt == "None" and value is None:
+            return True
+        base = alt.split("[", 1)[0]
+        if base in _SCALARS:
+            if isinstance(value, bool) and base != "bool":
+                continue  # YAML true/false is not a number
+            if isinstance(value, _SCALARS[base]):
+                return True
+        elif base in ("tuple", "list", "Sequence"):
+            if isinstance(value, (list, tuple)):
+                inner = alt[len(base) + 1 : -1].split(",")[0].strip() if "[" in alt else ""
+                if not inner or inner not in _SCALARS or all(
+                    isinstance(v, _SCALARS[inner]) and not (isinstance(v, bool) and inner != "bool") for v in value
+                ):
+                    return True
+        elif base in ("Any", "object"):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Run-time registration (built-ins when their file is imported, and plugins)
+
+_RUNTIME: dict[str, tuple[ModuleSpec, type]] = {}  # canonical name -> (spec, class)
+
+
+def register_module(
+    *,
+    category: str,
+    paper: str,
+    venue: str,
+    year: int,
+    link: str,
+    reference: str,
+    name: str | None = None,
+    aliases: Sequence[str] = (),
+    deviations: Sequence[str] = (),
+    constraints: Sequence[str] = (),
+    arg_help: dict[str, str] | None = None,
+    choices: dict[str, Sequence[Any]] | None = None,
+) -> Callable[[type], type]:
+    """Class decorator that adds an attention module to the registry.
+
+    The class constructor must be ``(c1, *hyper)``: input channels first, then hyper-parameters with defaults.
+    A name or alias that is already registered raises RegistryError naming both definitions.
+    """
+
+    def decorate(cls: type) -> type:
+        spec = spec_from_class(
+            cls,
+            name=name or cls.__name__,
+            meta=dict(category=category, paper=paper, venue=venue, year=year, link=link, reference=reference),
+            aliases=tuple(aliases),
+            deviations=tuple(deviations),
+            constraints=tuple(constraints),
+            arg_help=dict(arg_help or {}),
+            choices={k: tuple(v) for k, v in (choices or {}).items()},
+        )
+        _add_runtime(spec, cls)
+        cls.spec = spec
+        return cls
+
+    return decorate
+
+
+def spec_from_class(
+    cls: type,
+    *,
+    name: str,
+    meta: dict[str, Any],
+    aliases: tuple[str, ...] = (),
+    deviations: tuple[str, ...] = (),
+    constraints: tuple[str, ...] = (),
+    arg_help: dict[str, str] | None = None,
+    choices: dict[str, tuple[Any, ...]] | None = None,
+) -> ModuleSpec:
+    arg_help = arg_help or {}
+    choices = choices or {}
+    where = f"{cls.__module__}:{cls.__qualname__}"
+    if meta["category"] not in CATEGORIES:
+        raise RegistryError(f"{where}: category {meta['category']!r} is not one of {', '.join(CATEGORIES)}")
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # drop self
+    if not params or params[0].name != "c1":
+        raise RegistryError(f"{where}: the constructor must take input channels 'c1' first, then hyper-parameters")
+    args = []
+    for p in params[1:]:
+        if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY):
+            raise RegistryError(f"{where}: hyper-parameter {p.name!r} must be positional (YAML args are a list)")
+        annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        default = _MISSING if p.default is inspect.Parameter.empty else p.default
+        args.append(ArgSpec(p.name, default, str(annotation), arg_help.get(p.name, ""), choices.get(p.name)))
+    unknown = set(arg_help) - {a.name for a in args}
+    if unknown:
+        raise RegistryError(f"{where}: arg_help names unknown hyper-parameters {sorted(unknown)}")
+    doc = inspect.getdoc(cls) or ""
+    return ModuleSpec(
+        name=name,
+        aliases=aliases,
+        summary=doc.strip().splitlines()[0] if doc.strip() else "",
+        deviations=deviations,
+        constraints=constraints,
+        args=tuple(args),
+        import_path=f"{cls.__module__}:{cls.__qualname__}",
+        source=inspect.getsourcefile(cls) or cls.__module__,
+        **meta,
+    )
+
+
+def _add_runtime(spec: ModuleSpec, cls: type) -> None:
+    taken = {n.lower(): (canon, s) for canon, (s, _) in _RUNTIME.items() for n in (s.name, *s.aliases)}
+    for candidate in (spec.name, *spec.aliases):
+        hit = taken.get(candidate.lower())
+        if hit and hit[1].import_path != spec.import_path:
+            raise RegistryError(
+                f"module name {candidate!r} is registered twice: by {hit[1].import_path} ({hit[1].source}) "
+                f"and by {spec.import_path} ({spec.source})"
+            )
+    _RUNTIME[spec.name] = (spec, cls)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Torch-free view of the built-in catalog: read the decorator and signature from the source
+
+
+CATALOG_DIR = Path(__file__).resolve().parent
+_NOT_MODULES = {"__init__", "registry", "base", "costs", "layers"}
+
+
+def _literal(node: ast.AST, where: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError as exc:
+        raise RegistryError(f"{where}: register_module arguments and defaults must be literals") from exc
+
+
+def scan_file(path: Path, package: str = "attnsurgeon.catalog") -> list[ModuleSpec]:
+    """Read the registered classes of one catalog file without importing it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    specs = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for dec in node.decorator_list:
+            if not (isinstance(dec, ast.Call) and getattr(dec.func, "id", getattr(dec.func, "attr", "")) == "register_module"):
+                continue
+            where = f"{path.name}:{node.name}"
+            kw = {k.arg: _literal(k.value, where) for k in dec.keywords}
+            init = next((b for b in node.body if isinstance(b, ast.FunctionDef) and b.name == "__init__"), None)
+            if init is None:
+                raise RegistryError(f"{where}: a registered class needs its own __init__(self, c1, ...)")
+            positional = init.args.posonlyargs + init.args.args
+            defaults = [_MISSING] * (len(positional) - len(init.args.defaults)) + [
+                _literal(d, where) for d in init.args.defaults
+            ]
+            arg_help = kw.get("arg_help") or {}
+            choices = kw.get("choices") or {}
+            args = tuple(
+                ArgSpec(
+                    a.arg,
+                    d,
+                    ast.unparse(a.annotation) if a.annotation is not None else "",
+                    arg_help.get(a.arg, ""),
+                    tuple(choices[a.arg]) if a.arg in choices else None,
+                )
+                for a, d in list(zip(positional, defaults, strict=True))[2:]  # drop self, c1
+            )
+            doc = ast.get_docstring(node) or ""
+            specs.append(
+                ModuleSpec(
+                    name=kw.get("name") or node.name,
+                    aliases=tuple(kw.get("aliases", ())),
+                    summary=doc.strip().splitlines()[0] if doc.strip() else "",
+                    deviations=tuple(kw.get("deviations", ())),
+                    constraints=tuple(kw.get("constraints", ())),
+                    args=args,
+                    import_path=f"{package}.{path.stem}:{node.name}",
+                    source=str(path),
+                    **{k: kw[k] for k in META_FIELDS},
+                )
+            )
+    return specs
+
+
+class Registry:
+    """Names to module specs: the built-in catalog (read from source) plus anything registered at run time."""
+
+    def __init__(self) -> None:
+        self._builtin: dict[str, ModuleSpec] | None = None
+
+    def _builtins(self) -> dict[str, ModuleSpec]:
+        if self._builtin is None:
+            found: dict[str, ModuleSpec] = {}
+            for path in sorted(CATALOG_DIR.glob("*.py")):
+                if path.stem in _NOT_MODULES or path.stem.startswith("_"):
+                    continue
+                for spec in scan_file(path):
+                    if spec.name in found:
+                        other = found[spec.name]
+                        raise RegistryError(
+                            f"module name {spec.name!r} is registered twice: by {other.import_path} and by "
+                            f"{spec.import_path}"
+                        )
+                    found[spec.name] = spec
+            self._builtin = found
+        return self._builtin
+
+    def specs(self) -> list[ModuleSpec]:
+        merged = dict(self._builtins())
+        for name, (spec, _) in _RUNTIME.items():
+            merged.setdefault(name, spec)
+        return sorted(merged.values(), key=lambda s: s.name.lower())
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs()]
+
+    def _index(self) -> dict[str, ModuleSpec]:
+        index: dict[str, ModuleSpec] = {}
+        for spec in self.specs():
+            for n in (spec.name, *spec.aliases):
+                index.setdefault(n.lower(), spec)
+        return index
+
+    def find(self, name: str) -> ModuleSpec | None:
+        return self._index().get(str(name).lower())
+
+    def get(self, name: str) -> ModuleSpec:
+        spec = self.find(name)
+        if spec is None:
+            raise UnknownModuleError(f"unknown module {name!r}; {self.suggestion(name)}")
+        return spec
+
+    def suggestion(self, name: str) -> str:
+        index = self._index()
+        close = difflib.get_close_matches(str(name).lower(), list(index), n=3, cutoff=0.5)
+        shown = list(dict.fromkeys(index[c].name for c in close))
+        hint = f"did you mean {' or '.join(shown)}?" if shown else "no catalog name is close"
+        return f"{hint} ('attnsurgeon list' shows all {len(self.specs())} modules)"
+
+    def load_class(self, name: str) -> type:
+        """Import the class of a module (imports torch)."""
+        spec = self.get(name)
+        if spec.name in _RUNTIME and _RUNTIME[spec.name][0].import_path == spec.import_path:
+            return _RUNTIME[spec.name][1]
+        module_name, _, qualname = spec.import_path.partition(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, qualname)
+
+    def load_all(self) -> dict[str, type]:
+        """Import every class; returns name and alias -> class."""
+        out: dict[str, type] = {}
+        for spec in self.specs():
+            cls = self.load_class(spec.name)
+            for n in (spec.name, *spec.aliases):
+                out[n] = cls
+        return out
+
+    def runtime_specs(self) -> Iterable[tuple[ModuleSpec, type]]:
+        return list(_RUNTIME.values())
+
+
+REGISTRY = Registry()
+

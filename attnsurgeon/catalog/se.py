@@ -1,0 +1,48 @@
+"""Squeeze-and-Excitation.
+
+Hu, Shen, Sun. "Squeeze-and-Excitation Networks", CVPR 2018. https://arxiv.org/abs/1709.01507
+Reference: https://github.com/hujie-frank/SENet (Caffe); the PyTorch form the YOLO community copies (seed 002,
+``se_block``) uses bias-free fully connected layers, which this module follows so the parameter counts agree.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from attnsurgeon.catalog.base import AttentionModule
+from attnsurgeon.catalog.registry import register_module
+
+
+@register_module(
+    aliases=("SEAttention", "SEBlock", "SENet"),
+    category="channel",
+    paper="Squeeze-and-Excitation Networks",
+    venue="CVPR",
+    year=2018,
+    link="https://arxiv.org/abs/1709.01507",
+    reference="https://github.com/hujie-frank/SENet",
+    deviations=(
+        "Fully connected layers are bias-free, as in the widely used PyTorch port (seed 002); the Caffe original has "
+        "biases.",
+        "The bottleneck width is max(c1 // reduction, 1), so channel counts below the reduction ratio still build.",
+    ),
+    arg_help={"reduction": "channel reduction ratio r of the excitation bottleneck (c1 -> c1/r -> c1)"},
+)
+class SE(AttentionModule):
+    """Channel attention from globally pooled features through a two-layer bottleneck and a sigmoid gate."""
+
+    def __init__(self, c1: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(c1 // reduction, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(c1, hidden, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, c1, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.fc(self.pool(x).flatten(1))
+        return x * weights[:, :, None, None]
