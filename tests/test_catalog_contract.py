@@ -80,7 +80,8 @@ def test_no_reserved_attribute_names(name):
     """parse_model writes i, f, type and np on every layer; a module must not own those names."""
     module = build(name)
     clashes = [
-        n for n, _ in [*module.named_parameters(), *module.named_modules(), *module.named_buffers()]
+        n
+        for n, _ in [*module.named_parameters(), *module.named_modules(), *module.named_buffers()]
         if set(n.split(".")) & RESERVED_ATTRIBUTES
     ]
     own = RESERVED_ATTRIBUTES & set(vars(module))
@@ -91,7 +92,7 @@ def test_no_reserved_attribute_names(name):
 def test_default_args_match_signature(name):
     spec = REGISTRY.get(name)
     assert spec.check_args(spec.defaults()) == spec.defaults()
-    assert spec.paper and spec.link.startswith("http") and spec.reference.startswith("http") and 2000 < spec.year
+    assert spec.paper and spec.link.startswith("http") and spec.reference.startswith("http") and spec.year > 2000
 
 
 @pytest.mark.skipif(

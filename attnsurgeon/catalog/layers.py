@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 
 def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: int | None = None) -> tuple[torch.Tensor, int, int]:

@@ -135,8 +135,12 @@ def _value_fits(value: Any, arg: ArgSpec) -> bool:
         elif base in ("tuple", "list", "Sequence"):
             if isinstance(value, (list, tuple)):
                 inner = alt[len(base) + 1 : -1].split(",")[0].strip() if "[" in alt else ""
-                if not inner or inner not in _SCALARS or all(
-                    isinstance(v, _SCALARS[inner]) and not (isinstance(v, bool) and inner != "bool") for v in value
+                if (
+                    not inner
+                    or inner not in _SCALARS
+                    or all(
+                        isinstance(v, _SCALARS[inner]) and not (isinstance(v, bool) and inner != "bool") for v in value
+                    )
                 ):
                     return True
         elif base in ("Any", "object"):
@@ -267,7 +271,10 @@ def scan_file(path: Path, package: str = "attnsurgeon.catalog") -> list[ModuleSp
         if not isinstance(node, ast.ClassDef):
             continue
         for dec in node.decorator_list:
-            if not (isinstance(dec, ast.Call) and getattr(dec.func, "id", getattr(dec.func, "attr", "")) == "register_module"):
+            if not (
+                isinstance(dec, ast.Call)
+                and getattr(dec.func, "id", getattr(dec.func, "attr", "")) == "register_module"
+            ):
                 continue
             where = f"{path.name}:{node.name}"
             kw = {k.arg: _literal(k.value, where) for k in dec.keywords}
@@ -385,4 +392,3 @@ class Registry:
 
 
 REGISTRY = Registry()
-
