@@ -1,0 +1,41 @@
+"""The command-line shell: one module per command, every error one line and an exit code.
+
+Commands import heavy rooms (torch, ultralytics) inside their bodies, so ``--help``, ``list`` and
+``insert --no-verify`` stay fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from attnsurgeon.cli import _common, catalog_cmds, insert_cmd, profile_cmd, show_cmd
+
+app = typer.Typer(
+    name="attnsurgeon",
+    help="Insert attention modules into Ultralytics YOLO model YAMLs, renumber every reference, and prove the "
+    "result builds, runs, trains, and what it costs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_common.print_version, is_eager=True
+    ),
+) -> None:
+    _common.STATE.debug = debug
+
+
+insert_cmd.register(app)
+show_cmd.register(app)
+catalog_cmds.register(app)
+profile_cmd.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,97 @@
+"""What every command shares: the error boundary, JSON output, the Rich console."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import typer
+
+from attnsurgeon.errors import AttnSurgeonError
+
+F = TypeVar("F", bound=Callable[..., Any])
+INTERNAL_ERROR = 70  # EX_SOFTWARE
+
+
+@dataclass
+class _State:
+    debug: bool = False
+
+
+STATE = _State(debug=bool(os.environ.get("ATTNSURGEON_DEBUG")))
+
+
+def print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"attnsurgeon {version('attnsurgeon')}")
+        raise typer.Exit()
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def errors_to_exit(fn: F) -> F:
+    """The one place errors are caught: a one-line message and the error's exit code, a traceback only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except AttnSurgeonError as exc:
+            if STATE.debug:
+                traceback.print_exc(file=sys.stderr)
+            on_error = getattr(exc, "render", None)
+            if callable(on_error):
+                on_error()
+            raise fail(" ".join(str(exc).split("\n")), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; nothing was written", 130) from None
+        except Exception as exc:
+            if STATE.debug:
+                traceback.print_exc(file=sys.stderr)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise fail(
+                f"internal error: {exc.__class__.__name__}: {first} (rerun with --debug for the traceback)",
+                INTERNAL_ERROR,
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def fmt_int(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def fmt_delta(new: float, old: float, digits: int = 0) -> str:
+    diff = new - old
+    rel = f" ({diff / old * 100:+.1f}%)" if old else ""
+    body = f"{diff:+,.{digits}f}" if digits else f"{int(diff):+,}"
+    return body + rel
+
+
+def from_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)

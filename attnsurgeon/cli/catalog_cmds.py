@@ -1,0 +1,137 @@
+"""``attnsurgeon list`` and ``attnsurgeon info``: the catalog, read without importing torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, fmt_int
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list", help="List the attention catalog: name, category, paper, year, args, cost at C=256, 20x20.")(
+        list_modules
+    )
+    app.command("info", help="Everything about one module: paper, link, reference, args, constraints, deviations.")(
+        info
+    )
+
+
+def spec_dict(spec: Any, cost: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "aliases": list(spec.aliases),
+        "category": spec.category,
+        "paper": spec.paper,
+        "venue": spec.venue,
+        "year": spec.year,
+        "link": spec.link,
+        "reference": spec.reference,
+        "summary": spec.summary,
+        "args": [
+            {
+                "name": a.name,
+                "default": None if a.required else a.default,
+                "required": a.required,
+                "type": a.annotation,
+                "help": a.help,
+                **({"choices": list(a.choices)} if a.choices else {}),
+            }
+            for a in spec.args
+        ],
+        "constraints": list(spec.constraints),
+        "deviations": list(spec.deviations),
+        "yaml": spec.yaml_line(),
+        "params": cost.get("params") if cost else None,
+        "gflops": round(cost["gflops"], 6) if cost else None,
+    }
+
+
+@errors_to_exit
+def list_modules(
+    category: str | None = typer.Option(None, "--category", "-c", help="Only this category."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
+    no_cost: bool = typer.Option(False, "--no-cost", help="Skip the cost columns (never imports torch)."),
+) -> None:
+    from attnsurgeon.catalog import CATEGORIES, REGISTRY
+    from attnsurgeon.catalog.costs import REFERENCE_CHANNELS, REFERENCE_SIZE, reference_costs
+    from attnsurgeon.errors import UsageError
+
+    specs = REGISTRY.specs()
+    if category is not None:
+        wanted = category.lower()
+        if wanted not in CATEGORIES:
+            raise UsageError(f"--category {category!r} is not a category; use one of: {', '.join(CATEGORIES)}")
+        specs = [s for s in specs if s.category == wanted]
+    costs = {} if no_cost else reference_costs(specs)
+    if as_json:
+        emit_json([spec_dict(s, costs.get(s.name)) for s in specs])
+        return
+    from rich.table import Table
+
+    h, w = REFERENCE_SIZE
+    table = Table(title=f"{len(specs)} modules; cost at C={REFERENCE_CHANNELS}, {h}x{w}", title_justify="left")
+    for col, justify in (
+        ("name", "left"),
+        ("category", "left"),
+        ("paper", "left"),
+        ("year", "right"),
+        ("args", "left"),
+        ("params", "right"),
+        ("GFLOPs", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for s in specs:
+        cost = costs.get(s.name)
+        table.add_row(
+            s.name,
+            s.category,
+            f"{s.venue}",
+            str(s.year),
+            ", ".join(a.render() for a in s.args) or "-",
+            fmt_int(cost["params"]) if cost else "-",
+            f"{cost['gflops']:.4f}" if cost else "-",
+        )
+    console().print(table)
+
+
+@errors_to_exit
+def info(
+    name: str = typer.Argument(..., help="Module name or alias."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
+) -> None:
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.catalog.costs import reference_costs
+
+    spec = REGISTRY.get(name)
+    cost = reference_costs([spec]).get(spec.name)
+    data = spec_dict(spec, cost)
+    if as_json:
+        emit_json(data)
+        return
+    out = console()
+    out.print(f"[bold]{spec.name}[/] — {spec.summary}")
+    if spec.aliases:
+        out.print(f"aliases: {', '.join(spec.aliases)}")
+    out.print(f"category: {spec.category}")
+    out.print(f"paper: {spec.paper} ({spec.venue} {spec.year})")
+    out.print(f"link: {spec.link}")
+    out.print(f"reference implementation: {spec.reference}")
+    out.print("arguments (the YAML lists these; input channels are inferred):")
+    if not spec.args:
+        out.print("  (none)")
+    for a in spec.args:
+        choices = f" one of {list(a.choices)}." if a.choices else ""
+        out.print(f"  {a.render()}  {a.help}{choices}")
+    if spec.constraints:
+        out.print("constraints:")
+        for c in spec.constraints:
+            out.print(f"  - {c}")
+    if spec.deviations:
+        out.print("deviations from the reference:")
+        for d in spec.deviations:
+            out.print(f"  - {d}")
+    if cost:
+        out.print(f"cost at C=256, 20x20: {cost['params']:,} params, {cost['gflops']:.4f} GFLOPs")
+    out.print(f"YAML: {spec.yaml_line()}")

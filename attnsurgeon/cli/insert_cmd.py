@@ -1,0 +1,121 @@
+"""``attnsurgeon insert``: splice an attention layer into a model YAML, verify it, write it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, fmt_delta, fmt_int, from_text
+from attnsurgeon.errors import VerificationError
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "insert",
+        help="Insert an attention layer after layer K (repeat --after for several), renumber every reference, "
+        "verify the new model builds, runs (square and rectangular) and trains, and write the new YAML.",
+    )(insert)
+
+
+@errors_to_exit
+def insert(
+    model: str = typer.Argument(
+        ..., help="Model YAML path or packaged Ultralytics name (yolo11n.yaml, yolov8s-seg.yaml)."
+    ),
+    module: str = typer.Option(..., "--module", "-m", help="Catalog module name ('attnsurgeon list' shows them)."),
+    after: list[int] = typer.Option(
+        ..., "--after", "-a", help="Insert after this layer index of the input file; repeatable."
+    ),
+    args: str | None = typer.Option(
+        None, "--args", help='Module hyper-parameters as a YAML list, e.g. "[2, 1]". Default: the module defaults.'
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Output YAML (default: <input stem>-<Module>.yaml)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
+    rewire: str = typer.Option(
+        "all",
+        "--rewire",
+        help="all: every later reader of layer K reads the attention; next: only the next layer does.",
+    ),
+    scale: str | None = typer.Option(
+        None, "--scale", help="Verify at this scale (n/s/m/l/x) or 'all'. Default: the scale in the file name."
+    ),
+    imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks and GFLOPs."),
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Skip building and checking the model (no torch import)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    from attnsurgeon import api
+
+    try:
+        report = api.insert(
+            model,
+            module,
+            after,
+            args=args,
+            output=output,
+            force=force,
+            rewire=rewire,
+            scale=scale,
+            imgsz=imgsz,
+            verify=not no_verify,
+        )
+    except VerificationError as exc:
+        if as_json:
+            emit_json({"output": None, "error": str(exc), "checks": [c.as_dict() for c in exc.checks]})
+        else:
+            _render_checks(exc.checks, stderr=True)
+        raise
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    _render(report)
+
+
+def _render(report: Any) -> None:
+    from rich.table import Table
+
+    out = console()
+    for warning in report.warnings:
+        console(stderr=True).print(f"[yellow]warning:[/] {warning}")
+    where = ", ".join(f"after {i['after']} → layer {i['index']}" for i in report.inserted)
+    out.print(f"[bold]{report.module}[/] {from_text(report.args)} inserted {where} (rewire {report.rewire})")
+    if report.changed:
+        table = Table(title="references changed", title_justify="left", box=None, pad_edge=False)
+        for col in ("layer", "module", "from (old)", "from (new)", "reads (new)"):
+            table.add_column(col)
+        for row in report.changed:
+            table.add_row(
+                str(row["index"]),
+                row["module"],
+                from_text(row["from_old"]),
+                from_text(row["from_new"]),
+                from_text(row["absolute_new"]),
+            )
+        out.print(table)
+    _render_checks(report.checks)
+    if report.costs:
+        table = Table(title="cost", title_justify="left", box=None, pad_edge=False)
+        for col in ("scale", "", "params", "GFLOPs"):
+            table.add_column(col, justify="right")
+        for scale, (base, new) in report.costs.items():
+            table.add_row(scale or "-", "base", fmt_int(base.params), f"{base.gflops:.2f}")
+            table.add_row("", "new", fmt_int(new.params), f"{new.gflops:.2f}")
+            table.add_row("", "Δ", fmt_delta(new.params, base.params), fmt_delta(new.gflops, base.gflops, 2))
+        out.print(table)
+    if report.output is not None:
+        out.print(f"wrote [bold]{report.output}[/]")
+
+
+def _render_checks(checks: list[Any], stderr: bool = False) -> None:
+    if not checks:
+        return
+    out = console(stderr=stderr)
+    for check in checks:
+        mark = "[green]✓[/]" if check.ok else "[yellow]-[/]" if check.ok is None else "[red]✗[/]"
+        detail = f"  [dim]{check.detail}[/]" if check.detail else ""
+        out.print(f"{mark} {check.name}{detail}")

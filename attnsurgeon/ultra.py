@@ -1,0 +1,188 @@
+"""The bridge to Ultralytics: the only room that knows its internals.
+
+- :func:`register` makes every catalog module resolvable by name in ``ultralytics.nn.tasks`` (``parse_model`` looks
+  names up with ``globals()[name]`` there) and installs the input-channel resolver, with no edit to Ultralytics
+  files. It is idempotent and cheap after the first call, and can run on its own in a fresh process (the
+  auto-registration hook does exactly that).
+- :func:`build_model` builds a model from a YAML dict at a scale, the way ``YOLO(path)`` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.metadata
+import io
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from attnsurgeon.catalog import REGISTRY
+from attnsurgeon.errors import AttnSurgeonError, ModelFileError, RegistryError
+
+ENTRY_POINT_GROUP = "attnsurgeon.modules"
+_registered: dict[str, type] = {}
+
+
+def _parse_model_code() -> Any:
+    from ultralytics.nn import tasks
+
+    return tasks.parse_model.__code__
+
+
+def _input_channels_from_parse_model(frame: FrameType) -> int | None:
+    """Input channels of the layer ``parse_model`` is building, read from its locals ``ch`` and ``f``.
+
+    ``parse_model`` calls ``m(*args)`` directly, or from a generator expression when repeats > 1. Constructors
+    called deeper (a catalog module building its own parts) are not called by parse_model and get nothing.
+    """
+    caller = frame
+    if caller.f_code.co_name == "<genexpr>" and caller.f_back is not None:
+        caller = caller.f_back
+    if caller.f_code is not _PARSE_MODEL_CODE[0]:
+        return None
+    ch, f = caller.f_locals["ch"], caller.f_locals["f"]
+    if not isinstance(f, int):
+        raise RegistryError(
+            f"an attention layer reads one feature map, but this row's 'from' is {f!r}; use a single index"
+        )
+    return int(ch[f])
+
+
+_PARSE_MODEL_CODE: list[Any] = [None]
+
+
+def load_plugins() -> list[str]:
+    """Import modules named by the ``attnsurgeon.modules`` entry-point group; they register with the decorator."""
+    loaded = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # a broken plugin must not break every model build; say which one
+            raise RegistryError(f"plugin entry point {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
+        loaded.append(ep.name)
+    return loaded
+
+
+def register(plugins: bool = True) -> dict[str, type]:
+    """Make catalog modules resolvable in Ultralytics YAMLs; returns name -> class for everything registered."""
+    from ultralytics.nn import tasks
+
+    from attnsurgeon.catalog import base
+
+    if plugins and not _registered:
+        load_plugins()
+    classes = REGISTRY.load_all()
+    for name, cls in classes.items():
+        existing = tasks.__dict__.get(name)
+        if existing is not None and existing is not cls and name not in _registered:
+            raise RegistryError(
+                f"module name {name!r} is already defined by Ultralytics ({existing.__module__}); "
+                f"rename the catalog entry {cls.__module__}:{cls.__qualname__}"
+            )
+        setattr(tasks, name, cls)
+        _registered[name] = cls
+    _PARSE_MODEL_CODE[0] = _parse_model_code()
+    base.set_input_channel_resolver(_input_channels_from_parse_model)
+    _register_safe_globals(classes.values())
+    return dict(_registered)
+
+
+def _register_safe_globals(classes: Any) -> None:
+    """Allow catalog classes in ``torch.load(weights_only=True)`` (ULTRALYTICS_SAFE_LOAD=1 loads that way)."""
+    import torch
+
+    with contextlib.suppress(AttributeError):
+        torch.serialization.add_safe_globals(list(set(classes)))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Building
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Ultralytics' logger and stray prints while building and profiling."""
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        LOGGER.setLevel(level)
+
+
+def model_class(cfg: dict[str, Any]) -> type:
+    """The Ultralytics model class YOLO(path) would use for this YAML."""
+    from ultralytics.nn import tasks
+
+    head = str(cfg["head"][-1][2]) if cfg.get("head") else ""
+    if head == "RTDETRDecoder":
+        return tasks.RTDETRDetectionModel
+    if head == "WorldDetect":
+        return tasks.WorldModel
+    task = tasks.guess_model_task(cfg)
+    if head.startswith("YOLOE"):
+        return tasks.YOLOESegModel if task == "segment" else tasks.YOLOEModel
+    mapping = {
+        "detect": tasks.DetectionModel,
+        "segment": tasks.SegmentationModel,
+        "pose": tasks.PoseModel,
+        "obb": tasks.OBBModel,
+        "classify": tasks.ClassificationModel,
+        "depth": getattr(tasks, "DepthModel", None),
+        "semantic": getattr(tasks, "SemanticSegmentationModel", None),
+    }
+    cls = mapping.get(task)
+    if cls is None:
+        raise ModelFileError(f"cannot tell which Ultralytics task this model is for (head {head!r})")
+    return cls
+
+
+def build_model(cfg: dict[str, Any], scale: str | None = None, yaml_file: str = "model.yaml") -> Any:
+    """Build an Ultralytics model from a plain YAML dict at ``scale`` (as ``YOLO(path)`` would), quietly."""
+    import copy
+
+    register()
+    cfg = copy.deepcopy(cfg)
+    scales = cfg.get("scales")
+    if scales:
+        chosen = scale or next(iter(scales))
+        if chosen not in scales:
+            raise ModelFileError(f"scale {chosen!r} is not in this YAML; it has {', '.join(scales)}")
+        cfg["scale"] = chosen
+    cfg["yaml_file"] = yaml_file
+    cls = model_class(cfg)
+    with quiet():
+        try:
+            model = cls(cfg, ch=cfg.get("channels", 3), verbose=False)
+        except AttnSurgeonError:
+            raise
+    model.args = _default_args()
+    return model
+
+
+def _default_args() -> Any:
+    from ultralytics.cfg import get_cfg
+
+    return get_cfg()
+
+
+def layer_of(model: Any, index: int) -> Any:
+    return model.model[index]
+
+
+def offline_environment() -> None:
+    """Ultralytics must never try the network from attnsurgeon (no downloads at run time)."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def packaged_root() -> Path:
+    import ultralytics
+
+    return Path(ultralytics.__file__).parent

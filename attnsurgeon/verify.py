@@ -1,0 +1,202 @@
+"""Checks on a built model: forward passes at square and rectangular sizes, one training step, liveness.
+
+Each check returns a :class:`Check`; a failed check says what failed and why (for a size problem: which layer, which
+feature-map size). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from attnsurgeon.graph import Graph
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None: skipped
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def rect_sizes(imgsz: int, stride: int) -> list[tuple[int, int]]:
+    """Two rectangular sizes (h x w and w x h) whose deepest feature map has an odd side, like rect validation.
+
+    For imgsz 640 and stride 32: 480x640 and 640x480 (P5 is 15x20 and 20x15).
+    """
+    side = max(stride, (imgsz * 3 // 4) // stride * stride)
+    if (side // stride) % 2 == 0:
+        side = side - stride if side > stride else side + stride
+    return [(side, imgsz), (imgsz, side)]
+
+
+def model_stride(model: nn.Module) -> int:
+    stride = getattr(model, "stride", None)
+    return max(int(stride.max()), 32) if isinstance(stride, torch.Tensor) else 32
+
+
+@contextlib.contextmanager
+def _layer_tracker(model: nn.Module) -> Iterator[dict[str, Any]]:
+    """Record the top-level layer being run and the shape of its input, to name the culprit of a failure."""
+    state: dict[str, Any] = {}
+    handles = []
+    layers = getattr(model, "model", None)
+    if isinstance(layers, nn.Sequential):
+        for index, layer in enumerate(layers):
+
+            def pre_hook(module: nn.Module, args: tuple[Any, ...], index: int = index) -> None:
+                state["index"] = index
+                state["type"] = getattr(module, "type", type(module).__name__).rsplit(".", 1)[-1]
+                x = args[0] if args else None
+                state["shape"] = tuple(x.shape) if isinstance(x, torch.Tensor) else None
+
+            handles.append(layer.register_forward_pre_hook(pre_hook))
+    try:
+        yield state
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _failure(state: dict[str, Any], exc: BaseException, hints: dict[int, str]) -> str:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    if "index" not in state:
+        return f"{exc.__class__.__name__}: {message}"
+    where = f"layer {state['index']} ({state['type']})"
+    shape = state.get("shape")
+    size = f" on a {'x'.join(map(str, shape))} feature map" if shape else ""
+    hint = hints.get(state["index"], "")
+    return f"{where} failed{size}: {exc.__class__.__name__}: {message}{'; ' + hint if hint else ''}"
+
+
+def _finite(output: Any) -> bool:
+    if isinstance(output, torch.Tensor):
+        return bool(torch.isfinite(output).all()) if output.is_floating_point() else True
+    if isinstance(output, dict):
+        return all(_finite(v) for v in output.values())
+    if isinstance(output, (list, tuple)):
+        return all(_finite(v) for v in output)
+    return True
+
+
+def check_forward(model: nn.Module, size: tuple[int, int], hints: dict[int, str] | None = None) -> Check:
+    name = f"forward {size[0]}x{size[1]}"
+    p = next(model.parameters())
+    x = torch.zeros(1, 3, *size, device=p.device, dtype=p.dtype)
+    x[..., : size[0] // 2, :] = 0.5  # not constant: a constant image hides NaNs from variance-based modules
+    model.eval()
+    with _layer_tracker(model) as state:
+        try:
+            with torch.inference_mode():
+                out = model(x)
+        except Exception as exc:
+            return Check(name, False, _failure(state, exc, hints or {}))
+    if not _finite(out):
+        return Check(name, False, "output contains NaN or Inf")
+    return Check(name, True, "")
+
+
+def synthetic_batch(model: nn.Module, imgsz: int, batch: int = 2) -> dict[str, Any]:
+    """Two images with one object each, with every target a task's Ultralytics loss might read."""
+    p = next(model.parameters())
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(batch, 3, imgsz, imgsz, generator=g).to(p.device, p.dtype)
+    n = batch
+    cls = torch.arange(n, dtype=torch.float32).remainder(max(int(getattr(model, "nc", 1) or 1), 1)).view(-1, 1)
+    boxes = torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.4, 0.6, 0.2, 0.2]] * math.ceil(n / 2))[:n]
+    out: dict[str, Any] = {"img": img, "batch_idx": torch.arange(n, dtype=torch.float32), "cls": cls}
+    task = getattr(model, "task", None) or _task(model)
+    if task == "obb":
+        out["bboxes"] = torch.cat([boxes, torch.full((n, 1), 0.3)], 1)
+    else:
+        out["bboxes"] = boxes
+    mh, mw = imgsz // 4, imgsz // 4
+    masks = torch.zeros(batch, mh, mw)
+    for b in range(batch):
+        x, y, w, h = boxes[b].tolist()
+        masks[b, int((y - h / 2) * mh) : int((y + h / 2) * mh), int((x - w / 2) * mw) : int((x + w / 2) * mw)] = 1
+    out["masks"] = masks
+    out["sem_masks"] = masks.long()
+    kpt_shape = getattr(model, "kpt_shape", None) or (getattr(model, "yaml", {}) or {}).get("kpt_shape") or [17, 3]
+    nk, nd = int(kpt_shape[0]), int(kpt_shape[1])
+    kpts = torch.rand(n, nk, nd, generator=g) * 0.2 + 0.4
+    if nd == 3:
+        kpts[..., 2] = 1.0
+    out["keypoints"] = kpts
+    out["depth"] = torch.rand(batch, 1, imgsz, imgsz, generator=g) + 0.5
+    out["semantic_mask"] = masks.long().repeat_interleave(4, 1).repeat_interleave(4, 2)
+    if task == "classify":
+        out["cls"] = cls.view(-1).long()
+    return out
+
+
+def _task(model: nn.Module) -> str:
+    from ultralytics.nn.tasks import guess_model_task
+
+    return guess_model_task(model)
+
+
+def check_train_step(model: nn.Module, layer_indices: Sequence[int], imgsz: int, hints: dict[int, str]) -> Check:
+    """One forward/backward with the model's own loss; every parameter of the given layers needs a finite,
+    non-zero gradient."""
+    name = "train step"
+    if type(model).__name__ in ("WorldModel", "YOLOEModel", "YOLOESegModel"):
+        return Check(name, None, f"skipped: {type(model).__name__} trains with text embeddings")
+    model.train()
+    for q in model.parameters():
+        q.grad = None
+    batch = synthetic_batch(model, imgsz)
+    with _layer_tracker(model) as state:
+        try:
+            loss, _ = model.loss(batch)
+            total = loss.sum()
+        except Exception as exc:
+            return Check(name, False, _failure(state, exc, hints))
+    if not torch.isfinite(total):
+        return Check(name, False, f"loss is not finite ({float(total)})")
+    try:
+        total.backward()
+    except Exception as exc:
+        return Check(name, False, f"backward failed: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    problems, counted = [], 0
+    for index in layer_indices:
+        for pname, q in model.model[index].named_parameters():
+            counted += 1
+            if q.grad is None:
+                problems.append(f"layer {index} {pname}: no gradient")
+            elif not torch.isfinite(q.grad).all():
+                problems.append(f"layer {index} {pname}: non-finite gradient")
+            elif q.grad.abs().sum() == 0:
+                problems.append(f"layer {index} {pname}: zero gradient")
+    for q in model.parameters():
+        q.grad = None
+    if problems:
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        return Check(name, False, "; ".join(problems[:3]) + more)
+    what = f"{counted} inserted parameter tensors get finite non-zero gradients" if counted else "no parameters"
+    return Check(name, True, f"loss {float(total.detach()):.3f}; {what}")
+
+
+def check_liveness(graph: Graph, new_layers: Sequence[int]) -> Check:
+    """Every inserted layer's output must reach an input of the head (else it is a dead end)."""
+    last = len(graph) - 1
+    dead = [i for i in new_layers if not graph.reaches(i, last)]
+    if dead:
+        return Check("reaches head", False, f"layer(s) {dead} feed nothing that reaches the head (layer {last})")
+    direct = sorted(set(new_layers) & set(graph.outputs()))
+    detail = f"head inputs {graph.outputs()}" + (f"; {direct} read directly by the head" if direct else "")
+    return Check("reaches head", True, detail)
+
+
+def exception_text(exc: BaseException, debug: bool = False) -> str:
+    return "".join(traceback.format_exception(exc)) if debug else str(exc)
