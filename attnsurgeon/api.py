@@ -124,13 +124,15 @@ def resolve_scales(doc: yamlio.ModelDoc, scale: str | None) -> tuple[list[str], 
     if doc.scale:
         if doc.scale not in available:
             raise ModelFileError(
-                f"{doc.stem}: the name asks for scale {doc.scale!r}, which the YAML lacks; it has {', '.join(available)}"
+                f"{doc.stem}: the name asks for scale {doc.scale!r}, which the YAML lacks; "
+                f"it has {', '.join(available)}"
             )
         return [doc.scale], warnings
-    warnings.append(
-        f"{doc.path.name} has no scale letter in its name, so Ultralytics builds it at the first scale "
-        f"({available[0]!r}); verified at that scale"
-    )
+    if len(available) > 1:
+        warnings.append(
+            f"{doc.path.name} has no scale letter in its name, so Ultralytics builds it at the first scale "
+            f"({available[0]!r}); verified at that scale"
+        )
     return [available[0]], warnings
 
 
@@ -189,8 +191,8 @@ def insert(
         yamlio.check_output(out, force, inputs=(doc.path,))
         name_scale = yamlio.guess_scale(out)
         wanted = scales[0]
-        if wanted and name_scale != wanted and scale != "all":
-            builds_at = name_scale or (doc.scales[0] if doc.scales else "")
+        builds_at = name_scale or (doc.scales[0] if doc.scales else "")
+        if wanted and builds_at != wanted and scale != "all":
             better = yamlio.with_scale(out.stem, wanted)
             hint = f"; name it {better}{out.suffix}" if better else " (put the scale letter in the name)"
             what = f"scale letter {name_scale!r}" if name_scale else "no scale letter"
@@ -273,9 +275,8 @@ def _verify_into(
         checks.append(verify.Check("build" + tag, True, f"{len(new.model)} layers at scale {scale or '-'}"))
         stride = verify.model_stride(new)
         if imgsz % stride:
-            raise UsageError(
-                f"--imgsz {imgsz} is not a multiple of the model stride {stride}; use e.g. {math.ceil(imgsz / stride) * stride}"
-            )
+            fit = math.ceil(imgsz / stride) * stride
+            raise UsageError(f"--imgsz {imgsz} is not a multiple of the model stride {stride}; use e.g. {fit}")
         for size in [(imgsz, imgsz), *verify.rect_sizes(imgsz, stride)]:
             check = verify.check_forward(new, size, hints)
             check.name += tag
