@@ -30,3 +30,50 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     min_value = min_value or divisor
     new = max(min_value, int(value + divisor / 2) // divisor * divisor)
     return new + divisor if new < 0.9 * value else new
+
+
+def largest_divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of n that is <= limit (at least 1): the fallback when a group count does not divide n."""
+    for d in range(max(min(limit, n), 1), 0, -1):
+        if n % d == 0:
+            return d
+    return 1
+
+
+class SafeBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm2d that, in training, normalises with the running statistics when a channel holds a single value.
+
+    Plain BatchNorm2d raises on N*H*W == 1 in training (batch 1 with a 1x1 map, or a pooled N x C x 1 x 1 vector at
+    batch 1); there batch statistics do not exist, so this falls back to eval behaviour for that call and leaves the
+    running statistics untouched. Same parameters and state dict as BatchNorm2d; identical everywhere else.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1 and self.running_mean is not None:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def adaptive_pool_matrix(size_in: int, size_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The size_out x size_in averaging matrix of PyTorch's adaptive average pooling along one axis.
+
+    Bin i averages inputs [floor(i*in/out), ceil((i+1)*in/out)); this also covers size_out > size_in (replication).
+    """
+    i = torch.arange(size_out, device=device)
+    start = torch.div(i * size_in, size_out, rounding_mode="floor")
+    end = torch.div((i + 1) * size_in + size_out - 1, size_out, rounding_mode="floor")
+    j = torch.arange(size_in, device=device)
+    member = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
+    return (member.to(dtype) / (end - start).to(dtype)[:, None]).to(dtype)
+
+
+def adaptive_avg_pool2d_exportable(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """F.adaptive_avg_pool2d as two small matrix products: same values, and it exports to ONNX for any sizes.
+
+    The ONNX exporter rejects adaptive pooling unless the input is a multiple of the output; YOLO maps (15x20, or
+    upsampling a 5x5 map back to HxW) often are not.
+    """
+    h, w = x.shape[-2:]
+    ph = adaptive_pool_matrix(int(h), out_h, x.device, x.dtype)
+    pw = adaptive_pool_matrix(int(w), out_w, x.device, x.dtype)
+    return torch.matmul(torch.matmul(ph, x), pw.transpose(0, 1))
