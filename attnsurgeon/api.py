@@ -35,7 +35,7 @@ class ModelCost:
         return {
             "scale": self.scale,
             "params": self.params,
-            "gflops": round(self.gflops, 4),
+            "gflops": self.gflops,
             "gflops_source": self.gflops_source,
         }
 

@@ -163,7 +163,10 @@ def build_model(cfg: dict[str, Any], scale: str | None = None, yaml_file: str = 
             model = cls(cfg, ch=cfg.get("channels", 3), verbose=False)
         except AttnSurgeonError:
             raise
+    # What Ultralytics' trainer sets before computing a loss (set_model_attributes).
     model.args = _default_args()
+    if getattr(model, "nc", None) is None and "nc" in model.yaml:
+        model.nc = model.yaml["nc"]
     return model
 
 

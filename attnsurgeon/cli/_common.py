@@ -38,7 +38,10 @@ def print_version(value: bool) -> None:
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped or captured output has no terminal width; do not squeeze tables into 80 columns there.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def fail(message: str, code: int) -> typer.Exit:

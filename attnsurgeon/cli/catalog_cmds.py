@@ -48,11 +48,37 @@ def spec_dict(spec: Any, cost: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def short_paper(title: str, limit: int = 48) -> str:
+    head = title.split(":")[0].strip()
+    return head if len(head) <= limit else head[: limit - 1].rstrip() + "…"
+
+
+def args_text(spec: Any) -> str:
+    return ", ".join(a.name if a.required else f"{a.name}={a.default!r}" for a in spec.args) or "-"
+
+
+def markdown_table(specs: list[Any], costs: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| module | category | paper | venue, year | args (defaults) | params | GFLOPs |",
+        "|---|---|---|---|---|---:|---:|",
+    ]
+    for s in specs:
+        cost = costs.get(s.name)
+        params = f"{cost['params']:,}" if cost else "-"
+        gflops = f"{cost['gflops']:.4f}" if cost else "-"
+        lines.append(
+            f"| {s.name} | {s.category} | [{short_paper(s.paper)}]({s.link}) | {s.venue} {s.year} | "
+            f"{args_text(s).replace('|', '/')} | {params} | {gflops} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 @errors_to_exit
 def list_modules(
     category: str | None = typer.Option(None, "--category", "-c", help="Only this category."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
     no_cost: bool = typer.Option(False, "--no-cost", help="Skip the cost columns (never imports torch)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (the one in the README)."),
 ) -> None:
     from attnsurgeon.catalog import CATEGORIES, REGISTRY
     from attnsurgeon.catalog.costs import REFERENCE_CHANNELS, REFERENCE_SIZE, reference_costs
@@ -67,6 +93,9 @@ def list_modules(
     costs = {} if no_cost else reference_costs(specs)
     if as_json:
         emit_json([spec_dict(s, costs.get(s.name)) for s in specs])
+        return
+    if markdown:
+        typer.echo(markdown_table(specs, costs), nl=False)
         return
     from rich.table import Table
 
@@ -87,9 +116,9 @@ def list_modules(
         table.add_row(
             s.name,
             s.category,
-            f"{s.venue}",
+            short_paper(s.paper, 40),
             str(s.year),
-            ", ".join(a.render() for a in s.args) or "-",
+            args_text(s),
             fmt_int(cost["params"]) if cost else "-",
             f"{cost['gflops']:.4f}" if cost else "-",
         )

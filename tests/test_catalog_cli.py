@@ -1,0 +1,77 @@
+"""`list` and `info` as a user sees them, and the README catalog table kept equal to the registry."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attnsurgeon.catalog import CATEGORIES, REGISTRY
+from attnsurgeon.cli import app
+
+runner = CliRunner()
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ATTNSURGEON_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "attnsurgeon-cache"))
+
+
+def test_catalog_has_at_least_30_modules_in_known_categories():
+    specs = REGISTRY.specs()
+    assert len(specs) >= 30
+    assert {s.category for s in specs} <= set(CATEGORIES)
+    names = [n.lower() for s in specs for n in (s.name, *s.aliases)]
+    assert len(names) == len(set(names)), "a name or alias is used twice"
+
+
+def test_list_json():
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["name"] for r in rows] == REGISTRY.names()
+    for row in rows:
+        assert {"name", "aliases", "category", "paper", "year", "args", "params", "gflops"} <= set(row)
+        assert all({"name", "default"} <= set(a) for a in row["args"])
+        assert isinstance(row["params"], int) and row["gflops"] >= 0
+    se = next(r for r in rows if r["name"] == "SE")
+    assert se["params"] == 2 * 256 * 16 and se["args"][0]["name"] == "reduction" and se["args"][0]["default"] == 16
+
+
+def test_list_category_filter_and_bad_category():
+    result = runner.invoke(app, ["list", "--category", "channel", "--json", "--no-cost"])
+    assert result.exit_code == 0, result.output
+    assert {r["category"] for r in json.loads(result.output)} == {"channel"}
+    bad = runner.invoke(app, ["list", "--category", "fancy"])
+    assert bad.exit_code == 2 and bad.output.startswith("error: --category 'fancy' is not a category")
+
+
+def test_info_text_and_json():
+    result = runner.invoke(app, ["info", "haloattention"])
+    assert result.exit_code == 0, result.output
+    for needle in ("Scaling Local Self-Attention", "arxiv.org", "reference implementation", "block_size", "YAML: - [-1, 1, HaloAttention"):
+        assert needle in result.output, needle
+    data = json.loads(runner.invoke(app, ["info", "CBAM", "--json"]).output)
+    assert data["name"] == "CBAM" and data["yaml"].startswith("- [-1, 1, CBAM, [")
+
+
+def test_info_unknown_suggests():
+    result = runner.invoke(app, ["info", "CoordAttention2"])
+    assert result.exit_code == 5
+    assert result.output.startswith("error: unknown module 'CoordAttention2'; did you mean CoordAtt")
+
+
+def test_readme_catalog_table_equals_registry():
+    from attnsurgeon.catalog.costs import reference_costs
+    from attnsurgeon.cli.catalog_cmds import markdown_table
+
+    text = README.read_text()
+    match = re.search(r"<!-- catalog-table -->\n(.*?)<!-- /catalog-table -->", text, re.S)
+    assert match, "README lacks the catalog table markers"
+    specs = REGISTRY.specs()
+    expected = markdown_table(specs, reference_costs(specs))
+    assert match.group(1) == expected, "README catalog table is stale: regenerate with `attnsurgeon list --markdown`"
