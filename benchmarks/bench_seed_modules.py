@@ -1,0 +1,467 @@
+"""Forward time of catalog modules against the seed documents' versions of the same configuration.
+
+The seed versions are not stored in this repository: the code is read at run time from the seed documents
+(``../shared/seeds`` relative to the repository, or ``--seeds``), which are tutorial pages with the module code pasted
+into prose. Two documents lost their line breaks (seed 001's HaloAttention and seed 003's LSKA are flattened onto a
+few lines, indentation gone) and one lost only its indentation (seed 002); :func:`reflow` rebuilds them with the
+heuristics described there. ``einops``, ``timm`` and ``efficientnet_pytorch`` are not dependencies: small stand-ins
+are put in ``sys.modules`` before the seed code runs.
+
+    .venv/bin/python benchmarks/bench_seed_modules.py [--seeds DIR] [--runs 50] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import re
+import statistics
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from attnsurgeon.catalog.cbam import CBAM  # noqa: E402
+from attnsurgeon.catalog.coord_att import CoordAtt  # noqa: E402
+from attnsurgeon.catalog.eca import ECA  # noqa: E402
+from attnsurgeon.catalog.efficient_attention import EfficientAttention  # noqa: E402
+from attnsurgeon.catalog.halo_attention import HaloAttention  # noqa: E402
+from attnsurgeon.catalog.lska import LSKA  # noqa: E402
+from attnsurgeon.catalog.se import SE  # noqa: E402
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Stand-ins for the seed code's third-party imports
+
+
+def _einops_parse(side: str) -> list[list[str]]:
+    """'b (h w) c' -> [['b'], ['h', 'w'], ['c']]; '()' is an empty group (a unit axis)."""
+    groups, cur = [], None
+    for tok in re.findall(r"\(|\)|[A-Za-z_]\w*|\d+", side):
+        if tok == "(":
+            cur = []
+        elif tok == ")":
+            groups.append(cur)
+            cur = None
+        elif cur is not None:
+            cur.append(tok)
+        else:
+            groups.append([tok])
+    return groups
+
+
+def _einops_apply(t: torch.Tensor, pattern: str, sizes: dict[str, int], allow_new: bool) -> torch.Tensor:
+    lhs, rhs = (_einops_parse(s) for s in pattern.split("->"))
+    sizes = dict(sizes)
+    for group, dim in zip(lhs, t.shape, strict=True):
+        unknown = [a for a in group if a not in sizes]
+        known = 1
+        for a in group:
+            known *= sizes.get(a, 1)
+        if len(unknown) == 1:
+            sizes[unknown[0]] = dim // known
+    elementary = [a for g in lhs for a in g]
+    t = t.reshape([sizes[a] for a in elementary])
+    kept = [a for g in rhs for a in g if a in elementary]
+    t = t.permute([elementary.index(a) for a in kept])
+    if allow_new:  # repeat: insert new axes (expanded) where the right side names them
+        shape, it = [], iter(range(len(kept)))
+        for a in (a for g in rhs for a in g):
+            if a in elementary:
+                next(it)
+            else:
+                t = t.unsqueeze(len(shape))
+            shape.append(sizes[a])
+        t = t.expand(shape)
+    out = []
+    for g in rhs:
+        n = 1
+        for a in g:
+            n *= sizes[a]
+        out.append(n)
+    return t.reshape(out)
+
+
+def _install_shims() -> None:
+    einops = types.ModuleType("einops")
+    einops.rearrange = lambda t, pattern, **k: _einops_apply(t, pattern, k, False)
+    einops.repeat = lambda t, pattern, **k: _einops_apply(t, pattern, k, True)
+    sys.modules.setdefault("einops", einops)
+
+    class DropPath(nn.Module):
+        def __init__(self, p: float = 0.0) -> None:
+            super().__init__()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    for name in ("timm", "timm.models", "timm.models.layers"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules["timm.models.layers"].DropPath = DropPath
+    for name in ("efficientnet_pytorch", "efficientnet_pytorch.model"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules["efficientnet_pytorch.model"].MemoryEfficientSwish = nn.SiLU  # the same function
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Re-flowing code whose line breaks and/or indentation were lost
+
+_STATEMENT_KEYWORDS = ("class ", "def ", "return ", "return(", "from ", "import ", "assert ", "if ", "elif ", "else:")
+_STATEMENT_KEYWORDS += ("for ", "super(", "self.", "#")
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def _depth_scan(text: str) -> list[int]:
+    """Bracket depth before each character, skipping string literals."""
+    depths, depth, quote, i = [], 0, "", 0
+    while i < len(text):
+        ch = text[i]
+        depths.append(depth)
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        i += 1
+    return depths
+
+
+def _split_keywords(text: str) -> list[str]:
+    """Break before statement keywords glued to the previous character (a lost line break leaves no space)."""
+    depth = _depth_scan(text)
+    cuts, skip = [0], 0
+    for i in range(1, len(text)):
+        if i < skip or depth[i] or text[i - 1] in " \t\n.(,=[":
+            continue
+        for kw in _STATEMENT_KEYWORDS:
+            if text.startswith(kw, i):
+                if kw == "import " and re.search(r"from\s+[\w.]+\s*$", text[cuts[-1] : i]):
+                    break  # 'from x import y'
+                if kw[0].isalpha() and text[i - 1] == "_":
+                    break
+                if kw == "self." and (text[i - 1].isalnum() is False and text[i - 1] not in ")]}:\"'"):
+                    break
+                cuts.append(i)
+                skip = i + len(kw)  # 'elif' must not also split at its 'if'
+                break
+    return [text[a:b].strip() for a, b in zip(cuts, [*cuts[1:], len(text)], strict=True) if text[a:b].strip()]
+
+
+def _read_names(text: str) -> set[str]:
+    """Identifiers that are used (not only assigned) somewhere: candidates for a glued statement's target."""
+    names = set()
+    for m in _IDENT.finditer(text):
+        rest = text[m.end() :].lstrip(" ")
+        if not (rest.startswith("=") and not rest.startswith("==")) and not re.match(r"[-+*/]=", rest):
+            names.add(m.group())
+    return names
+
+
+def _assignments(text: str) -> list[int]:
+    depth = _depth_scan(text)
+    hits = []
+    for m in re.finditer(r"(?<![=!<>+\-*/%&|^])([-+*/]?=)(?!=)", text):
+        if depth[m.start()] == 0:
+            hits.append(m.start())
+    return hits
+
+
+def _target_start(text: str, eq: int, floor: int, read: set[str]) -> int:
+    """Where the assignment target before text[eq] starts: names (a, b, c), attributes and subscripts."""
+    i = eq
+    while i > floor and text[i - 1] == " ":
+        i -= 1
+    while True:
+        if i > floor and text[i - 1] == "]":  # subscript: walk back to '['
+            depth = 0
+            while i > floor:
+                i -= 1
+                depth += {"]": 1, "[": -1}.get(text[i], 0)
+                if depth == 0:
+                    break
+        j = i
+        while j > floor and (text[j - 1].isalnum() or text[j - 1] in "_."):
+            j -= 1
+        run = text[j:i]
+        # glued to the previous statement: 'x.shaper' is 'x.shape' + 'r', 'valuesq_inp' is comment + 'q_inp';
+        # keep the longest suffix of the last name that the code uses elsewhere
+        last = run.rsplit(".", 1)[-1]
+        if last and (last[0].isdigit() or last not in read or keyword.iskeyword(last)):
+            for k in range(1, len(last)):
+                if last[k:] in read and not last[k].isdigit():
+                    return i - len(last) + k
+        start = j
+        # a tuple target continues backwards over ', name' only with used names
+        m = re.search(r"([A-Za-z_]\w*)\s*,\s*$", text[floor:start])
+        if not m or keyword.iskeyword(m.group(1)):
+            return start
+        name = m.group(1)
+        if name in read:
+            i = floor + m.start(1) + len(name)
+            continue
+        glued = [k for k in range(1, len(name)) if name[k:] in read and not name[k].isdigit()]
+        return floor + m.start(1) + glued[0] if glued else start
+
+
+def _split_assignments(line: str, read: set[str]) -> list[str]:
+    """Break a chunk before every glued assignment; a chunk that starts with '#' loses the comment text."""
+    comment = line.startswith("#")  # the comment runs up to the first statement found in it
+    out, start = [], 0
+    for eq in _assignments(line):
+        t = _target_start(line, eq, start, read)
+        before = line[start:t].strip()
+        if t > start and (comment or (before and not before.endswith(("=", ",")))):
+            if not comment:
+                out.append(before)
+            comment, start = False, t
+    rest = line[start:].strip()
+    if rest and not comment:
+        out.append(rest)
+    return out
+
+
+def _split_glued_calls(line: str, read: set[str], counts: dict[str, int]) -> list[str]:
+    """'...finfo(d).maxsim.masked_fill_(...)': an attribute that exists nowhere else but ends in a used name."""
+    m = re.search(r"\.([A-Za-z_]\w*)\.[A-Za-z_]\w*\(", line)
+    if m and counts.get(m.group(1), 0) == 1:
+        name = m.group(1)
+        for k in range(1, len(name)):
+            if name[k:] in read:
+                return [line[: m.start(1) + k], line[m.start(1) + k :]]
+    return [line]
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Lines joined while brackets are open (for documents with intact line breaks)."""
+    out, buf = [], ""
+    for raw in text.splitlines():
+        s = raw.strip()
+        if not s:
+            continue
+        buf = f"{buf} {s}" if buf else s
+        if _depth_scan(buf + " ")[-1] <= 0:
+            out.append(buf)
+            buf = ""
+    return out
+
+
+def _reindent(lines: list[str]) -> str:
+    """Indentation from structure: classes at 0, methods (first arg self) at 1, bodies one deeper than headers; an
+    if/elif chain's last branch ends after as many statements as its first branch had (the branches of the seeds'
+    chains are parallel), or at the next def/class."""
+    out, level, in_class = [], 0, False
+    chain: list[list[int]] = []  # open if-chains: [header level, statements in the first branch (-1: unknown), now]
+    for line in lines:
+        if line.startswith("#"):
+            continue
+        if line.startswith("if __name__"):
+            break
+        is_branch = line.startswith(("elif ", "else:"))
+        if chain and not is_branch and chain[-1][1] >= 0 and chain[-1][2] >= chain[-1][1]:
+            level = chain.pop()[0]  # the last branch is as long as the first: the chain is over
+        if line.startswith("class "):
+            lvl, in_class, chain = 0, True, []
+        elif line.startswith("def "):
+            in_class = in_class and re.match(r"def \w+\(\s*self\b", line) is not None
+            lvl, chain = (1 if in_class else 0), []
+        elif is_branch and chain:
+            lvl = chain[-1][0]
+            if chain[-1][1] < 0:
+                chain[-1][1] = chain[-1][2]
+            chain[-1][2] = 0
+        else:
+            lvl = level
+            if chain and lvl == chain[-1][0] + 1:
+                chain[-1][2] += 1
+        out.append("    " * lvl + line)
+        if line.startswith("if ") and line.endswith(":"):
+            chain.append([lvl, -1, 0])
+        level = lvl + 1 if line.endswith(":") and _depth_scan(line)[-1] == 0 else lvl
+    return "\n".join(out) + "\n"
+
+
+def reflow(text: str) -> str:
+    """Rebuild Python source from a document that lost its line breaks and/or its indentation.
+
+    Heuristics (good enough for the seed documents, not for Python at large): a statement keyword glued to the
+    previous character starts a new line (a lost line break leaves no space); an assignment at bracket depth 0 starts
+    a new line at its target, whose first name, when glued to the previous text, is cut to its longest suffix that the
+    code uses elsewhere (``x.shaper = ...`` -> ``x.shape`` / ``r = ...``); comments run to the next statement;
+    indentation is rebuilt by :func:`_reindent`.
+    """
+    if "\n" in text.strip() and max(len(s) for s in text.splitlines()) < 200:
+        lines = _logical_lines(text)  # only the indentation was lost
+    else:
+        chunks = _split_keywords(text.replace("\n", ""))
+        read = _read_names(re.sub(r"#[^=]*", " ", text))
+        counts: dict[str, int] = {}
+        for m in _IDENT.finditer(text):
+            counts[m.group()] = counts.get(m.group(), 0) + 1
+        lines = [p for c in chunks for q in _split_assignments(c, read) for p in _split_glued_calls(q, read, counts)]
+    return _reindent(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Loading the seed documents
+
+_CODE_LINE = re.compile(
+    r"^(class |def |return|assert |if |elif |else:|for |super\(|self\.|#|@|import |from )"
+    r"|^[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_]\w*)*\s*([-+*/]?=)(?!=)"
+    r"|^[A-Za-z_][\w.]*\("
+)
+
+
+def _code_block(doc: str, start: str) -> str:
+    """Consecutive code lines from the line starting with `start`, for documents that kept their line breaks."""
+    lines = doc.splitlines()
+    first = next(i for i, s in enumerate(lines) if s.strip().startswith(start))
+    out, depth = [], 0
+    for s in lines[first:]:
+        if depth <= 0 and not _CODE_LINE.match(s.strip()):
+            break
+        out.append(s)
+        depth = _depth_scan(" ".join(out) + " ")[-1]
+    return "\n".join(out)
+
+
+def _between(doc: str, start: str, end: str) -> str:
+    """The text from the first `start` to the next `end` after it (tables of contents repeat the headings)."""
+    i = doc.index(start)
+    return doc[i : doc.index(end, i)]
+
+
+def _exec(code: str, name: str) -> dict[str, object]:
+    scope: dict[str, object] = {"__name__": f"seed_{name}"}
+    exec(compile(code, f"<seed {name}>", "exec"), scope)
+    return scope
+
+
+def load_seeds(folder: Path) -> dict[str, dict[str, object]]:
+    _install_shims()
+    docs = {p.name[:3]: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))}
+    seeds: dict[str, dict[str, object]] = {}
+    # 000: CloFormer, line breaks and indentation intact
+    doc = docs["000"]
+    code = _between(doc, "import torch", "task与yaml配置")
+    seeds["000"] = _exec(code, "000")
+    # 001: HaloAttention, flattened
+    doc = docs["001"]
+    code = _between(doc, "import torch", "二、添加")
+    seeds["001"] = _exec(reflow(code), "001")
+    # 002: SE, ECA, CoordAtt, CBAM; line breaks kept, indentation lost
+    doc = docs["002"]
+    code = "import math\nimport torch\nimport torch.nn as nn\n"
+    for start in ("class se_block", "class eca_block", "class h_sigmoid", "class ChannelAttention"):
+        code += reflow(_code_block(doc, start))
+    seeds["002"] = _exec(code, "002")
+    # 003: LSKA, flattened
+    doc = docs["003"]
+    code = _between(doc, "import torch", "四、")
+    seeds["003"] = _exec(reflow(code), "003")
+    return seeds
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Timing
+
+
+def median_ms_pair(
+    fn_a: Callable[[], object], fn_b: Callable[[], object], runs: int, sync: Callable[[], None]
+) -> tuple[float, float]:
+    """Medians (ms) of two functions timed alternately, so both see the same machine load."""
+    for _ in range(max(3, runs // 10)):
+        fn_a()
+        fn_b()
+    sync()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for fn, acc in ((fn_a, times[0]), (fn_b, times[1])):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            acc.append(time.perf_counter() - t0)
+    return statistics.median(times[0]) * 1e3, statistics.median(times[1]) * 1e3
+
+
+def pairs(seeds: dict[str, dict[str, object]], c: int) -> list[tuple[str, nn.Module, nn.Module]]:
+    s0, s1, s2, s3 = seeds["000"], seeds["001"], seeds["002"], seeds["003"]
+    heads = c // 16
+    return [
+        ("SE(r=16)", SE(c, 16), s2["se_block"](c, 16)),
+        ("ECA", ECA(c), s2["eca_block"](c)),
+        ("CBAM(r=8,k=7)", CBAM(c, 8, 7), s2["cbam_block"](c, 8, 7)),
+        ("CoordAtt(r=32)", CoordAtt(c, 32), s2["CoordAtt"](c, c, 32)),
+        ("LSKA(k=7)", LSKA(c, 7), s3["LSKA"](c, 7)),
+        ("LSKA(k=23)", LSKA(c, 23), s3["LSKA"](c, 23)),
+        ("Halo(2,1,64,8)", HaloAttention(c, 2, 1, 64, 8), s1["HaloAttention"](c, 2, 1, 64, 8)),
+        (
+            f"CloFormer({heads}h,[{heads // 2},{heads // 2}],[7],w=5)",
+            EfficientAttention(c, heads, (heads // 2, heads // 2), (7,), 5),
+            s0["EfficientAttention"](c, heads, [heads // 2, heads // 2], [7], 5),
+        ),
+    ]
+
+
+def _copy_weights(src: nn.Module, dst: nn.Module) -> bool:
+    """Load src's state into dst by name, else by order when every shape agrees; False when neither fits."""
+    a, b = src.state_dict(), dst.state_dict()
+    if a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a):
+        dst.load_state_dict(a)
+        return True
+    if len(a) == len(b) and all(x.shape == y.shape for x, y in zip(a.values(), b.values(), strict=True)):
+        dst.load_state_dict(dict(zip(b.keys(), a.values(), strict=True)))
+        return True
+    return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=Path, default=REPO.parent / "shared" / "seeds")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seeds = load_seeds(args.seeds)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(
+        f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, median of {args.runs} runs, eval, no_grad"
+    )
+    header = f"{'device':6} {'input':14} {'module':28} {'params ours/seed':>19} {'ours ms':>9} {'seed ms':>9} "
+    print(header + f"{'seed/ours':>9} {'max|diff|':>10}")
+    for device in devices:
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        for shape in ((1, 256, 20, 20), (1, 128, 40, 40)):
+            c = shape[1]
+            x = torch.randn(*shape, device=device)
+            torch.manual_seed(0)
+            for name, ours, seed in pairs(seeds, c):
+                ours, seed = ours.to(device).eval(), seed.to(device).eval()
+                p_ours = sum(p.numel() for p in ours.parameters())
+                p_seed = sum(p.numel() for p in seed.parameters())
+                # outputs are compared where the weights map onto each other and the seed has no known bug there
+                diff = "-"
+                if not name.startswith("Halo") and _copy_weights(seed, ours):
+                    with torch.no_grad():
+                        diff = f"{(ours(x) - seed(x)).abs().max().item():.1e}"
+                with torch.no_grad():
+                    t_ours, t_seed = median_ms_pair(lambda m=ours, x=x: m(x), lambda m=seed, x=x: m(x), args.runs, sync)
+                size = "x".join(map(str, shape))
+                print(
+                    f"{device:6} {size:14} {name:28} {p_ours:>9}/{p_seed:<9} {t_ours:9.3f} {t_seed:9.3f} "
+                    f"{t_seed / t_ours:9.2f} {diff:>10}"
+                )
+
+
+if __name__ == "__main__":
+    main()
