@@ -200,7 +200,8 @@ def insert(
                 f"{out.name} has {what} in its name, so Ultralytics will build it at scale {builds_at!r}, "
                 f"not {wanted!r}{hint}"
             )
-    new_data = yamlio.apply(doc, result)
+    base_cfg = doc.plain()
+    new_data = yamlio.apply(doc, result, in_place=True)
     text = yamlio.dump(new_data)
     report = InsertReport(
         output=out,
@@ -224,7 +225,7 @@ def insert(
         yaml_text=text,
     )
     if verify:
-        _verify_into(report, doc, yamlio.to_plain(new_data), result, spec, scales, imgsz)
+        _verify_into(report, doc, base_cfg, yamlio.to_plain(new_data), result, spec, scales, imgsz)
         failed = [c for c in report.checks if c.ok is False]
         if failed:
             first = failed[0]
@@ -245,6 +246,7 @@ def _absolute(graph: Graph, index: int) -> list[int | str]:
 def _verify_into(
     report: InsertReport,
     doc: yamlio.ModelDoc,
+    base_cfg: dict[str, Any],
     new_cfg: dict[str, Any],
     result: graph_mod.SurgeryResult,
     spec: ModuleSpec,
@@ -258,7 +260,6 @@ def _verify_into(
     liveness = verify.check_liveness(result.graph, new_layers)
     checks.append(liveness)
     hints = {i: _constraint_hint(spec) for i in new_layers}
-    base_cfg = doc.plain()
     for scale in scales:
         tag = f" [{scale}]" if len(scales) > 1 else ""
         try:

@@ -41,6 +41,12 @@ class _Bool(int):
     def __repr__(self) -> str:
         return repr(bool(self))
 
+    def __reduce__(self) -> tuple[type, tuple[bool, str]]:
+        return (_Bool, (bool(self), self.text))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Bool:
+        return self  # immutable
+
 
 def _make_yaml() -> YAML:
     yaml = YAML()  # round-trip
@@ -238,9 +244,12 @@ def _renumber_comment(token: CommentToken | None, old: int, new: int) -> None:
         token.value = f"{match.group(1)}{new}{first[match.end() :]}{sep}{rest}"
 
 
-def apply(doc: ModelDoc, result: SurgeryResult) -> CommentedMap:
-    """A new round-trip tree: the surgery's rows spliced into a fresh copy of ``doc``, everything else untouched."""
-    data = loads(doc.text, str(doc.path))
+def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> CommentedMap:
+    """The surgery's rows spliced into the round-trip tree, everything else untouched.
+
+    Works on a fresh copy of ``doc`` unless ``in_place`` (then ``doc.data`` is the result and ``doc`` is spent).
+    """
+    data = doc.data if in_place else loads(doc.text, str(doc.path))
     old_slots = _section_slots(data)
     old_len = len(old_slots)
     new_graph = result.graph
