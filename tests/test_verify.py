@@ -153,3 +153,22 @@ def test_scale_all(tmp_path):
     report = api.insert("yolo11n.yaml", "ECA", 8, output=tmp_path / "yolo11n-ECA.yaml", scale="all")
     assert list(report.costs) == ["n", "s", "m", "l", "x"] and report.verified
     assert report.as_dict()["scales"]["x"]["base"]["params"] == 56_966_176
+
+
+def test_gflops_never_silently_zero(monkeypatch, tmp_path):
+    """Ultralytics' get_flops returns 0.0 whenever thop fails (or is missing); report the exact count instead."""
+    import thop
+    from ultralytics.utils.torch_utils import get_flops
+
+    def broken_profile(*args, **kwargs):
+        raise RuntimeError("profiling failed")
+
+    monkeypatch.setattr(thop, "profile", broken_profile)
+    report = api.insert("yolo11n.yaml", "SE", 8, output=tmp_path / "out.yaml")
+    built = report.new
+    assert get_flops(torch.nn.Conv2d(3, 3, 1), 64) == 0.0  # Ultralytics' own figure really is 0 here
+    assert built["gflops_source"].startswith("exact at full size")
+    assert any("GFLOPs: exact at full size" in w for w in report.warnings)
+    # yolo11n's exact count at 640 (FlopCounterMode: convs and matmuls) is close to Ultralytics' 6.7
+    assert 6.0 < report.base["gflops"] < 7.0
+    assert built["gflops"] - report.base["gflops"] == pytest.approx(2 * 2 * 256 * 16 / 1e9)  # SE's two linears
