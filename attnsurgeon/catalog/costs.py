@@ -7,11 +7,10 @@ delete it and the figures are recomputed the same.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import importlib.util
 import json
 import os
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,18 @@ def cache_dir() -> Path:
     return Path(base) / "attnsurgeon"
 
 
+def _torch_version_file() -> bytes:
+    # torch/version.py names the exact build; reading it is far cheaper than importlib.metadata or torch itself.
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return b""
+    path = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    return path.read_bytes() if path.is_file() else b""
+
+
 def _fingerprint(specs: list[ModuleSpec]) -> str:
     digest = hashlib.sha256()
-    with contextlib.suppress(PackageNotFoundError):
-        digest.update(version("torch").encode())
+    digest.update(_torch_version_file())
     files = {Path(s.source) for s in specs if s.source} | {CATALOG_DIR / "layers.py", CATALOG_DIR / "base.py"}
     for path in sorted(files):
         if path.is_file():

@@ -110,7 +110,7 @@ def list_modules(
         ("params", "right"),
         ("GFLOPs", "right"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
     for s in specs:
         cost = costs.get(s.name)
         table.add_row(
