@@ -15,7 +15,8 @@ Deviations from the reference:
   rows/columns are masked as keys too). The reference asserts divisibility.
 - Keys and values are projected per pixel before the halo windows are gathered (to_kv is bias-free, so projecting
   zero padding gives zero: identical maths) instead of projecting every unfolded copy: (block+2 halo)^2 / block^2
-  fewer multiply-adds.
+  fewer multiply-adds. The windows are gathered with one index_select by fixed pixel indices (exported to ONNX as
+  Gather) straight into the per-head layout the matmuls use.
 - halo_size = 0 is allowed (plain blocked attention); the reference asserts halo_size > 0.
 """
 
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnsurgeon.catalog.base import AttentionModule
-from attnsurgeon.catalog.layers import crop_to, pad_to_multiple
+from attnsurgeon.catalog.layers import crop_to
 from attnsurgeon.catalog.registry import register_module
 
 
@@ -43,6 +44,22 @@ def _relative_index(block: int, window: int) -> tuple[torch.Tensor, torch.Tensor
     idx_h = rel[:, None, :, None].expand(block, block, window, window).reshape(block * block, window * window)
     idx_w = rel[None, :, None, :].expand(block, block, window, window).reshape(block * block, window * window)
     return idx_h, idx_w
+
+
+def _windows(h: int, w: int, block: int, halo: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat pixel indices (blocks window^2) into the map padded by halo (top/left) and to a multiple of block plus
+    halo (bottom/right), and the (blocks, 1, window^2) mask of window positions that are not pixels of the image."""
+    window = block + 2 * halo
+    nh, nw = -(-h // block), -(-w // block)
+    width = nw * block + 2 * halo
+    off = torch.arange(window, device=device)
+    rows = (torch.arange(nh, device=device) * block)[:, None] + off  # nh window: padded-map row of each position
+    cols = (torch.arange(nw, device=device) * block)[:, None] + off  # nw window
+    index = rows[:, None, :, None] * width + cols[None, :, None, :]  # nh nw window window
+    real_r = (rows >= halo) & (rows < h + halo)
+    real_c = (cols >= halo) & (cols < w + halo)
+    real = real_r[:, None, :, None] & real_c[None, :, None, :]
+    return index.flatten(), ~real.reshape(nh * nw, 1, window * window)
 
 
 @register_module(
@@ -104,32 +121,30 @@ class HaloAttention(AttentionModule):
     def _attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
         """Attention weights (N, heads, blocks, block^2, window^2), values, and the padded geometry."""
         n, _, h, w = x.shape
-        b, heads, d, kw = self.block, self.heads, self.dim_head, self.window
-        xp, _, _ = pad_to_multiple(x, b)
-        hp, wp = xp.shape[-2:]
-        nh, nw = hp // b, wp // b
-        xl = xp.permute(0, 2, 3, 1)  # N Hp Wp C
+        b, heads, d, kw, halo = self.block, self.heads, self.dim_head, self.window, self.halo
+        nh, nw = -(-h // b), -(-w // b)
+        hp, wp = nh * b, nw * b
+        gather, pad_key = _windows(h, w, b, halo, x.device)
 
         # queries: N Hp Wp (heads d) -> N heads blocks block^2 d
-        q = self.to_q(xl).reshape(n, nh, b, nw, b, heads, d).permute(0, 5, 1, 3, 2, 4, 6)
-        q = q.reshape(n, heads, nh * nw, b * b, d) * self.scale
+        xl = F.pad(x, (0, wp - w, 0, hp - h)).permute(0, 2, 3, 1)
+        q = self.to_q(xl * self.scale).reshape(n, nh, b, nw, b, heads, d).permute(0, 5, 1, 3, 2, 4, 6)
+        q = q.reshape(n, heads, nh * nw, b * b, d)
 
-        # keys/values: project per pixel, then gather each block's halo window (zero padding stays zero: no bias)
-        kv = self.to_kv(xl).permute(0, 3, 1, 2)  # N (2 heads d) Hp Wp
-        kv = F.unfold(kv, kernel_size=kw, stride=b, padding=self.halo)  # N (2 heads d window^2) blocks
-        kv = kv.reshape(n, 2, heads, d, kw * kw, nh * nw).permute(1, 0, 2, 5, 4, 3)  # 2 N heads blocks window^2 d
-        k, v = kv[0], kv[1]
+        # keys/values: project every pixel of the zero-padded map once (bias-free, so the padding stays zero), then
+        # gather each block's halo window by fixed indices: N (2 heads) (blocks window^2) d, ready for matmul
+        xk = F.pad(x, (halo, halo + wp - w, halo, halo + hp - h)).permute(0, 2, 3, 1)
+        kv = self.to_kv(xk).reshape(n, -1, 2 * heads, d).transpose(1, 2)
+        kv = kv.index_select(2, gather).reshape(n, 2, heads, nh * nw, kw * kw, d)
+        k, v = kv[:, 0], kv[:, 1]
 
-        sim = q @ k.transpose(-1, -2)  # N heads blocks block^2 window^2
         # relative logits: q against both small tables, then pick each (query, key) pair's entries by fixed indices
-        table = q @ torch.cat((self.rel_height, self.rel_width)).t()  # N heads blocks block^2 2(2 window - 1)
-        table = table.flatten(-2)
-        sim = sim + (table[..., self.idx_h] + table[..., self.idx_w]).unflatten(-1, (b * b, kw * kw))
+        table = (q @ torch.cat((self.rel_height, self.rel_width)).t()).flatten(-2)  # N heads blocks (block^2 2(2kw-1))
+        sim = table.index_select(-1, self.idx_h) + table.index_select(-1, self.idx_w)
+        # content logits as k @ q^T (faster than q @ k^T for the gathered keys' layout), added in query-major layout
+        sim = sim.unflatten(-1, (b * b, kw * kw)).add_((k @ q.transpose(-1, -2)).transpose(-1, -2))
 
         # mask keys that are not real pixels: the halo beyond the border and the padding added for divisibility
-        real = F.pad(x.new_ones(1, 1, h, w), (0, wp - w, 0, hp - h))
-        real = F.unfold(real, kernel_size=kw, stride=b, padding=self.halo)  # 1 window^2 blocks
-        pad_key = (real == 0).transpose(1, 2).unsqueeze(2)  # 1 blocks 1 window^2
         sim = sim.masked_fill(pad_key, torch.finfo(sim.dtype).min)
         return sim.softmax(dim=-1), v, (n, h, w, nh, nw)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from attnsurgeon.catalog.halo_attention import HaloAttention
@@ -47,11 +48,11 @@ def test_interior_rows_are_not_uniform():
     assert not torch.allclose(interior, torch.full_like(interior, 1 / 16))
 
 
-def test_matches_naive_per_pixel_attention():
+@pytest.mark.parametrize(("block", "halo", "h", "w"), [(2, 1, 5, 6), (3, 2, 7, 8), (2, 0, 5, 5), (4, 1, 3, 2)])
+def test_matches_naive_per_pixel_attention(block, halo, h, w):
     torch.manual_seed(0)
-    block, halo, d, heads, c = 2, 1, 4, 2, 6
+    d, heads, c = 4, 2, 6
     m = HaloAttention(c, block, halo, d, heads).eval()
-    h, w = 5, 6
     x = torch.randn(1, c, h, w)
     with torch.no_grad():
         y = m(x)
