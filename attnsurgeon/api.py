@@ -152,6 +152,7 @@ def plan_insert(
     after: int | Sequence[int],
     args: Sequence[Any] | str | None = None,
     rewire: str = "all",
+    identity_init: bool = False,
 ) -> tuple[yamlio.ModelDoc, ModuleSpec, list[Any], graph_mod.SurgeryResult]:
     """The torch-free part of insert: load, check the module and its args, do the surgery on the graph."""
     doc = yamlio.load(model)
@@ -160,7 +161,9 @@ def plan_insert(
     if values is None:
         values = spec.defaults()
     values = spec.check_args(values)
-    result = graph_mod.insert(doc.graph, after, spec.name, values, rewire=rewire)  # type: ignore[arg-type]
+    # identity_init: the row wraps the module, [-1, 1, IdentityInit, [SE, [16]]] (attnsurgeon.wrappers)
+    name, row_args = ("IdentityInit", [spec.name, values]) if identity_init else (spec.name, values)
+    result = graph_mod.insert(doc.graph, after, name, row_args, rewire=rewire)  # type: ignore[arg-type]
     return doc, spec, values, result
 
 
@@ -176,13 +179,23 @@ def insert(
     imgsz: int = DEFAULT_IMGSZ,
     verify: bool = True,
     write: bool = True,
+    identity_init: bool = False,
 ) -> InsertReport:
     """Insert ``module`` after each layer index in ``after``; verify and write the new YAML.
 
-    Raises an :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is
-    written unless every check passed.
+    A ``.pt`` checkpoint goes to :func:`attnsurgeon.weights.insert_checkpoint` (weights moved, YAML written beside).
+    ``identity_init`` wraps the module so the new layer starts as the identity. Raises an
+    :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is written
+    unless every check passed.
     """
-    doc, spec, values, result = plan_insert(model, module, after, args, rewire)
+    if Path(str(model)).suffix.lower() == ".pt":
+        from attnsurgeon import weights
+
+        return weights.insert_checkpoint(
+            model, module, after, args, output=output, force=force, rewire=rewire, identity_init=identity_init,
+            scale=scale, imgsz=imgsz, verify=verify, write=write,
+        )  # fmt: skip
+    doc, spec, values, result = plan_insert(model, module, after, args, rewire, identity_init)
     scales, warnings = resolve_scales(doc, scale)
     if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
         raise UsageError(f"--imgsz {imgsz} must be a positive multiple of 32 (e.g. 640)")

@@ -72,10 +72,11 @@ def register(plugins: bool = True) -> dict[str, type]:
     from ultralytics.nn import tasks
 
     from attnsurgeon.catalog import base
+    from attnsurgeon.wrappers import WRAPPERS
 
     if plugins and not _registered:
         load_plugins()
-    classes = REGISTRY.load_all()
+    classes = {**REGISTRY.load_all(), **WRAPPERS}  # wrappers (IdentityInit) are layers, not catalog entries
     for name, cls in classes.items():
         existing = tasks.__dict__.get(name)
         if existing is not None and existing is not cls and name not in _registered:
@@ -92,11 +93,26 @@ def register(plugins: bool = True) -> dict[str, type]:
 
 
 def _register_safe_globals(classes: Any) -> None:
-    """Allow catalog classes in ``torch.load(weights_only=True)`` (ULTRALYTICS_SAFE_LOAD=1 loads that way)."""
+    """Allow catalog classes in ``torch.load(weights_only=True)`` (ULTRALYTICS_SAFE_LOAD=1 loads that way).
+
+    A pickled model references every ``nn.Module`` subclass in it, so the private helpers a catalog module builds
+    itself from (``_ConvBN``, ``SafeBatchNorm2d``, ...) are allowed too: every ``nn.Module`` subclass defined in an
+    imported ``attnsurgeon`` module or in the module that defines a registered class (plugins).
+    """
+    import sys
+
     import torch
 
+    allowed = set(classes)
+    names = {m for m in list(sys.modules) if m == "attnsurgeon" or m.startswith("attnsurgeon.")}
+    names |= {getattr(cls, "__module__", "") for cls in classes}
+    for name in names:
+        module = sys.modules.get(name)
+        for value in list(vars(module).values()) if module is not None else ():
+            if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == name:
+                allowed.add(value)
     with contextlib.suppress(AttributeError):
-        torch.serialization.add_safe_globals(list(set(classes)))
+        torch.serialization.add_safe_globals(sorted(allowed, key=lambda c: f"{c.__module__}.{c.__qualname__}"))
 
 
 # --------------------------------------------------------------------------------------------------------------------

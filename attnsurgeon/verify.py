@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from attnsurgeon.graph import Graph
+from attnsurgeon.wrappers import with_gates_opened
 
 
 @dataclass
@@ -146,6 +147,7 @@ def _task(model: nn.Module) -> str:
     return guess_model_task(model)
 
 
+@with_gates_opened  # IdentityInit layers: their closed gate would zero the inner gradients
 def check_train_step(model: nn.Module, layer_indices: Sequence[int], imgsz: int, hints: dict[int, str]) -> Check:
     """One forward/backward with the model's own loss; every parameter of the given layers needs a finite,
     non-zero gradient."""

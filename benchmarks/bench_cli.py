@@ -45,16 +45,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "out.yaml")
         fast = {
-            "attnsurgeon --help": CLI + ["--help"],
-            "insert --no-verify (yolo11n)": CLI
-            + ["insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--no-verify", "-o", out, "--force"],
+            "attnsurgeon --help": [*CLI, "--help"],
+            "insert --no-verify (yolo11n)": [
+                *CLI,
+                "insert",
+                "yolo11n.yaml",
+                "-m",
+                "SE",
+                "-a",
+                "8",
+                "--no-verify",
+                "-o",
+                out,
+                "--force",
+            ],
         }
-        wall(CLI + ["--help"], tmp)  # warm the file cache
+        wall([*CLI, "--help"], tmp)  # warm the file cache
         print(f"{'command':<44}{'median s':>10}{'min s':>8}{'target':>10}")
         for name, cmd in fast.items():
             times = [wall(cmd, tmp) for _ in range(runs)]
             print(f"{name:<44}{statistics.median(times):>10.3f}{min(times):>8.3f}{'< 0.300':>10}")
-        verify_cmd = CLI + ["insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "-o", out, "--force"]
+        verify_cmd = [*CLI, "insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "-o", out, "--force"]
         base_cmd = [sys.executable, "-c", BASELINE]
         wall(base_cmd, tmp)
         full, base = [], []

@@ -53,7 +53,13 @@ def test_list_category_filter_and_bad_category():
 def test_info_text_and_json():
     result = runner.invoke(app, ["info", "haloattention"])
     assert result.exit_code == 0, result.output
-    for needle in ("Scaling Local Self-Attention", "arxiv.org", "reference implementation", "block_size", "YAML: - [-1, 1, HaloAttention"):
+    for needle in (
+        "Scaling Local Self-Attention",
+        "arxiv.org",
+        "reference implementation",
+        "block_size",
+        "YAML: - [-1, 1, HaloAttention",
+    ):
         assert needle in result.output, needle
     data = json.loads(runner.invoke(app, ["info", "CBAM", "--json"]).output)
     assert data["name"] == "CBAM" and data["yaml"].startswith("- [-1, 1, CBAM, [")

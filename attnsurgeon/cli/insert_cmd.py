@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
 @errors_to_exit
 def insert(
     model: str = typer.Argument(
-        ..., help="Model YAML path or packaged Ultralytics name (yolo11n.yaml, yolov8s-seg.yaml)."
+        ...,
+        help="Model YAML path or packaged Ultralytics name (yolo11n.yaml, yolov8s-seg.yaml), or an Ultralytics .pt "
+        "checkpoint (its weights move to their new indices; the new YAML is written beside the output).",
     ),
     module: str = typer.Option(..., "--module", "-m", help="Catalog module name ('attnsurgeon list' shows them)."),
     after: list[int] = typer.Option(
@@ -32,9 +34,15 @@ def insert(
         None, "--args", help='Module hyper-parameters as a YAML list, e.g. "[2, 1]". Default: the module defaults.'
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Output YAML (default: <input stem>-<Module>.yaml)."
+        None, "--output", "-o", help="Output YAML, or .pt for a checkpoint (default: <input stem>-<Module>.yaml/.pt)."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
+    identity_init: bool = typer.Option(
+        False,
+        "--identity-init",
+        help="Start the new layer as the identity: the row becomes [IdentityInit, [Module, args]], "
+        "x + gamma * (M(x) - x) with gamma = 0, so a checkpoint's outputs are unchanged until training moves gamma.",
+    ),
     rewire: str = typer.Option(
         "all",
         "--rewire",
@@ -63,6 +71,7 @@ def insert(
             scale=scale,
             imgsz=imgsz,
             verify=not no_verify,
+            identity_init=identity_init,
         )
     except VerificationError as exc:
         if as_json:
@@ -109,6 +118,8 @@ def _render(report: Any) -> None:
         out.print(table)
     if report.output is not None:
         out.print(f"wrote [bold]{report.output}[/]")
+        if report.output.suffix == ".pt":  # a checkpoint surgery writes the architecture beside the weights
+            out.print(f"wrote [bold]{report.output.with_suffix('.yaml')}[/]")
 
 
 def _render_checks(checks: list[Any], stderr: bool = False) -> None:

@@ -1,0 +1,63 @@
+"""attnsurgeon: insert attention modules into Ultralytics YOLO models (YAMLs and .pt checkpoints).
+
+The public API, usable from a notebook as well as from the ``attnsurgeon`` command::
+
+    import attnsurgeon
+
+    report = attnsurgeon.insert("yolo11n.yaml", "SE", after=8, output="yolo11n-SE.yaml")
+    report = attnsurgeon.insert("best.pt", "SE", after=8, output="best-SE.pt", identity_init=True)
+    attnsurgeon.register()  # catalog modules resolvable by name in this process's Ultralytics
+
+Every name is imported on first use, so ``import attnsurgeon`` costs nothing and imports neither torch nor Ultralytics
+(the auto-registration hook imports this package at interpreter start-up).
+"""
+
+# Keep this file free of imports: it runs in every Python process where attnsurgeon is installed (see _autoload).
+
+__all__ = [
+    "InsertReport",
+    "__version__",
+    "build_model",
+    "errors",
+    "insert",
+    "insert_checkpoint",
+    "load_checkpoint",
+    "plan_insert",
+    "register",
+    "show",
+]
+
+_LAZY = {
+    "InsertReport": "attnsurgeon.api",
+    "insert": "attnsurgeon.api",
+    "plan_insert": "attnsurgeon.api",
+    "show": "attnsurgeon.api",
+    "register": "attnsurgeon.ultra",
+    "build_model": "attnsurgeon.ultra",
+    "insert_checkpoint": "attnsurgeon.weights",
+    "load_checkpoint": "attnsurgeon.weights",
+}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name == "errors":
+        value = importlib.import_module("attnsurgeon.errors")
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("attnsurgeon")
+        except PackageNotFoundError:
+            value = "0+unknown"
+    else:
+        raise AttributeError(f"module 'attnsurgeon' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

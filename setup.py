@@ -1,0 +1,47 @@
+"""Build hook: install ``attnsurgeon-autoload.pth`` into site-packages (everything else is in pyproject.toml).
+
+The .pth file is what lets plain Ultralytics (``YOLO(...)``, ``yolo train``, multi-GPU workers) build models that use
+attnsurgeon's modules without importing attnsurgeon by hand; see ``attnsurgeon/_autoload.py``. Its one line imports
+nothing when ``ATTNSURGEON_AUTOLOAD=0`` and never raises.
+
+- ``pip install .`` (a wheel): the file is written to the root of ``build_lib``, which becomes site-packages.
+- ``pip install -e .`` (PEP 660): setuptools' ``editable_wheel`` builds into an unpacked wheel directory, which it
+  configures as ``install.install_lib``; files written there are packed into the editable wheel and so also land in
+  site-packages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+PTH_NAME = "attnsurgeon-autoload.pth"
+# One line, run by site.py at start-up. exec() lets the try/except live on one line: a .pth line that raises prints a
+# traceback in every Python process, so an uninstalled or broken attnsurgeon must stay silent here.
+PTH_LINE = (
+    "import os; "
+    'os.environ.get("ATTNSURGEON_AUTOLOAD", "1").strip().lower() in ("0", "false", "no", "off") '
+    'or exec("try:\\n import attnsurgeon._autoload\\nexcept Exception:\\n pass")'
+)
+
+
+class BuildPyWithAutoload(build_py):
+    """``build_py`` that also writes the auto-registration .pth file next to the package."""
+
+    def run(self) -> None:
+        super().run()
+        # editable_wheel points install_lib at the unpacked editable wheel; build_lib is the normal wheel's root
+        target = Path(self.get_finalized_command("install").install_lib if self.editable_mode else self.build_lib)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / PTH_NAME).write_text(PTH_LINE + "\n", encoding="utf-8")
+
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:  # type: ignore[override]
+        outputs = super().get_outputs(include_bytecode)
+        if not self.editable_mode:
+            outputs.append(str(Path(self.build_lib) / PTH_NAME))
+        return outputs
+
+
+setup(cmdclass={"build_py": BuildPyWithAutoload})
