@@ -222,18 +222,8 @@ def insert(
         module=spec.name,
         args=values,
         rewire=rewire,
-        inserted=[{"after": i.after, "index": i.index} for i in result.insertions],
-        changed=[
-            {
-                "index": new,
-                "module": result.graph.rows[new].module,
-                "from_old": old_from,
-                "from_new": new_from,
-                "absolute_old": _absolute(doc.graph, _old_index(result, new)),
-                "absolute_new": _absolute(result.graph, new),
-            }
-            for new, old_from, new_from in result.changed
-        ],
+        inserted=inserted_rows(result),
+        changed=changed_rows(doc.graph, result),
         warnings=warnings,
         yaml_text=text,
     )
@@ -246,6 +236,25 @@ def insert(
     if out is not None:
         yamlio.write_atomic(out, text)
     return report
+
+
+def inserted_rows(result: graph_mod.SurgeryResult) -> list[dict[str, int]]:
+    return [{"after": i.after, "index": i.index} for i in result.insertions]
+
+
+def changed_rows(old_graph: Graph, result: graph_mod.SurgeryResult) -> list[dict[str, Any]]:
+    """The rows whose references the surgery rewrote: old and new ``from``, and what they read now."""
+    return [
+        {
+            "index": new,
+            "module": result.graph.rows[new].module,
+            "from_old": old_from,
+            "from_new": new_from,
+            "absolute_old": _absolute(old_graph, _old_index(result, new)),
+            "absolute_new": _absolute(result.graph, new),
+        }
+        for new, old_from, new_from in result.changed
+    ]
 
 
 def _old_index(result: graph_mod.SurgeryResult, new: int) -> int:

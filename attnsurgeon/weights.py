@@ -480,18 +480,8 @@ def insert_checkpoint(
         module=spec.name,
         args=values,
         rewire=rewire,
-        inserted=[{"after": i.after, "index": i.index} for i in result.insertions],
-        changed=[
-            {
-                "index": new_index,
-                "module": result.graph.rows[new_index].module,
-                "from_old": old_from,
-                "from_new": new_from,
-                "absolute_old": ckpt.graph.absolute(_old_index(result, new_index)),
-                "absolute_new": result.graph.absolute(new_index),
-            }
-            for new_index, old_from, new_from in result.changed
-        ],
+        inserted=api.inserted_rows(result),
+        changed=api.changed_rows(ckpt.graph, result),
         warnings=warnings,
         yaml_text=text,
     )
@@ -514,10 +504,6 @@ def insert_checkpoint(
         yamlio.write_atomic(yaml_out, text)
         yamlio.write_atomic(out, buffer.getvalue())
     return report
-
-
-def _old_index(result: graph_mod.SurgeryResult, new: int) -> int:
-    return next(old for old, n in result.index_map.items() if n == new)
 
 
 def checkpoint_dict(
