@@ -1,6 +1,7 @@
 """Wall-time figures for the insert loop (issue: speed targets), measured as a user runs the commands.
 
 - `attnsurgeon --help` and `insert --no-verify` on yolo11n: target < 0.3 s median each (no torch import).
+- `attnsurgeon list`: target < 0.5 s median (costs read from the cache the first run fills).
 - `insert` with full verification of yolo11n at 640: target <= 1.6x a plain script that imports ultralytics,
   builds yolo11n and runs one 640x640 forward pass, timed alternately in the same run.
 
@@ -44,27 +45,19 @@ def main() -> None:
     runs = parser.parse_args().runs
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "out.yaml")
+        insert_fast = [*CLI, "insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--no-verify", "-o", out, "--force"]
         fast = {
-            "attnsurgeon --help": [*CLI, "--help"],
-            "insert --no-verify (yolo11n)": [
-                *CLI,
-                "insert",
-                "yolo11n.yaml",
-                "-m",
-                "SE",
-                "-a",
-                "8",
-                "--no-verify",
-                "-o",
-                out,
-                "--force",
-            ],
+            "attnsurgeon --help": ([*CLI, "--help"], "< 0.300"),
+            "insert --no-verify (yolo11n)": (insert_fast, "< 0.300"),
+            # the first list fills the cost cache (~/.cache/attnsurgeon); the timed runs read it
+            "attnsurgeon list (cost cache warm)": ([*CLI, "list"], "< 0.500"),
         }
         wall([*CLI, "--help"], tmp)  # warm the file cache
         print(f"{'command':<44}{'median s':>10}{'min s':>8}{'target':>10}")
-        for name, cmd in fast.items():
+        wall([*CLI, "list"], tmp)
+        for name, (cmd, target) in fast.items():
             times = [wall(cmd, tmp) for _ in range(runs)]
-            print(f"{name:<44}{statistics.median(times):>10.3f}{min(times):>8.3f}{'< 0.300':>10}")
+            print(f"{name:<44}{statistics.median(times):>10.3f}{min(times):>8.3f}{target:>10}")
         verify_cmd = [*CLI, "insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "-o", out, "--force"]
         base_cmd = [sys.executable, "-c", BASELINE]
         wall(base_cmd, tmp)
