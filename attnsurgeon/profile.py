@@ -4,16 +4,32 @@ FLOPs are 2 x multiply-accumulates. The exact count uses ``torch.utils.flop_coun
 dispatcher level, so matmul/einsum/bmm/SDPA inside attention are counted; PyTorch's counter has no formula for the
 CPU flash-attention kernel, which is added here. Elementwise ops, softmax, normalisation and pooling are not counted
 (the same convention as Ultralytics/thop for convolutions).
+
+:func:`profile` measures a whole model as Ultralytics deploys it (a fused copy in eval and inference mode): params and
+GFLOPs as ``model.info()`` prints them, exact FLOPs at the real input size, latency (median, p90, spread) and
+throughput, peak CUDA memory, and optionally the same per top-level layer. :func:`compare` sets two reports side by
+side. Nothing here prints; the CLI renders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import contextlib
+import copy
+import gc
+import math
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from attnsurgeon.errors import AttnSurgeonError, CheckpointError, DeviceError, ModelFileError, UsageError
 
 Size = int | Sequence[int]
 
@@ -93,3 +109,639 @@ def ultralytics_gflops(model: nn.Module, imgsz: Size = 640) -> Gflops:
     x = torch.zeros(1, 3, h, w, device=p.device, dtype=p.dtype)
     total, _ = exact_flops(model, x)
     return Gflops(total / 1e9, "exact at full size (Ultralytics' estimate returned 0)")
+
+
+# ====================================================================================================================
+# Profiling a whole model: loading, device, deployment, latency, memory, per layer
+
+NOT_COUNTED = (
+    "elementwise ops (activations, additions, multiplications, bias adds), softmax, normalisation, pooling, "
+    "resizing, indexing and data movement"
+)
+DEFAULT_RUNS = 50
+MIN_RUNS = 5
+DEFAULT_TIME_BUDGET_S = 4.0  # timed runs (all models together) when --runs is not given
+DEFAULT_WARMUP = {"cpu": 3, "cuda": 10}
+MAX_LAYER_RUNS = 10
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else exc.__class__.__name__
+    return line.replace("ERROR ❌️ ", "").replace("ERROR ❌ ", "").strip()
+
+
+def parse_device(device: str | int | None = "cpu", half: bool = False) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``N`` -> a device that exists here; :class:`DeviceError` otherwise."""
+    text = "cpu" if device is None else str(device).strip()
+    low = text.lower()
+    index: int | None = None
+    if low == "cpu":
+        dev = torch.device("cpu")
+    elif low == "cuda" or re.fullmatch(r"(cuda:)?\d+", low):
+        digits = low.removeprefix("cuda:").removeprefix("cuda")
+        index = int(digits) if digits else None
+        if not torch.cuda.is_available():
+            built = "built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+            raise DeviceError(
+                f"--device {text}: CUDA is not available here (torch {torch.__version__}, {built}); use --device cpu"
+            )
+        count = torch.cuda.device_count()
+        if index is None:
+            index = torch.cuda.current_device()
+        if index >= count:
+            raise DeviceError(
+                f"--device {text}: there is no CUDA device {index}; this machine has {count} (0..{count - 1})"
+            )
+        dev = torch.device("cuda", index)
+    elif "," in low:
+        raise DeviceError(f"--device {text}: profile runs on one device; give one of cpu, cuda, cuda:N or N")
+    else:
+        raise DeviceError(f"--device {text!r} is not a device; use cpu, cuda, cuda:N or a CUDA index N")
+    if half and dev.type != "cuda":
+        raise DeviceError(
+            "--half needs a CUDA device (Ultralytics runs float16 only on GPU); drop --half or use --device cuda"
+        )
+    return dev
+
+
+def parse_imgsz(imgsz: str | Size) -> tuple[int, int]:
+    """``640``, ``"640"``, ``"480,640"`` or ``(480, 640)`` -> (h, w); :class:`UsageError` for anything else."""
+    if isinstance(imgsz, str):
+        parts = [p.strip() for p in re.split(r"[,x ]+", imgsz.strip()) if p.strip()]
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            values = []
+    elif isinstance(imgsz, bool):
+        values = []
+    elif isinstance(imgsz, int):
+        values = [imgsz]
+    else:
+        values = [int(v) for v in imgsz] if all(isinstance(v, int) and not isinstance(v, bool) for v in imgsz) else []
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise UsageError(f"--imgsz {imgsz}: give one size (640) or height,width (480,640) in pixels")
+    return hw(values)
+
+
+def model_stride(model: nn.Module) -> int:
+    """The stride an input size must be a multiple of (as Ultralytics' check_imgsz: at least 32)."""
+    stride = getattr(model, "stride", None)
+    return max(int(stride.max()), 32) if isinstance(stride, torch.Tensor) else 32
+
+
+def check_imgsz(size: tuple[int, int], stride: int) -> None:
+    bad = [s for s in size if s % stride]
+    if bad:
+        text = ",".join(map(str, size)) if size[0] != size[1] else str(size[0])
+        hint = ",".join(
+            str(max(stride, round(s / stride) * stride)) for s in (size if size[0] != size[1] else size[:1])
+        )
+        raise UsageError(f"--imgsz {text} is not a multiple of the model stride {stride}; use e.g. {hint}")
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    name: str  # yolo11n, yolo11n-SE, best
+    source: str  # the file read
+    kind: str  # "yaml" or "checkpoint"
+    scale: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_checkpoint(path: str | Path) -> nn.Module:
+    """An Ultralytics ``.pt`` checkpoint's model (EMA if present), float32, eval; never downloads or installs."""
+    from attnsurgeon import ultra
+
+    path = Path(path).expanduser()
+    data = ultra.read_checkpoint(path)
+    model = data.get("ema") or data.get("model")
+    if not isinstance(model, nn.Module) or not isinstance(getattr(model, "model", None), nn.Sequential):
+        held = type(model).__name__ if model is not None else "no 'model' or 'ema' entry"
+        raise CheckpointError(f"{path}: holds {held}, not an Ultralytics model")
+    return model.float().eval()
+
+
+def load_model(model: str | Path | nn.Module, scale: str | None = None) -> LoadedModel:
+    """A model to profile: a YAML path, a packaged name (``yolo11n.yaml``), a ``.pt`` checkpoint, or a module."""
+    if isinstance(model, nn.Module):
+        name = Path(str(getattr(model, "yaml_file", "") or getattr(model, "yaml", {}).get("yaml_file", ""))).stem
+        return LoadedModel(model, name or type(model).__name__, "<module>", "module")
+    from attnsurgeon import api, ultra, yamlio
+
+    text = str(model)
+    suffix = Path(text).suffix.lower()
+    if suffix not in (".pt", ".yaml", ".yml") and Path(text).expanduser().is_file():
+        raise ModelFileError(f"{text}: not a model YAML or an Ultralytics .pt checkpoint")
+    if suffix == ".pt":
+        if scale is not None:
+            raise UsageError(f"--scale does not apply to a checkpoint ({text} was trained at one scale)")
+        return LoadedModel(load_checkpoint(text), Path(text).stem, str(Path(text).expanduser()), "checkpoint")
+    if scale == "all":
+        raise UsageError("--scale all: profile measures one scale at a time; give n, s, m, l or x")
+    doc = yamlio.load(model)
+    scales, warnings = api.resolve_scales(doc, scale)
+    chosen = scales[0]
+    try:
+        built = ultra.build_model(doc.plain(), chosen or None, f"{doc.stem}.yaml")
+    except AttnSurgeonError:
+        raise
+    except Exception as exc:
+        at = f" at scale {chosen!r}" if chosen else ""
+        raise ModelFileError(f"{doc.path}: the model does not build{at}: {_first_line(exc)}") from exc
+    return LoadedModel(built, doc.stem, str(doc.path), "yaml", chosen, warnings)
+
+
+def deploy(model: nn.Module, device: torch.device, half: bool = False) -> tuple[nn.Module, bool]:
+    """A copy as Ultralytics deploys it: Conv+BN fused, RepConv merged, eval, no grad, on ``device``; (copy, fused)."""
+    from attnsurgeon import ultra
+
+    deployed = copy.deepcopy(model)
+    fused = False
+    fuse = getattr(deployed, "fuse", None)
+    if callable(fuse):
+        with ultra.quiet():
+            deployed = fuse(verbose=False)
+        fused = True
+    deployed = deployed.eval().to(device)
+    if half:
+        deployed = deployed.half()
+    for p in deployed.parameters():
+        p.requires_grad_(False)
+    return deployed, fused
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    pos = (len(data) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+@dataclass
+class Latency:
+    samples_ms: list[float]
+    warmup: int
+
+    @property
+    def runs(self) -> int:
+        return len(self.samples_ms)
+
+    @property
+    def median(self) -> float:
+        return _percentile(self.samples_ms, 50)
+
+    @property
+    def p90(self) -> float:
+        return _percentile(self.samples_ms, 90)
+
+    @property
+    def iqr(self) -> float:
+        return _percentile(self.samples_ms, 75) - _percentile(self.samples_ms, 25)
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.samples_ms
+        return {
+            "median": round(self.median, 4),
+            "p90": round(self.p90, 4),
+            "min": round(min(s), 4),
+            "max": round(max(s), 4),
+            "mean": round(statistics.fmean(s), 4),
+            "std": round(statistics.stdev(s), 4) if len(s) > 1 else 0.0,
+            "iqr": round(self.iqr, 4),
+            "runs": self.runs,
+            "warmup": self.warmup,
+        }
+
+
+def _on(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Inference mode, with ``device`` current on CUDA (events and streams belong to the current device)."""
+    stack = contextlib.ExitStack()
+    if device.type == "cuda":
+        stack.enter_context(torch.cuda.device(device))
+    stack.enter_context(torch.inference_mode())
+    return stack
+
+
+class _Timer:
+    """One forward's wall time in ms: perf_counter on CPU; CUDA events, waited on, on CUDA."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.device = device
+
+    def __call__(self, fn: Callable[[], Any]) -> float:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return float(start.elapsed_time(end))
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Collect the build's garbage now, then none inside a timed run (as timeit, so torch.utils.benchmark, does)."""
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def measure_latency(
+    models: Sequence[nn.Module],
+    inputs: torch.Tensor,
+    runs: int | None = None,
+    warmup: int | None = None,
+    budget_s: float = DEFAULT_TIME_BUDGET_S,
+    progress: Progress | None = None,
+) -> list[Latency]:
+    """Warm up, then time forward passes of each model, interleaved run by run (so drift hits all models alike).
+
+    ``runs`` given: exactly that many timed runs per model. Otherwise up to :data:`DEFAULT_RUNS`, stopping once
+    ``budget_s`` is spent (but never fewer than :data:`MIN_RUNS`).
+    """
+    device = inputs.device
+    timer = _Timer(device)
+    n_warm = DEFAULT_WARMUP["cuda" if device.type == "cuda" else "cpu"] if warmup is None else max(0, warmup)
+    target = DEFAULT_RUNS if runs is None else runs
+    samples: list[list[float]] = [[] for _ in models]
+    with _no_gc(), _on(device):
+        for i in range(n_warm):
+            for m in models:
+                m(inputs)
+            if progress:
+                progress("warm-up", i + 1, n_warm)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        for i in range(target):
+            for m, out in zip(models, samples, strict=True):
+                out.append(timer(lambda m=m: m(inputs)))
+            if progress:
+                progress("timing", i + 1, target)
+            if runs is None and i + 1 >= MIN_RUNS and time.perf_counter() - started > budget_s:
+                if progress:
+                    progress("timing", target, target)
+                break
+    return [Latency(s, n_warm) for s in samples]
+
+
+def peak_memory_mb(model: nn.Module, inputs: torch.Tensor) -> tuple[float, float] | None:
+    """CUDA only, in MiB: (peak for this model's forward pass, of which allocated during the pass).
+
+    The peak is the model's own weights and buffers plus the input plus what ``torch.cuda.max_memory_allocated``
+    rises by during one forward pass, so other tensors on the device (a model being compared) do not count.
+    """
+    if inputs.device.type != "cuda":
+        return None
+    device = inputs.device
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    with _on(device):
+        model(inputs)
+    torch.cuda.synchronize(device)
+    during = torch.cuda.max_memory_allocated(device) - before
+    tensors = [*model.parameters(), *model.buffers()]
+    resident = sum(t.numel() * t.element_size() for t in tensors) + inputs.numel() * inputs.element_size()
+    return (resident + during) / 2**20, during / 2**20
+
+
+def layer_times(model: nn.Module, inputs: torch.Tensor, runs: int) -> dict[int, float]:
+    """Median ms of each top-level layer (``model.model[i]``) over ``runs`` forwards, timed with hooks.
+
+    On CUDA each layer is bracketed by events (no synchronisation between layers); on CPU by perf_counter.
+    """
+    layers = getattr(model, "model", None)
+    if not isinstance(layers, nn.Sequential):
+        return {}
+    cuda = inputs.device.type == "cuda"
+    current: dict[int, Any] = {}
+    records: dict[int, list[Any]] = {i: [] for i in range(len(layers))}
+    handles = []
+
+    def now() -> Any:
+        if cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    for index, layer in enumerate(layers):
+
+        def pre(module: nn.Module, args: Any, index: int = index) -> None:
+            current[index] = now()
+
+        def post(module: nn.Module, args: Any, output: Any, index: int = index) -> None:
+            records[index].append((current.pop(index), now()))
+
+        handles.append(layer.register_forward_pre_hook(pre))
+        handles.append(layer.register_forward_hook(post))
+    try:
+        with _on(inputs.device):
+            for _ in range(runs):
+                model(inputs)
+        if cuda:
+            torch.cuda.synchronize(inputs.device)
+    finally:
+        for h in handles:
+            h.remove()
+    out = {}
+    for index, pairs in records.items():
+        if pairs:
+            ms = [s.elapsed_time(e) if cuda else (e - s) * 1e3 for s, e in pairs]
+            out[index] = float(statistics.median(ms))
+    return out
+
+
+@dataclass
+class LayerCost:
+    index: int
+    module: str
+    params: int
+    flops: int  # exact, per image, at the real input size
+    ms: float | None
+    share: float | None  # of the summed per-layer time
+    attention: bool  # a catalog (inserted attention) module
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "module": self.module,
+            "params": self.params,
+            "flops": self.flops,
+            "gflops": round(self.flops / 1e9, 6),
+            "ms": None if self.ms is None else round(self.ms, 4),
+            "share": None if self.share is None else round(self.share, 4),
+            "attention": self.attention,
+        }
+
+
+def is_attention_layer(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("attnsurgeon.catalog")
+
+
+@dataclass
+class ProfileReport:
+    """Everything ``profile`` measured for one model. ``deployed`` (the fused model that was timed) is not in JSON."""
+
+    model: str
+    source: str
+    kind: str
+    scale: str
+    device: str
+    device_name: str
+    imgsz: tuple[int, int]
+    batch: int
+    dtype: str
+    threads: int
+    fused: bool
+    params: int
+    gflops: Gflops
+    flops_exact: int  # per image
+    latency: Latency
+    memory: tuple[float, float] | None
+    layers: list[LayerCost] | None = None
+    warnings: list[str] = field(default_factory=list)
+    deployed: nn.Module | None = field(default=None, repr=False)
+    inputs: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def gflops_exact(self) -> float:
+        return self.flops_exact / 1e9
+
+    @property
+    def throughput(self) -> float:
+        return self.batch / (self.latency.median / 1e3) if self.latency.median > 0 else float("inf")
+
+    @property
+    def memory_mb(self) -> float | None:
+        return None if self.memory is None else self.memory[0]
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": self.model,
+            "source": self.source,
+            "kind": self.kind,
+            "scale": self.scale or None,
+            "device": self.device,
+            "device_name": self.device_name,
+            "imgsz": list(self.imgsz),
+            "batch": self.batch,
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "torch": torch.__version__,
+            "fused": self.fused,
+            "params": self.params,
+            "gflops": round(self.gflops.value, 4),
+            "gflops_source": self.gflops.source,
+            "gflops_exact": round(self.gflops_exact, 4),
+            "flops_exact": self.flops_exact,
+            "flops_per": "image",
+            "not_counted": NOT_COUNTED,
+            "latency_ms": self.latency.as_dict(),
+            "throughput": round(self.throughput, 3),
+            "memory_mb": None if self.memory is None else round(self.memory[0], 2),
+            "memory_forward_mb": None if self.memory is None else round(self.memory[1], 2),
+            "warnings": self.warnings,
+        }
+        if self.layers is not None:
+            out["layers"] = [layer.as_dict() for layer in self.layers]
+        return out
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return name or platform.processor() or platform.machine() or "cpu"
+
+
+def _layer_costs(source: nn.Module, deployed: nn.Module, per_module: dict[str, int], times: dict[int, float]) -> list:
+    root = type(deployed).__name__
+    total_ms = sum(times.values())
+    layers = []
+    for index, (orig, layer) in enumerate(zip(source.model, deployed.model, strict=True)):  # type: ignore[arg-type]
+        ms = times.get(index)
+        layers.append(
+            LayerCost(
+                index=index,
+                module=type(layer).__name__,
+                params=count_params(orig),
+                flops=per_module.get(f"{root}.model.{index}", 0),
+                ms=ms,
+                share=ms / total_ms if ms is not None and total_ms > 0 else None,
+                attention=is_attention_layer(layer),
+            )
+        )
+    return layers
+
+
+@contextlib.contextmanager
+def _failures(name: str, size: tuple[int, int], batch: int, device: torch.device) -> Iterator[None]:
+    """A forward pass that fails becomes one line naming the model, size and device (out of memory: what to lower)."""
+    try:
+        yield
+    except AttnSurgeonError:
+        raise
+    except torch.cuda.OutOfMemoryError as exc:
+        raise DeviceError(
+            f"{name}: out of memory on {device} at batch {batch}, imgsz {size[0]}x{size[1]}; lower --batch or --imgsz"
+        ) from exc
+    except Exception as exc:
+        raise ModelFileError(
+            f"{name}: the forward pass fails at batch {batch}, imgsz {size[0]}x{size[1]} on {device}: "
+            f"{exc.__class__.__name__}: {_first_line(exc)}"
+        ) from exc
+
+
+def profile(
+    model: str | Path | nn.Module | Sequence[str | Path | nn.Module],
+    device: str | int | None = "cpu",
+    imgsz: str | Size = 640,
+    batch: int = 1,
+    half: bool = False,
+    runs: int | None = None,
+    layers: bool = False,
+    scale: str | None = None,
+    warmup: int | None = None,
+    budget_s: float = DEFAULT_TIME_BUDGET_S,
+    progress: Progress | None = None,
+) -> list[ProfileReport]:
+    """Profile one model, or several with the same settings (timed run by run, interleaved); one report each.
+
+    Params and GFLOPs are those ``model.info()`` prints (the model as built or loaded, batch 1). Exact FLOPs (per
+    image, at the real input size), latency, throughput and memory are measured on the deployed copy: fused, eval,
+    inference mode, on ``device`` (float16 with ``half``).
+    """
+    from attnsurgeon import ultra
+
+    dev = parse_device(device, half)
+    size = parse_imgsz(imgsz)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UsageError(f"--batch {batch}: must be a positive integer")
+    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
+        raise UsageError(f"--runs {runs}: must be a positive integer")
+    specs = [model] if isinstance(model, (str, Path, nn.Module)) else list(model)
+    step = progress or (lambda stage, done, total: None)
+    dtype = torch.float16 if half else torch.float32
+
+    loaded: list[LoadedModel] = []
+    for i, spec in enumerate(specs):
+        step("loading", i, len(specs))
+        item = load_model(spec, scale)
+        check_imgsz(size, model_stride(item.model))
+        loaded.append(item)
+
+    prepared = []
+    generator = torch.Generator().manual_seed(0)
+    for i, item in enumerate(loaded):
+        step("counting FLOPs", i, len(loaded))
+        source = item.model.cpu().float()
+        params = count_params(source)
+        with ultra.quiet():
+            gflops = ultralytics_gflops(source, size)
+        deployed, fused = deploy(source, dev, half)
+        channels = next(source.parameters()).shape[1]  # as Ultralytics' get_flops reads it
+        one = torch.rand(1, channels, *size, generator=generator).to(dev, dtype)
+        with _failures(item.name, size, batch=1, device=dev):
+            flops, per_module = exact_flops(deployed, one, per_module=layers)  # also the first warm-up run
+        prepared.append((item, params, gflops, deployed, fused, flops, per_module))
+    step("counting FLOPs", len(loaded), len(loaded))
+
+    x = torch.rand(batch, one.shape[1], *size, generator=generator).to(dev, dtype)
+    with _failures(" and ".join(p[0].name for p in prepared), size, batch, dev):
+        latencies = measure_latency([p[3] for p in prepared], x, runs, warmup, budget_s, progress)
+    reports = []
+    for item, params, gflops, deployed, fused, flops, per_module in prepared:
+        layer_list = None
+        with _failures(item.name, size, batch, dev):
+            memory = peak_memory_mb(deployed, x)
+            if layers:
+                step("timing layers", 0, 1)
+                n = max(1, min(MAX_LAYER_RUNS, (runs or DEFAULT_RUNS) // 5))
+                layer_list = _layer_costs(item.model, deployed, per_module, layer_times(deployed, x, n))
+                step("timing layers", 1, 1)
+        warnings = list(item.warnings)
+        if gflops.fallback:
+            warnings.append(f"GFLOPs: {gflops.source}")
+        reports.append(
+            ProfileReport(
+                model=item.name,
+                source=item.source,
+                kind=item.kind,
+                scale=item.scale,
+                device=str(dev),
+                device_name=_device_name(dev),
+                imgsz=size,
+                batch=batch,
+                dtype=str(dtype).removeprefix("torch."),
+                threads=torch.get_num_threads(),
+                fused=fused,
+                params=params,
+                gflops=gflops,
+                flops_exact=flops,
+                latency=latencies[len(reports)],
+                memory=memory,
+                layers=layer_list,
+                warnings=warnings,
+                deployed=deployed,
+                inputs=x,
+            )
+        )
+    return reports
+
+
+COMPARED = ("params", "gflops", "gflops_exact", "latency_median_ms", "latency_p90_ms", "throughput", "memory_mb")
+
+
+def _compared_values(report: ProfileReport) -> dict[str, float | None]:
+    return {
+        "params": report.params,
+        "gflops": report.gflops.value,
+        "gflops_exact": report.gflops_exact,
+        "latency_median_ms": report.latency.median,
+        "latency_p90_ms": report.latency.p90,
+        "throughput": report.throughput,
+        "memory_mb": report.memory_mb,
+    }
+
+
+def compare(new: ProfileReport, base: ProfileReport) -> dict[str, dict[str, float | None]]:
+    """Per figure: base, new, absolute difference (new - base) and relative difference (fraction of base)."""
+    a, b = _compared_values(new), _compared_values(base)
+    out: dict[str, dict[str, float | None]] = {}
+    for key in COMPARED:
+        nv, bv = a[key], b[key]
+        if nv is None or bv is None:
+            out[key] = {"base": bv, "new": nv, "abs": None, "rel": None}
+            continue
+        diff = nv - bv
+        out[key] = {
+            "base": round(bv, 6) if isinstance(bv, float) else bv,
+            "new": round(nv, 6) if isinstance(nv, float) else nv,
+            "abs": round(diff, 6) if isinstance(diff, float) else diff,
+            "rel": round(diff / bv, 6) if bv else None,
+        }
+    return out

@@ -15,13 +15,14 @@ import importlib.metadata
 import io
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from attnsurgeon.catalog import REGISTRY
-from attnsurgeon.errors import AttnSurgeonError, ModelFileError, RegistryError
+from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError
 
 ENTRY_POINT_GROUP = "attnsurgeon.modules"
 _registered: dict[str, type] = {}
@@ -205,3 +206,82 @@ def packaged_root() -> Path:
     import ultralytics
 
     return Path(ultralytics.__file__).parent
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+@contextlib.contextmanager
+def no_autoinstall() -> Iterator[None]:
+    """Ultralytics pip-installs a module a checkpoint names when it is missing; attnsurgeon must never install."""
+    from ultralytics.utils import checks
+
+    saved = checks.AUTOINSTALL
+    checks.AUTOINSTALL = False
+    try:
+        yield
+    finally:
+        checks.AUTOINSTALL = saved
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).replace("ERROR ❌️", "").strip()
+    line = text.splitlines()[0].strip() if text else ""
+    return f"{exc.__class__.__name__}: {line}" if line else exc.__class__.__name__
+
+
+def _load_reason(exc: BaseException) -> str:
+    import pickle
+    import zipfile
+
+    cause = exc.__cause__ or exc
+    if isinstance(cause, (EOFError, pickle.UnpicklingError, zipfile.BadZipFile)) or (
+        isinstance(cause, RuntimeError) and "PytorchStreamReader" in str(cause)
+    ):
+        return f"cannot be read: the file is empty, truncated, corrupted or not a PyTorch file ({first_line(cause)})"
+    if isinstance(exc, ModuleNotFoundError):
+        return f"needs the Python module {exc.name!r}, which is not installed; it is not a checkpoint of this setup"
+    if isinstance(exc, AttributeError) and "has no attribute 'model'" in str(exc):
+        held = re.match(r"'(\w+)' object", str(exc))
+        what = f"a {held.group(1)}" if held else "an object"
+        return f"holds {what}, not an Ultralytics checkpoint (a dict with a 'model' entry, as model.save() writes)"
+    return f"not a loadable Ultralytics checkpoint: {first_line(exc)}"
+
+
+def is_state_dict(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The dict Ultralytics saved (``model.save()``, a trainer's ``last.pt``/``best.pt``), read as Ultralytics reads it.
+
+    Honours ``ULTRALYTICS_SAFE_LOAD=1``; never downloads and never pip-installs. Raises :class:`CheckpointError` with
+    a one-line reason for anything that is not such a file.
+    """
+    if path.suffix.lower() != ".pt":
+        raise CheckpointError(f"{path}: a checkpoint must be a .pt file")
+    if not path.is_file():
+        what = "is a directory, not a checkpoint" if path.exists() else "no such file"
+        raise ModelFileError(f"{path}: {what} (attnsurgeon never downloads weights; give a local .pt file)")
+    offline_environment()
+    register()
+    from ultralytics.nn import tasks
+
+    try:
+        with quiet(), no_autoinstall():
+            data, _ = tasks.torch_safe_load(str(path))
+    except AttnSurgeonError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(f"{path}: {_load_reason(exc)}") from exc
+    if is_state_dict(data):
+        raise CheckpointError(
+            f"{path}: is a plain state dict ({len(data)} tensors) with no architecture; give the checkpoint "
+            "Ultralytics writes (model.save('x.pt'), or a trainer's last.pt/best.pt)"
+        )
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: holds a {type(data).__name__}, not an Ultralytics checkpoint")
+    return data

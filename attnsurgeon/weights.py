@@ -10,11 +10,10 @@ the new YAML beside it. The input file is only ever read.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,49 +80,6 @@ class MoveStats:
 # Loading
 
 
-@contextlib.contextmanager
-def _no_autoinstall() -> Iterator[None]:
-    """Ultralytics pip-installs a module a checkpoint names when it is missing; attnsurgeon must never install."""
-    from ultralytics.utils import checks
-
-    saved = checks.AUTOINSTALL
-    checks.AUTOINSTALL = False
-    try:
-        yield
-    finally:
-        checks.AUTOINSTALL = saved
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).replace("ERROR ❌️", "").strip()
-    line = text.splitlines()[0].strip() if text else ""
-    return f"{exc.__class__.__name__}: {line}" if line else exc.__class__.__name__
-
-
-def _load_reason(exc: BaseException) -> str:
-    import pickle
-    import zipfile
-
-    cause = exc.__cause__ or exc
-    if isinstance(cause, (EOFError, pickle.UnpicklingError, zipfile.BadZipFile)) or (
-        isinstance(cause, RuntimeError) and "PytorchStreamReader" in str(cause)
-    ):
-        return f"cannot be read: the file is empty, truncated, corrupted or not a PyTorch file ({_first_line(cause)})"
-    if isinstance(exc, ModuleNotFoundError):
-        return f"needs the Python module {exc.name!r}, which is not installed; it is not a checkpoint of this setup"
-    if isinstance(exc, AttributeError) and "has no attribute 'model'" in str(exc):
-        held = re.match(r"'(\w+)' object", str(exc))
-        what = f"a {held.group(1)}" if held else "an object"
-        return f"holds {what}, not an Ultralytics checkpoint (a dict with a 'model' entry, as model.save() writes)"
-    return f"not a loadable Ultralytics checkpoint: {_first_line(exc)}"
-
-
-def _is_state_dict(value: Any) -> bool:
-    import torch
-
-    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
-
-
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read an Ultralytics checkpoint (``model.save()`` output, or a trainer's ``last.pt``/``best.pt``).
 
@@ -133,34 +89,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     from torch import nn
 
     path = Path(path).expanduser()
-    if path.suffix.lower() != ".pt":
-        raise CheckpointError(f"{path}: a checkpoint must be a .pt file")
-    if not path.is_file():
-        what = "is a directory, not a checkpoint" if path.exists() else "no such file"
-        raise CheckpointError(f"{path}: {what} (attnsurgeon never downloads weights; give a local .pt file)")
-    ultra.offline_environment()
-    ultra.register()
-    from ultralytics.nn import tasks
-
-    try:
-        with ultra.quiet(), _no_autoinstall():
-            data, _ = tasks.torch_safe_load(str(path))
-    except AttnSurgeonError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(f"{path}: {_load_reason(exc)}") from exc
-
-    if _is_state_dict(data):
-        raise CheckpointError(
-            f"{path}: is a plain state dict ({len(data)} tensors) with no architecture; give the checkpoint "
-            "Ultralytics writes (model.save('x.pt'), or a trainer's last.pt/best.pt)"
-        )
+    data = ultra.read_checkpoint(path)
     key = "ema" if data.get("ema") is not None else "model"
     model = data.get(key)
     if model is None:
         keys = ", ".join(map(str, list(data)[:8])) or "none"
         raise CheckpointError(f"{path}: not an Ultralytics checkpoint: it has no 'model' or 'ema' entry (keys: {keys})")
-    if _is_state_dict(model) or isinstance(model, dict):
+    if ultra.is_state_dict(model) or isinstance(model, dict):
         raise CheckpointError(
             f"{path}: its '{key}' entry is a state dict, not a model, so the architecture is unknown; give the "
             "checkpoint Ultralytics writes (model.save('x.pt'), or a trainer's last.pt/best.pt)"
@@ -443,7 +378,7 @@ def insert_checkpoint(
     except Exception as exc:
         from attnsurgeon.verify import Check
 
-        detail = _first_line(exc)
+        detail = ultra.first_line(exc)
         raise VerificationError(
             f"check 'build' failed: {detail}; nothing was written", [Check("build", False, detail)]
         ) from exc

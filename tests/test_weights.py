@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from attnsurgeon import api, ultra, weights, yamlio
 from attnsurgeon.cli import app
-from attnsurgeon.errors import CheckpointError, OutputError, UsageError
+from attnsurgeon.errors import CheckpointError, ModelFileError, OutputError, UsageError
 
 runner = CliRunner()
 AFTER = 8  # yolo11: C3k2 before SPPF; layers 9.. move down by one, the head's Concat/Detect inputs are renumbered
@@ -277,7 +277,7 @@ def test_cli_bad_checkpoint_exits_with_the_checkpoint_code(kind, saved, tmp_path
 
 
 def test_missing_file_and_wrong_output_suffix(saved, tmp_path):
-    with pytest.raises(CheckpointError, match="no such file"):
+    with pytest.raises(ModelFileError, match="no such file"):
         weights.insert_checkpoint(tmp_path / "nope.pt", "SE", after=AFTER, verify=False)
     with pytest.raises(UsageError, match=r"must be a \.pt file"):
         weights.insert_checkpoint(saved, "SE", after=AFTER, output=tmp_path / "x.yaml", verify=False)

@@ -1,9 +1,220 @@
-"""``attnsurgeon profile`` (placeholder registration; implemented in profile issue)."""
+"""``attnsurgeon profile``: params, GFLOPs, exact FLOPs, latency, throughput, memory; per layer; against a base."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import typer
+
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, fmt_int
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command(
+        "profile",
+        help="Measure a model as Ultralytics deploys it (fused, eval): params, GFLOPs (as model.info() prints), "
+        "exact FLOPs at the real input size, latency (median, p90, spread), throughput and peak CUDA memory; "
+        "--layers per layer, --compare against a base model.",
+    )(profile)
+
+
+@errors_to_exit
+def profile(
+    model: str = typer.Argument(
+        ..., help="Model YAML path, packaged Ultralytics name (yolo11n.yaml) or Ultralytics .pt checkpoint."
+    ),
+    device: str = typer.Option("cpu", "--device", "-d", help="cpu, cuda, cuda:N or a CUDA index N."),
+    imgsz: str = typer.Option("640", "--imgsz", help="Image size: 640, or height,width like 480,640."),
+    batch: int = typer.Option(1, "--batch", "-b", help="Images per forward pass (throughput counts them)."),
+    half: bool = typer.Option(False, "--half", help="float16 inference (CUDA only)."),
+    runs: int | None = typer.Option(
+        None, "--runs", help="Timed runs after warm-up. Default: up to 50 within a few seconds (at least 5)."
+    ),
+    compare: str | None = typer.Option(
+        None, "--compare", help="Base model to set side by side (YAML, packaged name or .pt), same settings."
+    ),
+    layers: bool = typer.Option(False, "--layers", help="Per-layer table: params, GFLOPs, ms and share of time."),
+    scale: str | None = typer.Option(
+        None, "--scale", help="Scale to build a YAML at (n/s/m/l/x). Default: the one in the file name."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    from attnsurgeon import profile as prof
+
+    specs = [model] if compare is None else [model, compare]
+    with _progress(enabled=not as_json) as step:
+        reports = prof.profile(
+            specs, device=device, imgsz=imgsz, batch=batch, half=half, runs=runs, layers=layers, scale=scale,
+            progress=step,
+        )  # fmt: skip
+    new = reports[0]
+    base = reports[1] if compare is not None else None
+    if as_json:
+        payload = new.as_dict()
+        if base is not None:
+            payload["compare"] = {"base": base.as_dict(), "delta": prof.compare(new, base)}
+        emit_json(payload)
+        return
+    _render(new, base)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A transient progress bar on stderr (only on a terminal); yields the callback profile() reports to."""
+    err = console(stderr=True)
+    if not enabled or not err.is_terminal:
+        yield lambda stage, done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("loading", total=None)
+
+        def step(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=max(total, 1))
+
+        yield step
+
+
+def _gflops(value: float) -> str:
+    """3 decimals, or 2 significant digits for what would round to 0.000 (an SE layer is ~1e-5 GFLOPs)."""
+    if value == 0 or abs(value) >= 0.001:
+        return f"{value:.3f}"
+    return f"{value:.1e}"
+
+
+def _pct(part: float, whole: float) -> str:
+    share = part / whole * 100 if whole else 0.0
+    return f"{share:.1f}%" if share == 0 or share >= 0.1 else f"{share:.1g}%"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value < 100 else f"{value:.1f}"
+
+
+def _rows(report: Any) -> list[tuple[str, float | None, str]]:
+    """(label, number for differences, text) per figure."""
+    lat = report.latency
+    mem = report.memory_mb
+    return [
+        ("params", report.params, fmt_int(report.params)),
+        ("GFLOPs (Ultralytics)", report.gflops.value, f"{report.gflops.value:.2f}"),
+        ("GFLOPs (exact)", report.gflops_exact, f"{report.gflops_exact:.4f}"),
+        ("latency median (ms)", lat.median, _ms(lat.median)),
+        ("latency p90 (ms)", lat.p90, _ms(lat.p90)),
+        (
+            "spread (ms)",
+            None,
+            f"{_ms(min(lat.samples_ms))}–{_ms(max(lat.samples_ms))}, IQR {_ms(lat.iqr)}",
+        ),
+        ("throughput (img/s)", report.throughput, f"{report.throughput:.1f}"),
+        ("peak memory (MiB)", mem, "- (CUDA only)" if mem is None else f"{mem:.1f}"),
+    ]
+
+
+def _delta(new: float | None, old: float | None, label: str) -> tuple[str, str]:
+    if new is None or old is None:
+        return "", ""
+    diff = new - old
+    if label == "params":
+        text = f"{int(diff):+,}"
+    elif label.startswith("latency"):
+        text = f"{diff:+.2f}"
+    elif label.startswith("GFLOPs") and diff and abs(diff) < 0.001:
+        text = f"{diff:+.2e}"
+    else:
+        text = f"{diff:+.3f}" if abs(diff) < 10 else f"{diff:+,.1f}"
+    pct = diff / old * 100 if old else None
+    rel = "" if pct is None else f"{pct:+.1f}%" if pct == 0 or abs(pct) >= 0.1 else f"{pct:+.1g}%"
+    return text, rel
+
+
+def _render(new: Any, base: Any | None) -> None:
+    from rich.table import Table
+
+    from attnsurgeon.profile import NOT_COUNTED
+
+    out = console()
+    err = console(stderr=True)
+    for report in (new, base):
+        for warning in report.warnings if report is not None else ():
+            err.print(f"[yellow]warning:[/] {report.model}: {warning}")
+    h, w = new.imgsz
+    where = f"{new.device} ({new.device_name})"
+    if new.device == "cpu":
+        where += f", {new.threads} thread{'s' * (new.threads != 1)}"
+    out.print(
+        f"{where} · imgsz {h}x{w} · batch {new.batch} · {new.dtype} · "
+        f"{'fused, ' if new.fused else ''}eval · {new.latency.runs} timed runs after {new.latency.warmup} warm-up"
+    )
+    title = new.model if base is None else f"{new.model} vs {base.model}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    if base is None:
+        table.add_column(new.model, justify="right")
+        for label, _, text in _rows(new):
+            table.add_row(label, text)
+    else:
+        for col in (base.model + " (base)", new.model, "Δ", "Δ%"):
+            table.add_column(col, justify="right")
+        for (label, nv, ntext), (_, bv, btext) in zip(_rows(new), _rows(base), strict=True):
+            table.add_row(label, btext, ntext, *_delta(nv, bv, label))
+    out.print(table)
+    out.print(
+        "[dim]GFLOPs (Ultralytics): what model.info() prints (batch 1). GFLOPs (exact): 2 × multiply-accumulates per "
+        f"image at the real size, counted by torch on the deployed model; not counted: {NOT_COUNTED}.[/]"
+    )
+    if new.layers is not None:
+        _render_layers(new, out)
+
+
+def _render_layers(report: Any, out: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report.model}: per layer (★ inserted attention)", title_justify="left")
+    for col, justify in (
+        ("idx", "right"),
+        ("module", "left"),
+        ("params", "right"),
+        ("GFLOPs", "right"),
+        ("ms", "right"),
+        ("share", "right"),
+        ("", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for layer in report.layers:
+        share = layer.share or 0.0
+        style = "bold magenta" if layer.attention else None
+        table.add_row(
+            str(layer.index),
+            ("★ " if layer.attention else "") + layer.module,
+            fmt_int(layer.params),
+            _gflops(layer.flops / 1e9),
+            "-" if layer.ms is None else f"{layer.ms:.2f}",
+            "-" if layer.share is None else f"{share * 100:.1f}%",
+            "█" * round(share * 40),
+            style=style,
+        )
+    out.print(table)
+    attention = [layer for layer in report.layers if layer.attention]
+    if attention:
+        ms = sum(layer.ms or 0.0 for layer in attention)
+        share = sum(layer.share or 0.0 for layer in attention)
+        flops = sum(layer.flops for layer in attention)
+        total = sum(layer.flops for layer in report.layers) or 1
+        params = sum(layer.params for layer in attention)
+        out.print(
+            f"inserted attention ({len(attention)} layer{'s' * (len(attention) > 1)}): {ms:.2f} ms "
+            f"({_pct(share, 1)} of layer time), {_gflops(flops / 1e9)} GFLOPs ({_pct(flops, total)}), "
+            f"{params:,} params ({_pct(params, report.params)})"
+        )
+    out.print("[dim]Per-layer ms are medians over hooked runs (hooks add a little overhead); share is of their sum.[/]")
