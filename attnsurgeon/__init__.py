@@ -7,6 +7,7 @@ The public API, usable from a notebook as well as from the ``attnsurgeon`` comma
     report = attnsurgeon.insert("yolo11n.yaml", "SE", after=8, output="yolo11n-SE.yaml")
     report = attnsurgeon.insert("best.pt", "SE", after=8, output="best-SE.pt", identity_init=True)
     attnsurgeon.register()  # catalog modules resolvable by name in this process's Ultralytics
+    new, base = attnsurgeon.profile_model(["yolo11n-SE.yaml", "yolo11n.yaml"])  # params, FLOPs, latency
 
 Every name is imported on first use, so ``import attnsurgeon`` costs nothing and imports neither torch nor Ultralytics
 (the auto-registration hook imports this package at interpreter start-up).
@@ -23,6 +24,7 @@ __all__ = [
     "insert_checkpoint",
     "load_checkpoint",
     "plan_insert",
+    "profile_model",
     "register",
     "show",
 ]
@@ -37,6 +39,7 @@ _LAZY = {
     "insert_checkpoint": "attnsurgeon.weights",
     "load_checkpoint": "attnsurgeon.weights",
 }
+_RENAMED = {"profile_model": ("attnsurgeon.profile", "profile")}  # the module attnsurgeon.profile owns the name
 
 
 def __getattr__(name: str) -> object:
@@ -44,6 +47,9 @@ def __getattr__(name: str) -> object:
 
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _RENAMED:
+        module, attr = _RENAMED[name]
+        value = getattr(importlib.import_module(module), attr)
     elif name == "errors":
         value = importlib.import_module("attnsurgeon.errors")
     elif name == "__version__":
