@@ -18,12 +18,28 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 PTH_NAME = "attnsurgeon-autoload.pth"
-# One line, run by site.py at start-up. exec() lets the try/except live on one line: a .pth line that raises prints a
-# traceback in every Python process, so an uninstalled or broken attnsurgeon must stay silent here.
+# Run by site.py at start-up in every process: it must cost nothing and never raise. So it imports nothing of
+# attnsurgeon: it puts a three-line finder on sys.meta_path that wakes only for ``ultralytics.nn.tasks``, and only then
+# imports attnsurgeon._autoload (which registers the catalog right after that module has loaded).
+_HOOK = """\
+try:
+ import sys
+ class AttnSurgeonAutoload:
+  def find_spec(self, name, path=None, target=None):
+   if name != "ultralytics.nn.tasks":
+    return None
+   sys.meta_path.remove(self)
+   import attnsurgeon._autoload as hook
+   return hook._FINDER.find_spec(name, path, target)
+ if not any(type(f).__name__ == "AttnSurgeonAutoload" for f in sys.meta_path):  # site dirs can repeat (lib64)
+  sys.meta_path.insert(0, AttnSurgeonAutoload())
+except Exception:
+ pass
+"""
 PTH_LINE = (
     "import os; "
     'os.environ.get("ATTNSURGEON_AUTOLOAD", "1").strip().lower() in ("0", "false", "no", "off") '
-    'or exec("try:\\n import attnsurgeon._autoload\\nexcept Exception:\\n pass")'
+    f"or exec({_HOOK!r})"
 )
 
 

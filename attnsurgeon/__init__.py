@@ -39,7 +39,6 @@ _LAZY = {
     "insert_checkpoint": "attnsurgeon.weights",
     "load_checkpoint": "attnsurgeon.weights",
 }
-_RENAMED = {"profile_model": ("attnsurgeon.profile", "profile")}  # the module attnsurgeon.profile owns the name
 
 
 def __getattr__(name: str) -> object:
@@ -47,9 +46,6 @@ def __getattr__(name: str) -> object:
 
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name in _RENAMED:
-        module, attr = _RENAMED[name]
-        value = getattr(importlib.import_module(module), attr)
     elif name == "errors":
         value = importlib.import_module("attnsurgeon.errors")
     elif name == "__version__":
@@ -67,3 +63,10 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def profile_model(*args: object, **kwargs: object) -> object:
+    """What ``attnsurgeon profile`` measures; see :func:`attnsurgeon.profile.profile` (imports torch when called)."""
+    from attnsurgeon.profile import profile
+
+    return profile(*args, **kwargs)  # type: ignore[arg-type]

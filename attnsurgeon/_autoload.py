@@ -1,14 +1,14 @@
 """Auto-registration: attnsurgeon's modules resolve in plain Ultralytics, in every process, with no source edits.
 
-Installing attnsurgeon puts ``attnsurgeon-autoload.pth`` into site-packages. Python runs its one line at start-up;
-unless ``ATTNSURGEON_AUTOLOAD=0`` it imports this module, which puts a finder at the front of ``sys.meta_path``. The
-finder answers only for ``ultralytics.nn.tasks``: it lets the normal machinery load that module and, right after the
-module has executed, calls :func:`attnsurgeon.ultra.register`, then removes itself. So ``YOLO("x-SE.yaml")``,
-``yolo train model=x-SE.yaml`` and the worker processes of multi-GPU training (started from a generated script) all
-find the catalog modules, and ``ULTRALYTICS_SAFE_LOAD=1`` loads checkpoints that contain them.
+Installing attnsurgeon puts ``attnsurgeon-autoload.pth`` into site-packages (see setup.py). Python runs its one line
+at start-up; unless ``ATTNSURGEON_AUTOLOAD=0`` it puts a tiny finder on ``sys.meta_path`` that imports nothing until
+``ultralytics.nn.tasks`` is imported; then it imports this module, whose finder lets the normal machinery load that
+module and, right after it has executed, calls :func:`attnsurgeon.ultra.register`, then removes itself. So
+``YOLO("x-SE.yaml")``, ``yolo train model=x-SE.yaml`` and the worker processes of multi-GPU training (started from a
+generated script) all find the catalog modules, and ``ULTRALYTICS_SAFE_LOAD=1`` loads checkpoints that contain them.
 
-A process that never imports Ultralytics pays for importing this small module and one string comparison per import;
-it imports nothing else (no torch, not even ``typing``). A failure to register is a warning, never an exception.
+A process that never imports Ultralytics pays one string comparison per import and imports nothing of attnsurgeon. A
+failure to register is a warning, never an exception.
 """
 
 import os

@@ -4,7 +4,7 @@ Times ``python -c pass`` in fresh processes, interleaved so drift hits every var
 
 - ``-S``: no site module at all (no .pth file runs): the interpreter's floor;
 - ``ATTNSURGEON_AUTOLOAD=0``: site runs, the .pth line only reads the variable;
-- default: the .pth line imports ``attnsurgeon._autoload``, which installs the finder.
+- default: the .pth line puts a small finder on sys.meta_path (attnsurgeon is imported only with Ultralytics).
 
 With ``--ultralytics`` it also times ``python -c "import ultralytics.nn.tasks"`` with the hook off and on: what the
 registration itself costs in a process that does use Ultralytics.
@@ -74,7 +74,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     off = {**env, "ATTNSURGEON_AUTOLOAD": "0"}
     check = subprocess.run(
-        [opts.python, "-c", "import sys; print('attnsurgeon._autoload' in sys.modules)"],
+        [opts.python, "-c", "import sys; print(any(type(f).__name__ == 'AttnSurgeonAutoload' for f in sys.meta_path))"],
         env=env,
         capture_output=True,
         text=True,
@@ -108,7 +108,7 @@ def main() -> None:
         f"line = open({str(pth)!r}).read()\n"
         "del os.environ['ATTNSURGEON_AUTOLOAD']\n"
         "t = time.perf_counter(); exec(line); t = time.perf_counter() - t\n"
-        "assert 'attnsurgeon._autoload' in sys.modules\n"
+        "assert any(type(f).__name__ == 'AttnSurgeonAutoload' for f in sys.meta_path)\n"
         "print(t)\n"
     )
     inside = []

@@ -66,16 +66,20 @@ def test_pth_file_is_installed_in_site_packages():
     lines = [ln for ln in pth.read_text().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("import ")
     assert "ATTNSURGEON_AUTOLOAD" in lines[0] and "import attnsurgeon._autoload" in lines[0]
+    assert lines[0].index("ultralytics.nn.tasks") < lines[0].index("import attnsurgeon._autoload")  # lazily
     assert "except Exception" in lines[0]  # never raises at start-up
 
 
-def test_plain_python_imports_only_the_tiny_hook(tmp_path):
-    code = "import sys; print(sorted(m for m in sys.modules if 'attnsurgeon' in m or m in ('torch', 'typing')))"
-    on = ok(python(code, tmp_path))
-    assert [m for m in eval(on) if "finder" not in m] == ["attnsurgeon", "attnsurgeon._autoload"]
+def test_plain_python_imports_nothing_and_only_gets_a_finder(tmp_path):
+    code = (
+        "import sys; print([sorted(m for m in sys.modules if 'attnsurgeon' in m or m in ('torch', 'typing')), "
+        "[type(f).__name__ for f in sys.meta_path].count('AttnSurgeonAutoload')])"
+    )
+    modules, finders = eval(ok(python(code, tmp_path)))
+    assert [m for m in modules if "finder" not in m] == [] and finders == 1
     for value in ("0", "false", "off", " NO "):
-        off = ok(python(code, tmp_path, ATTNSURGEON_AUTOLOAD=value))
-        assert [m for m in eval(off) if "finder" not in m] == [], value
+        modules, finders = eval(ok(python(code, tmp_path, ATTNSURGEON_AUTOLOAD=value)))
+        assert [m for m in modules if "finder" not in m] == [] and finders == 0, value
 
 
 def test_import_attnsurgeon_is_light_and_the_api_is_lazy(tmp_path):
