@@ -35,7 +35,6 @@ class SE(AttentionModule):
     def __init__(self, c1: int, reduction: int = 16) -> None:
         super().__init__()
         hidden = max(c1 // reduction, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Sequential(
             nn.Linear(c1, hidden, bias=False),
             nn.ReLU(inplace=True),
@@ -44,5 +43,6 @@ class SE(AttentionModule):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.fc(self.pool(x).flatten(1))
-        return x * weights[:, :, None, None]
+        n, c = x.shape[:2]
+        weights = self.fc(x.mean((2, 3)))  # squeeze: global average pooling (a plain mean is the fastest form)
+        return x * weights.view(n, c, 1, 1)
