@@ -112,6 +112,14 @@ def test_multi_insert_equals_one_by_one_from_the_top():
     assert together.index_map[8] == 10 and together.index_map[10] == 13
 
 
+def test_yolov9e_cblinear_and_cbfuse_references():
+    g = yamlio.load("yolov9e.yaml").graph
+    new = graph.insert(g, 5, "SE").graph
+    assert new.rows[13].module == "CBLinear" and new.rows[13].from_ == 6  # reads the attention, not layer 5
+    assert new.rows[17].module == "CBFuse" and new.rows[17].from_ == [11, 12, 13, 14, 15, -1]
+    assert new.rows[17].args == g.rows[16].args  # CBFuse args index CBLinear outputs, not layers: untouched
+
+
 def test_rewire_next_keeps_absolute_readers_on_k():
     g = yamlio.load("yolo11n.yaml").graph
     result = graph.insert(g, 6, "SE", rewire="next")
@@ -158,6 +166,7 @@ GOLDEN_CASES = [
     ("yolov8n-p6.yaml", [11], "SE", None, "all", "yolov8n-p6-after11-SE.yaml"),
     ("yolov5n.yaml", [8], "SE", None, "all", "yolov5n-after8-SE.yaml"),
     ("yolov9c.yaml", [4], "SE", None, "all", "yolov9c-after4-SE.yaml"),
+    ("yolov9e.yaml", [5], "SE", None, "all", "yolov9e-after5-SE.yaml"),  # CBLinear reads the SE; CBFuse refs move
     ("yolov10n.yaml", [9], "SE", None, "all", "yolov10n-after9-SE.yaml"),
     ("yolo12n.yaml", [8], "SE", None, "all", "yolo12n-after8-SE.yaml"),
     ("yolo26n.yaml", [8], "SE", None, "all", "yolo26n-after8-SE.yaml"),

@@ -149,6 +149,13 @@ def test_model_families_verify(model, after, tmp_path):
 
 
 @pytest.mark.slow
+def test_yolov9e_with_cblinear_verifies(tmp_path):
+    report = api.insert("yolov9e.yaml", "SE", 5, output=tmp_path / "out.yaml", imgsz=320)
+    assert report.verified, report.checks
+    assert report.new["params"] - report.base["params"] == 2 * 512 * 32  # SE on 512 channels, r=16
+
+
+@pytest.mark.slow
 def test_scale_all(tmp_path):
     report = api.insert("yolo11n.yaml", "ECA", 8, output=tmp_path / "yolo11n-ECA.yaml", scale="all")
     assert list(report.costs) == ["n", "s", "m", "l", "x"] and report.verified
