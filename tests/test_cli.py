@@ -186,6 +186,14 @@ def test_show_json_yolo11n():
     assert layers[23]["out_channels"] is None  # Detect's output is not a feature map
 
 
+def test_show_table_keeps_brackets():
+    """Rich reads [nc] or [input] as markup; the table must print them as written."""
+    result = run("show", "yolo11n.yaml")
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 5}
+    assert "[input]" in rows["0"] and "[nc]" in rows["23"] and "[16, 19, 22]" in rows["23"]
+
+
 def test_show_no_build_is_the_yaml_view():
     result = run("show", "yolov8s.yaml", "--no-build", "--json")
     assert result.exit_code == 0, result.output

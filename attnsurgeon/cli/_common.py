@@ -94,7 +94,15 @@ def fmt_delta(new: float, old: float, digits: int = 0) -> str:
     return body + rel
 
 
+def esc(value: Any) -> str:
+    """Text for Rich output: brackets such as ``[nc]`` or ``[input]`` would otherwise be read as markup and vanish."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def from_text(value: Any) -> str:
+    """A ``from`` or args list as the YAML writes it, escaped for Rich."""
     if isinstance(value, list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return str(value)
+        return esc("[" + ", ".join(str(v) for v in value) + "]")
+    return esc(value)

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, fmt_int
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
 
 
 def register(app: typer.Typer) -> None:
@@ -116,9 +116,9 @@ def list_modules(
         table.add_row(
             s.name,
             s.category,
-            short_paper(s.paper, 40),
+            esc(short_paper(s.paper, 40)),
             str(s.year),
-            args_text(s),
+            esc(args_text(s)),
             fmt_int(cost["params"]) if cost else "-",
             f"{cost['gflops']:.4f}" if cost else "-",
         )
@@ -140,11 +140,11 @@ def info(
         emit_json(data)
         return
     out = console()
-    out.print(f"[bold]{spec.name}[/] — {spec.summary}")
+    out.print(f"[bold]{esc(spec.name)}[/] — {esc(spec.summary)}")
     if spec.aliases:
         out.print(f"aliases: {', '.join(spec.aliases)}")
     out.print(f"category: {spec.category}")
-    out.print(f"paper: {spec.paper} ({spec.venue} {spec.year})")
+    out.print(esc(f"paper: {spec.paper} ({spec.venue} {spec.year})"))
     out.print(f"link: {spec.link}")
     out.print(f"reference implementation: {spec.reference}")
     out.print("arguments (the YAML lists these; input channels are inferred):")
@@ -152,15 +152,15 @@ def info(
         out.print("  (none)")
     for a in spec.args:
         choices = f" one of {list(a.choices)}." if a.choices else ""
-        out.print(f"  {a.render()}  {a.help}{choices}")
+        out.print(esc(f"  {a.render()}  {a.help}{choices}"))
     if spec.constraints:
         out.print("constraints:")
         for c in spec.constraints:
-            out.print(f"  - {c}")
+            out.print(esc(f"  - {c}"))
     if spec.deviations:
         out.print("deviations from the reference:")
         for d in spec.deviations:
-            out.print(f"  - {d}")
+            out.print(esc(f"  - {d}"))
     if cost:
         out.print(f"cost at C=256, 20x20: {cost['params']:,} params, {cost['gflops']:.4f} GFLOPs")
-    out.print(f"YAML: {spec.yaml_line()}")
+    out.print(esc(f"YAML: {spec.yaml_line()}"))

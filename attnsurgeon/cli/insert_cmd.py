@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, fmt_delta, fmt_int, from_text
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_delta, fmt_int, from_text
 from attnsurgeon.errors import VerificationError
 
 
@@ -90,7 +90,7 @@ def _render(report: Any) -> None:
 
     out = console()
     for warning in report.warnings:
-        console(stderr=True).print(f"[yellow]warning:[/] {warning}")
+        console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
     where = ", ".join(f"after {i['after']} → layer {i['index']}" for i in report.inserted)
     out.print(f"[bold]{report.module}[/] {from_text(report.args)} inserted {where} (rewire {report.rewire})")
     if report.changed:
@@ -117,9 +117,9 @@ def _render(report: Any) -> None:
             table.add_row("", "Δ", fmt_delta(new.params, base.params), fmt_delta(new.gflops, base.gflops, 2))
         out.print(table)
     if report.output is not None:
-        out.print(f"wrote [bold]{report.output}[/]")
+        out.print(f"wrote [bold]{esc(report.output)}[/]")
         if report.output.suffix == ".pt":  # a checkpoint surgery writes the architecture beside the weights
-            out.print(f"wrote [bold]{report.output.with_suffix('.yaml')}[/]")
+            out.print(f"wrote [bold]{esc(report.output.with_suffix('.yaml'))}[/]")
 
 
 def _render_checks(checks: list[Any], stderr: bool = False) -> None:
@@ -128,5 +128,5 @@ def _render_checks(checks: list[Any], stderr: bool = False) -> None:
     out = console(stderr=stderr)
     for check in checks:
         mark = "[green]✓[/]" if check.ok else "[yellow]-[/]" if check.ok is None else "[red]✗[/]"
-        detail = f"  [dim]{check.detail}[/]" if check.detail else ""
-        out.print(f"{mark} {check.name}{detail}")
+        detail = f"  [dim]{esc(check.detail)}[/]" if check.detail else ""
+        out.print(f"{mark} {esc(check.name)}{detail}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, fmt_int
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
 
 
 def register(app: typer.Typer) -> None:
@@ -147,7 +147,7 @@ def _render(new: Any, base: Any | None) -> None:
     err = console(stderr=True)
     for report in (new, base):
         for warning in report.warnings if report is not None else ():
-            err.print(f"[yellow]warning:[/] {report.model}: {warning}")
+            err.print(f"[yellow]warning:[/] {esc(report.model)}: {esc(warning)}")
     h, w = new.imgsz
     where = f"{new.device} ({new.device_name})"
     if new.device == "cpu":

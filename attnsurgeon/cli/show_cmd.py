@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, fmt_int, from_text
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, from_text
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +34,8 @@ def show(
     from rich.table import Table
 
     for warning in warnings:
-        console(stderr=True).print(f"[yellow]warning:[/] {warning}")
-    table = Table(title=f"{doc.stem} ({doc.path.name}, scale {chosen or '-'})", title_justify="left")
+        console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
+    table = Table(title=esc(f"{doc.stem} ({doc.path.name}, scale {chosen or '-'})"), title_justify="left")
     for col, justify in (
         ("idx", "right"),
         ("from", "left"),
