@@ -19,9 +19,9 @@ Deviations from the reference:
   pixels only (the reference's auto_pad lets the padded zeros' projections take part in both).
 - topk is clipped to the number of regions.
 - q/k/v are projected and LePE is convolved on the unpadded map (zero padding for the 3x3 LePE, as a plain conv).
-- The fine attention is scaled by head_dim ** -0.5. The reference scales by qk_dim ** -0.5 (the full width, not a
-  head's), a known quirk that makes the softmax num_heads ** 0.5 times flatter; routing (a top-k, so scale-free)
-  keeps qk_dim ** -0.5.
+- Kept as in the reference: the fine attention is scaled by qk_dim ** -0.5 (the full width, not a head's), which makes
+  the softmax num_heads ** 0.5 times flatter than per-head scaling; it is the reference's behaviour and its trained
+  weights assume it, so it is not changed here.
 - num_heads falls back to the largest divisor of c1 not above it.
 """
 
@@ -50,7 +50,6 @@ from attnsurgeon.catalog.registry import register_module
         "Padded pixels are masked out as keys and excluded from region means.",
         "topk is clipped to the number of regions.",
         "q/k/v and LePE are computed on the unpadded map.",
-        "Fine attention is scaled by head_dim ** -0.5 instead of the reference's qk_dim ** -0.5 (full width).",
         "num_heads falls back to the largest divisor of c1 not above it.",
     ),
     constraints=(
@@ -74,7 +73,7 @@ class BiLevelRoutingAttention(AttentionModule):
         self.topk = max(topk, 1)
         self.qk_dim = c1
         self.route_scale = self.qk_dim**-0.5
-        self.scale = (c1 // self.num_heads) ** -0.5
+        self.scale = self.qk_dim**-0.5  # the reference's scale (full width), kept for fidelity
         self.qkv = nn.Linear(c1, 2 * self.qk_dim + c1)
         self.wo = nn.Linear(c1, c1)
         self.lepe = nn.Conv2d(c1, c1, side_dwconv, padding=side_dwconv // 2, groups=c1) if side_dwconv > 0 else None

@@ -21,7 +21,7 @@ def _dense(m: BiLevelRoutingAttention, x: torch.Tensor) -> torch.Tensor:
     q, k, v = m.qkv(x.flatten(2).transpose(1, 2)).split(c, dim=-1)
     heads = m.num_heads
     q, k, v = (t.reshape(b, -1, heads, c // heads).transpose(1, 2) for t in (q, k, v))
-    attn = (q @ k.transpose(-2, -1) * (c // heads) ** -0.5).softmax(-1)
+    attn = (q @ k.transpose(-2, -1) * c**-0.5).softmax(-1)  # the reference scales by the full width
     out = (attn @ v).transpose(1, 2).reshape(b, h, w, c)
     lepe = m.lepe(v.transpose(1, 2).reshape(b, h, w, c).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     return m.wo(out + lepe).permute(0, 3, 1, 2)
