@@ -146,6 +146,24 @@ def output_path(doc: yamlio.ModelDoc, module: str, output: str | Path | None) ->
     return Path(name) if doc.packaged else doc.path.parent / name
 
 
+def module_args(module: str, args: Sequence[Any] | str | None) -> tuple[ModuleSpec, list[Any]]:
+    """The catalog entry and its hyper-parameters (``--args`` text, a list, or None for the defaults), checked."""
+    spec = REGISTRY.get(module)
+    values = parse_args_text(args) if isinstance(args, str) or args is None else list(args)
+    return spec, spec.check_args(spec.defaults() if values is None else values)
+
+
+def surgery_row(spec: ModuleSpec, values: list[Any], identity_init: bool) -> tuple[str, list[Any]]:
+    """Module name and args of the inserted row; identity_init wraps the module: [IdentityInit, [SE, [16]]]
+    (attnsurgeon.wrappers)."""
+    return ("IdentityInit", [spec.name, values]) if identity_init else (spec.name, values)
+
+
+def check_imgsz(imgsz: int) -> None:
+    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
+        raise UsageError(f"--imgsz {imgsz} must be a positive multiple of 32 (e.g. 640)")
+
+
 def plan_insert(
     model: str | Path,
     module: str,
@@ -156,13 +174,8 @@ def plan_insert(
 ) -> tuple[yamlio.ModelDoc, ModuleSpec, list[Any], graph_mod.SurgeryResult]:
     """The torch-free part of insert: load, check the module and its args, do the surgery on the graph."""
     doc = yamlio.load(model)
-    spec = REGISTRY.get(module)
-    values = parse_args_text(args) if isinstance(args, str) or args is None else list(args)
-    if values is None:
-        values = spec.defaults()
-    values = spec.check_args(values)
-    # identity_init: the row wraps the module, [-1, 1, IdentityInit, [SE, [16]]] (attnsurgeon.wrappers)
-    name, row_args = ("IdentityInit", [spec.name, values]) if identity_init else (spec.name, values)
+    spec, values = module_args(module, args)
+    name, row_args = surgery_row(spec, values, identity_init)
     result = graph_mod.insert(doc.graph, after, name, row_args, rewire=rewire)  # type: ignore[arg-type]
     return doc, spec, values, result
 
@@ -197,8 +210,7 @@ def insert(
         )  # fmt: skip
     doc, spec, values, result = plan_insert(model, module, after, args, rewire, identity_init)
     scales, warnings = resolve_scales(doc, scale)
-    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
-        raise UsageError(f"--imgsz {imgsz} must be a positive multiple of 32 (e.g. 640)")
+    check_imgsz(imgsz)
     out = output_path(doc, spec.name, output) if write else None
     if out is not None:
         yamlio.check_output(out, force, inputs=(doc.path,))
@@ -296,7 +308,7 @@ def _verify_into(
             checks.append(verify.Check("build" + tag, False, f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"))
             return
         checks.append(verify.Check("build" + tag, True, f"{len(new.model)} layers at scale {scale or '-'}"))
-        stride = verify.model_stride(new)
+        stride = ultra.model_stride(new)
         if imgsz % stride:
             fit = math.ceil(imgsz / stride) * stride
             raise UsageError(f"--imgsz {imgsz} is not a multiple of the model stride {stride}; use e.g. {fit}")

@@ -189,12 +189,6 @@ def parse_imgsz(imgsz: str | Size) -> tuple[int, int]:
     return hw(values)
 
 
-def model_stride(model: nn.Module) -> int:
-    """The stride an input size must be a multiple of (as Ultralytics' check_imgsz: at least 32)."""
-    stride = getattr(model, "stride", None)
-    return max(int(stride.max()), 32) if isinstance(stride, torch.Tensor) else 32
-
-
 def check_imgsz(size: tuple[int, int], stride: int) -> None:
     bad = [s for s in size if s % stride]
     if bad:
@@ -659,7 +653,7 @@ def profile(
     for i, spec in enumerate(specs):
         step("loading", i, len(specs))
         item = load_model(spec, scale)
-        check_imgsz(size, model_stride(item.model))
+        check_imgsz(size, ultra.model_stride(item.model))
         loaded.append(item)
 
     prepared = []

@@ -176,10 +176,7 @@ def build_model(cfg: dict[str, Any], scale: str | None = None, yaml_file: str = 
     cfg["yaml_file"] = yaml_file
     cls = model_class(cfg)
     with quiet():
-        try:
-            model = cls(cfg, ch=cfg.get("channels", 3), verbose=False)
-        except AttnSurgeonError:
-            raise
+        model = cls(cfg, ch=cfg.get("channels", 3), verbose=False)
     # What Ultralytics' trainer sets before computing a loss (set_model_attributes).
     model.args = _default_args()
     if getattr(model, "nc", None) is None and "nc" in model.yaml:
@@ -193,19 +190,17 @@ def _default_args() -> Any:
     return get_cfg()
 
 
-def layer_of(model: Any, index: int) -> Any:
-    return model.model[index]
+def model_stride(model: Any) -> int:
+    """The stride an input size must be a multiple of (as Ultralytics' check_imgsz: at least 32)."""
+    import torch
+
+    stride = getattr(model, "stride", None)
+    return max(int(stride.max()), 32) if isinstance(stride, torch.Tensor) else 32
 
 
 def offline_environment() -> None:
     """Ultralytics must never try the network from attnsurgeon (no downloads at run time)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
-
-
-def packaged_root() -> Path:
-    import ultralytics
-
-    return Path(ultralytics.__file__).parent
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -41,11 +41,6 @@ def rect_sizes(imgsz: int, stride: int) -> list[tuple[int, int]]:
     return [(side, imgsz), (imgsz, side)]
 
 
-def model_stride(model: nn.Module) -> int:
-    stride = getattr(model, "stride", None)
-    return max(int(stride.max()), 32) if isinstance(stride, torch.Tensor) else 32
-
-
 @contextlib.contextmanager
 def _layer_tracker(model: nn.Module) -> Iterator[dict[str, Any]]:
     """Record the top-level layer being run and the shape of its input, to name the culprit of a failure."""

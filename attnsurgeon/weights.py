@@ -21,7 +21,6 @@ from typing import Any
 
 from attnsurgeon import graph as graph_mod
 from attnsurgeon import ultra
-from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, UsageError, VerificationError
 from attnsurgeon.graph import Graph
 
@@ -292,7 +291,7 @@ def _checks(base: Any, new: Any, new_layers: list[int], stats: MoveStats, identi
     from attnsurgeon import verify
 
     checks = [verify.Check("weights moved", True, stats.describe())]
-    stride = verify.model_stride(new)
+    stride = ultra.model_stride(new)
     if imgsz % stride:
         raise UsageError(f"--imgsz {imgsz} is not a multiple of the model stride {stride}")
     for size in [(imgsz, imgsz), *verify.rect_sizes(imgsz, stride)]:
@@ -346,14 +345,10 @@ def insert_checkpoint(
     import torch
 
     from attnsurgeon import api, profile, yamlio
-    from attnsurgeon.wrappers import IDENTITY_INIT
 
     source = Path(model).expanduser()
-    spec = REGISTRY.get(module)
-    values = api.parse_args_text(args) if isinstance(args, str) or args is None else list(args)
-    values = spec.check_args(spec.defaults() if values is None else values)
-    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
-        raise UsageError(f"--imgsz {imgsz} must be a positive multiple of 32 (e.g. 640)")
+    spec, values = api.module_args(module, args)
+    api.check_imgsz(imgsz)
     out = Path(output).expanduser() if output is not None else default_output(source, spec.name)
     if out.suffix.lower() != ".pt":
         raise UsageError(f"-o {out}: the output of a checkpoint surgery must be a .pt file (the YAML goes beside it)")
@@ -365,7 +360,7 @@ def insert_checkpoint(
     ckpt = load_checkpoint(source)
     if scale not in (None, ckpt.scale):
         raise UsageError(f"--scale does not apply to a checkpoint ({source.name} is scale {ckpt.scale or '-'!r})")
-    row_module, row_args = (IDENTITY_INIT, [spec.name, values]) if identity_init else (spec.name, values)
+    row_module, row_args = api.surgery_row(spec, values, identity_init)
     result = graph_mod.insert(ckpt.graph, after, row_module, row_args, rewire=rewire)  # type: ignore[arg-type]
     new_layers = [i.index for i in result.insertions]
     cfg = new_config(ckpt, result, yaml_out.name)

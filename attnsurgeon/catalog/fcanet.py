@@ -31,10 +31,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from attnsurgeon.catalog.base import AttentionModule
-from attnsurgeon.catalog.layers import adaptive_pool_matrix, largest_divisor_at_most
+from attnsurgeon.catalog.layers import adaptive_pool_matrix, excitation, largest_divisor_at_most
 from attnsurgeon.catalog.registry import register_module
 
 # Frequency (u, v) indices on a 7x7 grid, ranked by the paper's single-frequency ablation (reference get_freq_indices).
@@ -125,13 +124,7 @@ class FcaNet(AttentionModule):
         # parameters (the reference's "fixed DCT init"); one per frequency, not per channel, to keep them small.
         self.register_buffer("dct_rows", _dct_basis(dct_size, u).float()[:, :, None], persistent=False)
         self.register_buffer("dct_cols", _dct_basis(dct_size, v).float()[:, None, :], persistent=False)
-        hidden = max(c1 // reduction, 1)
-        self.fc = nn.Sequential(
-            nn.Linear(c1, hidden, bias=False),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, c1, bias=False),
-            nn.Sigmoid(),
-        )
+        self.fc = excitation(c1, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

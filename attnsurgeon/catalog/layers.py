@@ -25,11 +25,15 @@ def crop_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return x[..., :h, :w]
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round channels to a multiple of divisor, never dropping more than 10% (MobileNet convention)."""
-    min_value = min_value or divisor
-    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * value else new
+def excitation(channels: int, reduction: int) -> torch.nn.Sequential:
+    """SE's excitation: bias-free C -> max(C // r, 1) -> C bottleneck with a sigmoid gate (also FcaNet's)."""
+    hidden = max(channels // reduction, 1)
+    return torch.nn.Sequential(
+        torch.nn.Linear(channels, hidden, bias=False),
+        torch.nn.ReLU(inplace=True),
+        torch.nn.Linear(hidden, channels, bias=False),
+        torch.nn.Sigmoid(),
+    )
 
 
 def largest_divisor_at_most(n: int, limit: int) -> int:

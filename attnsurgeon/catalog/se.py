@@ -8,9 +8,9 @@ Reference: https://github.com/hujie-frank/SENet (Caffe); the PyTorch form the YO
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from attnsurgeon.catalog.base import AttentionModule
+from attnsurgeon.catalog.layers import excitation
 from attnsurgeon.catalog.registry import register_module
 
 
@@ -34,13 +34,7 @@ class SE(AttentionModule):
 
     def __init__(self, c1: int, reduction: int = 16) -> None:
         super().__init__()
-        hidden = max(c1 // reduction, 1)
-        self.fc = nn.Sequential(
-            nn.Linear(c1, hidden, bias=False),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, c1, bias=False),
-            nn.Sigmoid(),
-        )
+        self.fc = excitation(c1, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c = x.shape[:2]
