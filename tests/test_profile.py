@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from typer.testing import CliRunner
 
-from attnsurgeon import profile
+from attnsurgeon import profile, timing
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
 from attnsurgeon.errors import CheckpointError, DeviceError, ModelFileError, UsageError
@@ -210,7 +210,7 @@ def test_compare_differences():
             params=params,
             gflops=profile.Gflops(gflops, "ultralytics"),
             gflops_exact=gflops,
-            latency=profile.Latency([median], 0),
+            latency=timing.Latency([median], 0),
             throughput=1000 / median,
             memory_mb=memory,
         )
@@ -230,18 +230,18 @@ def test_measure_latency_runs_and_budget():
     conv = nn.Conv2d(3, 4, 3).eval()
     x = torch.rand(1, 3, 16, 16)
     seen = []
-    exact = profile.measure_latency([conv], x, runs=7, warmup=2, progress=lambda *a: seen.append(a))[0]
+    exact = timing.measure_latency([conv], x, runs=7, warmup=2, progress=lambda *a: seen.append(a))[0]
     assert exact.runs == 7 and exact.warmup == 2
     assert ("timing", 7, 7) in seen and ("warm-up", 2, 2) in seen
-    budget = profile.measure_latency([conv, conv], x, runs=None, warmup=0, budget_s=0.0)
-    assert [lat.runs for lat in budget] == [profile.MIN_RUNS] * 2  # interleaved: both models, same count
+    budget = timing.measure_latency([conv, conv], x, runs=None, warmup=0, budget_s=0.0)
+    assert [lat.runs for lat in budget] == [timing.MIN_RUNS] * 2  # interleaved: both models, same count
 
 
 def test_latency_statistics():
     import numpy as np
 
     samples = [float(v) for v in (5, 1, 4, 2, 3, 10, 7)]
-    lat = profile.Latency(samples, 1)
+    lat = timing.Latency(samples, 1)
     assert lat.median == 4.0
     assert lat.p90 == pytest.approx(np.percentile(samples, 90))
     d = lat.as_dict()
