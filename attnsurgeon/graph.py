@@ -150,10 +150,19 @@ class Insertion:
 
 @dataclass(frozen=True)
 class SurgeryResult:
+    """A new graph and how it relates to the old one; shared by every surgery (insert, remove, replace, ...)."""
+
     graph: Graph
-    index_map: dict[int, int]  # old row index -> new row index
+    index_map: dict[int, int]  # old row index -> new row index (a removed row has no entry)
     insertions: tuple[Insertion, ...]
     changed: tuple[tuple[int, From, From], ...] = field(default=())  # (new index, old from, new from)
+    removed: tuple[int, ...] = ()  # old indices of removed rows
+    replaced: tuple[int, ...] = ()  # new indices of rows whose module or args changed in place
+
+    @property
+    def fresh_layers(self) -> list[int]:
+        """New indices of layers whose weights cannot come from the old model (inserted or replaced)."""
+        return sorted({i.index for i in self.insertions} | set(self.replaced))
 
 
 def check_target(graph: Graph, after: int) -> None:
