@@ -30,14 +30,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "InsertReport": "attnsurgeon.api",
+    "InsertReport": "attnsurgeon.report",
     "insert": "attnsurgeon.api",
     "plan_insert": "attnsurgeon.api",
     "show": "attnsurgeon.api",
     "register": "attnsurgeon.ultra",
     "build_model": "attnsurgeon.ultra",
-    "insert_checkpoint": "attnsurgeon.weights",
-    "load_checkpoint": "attnsurgeon.weights",
+    "insert_checkpoint": "attnsurgeon.api",
+    "load_checkpoint": "attnsurgeon.checkpoints",
 }
 
 

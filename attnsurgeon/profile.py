@@ -1,9 +1,4 @@
-"""What a model costs: parameters, Ultralytics-compatible GFLOPs and exact FLOPs at the real input size.
-
-FLOPs are 2 x multiply-accumulates. The exact count uses ``torch.utils.flop_counter.FlopCounterMode`` at the
-dispatcher level, so matmul/einsum/bmm/SDPA inside attention are counted; PyTorch's counter has no formula for the
-CPU flash-attention kernel, which is added here. Elementwise ops, softmax, normalisation and pooling are not counted
-(the same convention as Ultralytics/thop for convolutions).
+"""What a model costs as deployed: params, GFLOPs (:mod:`attnsurgeon.flops`), latency, memory, per layer.
 
 :func:`profile` measures a whole model as Ultralytics deploys it (a fused copy in eval and inference mode): params and
 GFLOPs as ``model.info()`` prints them, exact FLOPs at the real input size, latency (median, p90, spread) and
@@ -15,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import platform
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,111 +19,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnsurgeon.errors import AttnSurgeonError, CheckpointError, DeviceError, ModelFileError, UsageError
+from attnsurgeon import ultra
+from attnsurgeon.errors import AttnSurgeonError, DeviceError, ModelFileError, UsageError
+from attnsurgeon.flops import NOT_COUNTED, Gflops, count_params, exact_flops, ultralytics_gflops
+from attnsurgeon.sizes import Size, check_imgsz, parse_imgsz
 from attnsurgeon.timing import (
     DEFAULT_RUNS,
     DEFAULT_TIME_BUDGET_S,
     MAX_LAYER_RUNS,
     Latency,
     Progress,
+    device_name,
     layer_times,
     measure_latency,
     peak_memory_mb,
 )
-
-Size = int | Sequence[int]
-
-
-def hw(imgsz: Size) -> tuple[int, int]:
-    if isinstance(imgsz, int):
-        return imgsz, imgsz
-    h, w = (list(imgsz) * 2)[:2] if len(imgsz) == 1 else list(imgsz)[:2]
-    return int(h), int(w)
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _sdpa_cpu_flop(query_shape: Sequence[int], key_shape: Sequence[int], value_shape: Sequence[int]) -> int:
-    # q @ k^T and attn @ v, as PyTorch's own formula for the other SDPA kernels: 2 * (b*h) * (l*s*e + l*s*ev).
-    *batch, length, e = query_shape
-    source = key_shape[-2]
-    ev = value_shape[-1]
-    bh = 1
-    for dim in batch:
-        bh *= dim
-    return 2 * bh * length * source * (e + ev)
-
-
-def _custom_mapping() -> dict[Any, Any]:
-    mapping: dict[Any, Any] = {}
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    if op is not None:
-
-        def flash_cpu(query: Any, key: Any, value: Any, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
-            return _sdpa_cpu_flop(query, key, value)
-
-        mapping[op] = flash_cpu
-    return mapping
-
-
-def exact_flops(model: nn.Module, inputs: torch.Tensor, per_module: bool = False) -> tuple[int, dict[str, int]]:
-    """FLOPs of one forward pass at the inputs' real size; optionally per module (FlopCounterMode's names)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
-    was_training = model.training
-    model.eval()
-    try:
-        with counter, torch.no_grad():
-            model(inputs)
-    finally:
-        model.train(was_training)
-    by_module: dict[str, int] = {}
-    if per_module:
-        for name, ops in counter.get_flop_counts().items():
-            by_module[name] = int(sum(ops.values()))
-    return int(counter.get_total_flops()), by_module
-
-
-@dataclass
-class Gflops:
-    value: float
-    source: str  # "ultralytics" or "exact (ultralytics estimate failed)"
-
-    @property
-    def fallback(self) -> bool:
-        return self.source != "ultralytics"
-
-
-def ultralytics_gflops(model: nn.Module, imgsz: Size = 640) -> Gflops:
-    """The GFLOPs ``model.info()`` prints; never a silent 0: if Ultralytics' estimate fails, count exactly."""
-    from ultralytics.utils.torch_utils import get_flops
-
-    h, w = hw(imgsz)
-    value = float(get_flops(model, [h, w]))
-    if value > 0:
-        return Gflops(value, "ultralytics")
-    p = next(model.parameters())
-    x = torch.zeros(1, 3, h, w, device=p.device, dtype=p.dtype)
-    total, _ = exact_flops(model, x)
-    return Gflops(total / 1e9, "exact at full size (Ultralytics' estimate returned 0)")
-
-
-# ====================================================================================================================
-# Profiling a whole model: loading, device, deployment, latency, memory, per layer
-
-NOT_COUNTED = (
-    "elementwise ops (activations, additions, multiplications, bias adds), softmax, normalisation, pooling, "
-    "resizing, indexing and data movement"
-)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else exc.__class__.__name__
-    return line.replace("ERROR ❌️ ", "").replace("ERROR ❌ ", "").strip()
 
 
 def parse_device(device: str | int | None = "cpu", half: bool = False) -> torch.device:
@@ -166,35 +70,6 @@ def parse_device(device: str | int | None = "cpu", half: bool = False) -> torch.
     return dev
 
 
-def parse_imgsz(imgsz: str | Size) -> tuple[int, int]:
-    """``640``, ``"640"``, ``"480,640"`` or ``(480, 640)`` -> (h, w); :class:`UsageError` for anything else."""
-    if isinstance(imgsz, str):
-        parts = [p.strip() for p in re.split(r"[,x ]+", imgsz.strip()) if p.strip()]
-        try:
-            values = [int(p) for p in parts]
-        except ValueError:
-            values = []
-    elif isinstance(imgsz, bool):
-        values = []
-    elif isinstance(imgsz, int):
-        values = [imgsz]
-    else:
-        values = [int(v) for v in imgsz] if all(isinstance(v, int) and not isinstance(v, bool) for v in imgsz) else []
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise UsageError(f"--imgsz {imgsz}: give one size (640) or height,width (480,640) in pixels")
-    return hw(values)
-
-
-def check_imgsz(size: tuple[int, int], stride: int) -> None:
-    bad = [s for s in size if s % stride]
-    if bad:
-        text = ",".join(map(str, size)) if size[0] != size[1] else str(size[0])
-        hint = ",".join(
-            str(max(stride, round(s / stride) * stride)) for s in (size if size[0] != size[1] else size[:1])
-        )
-        raise UsageError(f"--imgsz {text} is not a multiple of the model stride {stride}; use e.g. {hint}")
-
-
 @dataclass
 class LoadedModel:
     model: nn.Module
@@ -205,25 +80,13 @@ class LoadedModel:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_checkpoint(path: str | Path) -> nn.Module:
-    """An Ultralytics ``.pt`` checkpoint's model (EMA if present), float32, eval; never downloads or installs."""
-    from attnsurgeon import ultra
-
-    path = Path(path).expanduser()
-    data = ultra.read_checkpoint(path)
-    model = data.get("ema") or data.get("model")
-    if not isinstance(model, nn.Module) or not isinstance(getattr(model, "model", None), nn.Sequential):
-        held = type(model).__name__ if model is not None else "no 'model' or 'ema' entry"
-        raise CheckpointError(f"{path}: holds {held}, not an Ultralytics model")
-    return model.float().eval()
-
-
 def load_model(model: str | Path | nn.Module, scale: str | None = None) -> LoadedModel:
     """A model to profile: a YAML path, a packaged name (``yolo11n.yaml``), a ``.pt`` checkpoint, or a module."""
     if isinstance(model, nn.Module):
         name = Path(str(getattr(model, "yaml_file", "") or getattr(model, "yaml", {}).get("yaml_file", ""))).stem
         return LoadedModel(model, name or type(model).__name__, "<module>", "module")
-    from attnsurgeon import api, ultra, yamlio
+    from attnsurgeon import yamlio
+    from attnsurgeon.checkpoints import load_checkpoint
 
     text = str(model)
     suffix = Path(text).suffix.lower()
@@ -232,11 +95,12 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
     if suffix == ".pt":
         if scale is not None:
             raise UsageError(f"--scale does not apply to a checkpoint ({text} was trained at one scale)")
-        return LoadedModel(load_checkpoint(text), Path(text).stem, str(Path(text).expanduser()), "checkpoint")
+        ckpt = load_checkpoint(text)  # the EMA when there is one, as Ultralytics loads it
+        return LoadedModel(ckpt.model.float().eval(), ckpt.path.stem, str(ckpt.path), "checkpoint")
     if scale == "all":
         raise UsageError("--scale all: profile measures one scale at a time; give n, s, m, l or x")
     doc = yamlio.load(model)
-    scales, warnings = api.resolve_scales(doc, scale)
+    scales, warnings = yamlio.resolve_scales(doc, scale)
     chosen = scales[0]
     try:
         built = ultra.build_model(doc.plain(), chosen or None, f"{doc.stem}.yaml")
@@ -244,14 +108,12 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
         raise
     except Exception as exc:
         at = f" at scale {chosen!r}" if chosen else ""
-        raise ModelFileError(f"{doc.path}: the model does not build{at}: {_first_line(exc)}") from exc
+        raise ModelFileError(f"{doc.path}: the model does not build{at}: {ultra.first_line(exc)}") from exc
     return LoadedModel(built, doc.stem, str(doc.path), "yaml", chosen, warnings)
 
 
 def deploy(model: nn.Module, device: torch.device, half: bool = False) -> tuple[nn.Module, bool]:
     """A copy as Ultralytics deploys it: Conv+BN fused, RepConv merged, eval, no grad, on ``device``; (copy, fused)."""
-    from attnsurgeon import ultra
-
     deployed = copy.deepcopy(model)
     fused = False
     fuse = getattr(deployed, "fuse", None)
@@ -363,18 +225,6 @@ class ProfileReport:
         return out
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return name or platform.processor() or platform.machine() or "cpu"
-
-
 def _layer_costs(source: nn.Module, deployed: nn.Module, per_module: dict[str, int], times: dict[int, float]) -> list:
     root = type(deployed).__name__
     total_ms = sum(times.values())
@@ -409,7 +259,7 @@ def _failures(name: str, size: tuple[int, int], batch: int, device: torch.device
     except Exception as exc:
         raise ModelFileError(
             f"{name}: the forward pass fails at batch {batch}, imgsz {size[0]}x{size[1]} on {device}: "
-            f"{exc.__class__.__name__}: {_first_line(exc)}"
+            f"{ultra.first_line(exc)}"
         ) from exc
 
 
@@ -432,8 +282,6 @@ def profile(
     image, at the real input size), latency, throughput and memory are measured on the deployed copy: fused, eval,
     inference mode, on ``device`` (float16 with ``half``).
     """
-    from attnsurgeon import ultra
-
     dev = parse_device(device, half)
     size = parse_imgsz(imgsz)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -490,7 +338,7 @@ def profile(
                 kind=item.kind,
                 scale=item.scale,
                 device=str(dev),
-                device_name=_device_name(dev),
+                device_name=device_name(dev),
                 imgsz=size,
                 batch=batch,
                 dtype=str(dtype).removeprefix("torch."),

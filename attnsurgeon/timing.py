@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -229,3 +231,16 @@ def layer_times(model: nn.Module, inputs: torch.Tensor, runs: int) -> dict[int, 
             ms = [s.elapsed_time(e) if cuda else (e - s) * 1e3 for s, e in pairs]
             out[index] = float(statistics.median(ms))
     return out
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's or CPU's model name, for the report."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return name or platform.processor() or platform.machine() or "cpu"

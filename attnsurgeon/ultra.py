@@ -221,7 +221,8 @@ def no_autoinstall() -> Iterator[None]:
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).replace("ERROR ❌️", "").strip()
+    """``"KeyError: 'Foo'"``: an exception as one line, without Ultralytics' ``ERROR ❌`` prefix."""
+    text = str(exc).replace("ERROR ❌️", "").replace("ERROR ❌", "").strip()
     line = text.splitlines()[0].strip() if text else ""
     return f"{exc.__class__.__name__}: {line}" if line else exc.__class__.__name__
 

@@ -7,38 +7,19 @@ feature-map size). Nothing here prints.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import traceback
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from attnsurgeon import sizes
 from attnsurgeon.graph import Graph
+from attnsurgeon.report import Check
 from attnsurgeon.wrappers import with_gates_opened
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool | None  # None: skipped
-    detail: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
-
-
-def rect_sizes(imgsz: int, stride: int) -> list[tuple[int, int]]:
-    """Two rectangular sizes (h x w and w x h) whose deepest feature map has an odd side, like rect validation.
-
-    For imgsz 640 and stride 32: 480x640 and 640x480 (P5 is 15x20 and 20x15).
-    """
-    side = max(stride, (imgsz * 3 // 4) // stride * stride)
-    if (side // stride) % 2 == 0:
-        side = side - stride if side > stride else side + stride
-    return [(side, imgsz), (imgsz, side)]
 
 
 @contextlib.contextmanager
@@ -197,3 +178,34 @@ def check_liveness(graph: Graph, new_layers: Sequence[int]) -> Check:
 
 def exception_text(exc: BaseException, debug: bool = False) -> str:
     return "".join(traceback.format_exception(exc)) if debug else str(exc)
+
+
+def check_new_model(
+    new: nn.Module,
+    fresh: Sequence[int],
+    hints: dict[int, str],
+    imgsz: int,
+    tag: str = "",
+    progress: Callable[[str], None] | None = None,
+    copy_for_training: bool = False,
+) -> list[Check]:
+    """Forward passes at the square and two rectangular sizes, then one training step with the model's own loss in
+    which every parameter of the ``fresh`` layers needs a gradient. ``tag`` names the scale in each check's name."""
+    from attnsurgeon import ultra
+
+    step = progress or (lambda text: None)
+    stride = ultra.model_stride(new)
+    sizes.check_imgsz(imgsz, stride)
+    checks: list[Check] = []
+    for size in sizes.forward_sizes(imgsz, stride):
+        step(f"forward {size[0]}x{size[1]}")
+        check = check_forward(new, size, hints)
+        check.name += tag
+        checks.append(check)
+    step("training step")
+    # A training step updates BatchNorm statistics: never on a model that is saved.
+    trial = copy.deepcopy(new) if copy_for_training else new
+    train = check_train_step(trial, fresh, sizes.train_size(imgsz, stride), hints)
+    train.name += tag
+    checks.append(train)
+    return checks

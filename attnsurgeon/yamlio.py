@@ -11,6 +11,7 @@ import io
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.tokens import CommentToken
 
-from attnsurgeon.errors import ModelFileError, OutputError, SurgeryError
+from attnsurgeon.errors import ModelFileError, OutputError, SurgeryError, UsageError
 from attnsurgeon.graph import Graph, SurgeryResult
 
 SCALES = "nslmx"
@@ -215,12 +216,44 @@ def load(model: str | Path) -> ModelDoc:
     return ModelDoc(data=data, graph=graph, path=path, stem=stem, packaged=packaged, text=text)
 
 
+def resolve_scales(doc: ModelDoc, scale: str | None) -> tuple[list[str], list[str]]:
+    """Scales to verify at, and warnings. ``scale`` is None (the file's), a letter, or 'all'."""
+    warnings: list[str] = []
+    available = doc.scales
+    if scale is not None and scale != "all" and scale not in SCALES:
+        raise UsageError(f"--scale {scale!r} is not a scale; use one of n, s, m, l, x or all")
+    if not available:
+        if scale not in (None, "all"):
+            raise ModelFileError(f"{doc.path}: has no 'scales' section, so --scale {scale} cannot apply; drop --scale")
+        return [""], warnings
+    if scale == "all":
+        return list(available), warnings
+    if scale is not None:
+        if scale not in available:
+            raise ModelFileError(f"{doc.path}: has no scale {scale!r}; it has {', '.join(available)}")
+        return [scale], warnings
+    if doc.scale:
+        if doc.scale not in available:
+            raise ModelFileError(
+                f"{doc.stem}: the name asks for scale {doc.scale!r}, which the YAML lacks; "
+                f"it has {', '.join(available)}"
+            )
+        return [doc.scale], warnings
+    if len(available) > 1:
+        warnings.append(
+            f"{doc.path.name} has no scale letter in its name, so Ultralytics builds it at the first scale "
+            f"({available[0]!r}); verified at that scale"
+        )
+    return [available[0]], warnings
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Applying a surgery to the round-trip tree
 
 
-def _flow_seq(items: list[Any]) -> CommentedSeq:
-    seq = CommentedSeq(_flow_seq(x) if isinstance(x, list) else x for x in items)
+def flow_seq(items: Sequence[Any]) -> CommentedSeq:
+    """A list (nested lists too) that dumps in flow style, as Ultralytics writes rows: ``[-1, 1, SE, [16]]``."""
+    seq = CommentedSeq(flow_seq(x) if isinstance(x, (list, tuple)) else x for x in items)
     seq.fa.set_flow_style()
     return seq
 
@@ -263,7 +296,7 @@ def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> Comme
         new_from = new_graph.rows[new].from_
         if new_from != doc.graph.rows[old].from_:
             if isinstance(new_from, list):
-                item[0] = _flow_seq(list(new_from))
+                item[0] = flow_seq(list(new_from))
             else:
                 item[0] = new_from
         _renumber_comment(_comment_token(data[section], pos), old, new)
@@ -272,7 +305,7 @@ def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> Comme
     for ins in sorted(result.insertions, key=lambda x: x.index, reverse=True):
         section, pos = old_slots[inverse[ins.index - 1]]
         seq = data[section]
-        row = _flow_seq([-1, 1, ins.module, list(ins.args)])
+        row = flow_seq([-1, 1, ins.module, list(ins.args)])
         _insert_row(seq, pos + 1, row, f"# {ins.index} {ins.module} (attnsurgeon)")
     return data
 
@@ -328,3 +361,39 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_all_or_none(files: list[tuple[Path, str | bytes]]) -> None:
+    """Write several files so that either all of them are the new contents or none changed (a ``.pt`` and its
+    ``.yaml``): every temporary file is written first, then renamed; a failed rename restores what was replaced."""
+    staged: list[tuple[Path, str]] = []
+    backups: list[tuple[Path, str | None]] = []
+    try:
+        for path, data in files:
+            parent = path.parent if str(path.parent) else Path(".")
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+            staged.append((path, tmp))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        for path, tmp in staged:
+            backup = None
+            if path.exists():
+                backup = f"{tmp}.old"
+                os.link(path, backup)  # the old contents stay reachable until every rename has succeeded
+            backups.append((path, backup))
+            os.replace(tmp, path)
+    except BaseException:
+        for path, backup in reversed(backups):
+            if backup is not None:
+                os.replace(backup, path)
+            elif path.exists():
+                path.unlink()
+        raise
+    finally:
+        for _, tmp in staged:
+            for leftover in (tmp, f"{tmp}.old"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)

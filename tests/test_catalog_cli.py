@@ -72,8 +72,8 @@ def test_info_unknown_suggests():
 
 
 def test_readme_catalog_table_equals_registry():
-    from attnsurgeon.catalog.costs import reference_costs
     from attnsurgeon.cli.catalog_cmds import markdown_table
+    from attnsurgeon.module_costs import reference_costs
 
     text = README.read_text()
     match = re.search(r"<!-- catalog-table -->\n(.*?)<!-- /catalog-table -->", text, re.S)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from typer.testing import CliRunner
 
-from attnsurgeon import profile, timing
+from attnsurgeon import checkpoints, flops, profile, sizes, timing
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
 from attnsurgeon.errors import CheckpointError, DeviceError, ModelFileError, UsageError
@@ -53,7 +53,7 @@ def flops_of(module: nn.Module, *inputs: torch.Tensor) -> int:
         def forward(self, args: tuple[torch.Tensor, ...]) -> torch.Tensor:
             return self.inner(*args)
 
-    return profile.exact_flops(Wrap(), inputs)[0]  # type: ignore[arg-type]
+    return flops.exact_flops(Wrap(), inputs)[0]  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -97,13 +97,13 @@ def test_sdpa_with_other_value_width():
 
 
 def test_sdpa_cpu_formula_directly():
-    assert profile._sdpa_cpu_flop((2, 4, 64, 32), (2, 4, 80, 32), (2, 4, 80, 48)) == 2 * 2 * 4 * 64 * 80 * (32 + 48)
+    assert flops._sdpa_cpu_flop((2, 4, 64, 32), (2, 4, 80, 32), (2, 4, 80, 48)) == 2 * 2 * 4 * 64 * 80 * (32 + 48)
 
 
 def test_se_flops_are_its_two_linear_layers(x256):
     se = REGISTRY.load_class("SE")(C)
     hidden = C // 16
-    assert profile.exact_flops(se, x256)[0] == 2 * (C * hidden + hidden * C)
+    assert flops.exact_flops(se, x256)[0] == 2 * (C * hidden + hidden * C)
 
 
 def test_eca_flops_are_its_conv1d(x256):
@@ -112,7 +112,7 @@ def test_eca_flops_are_its_conv1d(x256):
     k = eca_kernel_size(C)
     assert k == 5
     eca = REGISTRY.load_class("ECA")(C)
-    assert profile.exact_flops(eca, x256)[0] == 2 * C * k  # one output channel per position, 1 input channel
+    assert flops.exact_flops(eca, x256)[0] == 2 * C * k  # one output channel per position, 1 input channel
 
 
 def test_cbam_flops_are_its_convolutions(x256):
@@ -120,7 +120,7 @@ def test_cbam_flops_are_its_convolutions(x256):
     hidden = C // 16
     mlp = 2 * 2 * (C * hidden + hidden * C)  # shared MLP (1x1 convs) on avg and max descriptors: a batch of 2
     spatial = 2 * HW * (2 * 7 * 7)  # 7x7 conv, 2 -> 1 channels, at every pixel
-    assert profile.exact_flops(cbam, x256)[0] == mlp + spatial
+    assert flops.exact_flops(cbam, x256)[0] == mlp + spatial
 
 
 def test_msda_flops_term_by_term(x256):
@@ -130,12 +130,12 @@ def test_msda_flops_term_by_term(x256):
     proj = 2 * HW * C * C  # Linear C -> C per pixel
     logits = 2 * heads * HW * kk * head_dim  # q . k over each pixel's k*k neighbours, every head
     mix = 2 * heads * HW * kk * head_dim  # attn @ v
-    assert profile.exact_flops(msda, x256)[0] == qkv + proj + logits + mix
+    assert flops.exact_flops(msda, x256)[0] == qkv + proj + logits + mix
 
 
 def test_exact_flops_scale_with_size_and_batch():
     conv = nn.Conv2d(8, 16, 3, padding=1)
-    assert profile.exact_flops(conv, torch.rand(3, 8, 10, 12))[0] == 2 * 3 * 16 * 10 * 12 * 8 * 3 * 3
+    assert flops.exact_flops(conv, torch.rand(3, 8, 10, 12))[0] == 2 * 3 * 16 * 10 * 12 * 8 * 3 * 3
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def test_compare_differences():
     def fake(params, gflops, median, memory):
         return SimpleNamespace(
             params=params,
-            gflops=profile.Gflops(gflops, "ultralytics"),
+            gflops=flops.Gflops(gflops, "ultralytics"),
             gflops_exact=gflops,
             latency=timing.Latency([median], 0),
             throughput=1000 / median,
@@ -253,23 +253,23 @@ def test_latency_statistics():
     ("text", "expected"), [("640", (640, 640)), ("480,640", (480, 640)), ("480x640", (480, 640)), (320, (320, 320))]
 )
 def test_parse_imgsz(text, expected):
-    assert profile.parse_imgsz(text) == expected
+    assert sizes.parse_imgsz(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "abc", "0", "1,2,3", "-32"])
 def test_parse_imgsz_rejects(text):
     with pytest.raises(UsageError, match="--imgsz"):
-        profile.parse_imgsz(text)
+        sizes.parse_imgsz(text)
 
 
 def test_check_imgsz():
-    profile.check_imgsz((480, 640), 32)
+    sizes.check_imgsz((480, 640), 32)
     with pytest.raises(UsageError, match=r"--imgsz 100 is not a multiple of the model stride 32; use e\.g\. 96"):
-        profile.check_imgsz((100, 100), 32)
+        sizes.check_imgsz((100, 100), 32)
     with pytest.raises(
         UsageError, match=r"--imgsz 480,100 is not a multiple of the model stride 64; use e\.g\. 512,128"
     ):
-        profile.check_imgsz((480, 100), 64)
+        sizes.check_imgsz((480, 100), 64)
 
 
 def test_parse_device():
@@ -374,7 +374,7 @@ def test_cli_checkpoint(tmp_path, se_yaml):
     torch.save({"model": copy.deepcopy(model).half(), "train_args": {}, "epoch": -1}, path)
     data = run_json(str(path), *FAST, "--layers")
     assert data["kind"] == "checkpoint" and data["model"] == "best"
-    assert data["params"] == profile.count_params(model)
+    assert data["params"] == flops.count_params(model)
     assert [layer["module"] for layer in data["layers"] if layer["attention"]] == ["SE"]
 
 
@@ -426,9 +426,9 @@ def test_checkpoint_without_model(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"model": {"w": torch.zeros(1)}}, path)
     with pytest.raises(CheckpointError, match=r"weights\.pt"):
-        profile.load_checkpoint(path)
+        checkpoints.load_checkpoint(path)
     with pytest.raises(ModelFileError, match="never downloads"):
-        profile.load_checkpoint(tmp_path / "yolo11n.pt")
+        checkpoints.load_checkpoint(tmp_path / "yolo11n.pt")
 
 
 def test_cli_help_and_no_torch_at_import():

@@ -98,7 +98,7 @@ def identity_out(saved, tmp_path_factory):
 
 def test_every_original_tensor_moves_to_its_new_index(saved, tmp_path):
     out = tmp_path / "moved.pt"
-    report = weights.insert_checkpoint(saved, "CBAM", after=[4, AFTER], output=out, verify=False)
+    report = api.insert_checkpoint(saved, "CBAM", after=[4, AFTER], output=out, verify=False)
     assert [i["index"] for i in report.inserted] == [5, 10]
     old = load(saved)["model"].state_dict()
     new = load(out)["model"].state_dict()
@@ -115,7 +115,7 @@ def test_every_original_tensor_moves_to_its_new_index(saved, tmp_path):
 def test_output_checkpoint_keeps_the_input_keys_and_resets_trainer_state(trainer_style, tmp_path):
     out = tmp_path / "last-SE.pt"
     before = digest(trainer_style)
-    weights.insert_checkpoint(trainer_style, "SE", after=AFTER, output=out, verify=False)
+    api.insert_checkpoint(trainer_style, "SE", after=AFTER, output=out, verify=False)
     assert digest(trainer_style) == before
     src, dst = load(trainer_style), load(out)
     assert set(src) <= set(dst) and set(dst) - set(src) == {"attnsurgeon"}
@@ -209,7 +209,7 @@ def test_identity_init_yaml_insert_verifies(tmp_path):
 
 def test_plain_insert_is_freshly_initialised(saved, tmp_path):
     out = tmp_path / "yolo11n-GC.pt"
-    weights.insert_checkpoint(saved, "GC", after=4, output=out, verify=False)
+    api.insert_checkpoint(saved, "GC", after=4, output=out, verify=False)
     a, b = load(saved)["model"].float().eval(), load(out)["model"].float().eval()
     assert b.yaml["backbone"][5][2] == "GC"
     assert weights.max_output_difference(a, b, 64) > 1e-3  # a fresh layer changes the outputs
@@ -259,7 +259,7 @@ def test_bad_checkpoint_is_one_clear_error(kind, saved, tmp_path):
     _bad_file(kind, saved, src)
     before = digest(src)
     with pytest.raises(CheckpointError) as info:
-        weights.insert_checkpoint(src, "SE", after=AFTER, output=tmp_path / "out.pt", verify=False)
+        api.insert_checkpoint(src, "SE", after=AFTER, output=tmp_path / "out.pt", verify=False)
     message = str(info.value)
     assert BAD[kind] in message and "\n" not in message and str(src) in message
     assert digest(src) == before
@@ -278,31 +278,31 @@ def test_cli_bad_checkpoint_exits_with_the_checkpoint_code(kind, saved, tmp_path
 
 def test_missing_file_and_wrong_output_suffix(saved, tmp_path):
     with pytest.raises(ModelFileError, match="no such file"):
-        weights.insert_checkpoint(tmp_path / "nope.pt", "SE", after=AFTER, verify=False)
+        api.insert_checkpoint(tmp_path / "nope.pt", "SE", after=AFTER, verify=False)
     with pytest.raises(UsageError, match=r"must be a \.pt file"):
-        weights.insert_checkpoint(saved, "SE", after=AFTER, output=tmp_path / "x.yaml", verify=False)
+        api.insert_checkpoint(saved, "SE", after=AFTER, output=tmp_path / "x.yaml", verify=False)
     with pytest.raises(UsageError, match="--scale"):
-        weights.insert_checkpoint(saved, "SE", after=AFTER, output=tmp_path / "x.pt", scale="s", verify=False)
+        api.insert_checkpoint(saved, "SE", after=AFTER, output=tmp_path / "x.pt", scale="s", verify=False)
 
 
 def test_existing_output_needs_force_and_input_is_never_the_output(saved, tmp_path):
     out = tmp_path / "yolo11n-SE.pt"
     out.write_bytes(b"keep")
     with pytest.raises(OutputError, match="--force"):
-        weights.insert_checkpoint(saved, "SE", after=AFTER, output=out, verify=False)
+        api.insert_checkpoint(saved, "SE", after=AFTER, output=out, verify=False)
     assert out.read_bytes() == b"keep"
     out.with_suffix(".yaml").write_text("keep")
-    weights.insert_checkpoint(saved, "SE", after=AFTER, output=out, verify=False, force=True)
+    api.insert_checkpoint(saved, "SE", after=AFTER, output=out, verify=False, force=True)
     assert load(out)["model"].yaml["backbone"][AFTER + 1][2] == "SE"
     with pytest.raises(OutputError, match="input"):
-        weights.insert_checkpoint(saved, "SE", after=AFTER, output=saved, verify=False, force=True)
+        api.insert_checkpoint(saved, "SE", after=AFTER, output=saved, verify=False, force=True)
 
 
 def test_bad_surgery_target_on_a_checkpoint(saved, tmp_path):
     from attnsurgeon.errors import SurgeryError
 
     with pytest.raises(SurgeryError, match="head"):
-        weights.insert_checkpoint(saved, "SE", after=23, output=tmp_path / "x.pt", verify=False)
+        api.insert_checkpoint(saved, "SE", after=23, output=tmp_path / "x.pt", verify=False)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -253,7 +253,7 @@ def _add_runtime(spec: ModuleSpec, cls: type) -> None:
 
 
 CATALOG_DIR = Path(__file__).resolve().parent
-_NOT_MODULES = {"__init__", "registry", "base", "costs", "layers"}
+_NOT_MODULES = {"__init__", "registry", "base", "layers"}
 
 
 def _literal(node: ast.AST, where: str) -> Any:

@@ -55,6 +55,12 @@ def insert(
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Skip building and checking the model (no torch import)."
     ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Write nothing: print the unified diff of the YAML that would be written (and, for a checkpoint, the "
+        "layer map). Verifies unless --no-verify.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     from attnsurgeon import api
@@ -72,6 +78,7 @@ def insert(
             imgsz=imgsz,
             verify=not no_verify,
             identity_init=identity_init,
+            dry_run=dry_run,
         )
     except VerificationError as exc:
         if as_json:
@@ -116,10 +123,31 @@ def _render(report: Any) -> None:
             table.add_row("", "new", fmt_int(new.params), f"{new.gflops:.2f}")
             table.add_row("", "Δ", fmt_delta(new.params, base.params), fmt_delta(new.gflops, base.gflops, 2))
         out.print(table)
-    if report.output is not None:
+    if report.dry_run:
+        render_dry_run(report)
+    elif report.output is not None:
         out.print(f"wrote [bold]{esc(report.output)}[/]")
         if report.output.suffix == ".pt":  # a checkpoint surgery writes the architecture beside the weights
             out.print(f"wrote [bold]{esc(report.output.with_suffix('.yaml'))}[/]")
+
+
+def render_dry_run(report: Any) -> None:
+    """The diff (plain text, so it can be piped to ``patch``), the layer map of a checkpoint, and what was not done."""
+    import typer
+
+    out = console()
+    if report.layer_map is not None:
+        moved = ", ".join(f"{old}→{new}" for old, new in report.layer_map["index_map"].items() if old != new)
+        out.print(f"layer map: {esc(moved or 'no index moves')}")
+        out.print(
+            f"fresh layers: {esc(report.layer_map['fresh'] or '-')}; dropped: {esc(report.layer_map['dropped'] or '-')}"
+        )
+    typer.echo(report.diff, nl=False)
+    targets = [report.output] if report.output is not None else []
+    if report.output is not None and report.output.suffix == ".pt":
+        targets.append(report.output.with_suffix(".yaml"))
+    would = " and ".join(str(t) for t in targets) or "the output"
+    console(stderr=True).print(f"dry run: nothing written (would write {esc(would)})")
 
 
 def _render_checks(checks: list[Any], stderr: bool = False) -> None:

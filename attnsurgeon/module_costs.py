@@ -52,7 +52,7 @@ def compute(spec_name: str) -> dict[str, Any]:
     import torch
 
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.profile import count_params, exact_flops
+    from attnsurgeon.flops import count_params, exact_flops
 
     torch.manual_seed(0)
     module = REGISTRY.load_class(spec_name)(REFERENCE_CHANNELS).eval()

@@ -1,0 +1,386 @@
+"""One model pipeline for every surgery and both input kinds: open the source, build base and new, check, cost, write.
+
+Every command that edits a model (insert, and the commands built the same way) makes its pure surgery on the layer
+graph (:mod:`attnsurgeon.graph`) and hands it here as an :class:`Edit`. The pipeline does the rest the same way for a
+YAML and for an Ultralytics checkpoint:
+
+- YAML: the rows are applied to the round-trip tree (comments and layout kept), the base and new models are built at
+  each requested scale and checked, and the new YAML is written atomically.
+- Checkpoint: the new architecture is built at the checkpoint's scale, every trained tensor is moved to its layer's
+  new index, the copy is checked, and the ``.pt`` and its ``.yaml`` are written together (both or neither).
+
+``dry_run`` computes everything (and verifies unless told not to) but writes nothing: the report carries the unified
+diff of the YAML and, for a checkpoint, the layer map. Nothing is written when a check fails. Torch is imported only
+when a model is built, so ``verify=False`` on a YAML stays fast.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnsurgeon import sizes, yamlio
+from attnsurgeon.catalog import ModuleSpec
+from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
+from attnsurgeon.graph import Graph, SurgeryResult
+from attnsurgeon.report import Check, ModelCost, SurgeryReport, changed_rows, unified_diff
+
+DEFAULT_IMGSZ = 640
+Progress = Callable[[str], None]
+
+
+def _silent(step: str) -> None:
+    del step
+
+
+@dataclass
+class Source:
+    """A model to operate on: a YAML (path or packaged name) or an Ultralytics checkpoint, with its layer graph."""
+
+    kind: str  # "yaml" or "checkpoint"
+    path: Path
+    stem: str
+    graph: Graph
+    doc: yamlio.ModelDoc | None = None
+    checkpoint: Any = None  # attnsurgeon.checkpoints.Checkpoint
+
+
+def is_checkpoint(model: str | Path) -> bool:
+    return Path(str(model)).suffix.lower() == ".pt"
+
+
+def open_source(model: str | Path) -> Source:
+    """Load ``model``: a ``.pt`` checkpoint (imports torch) or a YAML path / packaged name (torch-free)."""
+    if is_checkpoint(model):
+        from attnsurgeon.checkpoints import load_checkpoint
+
+        ckpt = load_checkpoint(model)
+        return Source("checkpoint", ckpt.path, ckpt.path.stem, ckpt.graph, checkpoint=ckpt)
+    doc = yamlio.load(model)
+    return Source("yaml", doc.path, doc.stem, doc.graph, doc=doc)
+
+
+@dataclass
+class Edit:
+    """A pure surgery and what the report and the output say about it."""
+
+    operation: str  # "insert", "remove", "replace", ...
+    result: SurgeryResult
+    label: str  # what the default output name adds to the input stem: the module name, "no8", ...
+    summary: str  # one line for the checkpoint's YAML header: "SE [16] inserted after layer 8"
+    spec: ModuleSpec | None = None  # the catalog module the surgery adds, if any
+    args: list[Any] = field(default_factory=list)
+    identity_init: bool = False
+    rewire: str = "all"
+    positions: dict[str, list[int]] = field(default_factory=dict)  # named position -> indices it resolved to
+
+    def record(self, source: Path) -> dict[str, Any]:
+        """What an output checkpoint stores about the surgery under its ``attnsurgeon`` key."""
+        result = self.result
+        return {
+            "source": source.name,
+            "operation": self.operation,
+            "module": self.spec.name if self.spec else None,
+            "args": copy.deepcopy(self.args),
+            "identity_init": self.identity_init,
+            "inserted": [{"after": i.after, "index": i.index} for i in result.insertions],
+            "removed": list(result.removed),
+            "replaced": list(result.replaced),
+            "index_map": dict(result.index_map),
+        }
+
+
+def execute(
+    source: Source,
+    edit: Edit,
+    *,
+    output: str | Path | None = None,
+    force: bool = False,
+    scale: str | None = None,
+    imgsz: int = DEFAULT_IMGSZ,
+    verify: bool = True,
+    write: bool = True,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> SurgeryReport:
+    """Apply ``edit`` to ``source``, verify the result, and write it (unless ``write`` is False or ``dry_run``).
+
+    Raises an :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is
+    written unless every check passed.
+    """
+    sizes.check_square(imgsz)
+    opts = Options(output, force, scale, imgsz, verify, write, dry_run)
+    run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
+    return run(source, edit, opts, progress or _silent)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How :func:`execute` runs: where to write, at which scale and size, what to check."""
+
+    output: str | Path | None
+    force: bool
+    scale: str | None
+    imgsz: int
+    verify: bool
+    write: bool
+    dry_run: bool
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# YAML
+
+
+def output_path(doc: yamlio.ModelDoc, label: str, output: str | Path | None) -> Path:
+    """``-o`` as given (a .yaml), else ``<input stem>-<label>.yaml`` beside the input (cwd for a packaged name)."""
+    if output is not None:
+        path = Path(output).expanduser()
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            raise UsageError(f"-o {output}: the output must be a .yaml file")
+        return path
+    name = f"{doc.stem}-{label}.yaml"
+    return Path(name) if doc.packaged else doc.path.parent / name
+
+
+def _scale_name_warning(out: Path, wanted: str, builds_at: str) -> str:
+    better = yamlio.with_scale(out.stem, wanted)
+    hint = f"; name it {better}{out.suffix}" if better else " (put the scale letter in the name)"
+    name_scale = yamlio.guess_scale(out)
+    what = f"scale letter {name_scale!r}" if name_scale else "no scale letter"
+    return (
+        f"{out.name} has {what} in its name, so Ultralytics will build it at scale {builds_at!r}, not {wanted!r}{hint}"
+    )
+
+
+def _check_output(path: Path, force: bool, inputs: tuple[Path, ...], dry_run: bool, warnings: list[str]) -> None:
+    if not dry_run:
+        yamlio.check_output(path, force, inputs)
+    elif path.exists() and not force:
+        warnings.append(f"{path} exists: the real run needs --force or another -o path")
+
+
+def _execute_yaml(source: Source, edit: Edit, opts: Options, step: Progress) -> SurgeryReport:
+    doc = source.doc
+    assert doc is not None
+    scales, warnings = yamlio.resolve_scales(doc, opts.scale)
+    out = output_path(doc, edit.label, opts.output) if opts.write or opts.dry_run else None
+    if out is not None:
+        _check_output(out, opts.force, (doc.path,), opts.dry_run, warnings)
+        wanted = scales[0]
+        builds_at = yamlio.guess_scale(out) or (doc.scales[0] if doc.scales else "")
+        if wanted and builds_at != wanted and opts.scale != "all":
+            warnings.append(_scale_name_warning(out, wanted, builds_at))
+    base_cfg = doc.plain()
+    old_graph, old_text = doc.graph, doc.text
+    new_data = yamlio.apply(doc, edit.result, in_place=True)
+    text = yamlio.dump(new_data)
+    report = _new_report(source, edit, old_graph, out, text, warnings, opts.dry_run)
+    if opts.dry_run:
+        report.diff = unified_diff(old_text, text, str(doc.path), str(out or "<output>"))
+    if opts.verify:
+        new_cfg = yamlio.to_plain(new_data)
+        if edit.result.fresh_layers:
+            from attnsurgeon.verify import check_liveness
+
+            report.checks.append(check_liveness(edit.result.graph, edit.result.fresh_layers))
+        for chosen in scales:
+            tag = f" [{chosen}]" if len(scales) > 1 else ""
+            cost = _verify_yaml_scale(report, edit, base_cfg, new_cfg, doc.stem, chosen, tag, opts.imgsz, step)
+            if cost is None:
+                break
+            report.costs[chosen] = cost
+        _raise_on_failure(report)
+    if out is not None and opts.write and not opts.dry_run:
+        step(f"writing {out.name}")
+        yamlio.write_atomic(out, text)
+    return report
+
+
+def _verify_yaml_scale(
+    report: SurgeryReport,
+    edit: Edit,
+    base_cfg: dict[str, Any],
+    new_cfg: dict[str, Any],
+    stem: str,
+    scale: str,
+    tag: str,
+    imgsz: int,
+    step: Progress,
+) -> tuple[ModelCost, ModelCost] | None:
+    """Build base and new at one scale and check the new one; the pair of costs, or None after a failed check."""
+    from attnsurgeon import ultra, verify
+
+    at = f" at {scale}" if scale else ""
+    step(f"building {stem}{at}")
+    try:
+        base = ultra.build_model(base_cfg, scale or None, f"{stem}.yaml")
+    except Exception as exc:
+        raise ModelFileError(
+            f"{report.source}: the input model itself does not build at scale {scale!r}: {ultra.first_line(exc)}"
+        ) from exc
+    step(f"building {stem}-{edit.label}{at}")
+    try:
+        new = ultra.build_model(new_cfg, scale or None, f"{stem}-{edit.label}.yaml")
+    except Exception as exc:
+        report.checks.append(Check("build" + tag, False, ultra.first_line(exc)))
+        return None
+    report.checks.append(Check("build" + tag, True, f"{len(new.model)} layers at scale {scale or '-'}"))
+    report.checks.extend(verify.check_new_model(new, edit.result.fresh_layers, _hints(edit), imgsz, tag, step))
+    if any(c.ok is False for c in report.checks):
+        return None
+    return _costs(base, new, scale, imgsz, report, step)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checkpoint
+
+
+def _execute_checkpoint(source: Source, edit: Edit, opts: Options, step: Progress) -> SurgeryReport:
+    from attnsurgeon import checkpoints, ultra, verify, weights
+
+    ckpt = source.checkpoint
+    out = (
+        Path(opts.output).expanduser()
+        if opts.output is not None
+        else source.path.with_name(f"{source.stem}-{edit.label}.pt")
+    )
+    if out.suffix.lower() != ".pt":
+        raise UsageError(f"-o {out}: the output of a checkpoint surgery must be a .pt file (the YAML goes beside it)")
+    yaml_out = out.with_suffix(".yaml")
+    warnings: list[str] = []
+    if opts.write or opts.dry_run:
+        for path in (out, yaml_out):
+            _check_output(path, opts.force, (source.path,), opts.dry_run, warnings)
+    if opts.scale not in (None, ckpt.scale):
+        raise UsageError(f"--scale does not apply to a checkpoint ({source.path.name} is scale {ckpt.scale or '-'!r})")
+    result = edit.result
+    cfg = checkpoints.new_config(ckpt, result.graph, yaml_out.name)
+    base = ckpt.model.float()  # load_checkpoint's own copy; the file is never touched
+    step(f"building {yaml_out.stem}")
+    try:
+        new = ultra.build_model(cfg, ckpt.scale or None, yaml_out.name)
+    except AttnSurgeonError:
+        raise
+    except Exception as exc:
+        detail = ultra.first_line(exc)
+        raise VerificationError(
+            f"check 'build' failed: {detail}; nothing was written", [Check("build", False, detail)]
+        ) from exc
+    if type(new) is not type(base):
+        raise CheckpointError(
+            f"{source.path}: the architecture rebuilds as {type(new).__name__}, but the checkpoint holds a "
+            f"{type(base).__name__}"
+        )
+    inverse = {new_i: old for old, new_i in result.index_map.items()}
+    dropped = [*result.removed, *(inverse[i] for i in result.replaced if i in inverse)]
+    step("moving weights")
+    try:
+        stats = weights.move_weights(base, new, result.index_map, result.fresh_layers, dropped)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{source.path}: {exc}") from exc
+    for attr in ("names", "task", "transforms"):
+        if attr in vars(base):
+            setattr(new, attr, copy.deepcopy(getattr(base, attr)))
+    name_scale = yamlio.guess_scale(yaml_out)
+    if ckpt.scale and cfg.get("scales") and name_scale != ckpt.scale:
+        what = f"scale letter {name_scale!r}" if name_scale else "no scale letter"
+        warnings.append(
+            f"{yaml_out.name} has {what} in its name, so YOLO('{yaml_out.name}') builds it at another scale than "
+            f"the checkpoint's {ckpt.scale!r}; YOLO('{out.name}') is unaffected"
+        )
+    header = (
+        f"{yaml_out.name}: the architecture of {out.name}, written by attnsurgeon\n"
+        f"{source.path.name} with {edit.summary}"
+    )
+    text = checkpoints.yaml_text(cfg, header)
+    report = _new_report(
+        source, edit, source.graph, out if opts.write or opts.dry_run else None, text, warnings, opts.dry_run
+    )
+    if opts.dry_run:
+        report.diff = unified_diff(
+            checkpoints.yaml_text(ckpt.cfg), text, f"{source.path.name} (architecture)", yaml_out.name
+        )
+        report.layer_map = {"index_map": dict(result.index_map), "fresh": result.fresh_layers, "dropped": dropped}
+    if opts.verify:
+        report.checks.append(Check("weights moved", True, stats.describe()))
+        report.checks.extend(
+            verify.check_new_model(new, result.fresh_layers, _hints(edit), opts.imgsz, "", step, copy_for_training=True)
+        )
+        if edit.identity_init:
+            step("comparing with the original")
+            report.checks.append(weights.identity_check(base, new))
+        _raise_on_failure(report)
+        report.costs[ckpt.scale] = _costs(base, new, ckpt.scale, opts.imgsz, report, step)
+    if opts.write and not opts.dry_run:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(checkpoints.checkpoint_dict(ckpt, new, edit.record(source.path)), buffer)
+        step(f"writing {out.name}")
+        yamlio.write_all_or_none([(yaml_out, text), (out, buffer.getvalue())])
+    return report
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Shared by both kinds
+
+
+def _new_report(
+    source: Source,
+    edit: Edit,
+    old_graph: Graph,
+    out: Path | None,
+    text: str,
+    warnings: list[str],
+    dry_run: bool,
+) -> SurgeryReport:
+    result = edit.result
+    return SurgeryReport(
+        output=out,
+        source=source.path,
+        module=edit.spec.name if edit.spec else "",
+        args=edit.args,
+        rewire=edit.rewire,
+        inserted=[{"after": i.after, "index": i.index} for i in result.insertions],
+        changed=changed_rows(old_graph, result),
+        warnings=warnings,
+        yaml_text=text,
+        operation=edit.operation,
+        removed=list(result.removed),
+        replaced=list(result.replaced),
+        positions=dict(edit.positions),
+        dry_run=dry_run,
+    )
+
+
+def _costs(
+    base: Any, new: Any, scale: str, imgsz: int, report: SurgeryReport, step: Progress
+) -> tuple[ModelCost, ModelCost]:
+    from attnsurgeon.flops import comparable_gflops, count_params
+
+    step("counting GFLOPs")
+    base_g, new_g = comparable_gflops(base, new, imgsz)
+    if new_g.fallback:  # comparable_gflops counts both the same way
+        report.warnings.append(f"GFLOPs: {new_g.source}")
+    return (
+        ModelCost(scale, count_params(base), base_g.value, base_g.source),
+        ModelCost(scale, count_params(new), new_g.value, new_g.source),
+    )
+
+
+def _raise_on_failure(report: SurgeryReport) -> None:
+    failed = [c for c in report.checks if c.ok is False]
+    if failed:
+        first = failed[0]
+        raise VerificationError(f"check '{first.name}' failed: {first.detail}; nothing was written", report.checks)
+
+
+def _hints(edit: Edit) -> dict[int, str]:
+    """What a failure in a layer the surgery made should add: the module's documented constraints."""
+    spec = edit.spec
+    hint = f"{spec.name} constraints: {'; '.join(spec.constraints)}" if spec and spec.constraints else ""
+    return dict.fromkeys(edit.result.fresh_layers, hint) if hint else {}
