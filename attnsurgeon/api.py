@@ -171,6 +171,7 @@ class LayerInfo:
     out_channels: int | None
     stride: int | None
     params: int | None
+    repeats_at_scale: int | None = None  # as Ultralytics builds the row at the chosen scale (depth multiple applied)
 
     @property
     def level(self) -> str:
@@ -186,6 +187,7 @@ class LayerInfo:
             "from": self.from_,
             "from_absolute": self.absolute,
             "repeats": self.repeats,
+            "repeats_at_scale": self.repeats_at_scale,
             "module": self.module,
             "args": self.args,
             "out_channels": self.out_channels,
@@ -206,6 +208,9 @@ def show(
     params: dict[int, int] = {}
     if build:
         shapes, params = _layer_shapes(doc, chosen, imgsz)
+    from attnsurgeon.ultra import depth_gain, scaled_repeats
+
+    depth = depth_gain(doc.data, chosen)
     rows = []
     for i, row in enumerate(doc.graph.rows):
         shape = shapes.get(i)
@@ -221,6 +226,7 @@ def show(
                 out_channels=shape[1] if shape and len(shape) == 4 else None,
                 stride=imgsz // shape[2] if shape and len(shape) == 4 and shape[2] else None,
                 params=params.get(i),
+                repeats_at_scale=scaled_repeats(row.repeats, depth),
             )
         )
     return doc, chosen, rows, warnings

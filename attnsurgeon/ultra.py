@@ -184,6 +184,19 @@ def build_model(cfg: dict[str, Any], scale: str | None = None, yaml_file: str = 
     return model
 
 
+def depth_gain(cfg: dict[str, Any], scale: str) -> float:
+    """The depth multiple ``parse_model`` builds with: the scale's first number, else ``depth_multiple``, else 1."""
+    scales = cfg.get("scales")
+    if isinstance(scales, dict) and scales:
+        return float(scales[scale if scale in scales else next(iter(scales))][0])
+    return float(cfg.get("depth_multiple", 1.0))
+
+
+def scaled_repeats(repeats: int, depth: float) -> int:
+    """Repeats of a row as ``parse_model`` builds them (its "depth gain"); a row written with 1 stays 1."""
+    return max(round(repeats * depth), 1) if repeats > 1 else repeats
+
+
 def _default_args() -> Any:
     from ultralytics.cfg import get_cfg
 

@@ -35,13 +35,22 @@ def print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+PIPED_WIDTH = 200  # piped or captured output has no terminal: do not squeeze tables into Rich's default 80 there
+
+
+def output_width(stream: Any) -> int | None:
+    """Columns to render for: ``COLUMNS`` when set (tests, scripts), the terminal's own on a tty, else PIPED_WIDTH."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if stream.isatty() else PIPED_WIDTH
+
+
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    # Piped or captured output has no terminal width; do not squeeze tables into 80 columns there.
-    width = None if stream.isatty() else 200
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=output_width(stream))
 
 
 def fail(message: str, code: int) -> typer.Exit:

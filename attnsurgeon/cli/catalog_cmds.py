@@ -7,6 +7,19 @@ from typing import Any
 import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
+from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
+
+# What a user types (name, category) and picks a module by stays whole at every width; the paper title is cut to
+# the room left, and the args, then the paper, give way to `info` on a narrow terminal.
+LIST_COLUMNS = (
+    Col("name", key=True),
+    Col("category", key=True),
+    Col("paper", cut=True, drop=1),
+    Col("year", "right", key=True),
+    Col("args", drop=2),
+    Col("params", "right", key=True),
+    Col("GFLOPs", "right", key=True),
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -97,32 +110,31 @@ def list_modules(
     if markdown:
         typer.echo(markdown_table(specs, costs), nl=False)
         return
-    from rich.table import Table
-
     h, w = REFERENCE_SIZE
-    table = Table(title=f"{len(specs)} modules; cost at C={REFERENCE_CHANNELS}, {h}x{w}", title_justify="left")
-    for col, justify in (
-        ("name", "left"),
-        ("category", "left"),
-        ("paper", "left"),
-        ("year", "right"),
-        ("args", "left"),
-        ("params", "right"),
-        ("GFLOPs", "right"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
-    for s in specs:
-        cost = costs.get(s.name)
-        table.add_row(
-            s.name,
-            s.category,
-            esc(short_paper(s.paper, 40)),
-            str(s.year),
-            esc(args_text(s)),
-            fmt_int(cost["params"]) if cost else "-",
-            f"{cost['gflops']:.4f}" if cost else "-",
+    out = console()
+    rows = [
+        Row(
+            (
+                esc(s.name),
+                esc(s.category),
+                esc(short_paper(s.paper, 60)),
+                str(s.year),
+                esc(args_text(s)),
+                fmt_int(costs[s.name]["params"]) if s.name in costs else "-",
+                f"{costs[s.name]['gflops']:.4f}" if s.name in costs else "-",
+            )
         )
-    console().print(table)
+        for s in specs
+    ]
+    table, left_out = fit_table(
+        out,
+        LIST_COLUMNS,
+        rows,
+        title=f"{len(specs)} modules; cost at C={REFERENCE_CHANNELS}, {h}x{w}",
+    )
+    out.print(table)
+    if left_out:
+        out.print(f"[dim]{left_out_note(out, left_out, 'attnsurgeon info NAME has them')}[/]")
 
 
 @errors_to_exit

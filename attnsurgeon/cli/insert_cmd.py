@@ -8,7 +8,18 @@ from typing import Any
 import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_delta, fmt_int, from_text
+from attnsurgeon.cli._tables import Col, Row, fit_table
 from attnsurgeon.errors import VerificationError
+
+CHANGED_COLUMNS = (
+    Col("layer", "right", key=True),
+    Col("module", key=True),
+    Col("from (old)"),
+    Col("from (new)"),
+    Col("reads (new)"),
+)
+CHECK_COLUMNS = (Col("", key=True), Col("check", key=True), Col("detail"))
+COST_COLUMNS = tuple(Col(h, "right", key=True) for h in ("scale", "", "params", "GFLOPs"))
 
 
 def register(app: typer.Typer) -> None:
@@ -93,36 +104,33 @@ def insert(
 
 
 def _render(report: Any) -> None:
-    from rich.table import Table
-
     out = console()
     for warning in report.warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
     where = ", ".join(f"after {i['after']} → layer {i['index']}" for i in report.inserted)
     out.print(f"[bold]{report.module}[/] {from_text(report.args)} inserted {where} (rewire {report.rewire})")
     if report.changed:
-        table = Table(title="references changed", title_justify="left", box=None, pad_edge=False)
-        for col in ("layer", "module", "from (old)", "from (new)", "reads (new)"):
-            table.add_column(col)
-        for row in report.changed:
-            table.add_row(
-                str(row["index"]),
-                row["module"],
-                from_text(row["from_old"]),
-                from_text(row["from_new"]),
-                from_text(row["absolute_new"]),
+        rows = [
+            Row(
+                (
+                    str(row["index"]),
+                    esc(row["module"]),
+                    from_text(row["from_old"]),
+                    from_text(row["from_new"]),
+                    from_text(row["absolute_new"]),
+                )
             )
-        out.print(table)
+            for row in report.changed
+        ]
+        out.print(fit_table(out, CHANGED_COLUMNS, rows, title="references changed")[0])
     _render_checks(report.checks)
     if report.costs:
-        table = Table(title="cost", title_justify="left", box=None, pad_edge=False)
-        for col in ("scale", "", "params", "GFLOPs"):
-            table.add_column(col, justify="right")
+        rows = []
         for scale, (base, new) in report.costs.items():
-            table.add_row(scale or "-", "base", fmt_int(base.params), f"{base.gflops:.2f}")
-            table.add_row("", "new", fmt_int(new.params), f"{new.gflops:.2f}")
-            table.add_row("", "Δ", fmt_delta(new.params, base.params), fmt_delta(new.gflops, base.gflops, 2))
-        out.print(table)
+            rows.append(Row((scale or "-", "base", fmt_int(base.params), f"{base.gflops:.2f}")))
+            rows.append(Row(("", "new", fmt_int(new.params), f"{new.gflops:.2f}")))
+            rows.append(Row(("", "Δ", fmt_delta(new.params, base.params), fmt_delta(new.gflops, base.gflops, 2))))
+        out.print(fit_table(out, COST_COLUMNS, rows, title="cost")[0])
     if report.dry_run:
         render_dry_run(report)
     elif report.output is not None:
@@ -154,7 +162,15 @@ def _render_checks(checks: list[Any], stderr: bool = False) -> None:
     if not checks:
         return
     out = console(stderr=stderr)
-    for check in checks:
-        mark = "[green]✓[/]" if check.ok else "[yellow]-[/]" if check.ok is None else "[red]✗[/]"
-        detail = f"  [dim]{esc(check.detail)}[/]" if check.detail else ""
-        out.print(f"{mark} {esc(check.name)}{detail}")
+    rows = [
+        Row(
+            (
+                "[green]✓[/]" if check.ok else "[yellow]-[/]" if check.ok is None else "[red]✗[/]",
+                esc(check.name),
+                f"[dim]{esc(check.detail)}[/]" if check.detail else "",
+            )
+        )
+        for check in checks
+    ]
+    # A table without header or rules, so a long detail wraps in its own column instead of under the mark.
+    out.print(fit_table(out, CHECK_COLUMNS, rows, show_header=False, box=None)[0])

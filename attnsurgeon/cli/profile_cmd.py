@@ -9,6 +9,18 @@ from typing import Any
 import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
+from attnsurgeon.cli._tables import Col, Row, fit_table
+
+# Every figure whole; the share bar takes the room left (cut, never wrapped).
+LAYER_COLUMNS = (
+    Col("idx", "right", key=True),
+    Col("module", key=True),
+    Col("params", "right", key=True),
+    Col("GFLOPs", "right", key=True),
+    Col("ms", "right", key=True),
+    Col("share", "right", key=True),
+    Col("", cut=True),
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -111,11 +123,8 @@ def _rows(report: Any) -> list[tuple[str, float | None, str]]:
         ("GFLOPs (exact)", report.gflops_exact, f"{report.gflops_exact:.4f}"),
         ("latency median (ms)", lat.median, _ms(lat.median)),
         ("latency p90 (ms)", lat.p90, _ms(lat.p90)),
-        (
-            "spread (ms)",
-            None,
-            f"{_ms(min(lat.samples_ms))}–{_ms(max(lat.samples_ms))}, IQR {_ms(lat.iqr)}",
-        ),
+        ("range (ms)", None, f"{_ms(min(lat.samples_ms))}–{_ms(max(lat.samples_ms))}"),
+        ("IQR (ms)", None, _ms(lat.iqr)),
         ("throughput (img/s)", report.throughput, f"{report.throughput:.1f}"),
         ("peak memory (MiB)", mem, "- (CUDA only)" if mem is None else f"{mem:.1f}"),
     ]
@@ -139,8 +148,6 @@ def _delta(new: float | None, old: float | None, label: str) -> tuple[str, str]:
 
 
 def _render(new: Any, base: Any | None) -> None:
-    from rich.table import Table
-
     from attnsurgeon.profile import NOT_COUNTED
 
     out = console()
@@ -156,19 +163,18 @@ def _render(new: Any, base: Any | None) -> None:
         f"{where} · imgsz {h}x{w} · batch {new.batch} · {new.dtype} · "
         f"{'fused, ' if new.fused else ''}eval · {new.latency.runs} timed runs after {new.latency.warmup} warm-up"
     )
-    title = new.model if base is None else f"{new.model} vs {base.model}"
-    table = Table(title=title, title_justify="left")
-    table.add_column("")
     if base is None:
-        table.add_column(new.model, justify="right")
-        for label, _, text in _rows(new):
-            table.add_row(label, text)
+        columns = (Col("", key=True), Col(esc(new.model), "right"))
+        rows = [Row((label, text)) for label, _, text in _rows(new)]
+        title = esc(new.model)
     else:
-        for col in (base.model + " (base)", new.model, "Δ", "Δ%"):
-            table.add_column(col, justify="right")
-        for (label, nv, ntext), (_, bv, btext) in zip(_rows(new), _rows(base), strict=True):
-            table.add_row(label, btext, ntext, *_delta(nv, bv, label))
-    out.print(table)
+        columns = (Col("", key=True), *(Col(h, "right", key=True) for h in ("base", "new", "Δ", "Δ%")))
+        rows = [
+            Row((label, btext, ntext, *_delta(nv, bv, label)))
+            for (label, nv, ntext), (_, bv, btext) in zip(_rows(new), _rows(base), strict=True)
+        ]
+        title = esc(f"{new.model} (new) vs {base.model} (base)")
+    out.print(fit_table(out, columns, rows, title=title)[0])
     out.print(
         "[dim]GFLOPs (Ultralytics): what model.info() prints (batch 1). GFLOPs (exact): 2 × multiply-accumulates per "
         f"image at the real size, counted by torch on the deployed model; not counted: {NOT_COUNTED}.[/]"
@@ -178,33 +184,23 @@ def _render(new: Any, base: Any | None) -> None:
 
 
 def _render_layers(report: Any, out: Any) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{report.model}: per layer (★ inserted attention)", title_justify="left")
-    for col, justify in (
-        ("idx", "right"),
-        ("module", "left"),
-        ("params", "right"),
-        ("GFLOPs", "right"),
-        ("ms", "right"),
-        ("share", "right"),
-        ("", "left"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for layer in report.layers:
-        share = layer.share or 0.0
-        style = "bold magenta" if layer.attention else None
-        table.add_row(
-            str(layer.index),
-            ("★ " if layer.attention else "") + layer.module,
-            fmt_int(layer.params),
-            _gflops(layer.flops / 1e9),
-            "-" if layer.ms is None else f"{layer.ms:.2f}",
-            "-" if layer.share is None else f"{share * 100:.1f}%",
-            "█" * round(share * 40),
-            style=style,
+    rows = [
+        Row(
+            (
+                str(layer.index),
+                esc(("★ " if layer.attention else "") + layer.module),
+                fmt_int(layer.params),
+                _gflops(layer.flops / 1e9),
+                "-" if layer.ms is None else f"{layer.ms:.2f}",
+                "-" if layer.share is None else f"{(layer.share or 0.0) * 100:.1f}%",
+                "█" * round((layer.share or 0.0) * 40),
+            ),
+            style="bold magenta" if layer.attention else None,
         )
-    out.print(table)
+        for layer in report.layers
+    ]
+    title = esc(f"{report.model}: per layer (★ inserted attention)")
+    out.print(fit_table(out, LAYER_COLUMNS, rows, title=title)[0])
     attention = [layer for layer in report.layers if layer.attention]
     if attention:
         ms = sum(layer.ms or 0.0 for layer in attention)

@@ -5,13 +5,28 @@ from __future__ import annotations
 import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, from_text
+from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
+
+# Index, module and the built numbers stay whole; `from` and args wrap; the `from` as written gives way first
+# (the absolute `reads` is what --after and the references need).
+SHOW_COLUMNS = (
+    Col("idx", "right", key=True),
+    Col("from", drop=1),
+    Col("reads"),
+    Col("n", "right", key=True),
+    Col("module", key=True),
+    Col("args"),
+    Col("out-ch", "right", key=True),
+    Col("stride", key=True),
+    Col("params", "right", key=True),
+)
 
 
 def register(app: typer.Typer) -> None:
     app.command(
         "show",
-        help="Show one row per layer: index, from (as written and absolute), repeats, module, args, output "
-        "channels, stride (P-level) and params at a scale.",
+        help="Show one row per layer: index, from (as written and absolute), repeats (at the scale), module, args, "
+        "output channels, stride (P-level) and params at a scale.",
     )(show)
 
 
@@ -25,43 +40,44 @@ def show(
 ) -> None:
     from attnsurgeon import api
 
-    doc, chosen, rows, warnings = api.show(model, scale, imgsz, build=not no_build)
+    doc, chosen, layers, warnings = api.show(model, scale, imgsz, build=not no_build)
     if as_json:
         emit_json(
-            {"model": str(doc.path), "scale": chosen or None, "imgsz": imgsz, "layers": [r.as_dict() for r in rows]}
+            {"model": str(doc.path), "scale": chosen or None, "imgsz": imgsz, "layers": [r.as_dict() for r in layers]}
         )
         return
-    from rich.table import Table
-
+    out = console()
     for warning in warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
-    table = Table(title=esc(f"{doc.stem} ({doc.path.name}, scale {chosen or '-'})"), title_justify="left")
-    for col, justify in (
-        ("idx", "right"),
-        ("from", "left"),
-        ("reads", "left"),
-        ("n", "right"),
-        ("module", "left"),
-        ("args", "left"),
-        ("out-ch", "right"),
-        ("stride", "left"),
-        ("params", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    section = None
-    for r in rows:
-        if r.section != section and section is not None:
-            table.add_section()
-        section = r.section
-        table.add_row(
-            str(r.index),
-            from_text(r.from_),
-            from_text(r.absolute),
-            str(r.repeats),
-            r.module,
-            from_text(r.args),
-            fmt_int(r.out_channels),
-            r.level,
-            fmt_int(r.params),
+    rows = [
+        Row(
+            (
+                str(r.index),
+                from_text(r.from_),
+                from_text(r.absolute),
+                repeats_text(r.repeats, r.repeats_at_scale),
+                esc(r.module),
+                from_text(r.args),
+                fmt_int(r.out_channels),
+                r.level,
+                fmt_int(r.params),
+            ),
+            new_section=i > 0 and r.section != layers[i - 1].section,
         )
-    console().print(table)
+        for i, r in enumerate(layers)
+    ]
+    table, left_out = fit_table(
+        out, SHOW_COLUMNS, rows, title=esc(f"{doc.stem} ({doc.path.name}, scale {chosen or '-'})")
+    )
+    out.print(table)
+    notes = []
+    if any(r.repeats_at_scale != r.repeats for r in layers):
+        notes.append(f"n: repeats at scale {chosen or '-'}; the YAML's value in brackets where it differs")
+    if left_out:
+        notes.append(left_out_note(out, left_out, "--json has it"))
+    for note in notes:
+        out.print(f"[dim]{esc(note)}[/]")
+
+
+def repeats_text(written: int, at_scale: int | None) -> str:
+    return str(written) if at_scale is None or at_scale == written else f"{at_scale} ({written})"
