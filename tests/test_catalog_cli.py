@@ -65,10 +65,25 @@ def test_info_text_and_json():
     assert data["name"] == "CBAM" and data["yaml"].startswith("- [-1, 1, CBAM, [")
 
 
-def test_info_unknown_suggests():
-    result = runner.invoke(app, ["info", "CoordAttention2"])
-    assert result.exit_code == 5
-    assert result.output.startswith("error: unknown module 'CoordAttention2'; did you mean CoordAtt")
+@pytest.mark.parametrize(
+    ("typed", "hint"),
+    [
+        ("Halo", "did you mean HaloAttention?"),  # a prefix is a strong match; ECA and BAM are not suggested
+        ("HaloAtention", "did you mean HaloAttention?"),
+        ("CoordAttention2", "did you mean CoordAtt?"),  # a name that begins what was typed
+        ("cbma", "did you mean CBAM?"),  # two letters swapped
+        ("SEnetV3", "did you mean SENetV2 or SE?"),  # one slip first, then the name that begins it
+        ("attention", "did you mean DAttention?"),  # one letter away; not every *attention module
+        ("SpatialAttention", "no catalog name is close"),
+        ("xyz", "no catalog name is close"),
+    ],
+)
+def test_unknown_name_suggests_only_close_names(typed, hint):
+    expected = f"error: unknown module {typed!r}; {hint} ('attnsurgeon list' shows all {len(REGISTRY.specs())} modules)"
+    result = runner.invoke(app, ["info", typed])
+    assert result.exit_code == 5 and result.output == expected + "\n", result.output
+    result = runner.invoke(app, ["insert", "yolo11n.yaml", "-m", typed, "-a", "8", "--no-verify"])
+    assert result.exit_code == 5 and result.output == expected + "\n", result.output
 
 
 def test_readme_catalog_table_equals_registry():
