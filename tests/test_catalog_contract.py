@@ -1,4 +1,5 @@
-"""The module contract of DESIGN.md, checked for every registry entry (a new module is tested once registered)."""
+"""The module contract of docs/architecture.md, checked for every registry entry (a new module is tested once
+registered)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The splice rule of DESIGN.md on every packaged Ultralytics YAML, golden YAML output, and bad targets."""
+"""The splice rule of docs/architecture.md on every packaged Ultralytics YAML, golden YAML output, and bad targets."""
 
 from __future__ import annotations
 

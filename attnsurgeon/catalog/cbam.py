@@ -1,15 +1,18 @@
 """Convolutional Block Attention Module.
 
 Woo, Park, Lee, Kweon. "CBAM: Convolutional Block Attention Module", ECCV 2018. https://arxiv.org/abs/1807.06521
-Reference: https://github.com/Jongchan/attention-module (official). The form the YOLO community copies (seed 002,
-``cbam_block``) differs from it; this module follows the seed's layer layout so the parameter counts agree with it,
-and takes the paper's reduction ratio as its default.
+Reference: https://github.com/Jongchan/attention-module (official). The form the YOLO community copies, ``cbam_block``
+of the widely copied ``nets/attention.py`` (https://github.com/bubbliiiing/yolov4-tiny-pytorch), differs from it;
+this module follows that layer layout so the parameter counts agree with it, and takes the paper's reduction ratio as
+its default.
 
 Deviations from the official reference (listed in the registry entry too):
-- the shared channel MLP is two bias-free 1x1 layers (seed 002); the official MLP is two ``nn.Linear`` with biases;
-- the spatial 7x7 convolution is bias-free with no BatchNorm (seed 002); the official ``BasicConv`` adds a BatchNorm;
-- the spatial descriptor is [mean, max] (seed 002); the official ``ChannelPool`` stacks [max, mean];
-- default reduction is the paper's r=16 (the seed's YOLO tutorial uses 8: pass ``[8, 7]`` to reproduce it).
+- the shared channel MLP is two bias-free 1x1 layers (``cbam_block``); the official MLP is two ``nn.Linear`` with
+  biases;
+- the spatial 7x7 convolution is bias-free with no BatchNorm (``cbam_block``); the official ``BasicConv`` adds a
+  BatchNorm;
+- the spatial descriptor is [mean, max] (``cbam_block``); the official ``ChannelPool`` stacks [max, mean];
+- default reduction is the paper's r=16 (``cbam_block`` uses 8: pass ``[8, 7]`` to reproduce it).
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from attnsurgeon.catalog.registry import register_module
     link="https://arxiv.org/abs/1807.06521",
     reference="https://github.com/Jongchan/attention-module",
     deviations=(
-        "Channel MLP layers are bias-free, as in the YOLO form (seed 002, cbam_block); the official reference uses "
-        "nn.Linear with biases.",
-        "The spatial convolution is bias-free without BatchNorm (seed 002); the official BasicConv adds BatchNorm.",
-        "Spatial descriptor order is [mean, max] (seed 002); the official ChannelPool stacks [max, mean].",
-        "Default reduction is the paper's 16; seed 002 uses 8 (pass [8, 7] to reproduce its parameter count).",
+        "Channel MLP layers are bias-free, as in the form YOLO projects copy (cbam_block of the widely copied "
+        "nets/attention.py, github.com/bubbliiiing/yolov4-tiny-pytorch); the official reference uses nn.Linear with "
+        "biases.",
+        "The spatial convolution is bias-free without BatchNorm (as in cbam_block); the official BasicConv adds "
+        "BatchNorm.",
+        "Spatial descriptor order is [mean, max] (as in cbam_block); the official ChannelPool stacks [max, mean].",
+        "Default reduction is the paper's 16; cbam_block uses 8 (pass [8, 7] to reproduce its parameter count).",
         "The bottleneck width is max(c1 // reduction, 1), so channel counts below the ratio still build.",
         "The average- and max-pooled descriptors go through the shared MLP as one batch (same result, one pass).",
     ),

@@ -1,7 +1,7 @@
 """Coordinate Attention.
 
 Hou, Zhou, Feng. "Coordinate Attention for Efficient Mobile Network Design", CVPR 2021.
-https://arxiv.org/abs/2103.02907  Reference: https://github.com/houqb/CoordAttention (also seed 002, ``CoordAtt``).
+https://arxiv.org/abs/2103.02907  Reference: https://github.com/houqb/CoordAttention (class ``CoordAtt``).
 
 Deviations: the output has c1 channels (the reference's separate ``oup`` must equal ``inp`` for the gating product
 anyway); the pooling is a plain mean over one axis and h_swish is ``F.hardswish`` (identical maths, exportable);

@@ -30,7 +30,8 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     link="https://arxiv.org/abs/1910.03151",
     reference="https://github.com/BangguWu/ECANet",
     deviations=(
-        "The kernel size adapts to the channel count (paper Eq. 12, as in seed 002's eca_block); the reference "
+        "The kernel size adapts to the channel count (paper Eq. 12, as in eca_block of the widely copied "
+        "nets/attention.py, github.com/bubbliiiing/yolov4-tiny-pytorch); the reference "
         "repository's eca_layer takes a fixed k_size=3 instead. Pass k_size to fix it.",
     ),
     arg_help={

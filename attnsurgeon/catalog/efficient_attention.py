@@ -2,7 +2,7 @@
 
 Fan, He, Wang, Huang. "Rethinking Local Perception in Lightweight Vision Transformer", arXiv 2023.
 https://arxiv.org/abs/2303.17803  Reference: https://github.com/qhfan/CloFormer (class ``EfficientAttention``;
-seed 000 is the same code).
+the YOLOv8 CloFormer tutorials paste this class unchanged).
 
 Heads are split into groups: each of the first groups runs AttnConv (1x1 qkv, depthwise k x k mixing of q, k, v,
 context-aware weights tanh(MLP(q * k) * scale) gating v), the last group attends from every pixel to a

@@ -2,7 +2,7 @@
 
 Vaswani, Ramachandran, Srinivas, Parmar, Hechtman, Shlens. "Scaling Local Self-Attention for Parameter Efficient
 Visual Backbones", CVPR 2021. https://arxiv.org/abs/2103.12731
-Reference: https://github.com/lucidrains/halonet-pytorch (the implementation the YOLO community copies; seed 001).
+Reference: https://github.com/lucidrains/halonet-pytorch (the implementation the YOLO HaloAttention tutorials copy).
 
 The image is cut into block x block query blocks; each block attends to the (block + 2 halo)^2 window around it,
 with 2-D relative position logits (separate height and width tables, as in the reference).
@@ -78,7 +78,7 @@ def _windows(h: int, w: int, block: int, halo: int, device: torch.device) -> tup
         "Keys/values are projected per pixel before the halo windows are gathered (bias-free projection, so the "
         "result is identical) rather than once per unfolded copy.",
         "halo_size = 0 (plain blocked attention) is allowed; the reference asserts halo_size > 0.",
-        "Defaults [2, 1] follow the YOLO tutorials (seed 001); the paper's HaloNets use block 8, halo 3.",
+        "Defaults [2, 1] follow the YOLO HaloAttention tutorials; the paper's HaloNets use block 8, halo 3.",
     ),
     constraints=(
         "inner width heads * dim_head is independent of c1 (to_q/to_kv project c1 -> heads * dim_head)",

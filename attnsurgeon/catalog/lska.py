@@ -3,7 +3,7 @@
 Lau, Po, Rehman. "Large Separable Kernel Attention: Rethinking the Large Kernel Attention design in CNN",
 Expert Systems with Applications, 2024. https://arxiv.org/abs/2309.01439
 Reference: https://github.com/StevenLauHKHK/Large-Separable-Kernel-Attention (``models/van.py``, class ``LSKA``;
-the VAN backbone there defaults to ``k_size=7``). Seed 003 is the same module.
+the VAN backbone there defaults to ``k_size=7``). The YOLOv8 LSKA tutorials paste the same module.
 
 Deviations: the kernel-size table is data instead of an if-chain (same layers and parameters); the reference's
 ``u = x.clone()`` before the gating product is dropped (it changes nothing but costs a copy).

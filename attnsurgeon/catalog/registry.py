@@ -21,7 +21,7 @@ from attnsurgeon.errors import ModuleArgsError, RegistryError, UnknownModuleErro
 
 CATEGORIES = ("channel", "spatial", "channel+spatial", "self-attention", "convolutional attention")
 META_FIELDS = ("category", "paper", "venue", "year", "link", "reference")
-# Ultralytics' parse_model writes these attributes on every layer module (DESIGN.md).
+# Ultralytics' parse_model writes these attributes on every layer module (docs/architecture.md).
 RESERVED_ATTRIBUTES = frozenset({"i", "f", "type", "np"})
 _MISSING = object()
 

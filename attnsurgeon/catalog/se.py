@@ -1,8 +1,9 @@
 """Squeeze-and-Excitation.
 
 Hu, Shen, Sun. "Squeeze-and-Excitation Networks", CVPR 2018. https://arxiv.org/abs/1709.01507
-Reference: https://github.com/hujie-frank/SENet (Caffe); the PyTorch form the YOLO community copies (seed 002,
-``se_block``) uses bias-free fully connected layers, which this module follows so the parameter counts agree.
+Reference: https://github.com/hujie-frank/SENet (Caffe); the PyTorch form the YOLO community copies (``se_block`` of
+the widely copied ``nets/attention.py``, https://github.com/bubbliiiing/yolov4-tiny-pytorch) uses bias-free fully
+connected layers, which this module follows so the parameter counts agree.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from attnsurgeon.catalog.registry import register_module
     link="https://arxiv.org/abs/1709.01507",
     reference="https://github.com/hujie-frank/SENet",
     deviations=(
-        "Fully connected layers are bias-free, as in the widely used PyTorch port (seed 002); the Caffe original has "
-        "biases.",
+        "Fully connected layers are bias-free, as in the widely copied PyTorch port (se_block of nets/attention.py, "
+        "github.com/bubbliiiing/yolov4-tiny-pytorch); the Caffe original has biases.",
         "The bottleneck width is max(c1 // reduction, 1), so channel counts below the reduction ratio still build.",
     ),
     arg_help={"reduction": "channel reduction ratio r of the excitation bottleneck (c1 -> c1/r -> c1)"},

@@ -1,4 +1,4 @@
-"""CBAM: parameter counts for the seed's and the paper's configuration; equals the two-pass formulation."""
+"""CBAM: parameter counts for the YOLO form's and the paper's configuration; equals the two-pass formulation."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from attnsurgeon.catalog.cbam import CBAM
 
 def test_parameter_count():
     c = 256
-    seed = 2 * c * (c // 8) + 2 * 7 * 7  # seed 002: ratio 8, bias-free 1x1 MLP, bias-free 7x7 conv over 2 maps
+    yolo_form = 2 * c * (c // 8) + 2 * 7 * 7  # cbam_block of nets/attention.py: ratio 8, bias-free MLP and 7x7 conv
     paper = 2 * c * (c // 16) + 2 * 7 * 7
-    assert sum(p.numel() for p in CBAM(c, 8, 7).parameters()) == seed == 16_482
+    assert sum(p.numel() for p in CBAM(c, 8, 7).parameters()) == yolo_form == 16_482
     assert sum(p.numel() for p in CBAM(c).parameters()) == paper == 8_290
 
 

@@ -1,13 +1,18 @@
-"""Forward time of catalog modules against the seed documents' versions of the same configuration.
+"""Forward time of catalog modules against the YOLO tutorials' versions of the same configuration.
 
-The seed versions are not stored in this repository: the code is read at run time from the seed documents
-(``../shared/seeds`` relative to the repository, or ``--seeds``), which are tutorial pages with the module code pasted
-into prose. Two documents lost their line breaks (seed 001's HaloAttention and seed 003's LSKA are flattened onto a
-few lines, indentation gone) and one lost only its indentation (seed 002); :func:`reflow` rebuilds them with the
-heuristics described there. ``einops``, ``timm`` and ``efficientnet_pytorch`` are not dependencies: small stand-ins
-are put in ``sys.modules`` before the seed code runs.
+The versions compared are the code the YOLO attention tutorials paste: CloFormer's ``EfficientAttention``
+(https://github.com/qhfan/CloFormer), ``HaloAttention`` from https://github.com/lucidrains/halonet-pytorch,
+``se_block``/``eca_block``/``cbam_block`` of the widely copied ``nets/attention.py``
+(https://github.com/bubbliiiing/yolov4-tiny-pytorch) with ``CoordAtt`` (https://github.com/houqb/CoordAttention),
+and ``LSKA`` (https://github.com/StevenLauHKHK/Large-Separable-Kernel-Attention). They are not stored in this
+repository: the code is read at run time from text copies of the tutorial pages (``--tutorials DIR``, one ``.txt``
+per page, found by the classes they contain), which paste the module code into prose. Two pages lost their line
+breaks (HaloAttention and LSKA are flattened onto a few lines, indentation gone) and one lost only its indentation
+(the attention.py blocks); :func:`reflow` rebuilds them with the heuristics described there. ``einops``, ``timm``
+and ``efficientnet_pytorch`` are not dependencies: small stand-ins are put in ``sys.modules`` before the tutorial
+code runs.
 
-    .venv/bin/python benchmarks/bench_seed_modules.py [--seeds DIR] [--runs 50] [--threads N]
+    .venv/bin/python benchmarks/bench_tutorial_modules.py --tutorials DIR [--runs 50] [--threads N]
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from attnsurgeon.catalog.lska import LSKA  # noqa: E402
 from attnsurgeon.catalog.se import SE  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Stand-ins for the seed code's third-party imports
+# Stand-ins for the tutorial code's third-party imports
 
 
 def _einops_parse(side: str) -> list[list[str]]:
@@ -257,7 +262,7 @@ def _logical_lines(text: str) -> list[str]:
 
 def _reindent(lines: list[str]) -> str:
     """Indentation from structure: classes at 0, methods (first arg self) at 1, bodies one deeper than headers; an
-    if/elif chain's last branch ends after as many statements as its first branch had (the branches of the seeds'
+    if/elif chain's last branch ends after as many statements as its first branch had (the branches of the tutorials'
     chains are parallel), or at the next def/class."""
     out, level, in_class = [], 0, False
     chain: list[list[int]] = []  # open if-chains: [header level, statements in the first branch (-1: unknown), now]
@@ -293,7 +298,7 @@ def _reindent(lines: list[str]) -> str:
 def reflow(text: str) -> str:
     """Rebuild Python source from a document that lost its line breaks and/or its indentation.
 
-    Heuristics (good enough for the seed documents, not for Python at large): a statement keyword glued to the
+    Heuristics (good enough for the tutorial pages, not for Python at large): a statement keyword glued to the
     previous character starts a new line (a lost line break leaves no space); an assignment at bracket depth 0 starts
     a new line at its target, whose first name, when glued to the previous text, is cut to its longest suffix that the
     code uses elsewhere (``x.shaper = ...`` -> ``x.shape`` / ``r = ...``); comments run to the next statement;
@@ -312,7 +317,7 @@ def reflow(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Loading the seed documents
+# Loading the tutorial pages
 
 _CODE_LINE = re.compile(
     r"^(class |def |return|assert |if |elif |else:|for |super\(|self\.|#|@|import |from )"
@@ -341,34 +346,42 @@ def _between(doc: str, start: str, end: str) -> str:
 
 
 def _exec(code: str, name: str) -> dict[str, object]:
-    scope: dict[str, object] = {"__name__": f"seed_{name}"}
-    exec(compile(code, f"<seed {name}>", "exec"), scope)
+    scope: dict[str, object] = {"__name__": f"tutorial_{name}"}
+    exec(compile(code, f"<tutorial {name}>", "exec"), scope)
     return scope
 
 
-def load_seeds(folder: Path) -> dict[str, dict[str, object]]:
+def _page(pages: list[str], marker: str) -> str:
+    """The tutorial page whose code contains ``marker``."""
+    found = [page for page in pages if marker in page]
+    if not found:
+        raise SystemExit(f"no tutorial page in --tutorials contains {marker!r}")
+    return found[0]
+
+
+def load_tutorials(folder: Path) -> dict[str, dict[str, object]]:
     _install_shims()
-    docs = {p.name[:3]: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))}
-    seeds: dict[str, dict[str, object]] = {}
-    # 000: CloFormer, line breaks and indentation intact
-    doc = docs["000"]
+    pages = [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))]
+    tutorials: dict[str, dict[str, object]] = {}
+    # CloFormer: line breaks and indentation intact
+    doc = _page(pages, "class EfficientAttention")
     code = _between(doc, "import torch", "task与yaml配置")
-    seeds["000"] = _exec(code, "000")
-    # 001: HaloAttention, flattened
-    doc = docs["001"]
+    tutorials["cloformer"] = _exec(code, "cloformer")
+    # HaloAttention: flattened
+    doc = _page(pages, "class HaloAttention")
     code = _between(doc, "import torch", "二、添加")
-    seeds["001"] = _exec(reflow(code), "001")
-    # 002: SE, ECA, CoordAtt, CBAM; line breaks kept, indentation lost
-    doc = docs["002"]
+    tutorials["halo"] = _exec(reflow(code), "halo")
+    # SE, ECA, CoordAtt, CBAM of attention.py: line breaks kept, indentation lost
+    doc = _page(pages, "class se_block")
     code = "import math\nimport torch\nimport torch.nn as nn\n"
     for start in ("class se_block", "class eca_block", "class h_sigmoid", "class ChannelAttention"):
         code += reflow(_code_block(doc, start))
-    seeds["002"] = _exec(code, "002")
-    # 003: LSKA, flattened
-    doc = docs["003"]
+    tutorials["attention_py"] = _exec(code, "attention_py")
+    # LSKA: flattened
+    doc = _page(pages, "class LSKA")
     code = _between(doc, "import torch", "四、")
-    seeds["003"] = _exec(reflow(code), "003")
-    return seeds
+    tutorials["lska"] = _exec(reflow(code), "lska")
+    return tutorials
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -393,8 +406,8 @@ def median_ms_pair(
     return statistics.median(times[0]) * 1e3, statistics.median(times[1]) * 1e3
 
 
-def pairs(seeds: dict[str, dict[str, object]], c: int) -> list[tuple[str, nn.Module, nn.Module]]:
-    s0, s1, s2, s3 = seeds["000"], seeds["001"], seeds["002"], seeds["003"]
+def pairs(tutorials: dict[str, dict[str, object]], c: int) -> list[tuple[str, nn.Module, nn.Module]]:
+    s0, s1, s2, s3 = (tutorials[k] for k in ("cloformer", "halo", "attention_py", "lska"))
     heads = c // 16
     return [
         ("SE(r=16)", SE(c, 16), s2["se_block"](c, 16)),
@@ -426,40 +439,44 @@ def _copy_weights(src: nn.Module, dst: nn.Module) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=Path, default=REPO.parent / "shared" / "seeds")
+    parser.add_argument(
+        "--tutorials", type=Path, required=True, help="folder of text copies of the tutorial pages (.txt)"
+    )
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    seeds = load_seeds(args.seeds)
+    tutorials = load_tutorials(args.tutorials)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(
         f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, median of {args.runs} runs, eval, no_grad"
     )
-    header = f"{'device':6} {'input':14} {'module':28} {'params ours/seed':>19} {'ours ms':>9} {'seed ms':>9} "
-    print(header + f"{'seed/ours':>9} {'max|diff|':>10}")
+    header = f"{'device':6} {'input':14} {'module':28} {'params ours/tut.':>19} {'ours ms':>9} {'tut. ms':>9} "
+    print(header + f"{'tut./ours':>9} {'max|diff|':>10}")
     for device in devices:
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         for shape in ((1, 256, 20, 20), (1, 128, 40, 40)):
             c = shape[1]
             x = torch.randn(*shape, device=device)
             torch.manual_seed(0)
-            for name, ours, seed in pairs(seeds, c):
-                ours, seed = ours.to(device).eval(), seed.to(device).eval()
+            for name, ours, theirs in pairs(tutorials, c):
+                ours, theirs = ours.to(device).eval(), theirs.to(device).eval()
                 p_ours = sum(p.numel() for p in ours.parameters())
-                p_seed = sum(p.numel() for p in seed.parameters())
-                # outputs are compared where the weights map onto each other and the seed has no known bug there
+                p_theirs = sum(p.numel() for p in theirs.parameters())
+                # outputs are compared where the weights map onto each other and the tutorial has no known bug there
                 diff = "-"
-                if not name.startswith("Halo") and _copy_weights(seed, ours):
+                if not name.startswith("Halo") and _copy_weights(theirs, ours):
                     with torch.no_grad():
-                        diff = f"{(ours(x) - seed(x)).abs().max().item():.1e}"
+                        diff = f"{(ours(x) - theirs(x)).abs().max().item():.1e}"
                 with torch.no_grad():
-                    t_ours, t_seed = median_ms_pair(lambda m=ours, x=x: m(x), lambda m=seed, x=x: m(x), args.runs, sync)
+                    t_ours, t_theirs = median_ms_pair(
+                        lambda m=ours, x=x: m(x), lambda m=theirs, x=x: m(x), args.runs, sync
+                    )
                 size = "x".join(map(str, shape))
                 print(
-                    f"{device:6} {size:14} {name:28} {p_ours:>9}/{p_seed:<9} {t_ours:9.3f} {t_seed:9.3f} "
-                    f"{t_seed / t_ours:9.2f} {diff:>10}"
+                    f"{device:6} {size:14} {name:28} {p_ours:>9}/{p_theirs:<9} {t_ours:9.3f} {t_theirs:9.3f} "
+                    f"{t_theirs / t_ours:9.2f} {diff:>10}"
                 )
 
 
