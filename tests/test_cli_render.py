@@ -86,15 +86,25 @@ def test_list_piped_without_columns_is_not_squeezed(monkeypatch):
 
 
 def test_output_width_rules(monkeypatch):
+    import os
+    import sys
+
     from attnsurgeon.cli._common import PIPED_WIDTH, output_width
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
+        def fileno(self) -> int:
+            return 2
+
     monkeypatch.delenv("COLUMNS", raising=False)
-    assert output_width(io.StringIO()) == PIPED_WIDTH == 200
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert output_width(io.StringIO()) == PIPED_WIDTH == 200  # no terminal anywhere
     assert output_width(Tty()) is None  # Rich asks the terminal
+    monkeypatch.setattr(sys, "stderr", Tty())
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((97, 30)))
+    assert output_width(io.StringIO()) == 97  # piped to less: the width of the terminal stderr shows
     monkeypatch.setenv("COLUMNS", "93")
     assert output_width(io.StringIO()) == 93 and output_width(Tty()) == 93
 
@@ -249,4 +259,4 @@ def test_profile_single_model_fits(profile_reports, monkeypatch):
     text = at_width(80, "profile", "yolo11n.yaml")
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
     assert rows["params"][-1] == f"{profile_reports[1].params:,}"
-    assert text.splitlines()[3].split() == ["yolo11n"]  # the header names the model
+    assert text.splitlines()[2].split() == ["yolo11n"]  # the header names the model

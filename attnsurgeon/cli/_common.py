@@ -35,15 +35,25 @@ def print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-PIPED_WIDTH = 200  # piped or captured output has no terminal: do not squeeze tables into Rich's default 80 there
+PIPED_WIDTH = 200  # no terminal at all (CI, captured output): do not squeeze tables into Rich's default 80
 
 
 def output_width(stream: Any) -> int | None:
-    """Columns to render for: ``COLUMNS`` when set (tests, scripts), the terminal's own on a tty, else PIPED_WIDTH."""
+    """Columns to render ``stream`` for.
+
+    ``COLUMNS`` when set (scripts, tests); the terminal's own when ``stream`` is one (Rich asks it); when piped
+    (``attnsurgeon list | less``) the width of the terminal stderr still shows, so the table fits the screen it is
+    read on; with no terminal anywhere, PIPED_WIDTH.
+    """
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
-    return None if stream.isatty() else PIPED_WIDTH
+    if stream.isatty():
+        return None
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return PIPED_WIDTH
 
 
 def console(stderr: bool = False) -> Any:

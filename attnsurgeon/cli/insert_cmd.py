@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_delta, fmt_int, from_text
+from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._tables import Col, Row, fit_table
 from attnsurgeon.errors import VerificationError
 
@@ -77,20 +78,23 @@ def insert(
     from attnsurgeon import api
 
     try:
-        report = api.insert(
-            model,
-            module,
-            after,
-            args=args,
-            output=output,
-            force=force,
-            rewire=rewire,
-            scale=scale,
-            imgsz=imgsz,
-            verify=not no_verify,
-            identity_init=identity_init,
-            dry_run=dry_run,
-        )
+        with progress(enabled=not as_json and not no_verify) as step:
+            step(f"inserting {module} into {model}")
+            report = api.insert(
+                model,
+                module,
+                after,
+                args=args,
+                output=output,
+                force=force,
+                rewire=rewire,
+                scale=scale,
+                imgsz=imgsz,
+                verify=not no_verify,
+                identity_init=identity_init,
+                dry_run=dry_run,
+                progress=step,
+            )
     except VerificationError as exc:
         if as_json:
             emit_json({"output": None, "error": str(exc), "checks": [c.as_dict() for c in exc.checks]})

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
+from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._tables import Col, Row, fit_table
 
 # Every figure whole; the share bar takes the room left (cut, never wrapped).
@@ -56,7 +55,7 @@ def profile(
     from attnsurgeon import profile as prof
 
     specs = [model] if compare is None else [model, compare]
-    with _progress(enabled=not as_json) as step:
+    with progress(enabled=not as_json) as step:
         reports = prof.profile(
             specs, device=device, imgsz=imgsz, batch=batch, half=half, runs=runs, layers=layers, scale=scale,
             progress=step,
@@ -70,31 +69,6 @@ def profile(
         emit_json(payload)
         return
     _render(new, base)
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A transient progress bar on stderr (only on a terminal); yields the callback profile() reports to."""
-    err = console(stderr=True)
-    if not enabled or not err.is_terminal:
-        yield lambda stage, done, total: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description:<16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("loading", total=None)
-
-        def step(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=max(total, 1))
-
-        yield step
 
 
 def _gflops(value: float) -> str:
@@ -166,7 +140,7 @@ def _render(new: Any, base: Any | None) -> None:
     if base is None:
         columns = (Col("", key=True), Col(esc(new.model), "right"))
         rows = [Row((label, text)) for label, _, text in _rows(new)]
-        title = esc(new.model)
+        title = None  # the column header names the model
     else:
         columns = (Col("", key=True), *(Col(h, "right", key=True) for h in ("base", "new", "Δ", "Δ%")))
         rows = [

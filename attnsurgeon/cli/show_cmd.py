@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, from_text
+from attnsurgeon.cli._progress import progress, progress_kwargs
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
 
 # Index, module and the built numbers stay whole; `from` and args wrap; the `from` as written gives way first
@@ -40,7 +41,11 @@ def show(
 ) -> None:
     from attnsurgeon import api
 
-    doc, chosen, layers, warnings = api.show(model, scale, imgsz, build=not no_build)
+    with progress(enabled=not as_json and not no_build) as step:
+        step(f"building {model}")
+        doc, chosen, layers, warnings = api.show(
+            model, scale, imgsz, build=not no_build, **progress_kwargs(api.show, step)
+        )
     if as_json:
         emit_json(
             {"model": str(doc.path), "scale": chosen or None, "imgsz": imgsz, "layers": [r.as_dict() for r in layers]}
