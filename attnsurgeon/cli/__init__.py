@@ -15,7 +15,6 @@ app = typer.Typer(
     help="Insert attention modules into Ultralytics YOLO model YAMLs, renumber every reference, and prove the "
     "result builds, runs, trains, and what it costs.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -38,4 +37,4 @@ profile_cmd.register(app)
 
 
 def main() -> None:
-    app()
+    app(prog_name="attnsurgeon")  # also under `python -m attnsurgeon`, so completion scripts name the command

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
 
@@ -88,7 +89,9 @@ def markdown_table(specs: list[Any], costs: dict[str, dict[str, Any]]) -> str:
 
 @errors_to_exit
 def list_modules(
-    category: str | None = typer.Option(None, "--category", "-c", help="Only this category."),
+    category: str | None = typer.Option(
+        None, "--category", "-c", autocompletion=_complete.categories, help="Only this category."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
     no_cost: bool = typer.Option(False, "--no-cost", help="Skip the cost columns (never imports torch)."),
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (the one in the README)."),
@@ -139,7 +142,7 @@ def list_modules(
 
 @errors_to_exit
 def info(
-    name: str = typer.Argument(..., help="Module name or alias."),
+    name: str = typer.Argument(..., autocompletion=_complete.modules, help="Module name or alias."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
 ) -> None:
     from attnsurgeon.catalog import REGISTRY

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_delta, fmt_int, from_text
 from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._tables import Col, Row, fit_table
@@ -35,12 +36,23 @@ def register(app: typer.Typer) -> None:
 def insert(
     model: str = typer.Argument(
         ...,
+        autocompletion=_complete.models,
         help="Model YAML path or packaged Ultralytics name (yolo11n.yaml, yolov8s-seg.yaml), or an Ultralytics .pt "
         "checkpoint (its weights move to their new indices; the new YAML is written beside the output).",
     ),
-    module: str = typer.Option(..., "--module", "-m", help="Catalog module name ('attnsurgeon list' shows them)."),
+    module: str = typer.Option(
+        ...,
+        "--module",
+        "-m",
+        autocompletion=_complete.modules,
+        help="Catalog module name ('attnsurgeon list' shows them).",
+    ),
     after: list[int] = typer.Option(
-        ..., "--after", "-a", help="Insert after this layer index of the input file; repeatable."
+        ...,
+        "--after",
+        "-a",
+        autocompletion=_complete.positions,
+        help="Insert after this layer index of the input file; repeatable.",
     ),
     args: str | None = typer.Option(
         None, "--args", help='Module hyper-parameters as a YAML list, e.g. "[2, 1]". Default: the module defaults.'
@@ -58,10 +70,14 @@ def insert(
     rewire: str = typer.Option(
         "all",
         "--rewire",
+        autocompletion=_complete.rewire,
         help="all: every later reader of layer K reads the attention; next: only the next layer does.",
     ),
     scale: str | None = typer.Option(
-        None, "--scale", help="Verify at this scale (n/s/m/l/x) or 'all'. Default: the scale in the file name."
+        None,
+        "--scale",
+        autocompletion=_complete.scales_or_all,
+        help="Verify at this scale (n/s/m/l/x) or 'all'. Default: the scale in the file name.",
     ),
     imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks and GFLOPs."),
     no_verify: bool = typer.Option(

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
 from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._tables import Col, Row, fit_table
@@ -34,9 +35,13 @@ def register(app: typer.Typer) -> None:
 @errors_to_exit
 def profile(
     model: str = typer.Argument(
-        ..., help="Model YAML path, packaged Ultralytics name (yolo11n.yaml) or Ultralytics .pt checkpoint."
+        ...,
+        autocompletion=_complete.models,
+        help="Model YAML path, packaged Ultralytics name (yolo11n.yaml) or Ultralytics .pt checkpoint.",
     ),
-    device: str = typer.Option("cpu", "--device", "-d", help="cpu, cuda, cuda:N or a CUDA index N."),
+    device: str = typer.Option(
+        "cpu", "--device", "-d", autocompletion=_complete.devices, help="cpu, cuda, cuda:N or a CUDA index N."
+    ),
     imgsz: str = typer.Option("640", "--imgsz", help="Image size: 640, or height,width like 480,640."),
     batch: int = typer.Option(1, "--batch", "-b", help="Images per forward pass (throughput counts them)."),
     half: bool = typer.Option(False, "--half", help="float16 inference (CUDA only)."),
@@ -44,11 +49,17 @@ def profile(
         None, "--runs", help="Timed runs after warm-up. Default: up to 50 within a few seconds (at least 5)."
     ),
     compare: str | None = typer.Option(
-        None, "--compare", help="Base model to set side by side (YAML, packaged name or .pt), same settings."
+        None,
+        "--compare",
+        autocompletion=_complete.models,
+        help="Base model to set side by side (YAML, packaged name or .pt), same settings.",
     ),
     layers: bool = typer.Option(False, "--layers", help="Per-layer table: params, GFLOPs, ms and share of time."),
     scale: str | None = typer.Option(
-        None, "--scale", help="Scale to build a YAML at (n/s/m/l/x). Default: the one in the file name."
+        None,
+        "--scale",
+        autocompletion=_complete.scales,
+        help="Scale to build a YAML at (n/s/m/l/x). Default: the one in the file name.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, from_text
 from attnsurgeon.cli._progress import progress, progress_kwargs
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
@@ -33,8 +34,12 @@ def register(app: typer.Typer) -> None:
 
 @errors_to_exit
 def show(
-    model: str = typer.Argument(..., help="Model YAML path or packaged Ultralytics name."),
-    scale: str | None = typer.Option(None, "--scale", help="Scale to build at (default: the one in the file name)."),
+    model: str = typer.Argument(
+        ..., autocompletion=_complete.models, help="Model YAML path or packaged Ultralytics name."
+    ),
+    scale: str | None = typer.Option(
+        None, "--scale", autocompletion=_complete.scales, help="Scale to build at (default: the one in the file name)."
+    ),
     imgsz: int = typer.Option(640, "--imgsz", help="Image size used to measure strides."),
     no_build: bool = typer.Option(False, "--no-build", help="Only the YAML view: no channels, strides or params."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
