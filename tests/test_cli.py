@@ -46,15 +46,28 @@ def assert_one_line_error(result, code: int | None = None, contains: str = ""):
 
 
 def test_every_command_has_help_and_is_in_the_readme():
+    """Every command and every parameter explains itself in --help; the README shows every command and option."""
+    import typer
+
     result = run("--help")
     assert result.exit_code == 0, result.output
-    commands = [c.name for c in app.registered_commands]
-    assert {"insert", "show", "list", "info"} <= set(commands)
+    cli = typer.main.get_command(app)
+    assert {"insert", "show", "list", "info", "profile"} <= set(cli.commands)
     readme = README.read_text()
-    for name in commands:
+    for name, command in cli.commands.items():
+        assert (command.help or "").strip(), f"command {name} has no help text"
+        assert name in result.output, f"{name} is not listed by attnsurgeon --help"
         sub = run(name, "--help")
         assert sub.exit_code == 0, sub.output
         assert f"attnsurgeon {name}" in readme, f"README does not show 'attnsurgeon {name}'"
+        for param in command.params:
+            if param.name == "help":
+                continue
+            assert (getattr(param, "help", None) or "").strip(), f"{name}: parameter {param.name} has no help text"
+            for flag in (o for o in param.opts if o.startswith("--")):
+                assert flag in readme, f"README does not mention {name} {flag}"
+    for flag in ("--install-completion", "--show-completion"):
+        assert flag in result.output and flag in readme, flag
 
 
 def test_insert_no_verify_writes_next_to_input(model_file):
@@ -204,3 +217,12 @@ def test_show_no_build_is_the_yaml_view():
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and result.output.startswith("attnsurgeon ")
+
+
+def test_texts_cite_public_sources_only():
+    """Code, docs and benchmarks name the public paper, project or tutorial, never private notes or their numbers."""
+    root = README.parent
+    files = [README, *root.glob("docs/**/*.md"), *root.glob("attnsurgeon/**/*.py"), *root.glob("benchmarks/*.py")]
+    private = re.compile(r"seeds? ?\d{3}|seed documents?|DESIGN\.md|shared/seeds", re.IGNORECASE)
+    found = [f"{p.relative_to(root)}: {m.group(0)}" for p in files for m in private.finditer(p.read_text())]
+    assert not found, found
