@@ -260,3 +260,9 @@ def test_profile_single_model_fits(profile_reports, monkeypatch):
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
     assert rows["params"][-1] == f"{profile_reports[1].params:,}"
     assert text.splitlines()[2].split() == ["yolo11n"]  # the header names the model
+
+
+def test_show_no_build_leaves_out_the_built_columns():
+    text = at_width(80, "show", "yolov8s.yaml", "--no-build")
+    assert text.splitlines()[1].split() == ["idx", "from", "reads", "n", "module", "args"]
+    assert rows_by_first_word(text)["4"] == ["4", "-1", "[3]", "2", "(6)", "C2f", "[256,", "True]"]

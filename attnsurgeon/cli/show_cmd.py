@@ -18,6 +18,7 @@ SHOW_COLUMNS = (
     Col("n", "right", key=True),
     Col("module", key=True),
     Col("args"),
+    # built at the scale (left out with --no-build):
     Col("out-ch", "right", key=True),
     Col("stride", key=True),
     Col("params", "right", key=True),
@@ -68,16 +69,17 @@ def show(
                 repeats_text(r.repeats, r.repeats_at_scale),
                 esc(r.module),
                 from_text(r.args),
-                fmt_int(r.out_channels),
-                r.level,
-                fmt_int(r.params),
+                *((fmt_int(r.out_channels), r.level, fmt_int(r.params)) if not no_build else ()),
             ),
             new_section=i > 0 and r.section != layers[i - 1].section,
         )
         for i, r in enumerate(layers)
     ]
     table, left_out = fit_table(
-        out, SHOW_COLUMNS, rows, title=esc(f"{doc.stem} ({doc.path.name}, scale {chosen or '-'})")
+        out,
+        SHOW_COLUMNS if not no_build else SHOW_COLUMNS[:-3],
+        rows,
+        title=esc(f"{doc.stem} ({doc.path.name}, scale {chosen or '-'})"),
     )
     out.print(table)
     notes = []
