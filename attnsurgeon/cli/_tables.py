@@ -3,8 +3,8 @@
 Rich squeezes every column of a table that is wider than the terminal, cutting the very text a user must type
 (``BiLevelRo…``). Here each column says what it may do instead: a *key* column (a module name, a number, an index)
 is never wrapped or cut; any other column wraps at spaces, or is cut with "…" where its full text is shown
-elsewhere; a column with a ``drop`` rank is left out, highest rank
-first, while the table would still not fit with every column at its narrowest.
+elsewhere; a column with a ``drop`` rank is left out, highest rank first, while the table would be wider than the
+terminal with its wrapping columns on one line (the caller says where to read what was left out).
 """
 
 from __future__ import annotations
@@ -41,12 +41,6 @@ class Row:
     cells: Sequence[str]  # Rich markup, already escaped
     style: str | None = None
     new_section: bool = False  # a rule above this row (the backbone/head boundary of `show`)
-
-
-def _cell_width(markup: str) -> int:
-    from rich.text import Text
-
-    return max((Text.from_markup(line).cell_len for line in markup.split("\n")), default=0)
 
 
 def _build(
