@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_delta, fmt_int, from_text
-from attnsurgeon.errors import VerificationError
+from attnsurgeon.cli._common import POSITIONS_HELP, errors_to_exit, from_text
+from attnsurgeon.cli._report import DRY_RUN_HELP, SCALE_HELP, run_and_render
 
 
 def register(app: typer.Typer) -> None:
@@ -27,8 +27,12 @@ def insert(
         "checkpoint (its weights move to their new indices; the new YAML is written beside the output).",
     ),
     module: str = typer.Option(..., "--module", "-m", help="Catalog module name ('attnsurgeon list' shows them)."),
-    after: list[int] = typer.Option(
-        ..., "--after", "-a", help="Insert after this layer index of the input file; repeatable."
+    after: list[str] = typer.Option(
+        ...,
+        "--after",
+        "-a",
+        help="Insert after this layer index of the input file, or after a named position: "
+        f"{POSITIONS_HELP}; repeatable, or comma-separated.",
     ),
     args: str | None = typer.Option(
         None, "--args", help='Module hyper-parameters as a YAML list, e.g. "[2, 1]". Default: the module defaults.'
@@ -48,113 +52,25 @@ def insert(
         "--rewire",
         help="all: every later reader of layer K reads the attention; next: only the next layer does.",
     ),
-    scale: str | None = typer.Option(
-        None, "--scale", help="Verify at this scale (n/s/m/l/x) or 'all'. Default: the scale in the file name."
-    ),
+    scale: str | None = typer.Option(None, "--scale", help=SCALE_HELP),
     imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks and GFLOPs."),
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Skip building and checking the model (no torch import)."
     ),
-    dry_run: bool = typer.Option(
-        False,
-        "--dry-run",
-        help="Write nothing: print the unified diff of the YAML that would be written (and, for a checkpoint, the "
-        "layer map). Verifies unless --no-verify.",
-    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     from attnsurgeon import api
 
-    try:
-        report = api.insert(
-            model,
-            module,
-            after,
-            args=args,
-            output=output,
-            force=force,
-            rewire=rewire,
-            scale=scale,
-            imgsz=imgsz,
-            verify=not no_verify,
-            identity_init=identity_init,
-            dry_run=dry_run,
-        )
-    except VerificationError as exc:
-        if as_json:
-            emit_json({"output": None, "error": str(exc), "checks": [c.as_dict() for c in exc.checks]})
-        else:
-            _render_checks(exc.checks, stderr=True)
-        raise
-    if as_json:
-        emit_json(report.as_dict())
-        return
-    _render(report)
+    def call() -> Any:
+        return api.insert(
+            model, module, after, args=args, output=output, force=force, rewire=rewire, scale=scale, imgsz=imgsz,
+            verify=not no_verify, identity_init=identity_init, dry_run=dry_run,
+        )  # fmt: skip
+
+    run_and_render(call, as_json, _headline)
 
 
-def _render(report: Any) -> None:
-    from rich.table import Table
-
-    out = console()
-    for warning in report.warnings:
-        console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
+def _headline(report: Any) -> str:
     where = ", ".join(f"after {i['after']} → layer {i['index']}" for i in report.inserted)
-    out.print(f"[bold]{report.module}[/] {from_text(report.args)} inserted {where} (rewire {report.rewire})")
-    if report.changed:
-        table = Table(title="references changed", title_justify="left", box=None, pad_edge=False)
-        for col in ("layer", "module", "from (old)", "from (new)", "reads (new)"):
-            table.add_column(col)
-        for row in report.changed:
-            table.add_row(
-                str(row["index"]),
-                row["module"],
-                from_text(row["from_old"]),
-                from_text(row["from_new"]),
-                from_text(row["absolute_new"]),
-            )
-        out.print(table)
-    _render_checks(report.checks)
-    if report.costs:
-        table = Table(title="cost", title_justify="left", box=None, pad_edge=False)
-        for col in ("scale", "", "params", "GFLOPs"):
-            table.add_column(col, justify="right")
-        for scale, (base, new) in report.costs.items():
-            table.add_row(scale or "-", "base", fmt_int(base.params), f"{base.gflops:.2f}")
-            table.add_row("", "new", fmt_int(new.params), f"{new.gflops:.2f}")
-            table.add_row("", "Δ", fmt_delta(new.params, base.params), fmt_delta(new.gflops, base.gflops, 2))
-        out.print(table)
-    if report.dry_run:
-        render_dry_run(report)
-    elif report.output is not None:
-        out.print(f"wrote [bold]{esc(report.output)}[/]")
-        if report.output.suffix == ".pt":  # a checkpoint surgery writes the architecture beside the weights
-            out.print(f"wrote [bold]{esc(report.output.with_suffix('.yaml'))}[/]")
-
-
-def render_dry_run(report: Any) -> None:
-    """The diff (plain text, so it can be piped to ``patch``), the layer map of a checkpoint, and what was not done."""
-    import typer
-
-    out = console()
-    if report.layer_map is not None:
-        moved = ", ".join(f"{old}→{new}" for old, new in report.layer_map["index_map"].items() if old != new)
-        out.print(f"layer map: {esc(moved or 'no index moves')}")
-        out.print(
-            f"fresh layers: {esc(report.layer_map['fresh'] or '-')}; dropped: {esc(report.layer_map['dropped'] or '-')}"
-        )
-    typer.echo(report.diff, nl=False)
-    targets = [report.output] if report.output is not None else []
-    if report.output is not None and report.output.suffix == ".pt":
-        targets.append(report.output.with_suffix(".yaml"))
-    would = " and ".join(str(t) for t in targets) or "the output"
-    console(stderr=True).print(f"dry run: nothing written (would write {esc(would)})")
-
-
-def _render_checks(checks: list[Any], stderr: bool = False) -> None:
-    if not checks:
-        return
-    out = console(stderr=stderr)
-    for check in checks:
-        mark = "[green]✓[/]" if check.ok else "[yellow]-[/]" if check.ok is None else "[red]✗[/]"
-        detail = f"  [dim]{esc(check.detail)}[/]" if check.detail else ""
-        out.print(f"{mark} {esc(check.name)}{detail}")
+    return f"[bold]{report.module}[/] {from_text(report.args)} inserted {where} (rewire {report.rewire})"

@@ -11,7 +11,8 @@ def register(app: typer.Typer) -> None:
     app.command(
         "show",
         help="Show one row per layer: index, from (as written and absolute), repeats, module, args, output "
-        "channels, stride (P-level) and params at a scale.",
+        "channels, stride (P-level) and params at a scale; then the layers each named position (heads, sppf, p4, "
+        "every:C3k2, ...) stands for in this model.",
     )(show)
 
 
@@ -23,12 +24,19 @@ def show(
     no_build: bool = typer.Option(False, "--no-build", help="Only the YAML view: no channels, strides or params."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
-    from attnsurgeon import api
+    from attnsurgeon import api, positions
 
     doc, chosen, rows, warnings = api.show(model, scale, imgsz, build=not no_build)
+    named = positions.table(doc.graph)
     if as_json:
         emit_json(
-            {"model": str(doc.path), "scale": chosen or None, "imgsz": imgsz, "layers": [r.as_dict() for r in rows]}
+            {
+                "model": str(doc.path),
+                "scale": chosen or None,
+                "imgsz": imgsz,
+                "layers": [r.as_dict() for r in rows],
+                "positions": named,
+            }
         )
         return
     from rich.table import Table
@@ -65,3 +73,9 @@ def show(
             fmt_int(r.params),
         )
     console().print(table)
+    places = Table(title="positions (--after / --at)", title_justify="left", box=None, pad_edge=False)
+    places.add_column("name")
+    places.add_column("layers")
+    for name, hits in named.items():
+        places.add_row(esc(name), ", ".join(map(str, hits)) if isinstance(hits, list) else f"[dim]{esc(hits)}[/]")
+    console().print(places)
