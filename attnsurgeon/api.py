@@ -181,6 +181,11 @@ def _named(resolved: positions.Resolved) -> dict[str, list[int]]:
     return {name: list(indices) for name, indices in resolved.names.items()}
 
 
+def _removed_label(removed: Sequence[int]) -> str:
+    """What the default output name adds: ``no9``, ``no3+6+9``; beyond three layers only how many."""
+    return "no" + "+".join(map(str, removed)) if len(removed) <= 3 else f"no{len(removed)}layers"
+
+
 def remove(
     model: str | Path,
     at: Positions,
@@ -208,7 +213,7 @@ def remove(
     edit = pipeline.Edit(
         "remove",
         result,
-        "no" + "+".join(map(str, result.removed)),
+        _removed_label(result.removed),
         f"layer{'s' if len(result.removed) > 1 else ''} {rows} removed",
         positions=_named(resolved),
     )
