@@ -273,11 +273,9 @@ def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> Comme
             continue  # removed below
         new = result.index_map[old]
         section, pos = old_slots[old]
-        item = data[section][pos]
         new_from = new_graph.rows[new].from_
         if new_from != doc.graph.rows[old].from_:
-            with yamltree.comment_gap_kept(data[section], pos):
-                item[0] = yamltree.flow_seq(list(new_from)) if isinstance(new_from, list) else new_from
+            yamltree.set_from(data[section], pos, list(new_from) if isinstance(new_from, list) else new_from)
         yamltree.renumber_comment(yamltree.comment_token(data[section], pos), old, new)
 
     # 2. replaced rows: module and args change, the row keeps its place, 'from' and comment

@@ -93,17 +93,28 @@ def insert_row(seq: CommentedSeq, position: int, row: CommentedSeq, comment: str
         token.value = token.value.rstrip("\n") + "\n" + tail
 
 
+def set_from(seq: CommentedSeq, position: int, from_: int | list[int]) -> None:
+    """Rewrite a row's ``from``, keeping the gap before its trailing comment (ruamel keeps the comment's column, so a
+    row that grows by a digit would push it right, and one that shrinks would leave two spaces)."""
+    old = seq[position][0]
+    seq[position][0] = flow_seq(from_) if isinstance(from_, list) else from_
+    _shift_comment(seq, position, len(str(from_)) - len(str(list(old) if isinstance(old, list) else old)))
+
+
 @contextmanager
-def comment_gap_kept(seq: CommentedSeq, position: int) -> Iterator[None]:
-    """A row edited inside keeps the gap before its trailing comment (ruamel keeps the comment's column, so a row
-    that grows by a digit would push it right, and one that shrinks would leave two spaces)."""
+def _comment_gap_kept(seq: CommentedSeq, position: int) -> Iterator[None]:
+    """:func:`set_from`'s rule for any edit inside a row, measured by writing the row (slower)."""
     token = comment_token(seq, position)
     before = _flow_width(seq[position]) if token is not None else 0
     yield
-    if token is not None and token.start_mark is not None:
-        delta = _flow_width(seq[position]) - before
-        if delta:
-            token.start_mark = CommentMark(max(0, token.column + delta))
+    if token is not None:
+        _shift_comment(seq, position, _flow_width(seq[position]) - before)
+
+
+def _shift_comment(seq: CommentedSeq, position: int, delta: int) -> None:
+    token = comment_token(seq, position)
+    if delta and token is not None and token.start_mark is not None:
+        token.start_mark = CommentMark(max(0, token.column + delta))
 
 
 def _flow_width(item: CommentedSeq) -> int:
@@ -115,7 +126,7 @@ def _flow_width(item: CommentedSeq) -> int:
 def replace_row(seq: CommentedSeq, position: int, module: str, args: list[Any]) -> None:
     item = seq[position]
     old_module = str(item[2])
-    with comment_gap_kept(seq, position):
+    with _comment_gap_kept(seq, position):
         item[2] = module
         item[3] = flow_seq(args)
     token = comment_token(seq, position)

@@ -90,7 +90,14 @@ CASES = [
     (["insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--no-verify", "-o", "yolo11n.yaml"], 8, "is the input file"),
     (["insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--no-verify", "-o", "nowhere/x.yaml"], 8, "does not exist"),
     (["insert", "modèle ü.yaml", *INSERT], 3, "modèle ü.yaml: no such file"),
+    (["remove", "billion_laughs.yaml", "--at", "1", "--no-verify"], 3, "through YAML aliases"),
+    (["replace", "python_object.yaml", "--at", "1", "-m", "SE", "--no-verify"], 3, "uses the YAML tag !!python"),
+    (["remove", "binary.yaml", "--at", "1", "--dry-run"], 3, "cannot be read as text"),
+    (["remove", "yolo11n.yaml", "--at", "99999999999999999999", "--no-verify"], 4, "outside the model"),
+    (["remove", "yolo11n.yaml", "--at", "", "--no-verify"], 2, "--at is empty; use a layer index or one of"),
+    (["replace", "yolo11n.yaml", "--at", "p9", "-m", "SE", "--no-verify"], 2, "'p9' is not a layer index"),
     (["insert", "not_a_checkpoint.pt", "-m", "SE", "-a", "0"], 10, "not_a_checkpoint.pt"),
+    (["remove", "random_bytes.pt", "--at", "9", "--dry-run"], 10, "random_bytes.pt: cannot be read"),
     (["insert", "random_bytes.pt", "-m", "SE", "-a", "0"], 10, "random_bytes.pt"),
 ]
 

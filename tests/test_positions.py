@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from attnsurgeon import graph, positions, yamlio
@@ -168,3 +171,42 @@ def test_the_cli_help_lists_the_same_names():
     from attnsurgeon.cli._common import POSITIONS_HELP
 
     assert ", ".join(positions.POSITION_NAMES) == POSITIONS_HELP
+
+
+def test_show_lists_what_each_name_stands_for():
+    from typer.testing import CliRunner
+
+    from attnsurgeon.cli import app
+
+    result = CliRunner().invoke(app, ["show", "rtdetr-l.yaml", "--no-build", "--json"])
+    assert result.exit_code == 0, result.output
+    named = json.loads(result.output)["positions"]
+    assert named["heads"] == [21, 24, 27] and named["p4"] == [7] and named["every:RepC3"] == [16, 21, 24, 27]
+    assert named["sppf"] == "this model has no SPPF, SPPELAN or SPP layer"
+    table = CliRunner().invoke(app, ["show", "yolo11n.yaml", "--no-build"]).output
+    assert re.search(r"\nheads +16, 19, 22 *\n", table) and re.search(
+        r"\nevery:C3k2 +2, 4, 6, 8, 13, 16, 19, 22", table
+    )
+
+
+SAMPLE = ["yolo11n.yaml", "yolov8n-p2.yaml", "yolov8n-p6.yaml", "yolov9t.yaml", "yolo26n-seg.yaml", "rtdetr-l.yaml"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", SAMPLE)
+def test_attention_at_every_named_position_builds_and_runs(model, tmp_path, torch_threads):
+    """SE after every fixed position a sample model has, all in one file: it builds and runs forward."""
+    import torch
+
+    from attnsurgeon import api, ultra
+
+    g = yamlio.load(model).graph
+    names = [n for n, hits in positions.table(g).items() if isinstance(hits, list) and n in FIXED]
+    out = tmp_path / model
+    report = api.insert(model, "SE", names, output=out, verify=False)
+    assert set(report.positions) == set(names)
+    doc = yamlio.load(out)
+    built = ultra.build_model(doc.plain(), doc.scale or None, out.name).eval()
+    with torch.inference_mode():
+        built(torch.zeros(1, 3, 128, 128))
+    assert sum(r.module == "SE" for r in doc.graph.rows) == len(positions.resolve(g, names).indices)
