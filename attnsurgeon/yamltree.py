@@ -150,5 +150,12 @@ def remove_row(seq: CommentedSeq, position: int) -> None:
         previous.value = previous.value + ("" if previous.value.endswith("\n") else "\n") + tail
     elif position > 0:
         seq.ca.items.setdefault(position - 1, [None, None, None, None])[0] = CommentToken("\n" + tail, CommentMark(0))
-    elif seq:  # the first row of its section: the lines go before the new first row
-        seq.yaml_set_start_comment(tail.strip("\n"), indent=2)
+    elif seq:  # the first row of its section: the lines go before the new first row, as the section's own
+        tokens = [
+            CommentToken(f"{line.strip()}\n" if line.strip() else "\n", CommentMark(2 if line.strip() else 0))
+            for line in tail.splitlines()
+        ]
+        if seq.ca.comment and seq.ca.comment[1] is not None:
+            seq.ca.comment[1].extend(tokens)  # after the lines already there (the list ruamel reads them from)
+        else:
+            seq.ca.comment = [None, tokens]

@@ -154,3 +154,30 @@ def _valid(g: graph.Graph, k: int) -> bool:
     except SurgeryError:
         return False
     return True
+
+
+def test_removing_the_first_row_of_a_section_keeps_the_lines_after_it_before_the_next_row():
+    text = (
+        "backbone:\n"
+        "  - [-1, 1, Conv, [64, 3, 2]] # 0\n"
+        "head:\n"
+        "  # the head\n"
+        "  - [-1, 1, SE, []] # 1 first of the head\n"
+        "\n"
+        "  # neck\n"
+        "  - [-1, 1, Conv, [64]] # 2\n"
+        "  - [[2], 1, Detect, [nc]] # 3\n"
+    )
+    doc = reread(text)
+    assert doc.dump() == text
+    out = yamlio.dump(yamlio.apply(doc, graph.remove(doc.graph, 1, {"SE"})))
+    assert out == (
+        "backbone:\n"
+        "  - [-1, 1, Conv, [64, 3, 2]] # 0\n"
+        "head:\n"
+        "  # the head\n"
+        "\n"
+        "  # neck\n"
+        "  - [-1, 1, Conv, [64]] # 1\n"
+        "  - [[1], 1, Detect, [nc]] # 2\n"
+    )
