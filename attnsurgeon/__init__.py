@@ -6,6 +6,8 @@ The public API, usable from a notebook as well as from the ``attnsurgeon`` comma
 
     report = attnsurgeon.insert("yolo11n.yaml", "SE", after=8, output="yolo11n-SE.yaml")
     report = attnsurgeon.insert("best.pt", "SE", after=8, output="best-SE.pt", identity_init=True)
+    report = attnsurgeon.insert("yolo11n.yaml", "CBAM", after=["heads", "p5"])  # named positions
+    report = attnsurgeon.replace("yolo11n-CBAM.yaml", "every:CBAM", "ECA")  # or remove(..., at="every:CBAM")
     attnsurgeon.register()  # catalog modules resolvable by name in this process's Ultralytics
     new, base = attnsurgeon.profile_model(["yolo11n-SE.yaml", "yolo11n.yaml"])  # params, FLOPs, latency
 
@@ -26,6 +28,8 @@ __all__ = [
     "plan_insert",
     "profile_model",
     "register",
+    "remove",
+    "replace",
     "show",
 ]
 
@@ -34,6 +38,8 @@ _LAZY = {
     "insert": "attnsurgeon.api",
     "plan_insert": "attnsurgeon.api",
     "show": "attnsurgeon.api",
+    "remove": "attnsurgeon.api",
+    "replace": "attnsurgeon.api",
     "register": "attnsurgeon.ultra",
     "build_model": "attnsurgeon.ultra",
     "insert_checkpoint": "attnsurgeon.api",

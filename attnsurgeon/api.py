@@ -18,13 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon import graph as graph_mod
-from attnsurgeon import pipeline, sizes, yamlio
+from attnsurgeon import pipeline, positions, sizes, yamlio
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
 from attnsurgeon.pipeline import DEFAULT_IMGSZ, Progress
 from attnsurgeon.report import InsertReport, SurgeryReport, absolute
 
-__all__ = ["DEFAULT_IMGSZ", "InsertReport", "SurgeryReport", "insert", "insert_checkpoint", "plan_insert", "show"]
+__all__ = [
+    "DEFAULT_IMGSZ",
+    "InsertReport",
+    "SurgeryReport",
+    "insert",
+    "insert_checkpoint",
+    "plan_insert",
+    "remove",
+    "replace",
+    "show",
+]
+Positions = int | str | Sequence[int | str]  # layer indices and position names (attnsurgeon.positions)
 
 
 def parse_args_text(text: str | None) -> list[Any] | None:
@@ -61,28 +72,30 @@ def surgery_row(spec: ModuleSpec, values: list[Any], identity_init: bool) -> tup
 def _insert_edit(
     graph: graph_mod.Graph,
     module: str,
-    after: int | Sequence[int],
+    after: Positions,
     args: Sequence[Any] | str | None,
     rewire: str,
     identity_init: bool,
 ) -> pipeline.Edit:
     spec, values = module_args(module, args)
     name, row_args = surgery_row(spec, values, identity_init)
-    result = graph_mod.insert(graph, after, name, row_args, rewire=rewire)  # type: ignore[arg-type]
+    resolved = positions.resolve(graph, after, "--after")
+    result = graph_mod.insert(graph, resolved.indices, name, row_args, rewire=rewire)  # type: ignore[arg-type]
     where = ", ".join(str(i.after) for i in result.insertions)
     plural = "s" if len(result.insertions) > 1 else ""
     summary = (
         f"{spec.name} {values}{' (identity-initialised)' if identity_init else ''} inserted after layer{plural} {where}"
     )
     return pipeline.Edit(
-        "insert", result, spec.name, summary, spec=spec, args=values, identity_init=identity_init, rewire=rewire
-    )
+        "insert", result, spec.name, summary, spec=spec, args=values, identity_init=identity_init, rewire=rewire,
+        positions=_named(resolved),
+    )  # fmt: skip
 
 
 def plan_insert(
     model: str | Path,
     module: str,
-    after: int | Sequence[int],
+    after: Positions,
     args: Sequence[Any] | str | None = None,
     rewire: str = "all",
     identity_init: bool = False,
@@ -97,7 +110,7 @@ def plan_insert(
 def insert(
     model: str | Path,
     module: str,
-    after: int | Sequence[int],
+    after: Positions,
     args: Sequence[Any] | str | None = None,
     output: str | Path | None = None,
     force: bool = False,
@@ -131,7 +144,7 @@ def insert(
 def insert_checkpoint(
     model: str | Path,
     module: str,
-    after: int | Sequence[int],
+    after: Positions,
     args: Sequence[Any] | str | None = None,
     output: str | Path | None = None,
     force: bool = False,
@@ -152,6 +165,105 @@ def insert_checkpoint(
     return insert(
         model, module, after, args, output=output, force=force, rewire=rewire, scale=scale, imgsz=imgsz,
         verify=verify, write=write, identity_init=identity_init,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# remove, replace
+
+
+def shape_keeping_modules() -> set[str]:
+    """Every catalog (and plugin) module name and alias: attention layers keep their input's shape by contract."""
+    return {name for spec in REGISTRY.specs() for name in (spec.name, *spec.aliases)}
+
+
+def _named(resolved: positions.Resolved) -> dict[str, list[int]]:
+    return {name: list(indices) for name, indices in resolved.names.items()}
+
+
+def _removed_label(removed: Sequence[int]) -> str:
+    """What the default output name adds: ``no9``, ``no3+6+9``; beyond three layers only how many."""
+    return "no" + "+".join(map(str, removed)) if len(removed) <= 3 else f"no{len(removed)}layers"
+
+
+def remove(
+    model: str | Path,
+    at: Positions,
+    output: str | Path | None = None,
+    force: bool = False,
+    scale: str | None = None,
+    imgsz: int = DEFAULT_IMGSZ,
+    verify: bool = True,
+    write: bool = True,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> SurgeryReport:
+    """Take out the layer at each index or named position in ``at``; verify and write like :func:`insert`.
+
+    A removed layer must read one layer and keep its shape (a catalog module, ``IdentityInit``, ``nn.Identity``, ...);
+    every reader of it reads its input instead, and every other layer is renumbered: the exact inverse of ``insert``.
+    On a checkpoint every other trained tensor keeps its value at its new index. The default output is
+    ``<stem>-no<K>.yaml`` (or ``.pt``).
+    """
+    sizes.check_square(imgsz)
+    source = pipeline.open_source(model)
+    resolved = positions.resolve(source.graph, at, "--at")
+    result = graph_mod.remove(source.graph, resolved.indices, shape_keeping_modules())
+    rows = ", ".join(f"{k} ({source.graph.rows[k].module})" for k in result.removed)
+    edit = pipeline.Edit(
+        "remove",
+        result,
+        _removed_label(result.removed),
+        f"layer{'s' if len(result.removed) > 1 else ''} {rows} removed",
+        positions=_named(resolved),
+    )
+    return pipeline.execute(
+        source, edit, output=output, force=force, scale=scale, imgsz=imgsz, verify=verify, write=write,
+        dry_run=dry_run, progress=progress,
+    )  # fmt: skip
+
+
+def replace(
+    model: str | Path,
+    at: Positions,
+    module: str,
+    args: Sequence[Any] | str | None = None,
+    output: str | Path | None = None,
+    force: bool = False,
+    identity_init: bool = False,
+    scale: str | None = None,
+    imgsz: int = DEFAULT_IMGSZ,
+    verify: bool = True,
+    write: bool = True,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> SurgeryReport:
+    """Swap the attention layer at each index or named position in ``at`` for ``module``; no reference moves.
+
+    The replaced layer starts fresh (as the identity with ``identity_init``); on a checkpoint every other trained
+    tensor keeps its value. Verifies and writes like :func:`insert`; the default output is ``<stem>-<Module>.yaml``.
+    """
+    spec, values = module_args(module, args)
+    sizes.check_square(imgsz)
+    source = pipeline.open_source(model)
+    resolved = positions.resolve(source.graph, at, "--at")
+    name, row_args = surgery_row(spec, values, identity_init)
+    result = graph_mod.replace(source.graph, resolved.indices, name, row_args, shape_keeping_modules())
+    old = ", ".join(f"{k} ({source.graph.rows[k].module})" for k in result.replaced)
+    init = " (identity-initialised)" if identity_init else ""
+    edit = pipeline.Edit(
+        "replace",
+        result,
+        spec.name,
+        f"layer{'s' if len(result.replaced) > 1 else ''} {old} replaced by {spec.name} {values}{init}",
+        spec=spec,
+        args=values,
+        identity_init=identity_init,
+        positions=_named(resolved),
+    )
+    return pipeline.execute(
+        source, edit, output=output, force=force, scale=scale, imgsz=imgsz, verify=verify, write=write,
+        dry_run=dry_run, progress=progress,
     )  # fmt: skip
 
 

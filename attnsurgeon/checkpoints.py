@@ -125,7 +125,8 @@ def yaml_text(cfg: dict[str, Any], header: str = "") -> str:
     """Ultralytics-style YAML for an architecture dict: one flow-style row per layer with its index as a comment."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    from attnsurgeon.yamlio import dump, flow_seq
+    from attnsurgeon.yamlio import dump
+    from attnsurgeon.yamltree import flow_seq
 
     data = CommentedMap()
     index = 0

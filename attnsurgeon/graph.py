@@ -7,8 +7,9 @@ is the input image (:data:`INPUT`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from attnsurgeon.errors import SurgeryError
@@ -42,6 +43,24 @@ NON_FEATURE_MAP_MODULES = frozenset(
         "CBLinear",
         "Index",
         "ImagePoolingAttn",
+    }
+)
+# Modules whose output has their single input's shape whatever their args (Ultralytics infers their channels from the
+# input, and none of them resizes): a layer of these can be removed, or replaced by an attention layer. Catalog modules
+# are added by the caller (the graph knows no catalog).
+SHAPE_KEEPING_MODULES = frozenset(
+    {
+        "IdentityInit",
+        "AIFI",
+        "nn.Identity",
+        "nn.BatchNorm2d",
+        "nn.Dropout",
+        "nn.Dropout2d",
+        "nn.ReLU",
+        "nn.SiLU",
+        "nn.GELU",
+        "nn.Hardswish",
+        "nn.Sigmoid",
     }
 )
 
@@ -228,40 +247,117 @@ def insert(
     insertions = tuple(
         Insertion(after=t, index=index_map[t] + 1, module=module, args=tuple(args)) for t in sorted(targets)
     )
-    changed = tuple(
-        (new, graph.rows[old].from_, current.rows[new].from_)
-        for old, new in sorted(index_map.items())
-        if current.rows[new].from_ != graph.rows[old].from_
-    )
     current.validate()
-    return SurgeryResult(current, index_map, insertions, changed)
+    return SurgeryResult(current, index_map, insertions, _changed(graph, current, index_map))
 
 
 def _insert_one(
     graph: Graph, k: int, module: str, args: tuple[Any, ...], rewire: Rewire
 ) -> tuple[Graph, dict[int, int]]:
-    new_index = k + 1
     moved = {j: (j if j <= k else j + 1) for j in range(len(graph))}
+    out: list[Row] = list(graph.rows[: k + 1])
+    out.append(Row(-1, 1, module, args, graph.rows[k].section))
+    for j in range(k + 1, len(graph)):
+        row = graph.rows[j]
 
-    def new_target(consumer: int, ref: int) -> int:
-        target = resolve(consumer, ref)
-        if target == k and consumer > k and (rewire == "all" or (consumer == k + 1 and ref == -1)):
-            return new_index
-        return target if target == INPUT else moved[target]
+        def new_target(target: int, ref: int, j: int = j) -> int:
+            if target == k and (rewire == "all" or (j == k + 1 and ref == -1)):
+                return k + 1  # the attention output replaces layer k for this reader
+            return target if target == INPUT else moved[target]
 
+        out.append(_rewrite_refs(row, j, moved[j], new_target))
+    return Graph(tuple(out)), moved
+
+
+def check_shape_keeping(graph: Graph, at: int, option: str, shape_keeping: Collection[str] = ()) -> None:
+    """Raise SurgeryError unless row ``at`` reads one earlier layer and outputs that layer's shape."""
+    last = len(graph) - 1
+    if isinstance(at, bool) or not isinstance(at, int):
+        raise SurgeryError(f"{option} must be a layer index, got {at!r}")
+    if not 0 <= at <= last:
+        raise SurgeryError(f"{option} {at} is outside the model, which has layers 0 to {last}")
+    row = graph.rows[at]
+    if at == last:
+        raise SurgeryError(f"{option} {at} is the head ({row.module}), the last layer; it cannot be taken out")
+    if len(row.refs()) != 1:
+        raise SurgeryError(
+            f"{option} {at} is {row.module}, which reads {len(row.refs())} layers ({row.from_!r}); only a layer "
+            "with a single input can be taken out"
+        )
+    if graph.absolute(at)[0] == INPUT:
+        raise SurgeryError(f"{option} {at} is {row.module}, which reads the input image; no layer could take its place")
+    if row.module not in SHAPE_KEEPING_MODULES and row.module not in shape_keeping:
+        raise SurgeryError(
+            f"{option} {at} is {row.module}, which may change channels or stride; only a layer that keeps its "
+            "input's shape (an attention module, IdentityInit, nn.Identity) can be taken out or replaced"
+        )
+
+
+def _targets(at: int | Iterable[int], option: str) -> list[int]:
+    targets = [at] if isinstance(at, int) else list(at)
+    if not targets:
+        raise SurgeryError(f"no {option} index given")
+    dupes = sorted({t for t in targets if targets.count(t) > 1})
+    if dupes:
+        raise SurgeryError(f"{option} {dupes[0]} is given twice; give each index once")
+    return targets
+
+
+def remove(graph: Graph, at: int | Iterable[int], shape_keeping: Collection[str] = ()) -> SurgeryResult:
+    """Take out each row in ``at`` (indices of ``graph``): every reader of a removed row reads its input instead.
+
+    The exact inverse of :func:`insert`: inserting after k then removing k+1 gives ``graph`` back. ``shape_keeping``
+    names modules besides :data:`SHAPE_KEEPING_MODULES` whose output has their input's shape (the catalog's).
+    """
+    targets = _targets(at, "--at")
+    for t in targets:
+        check_shape_keeping(graph, t, "--at", shape_keeping)
+    current = graph
+    index_map = {i: i for i in range(len(graph))}
+    for t in sorted(targets, reverse=True):
+        current, step = _remove_one(current, t)
+        index_map = {old: step[new] for old, new in index_map.items() if new in step}
+    current.validate()
+    return SurgeryResult(current, index_map, (), _changed(graph, current, index_map), removed=tuple(sorted(targets)))
+
+
+def replace(
+    graph: Graph, at: int | Iterable[int], module: str, args: Sequence[Any] = (), shape_keeping: Collection[str] = ()
+) -> SurgeryResult:
+    """Swap the module and args of each shape-keeping row in ``at``; no reference moves."""
+    targets = _targets(at, "--at")
+    for t in targets:
+        check_shape_keeping(graph, t, "--at", shape_keeping)
     rows = list(graph.rows)
-    out: list[Row] = []
-    for j, row in enumerate(rows):
-        if j <= k:
-            out.append(row)
-        else:
-            j_new = moved[j]
-            refs = []
-            for ref in row.refs():
-                t = new_target(j, ref)
-                refs.append(t - j_new if ref < 0 else t)  # relative stays relative, absolute stays absolute
-            from_: From = refs[0] if isinstance(row.from_, int) else refs
-            out.append(replace(row, from_=from_))
-        if j == k:
-            out.append(Row(-1, 1, module, args, row.section))
+    for t in targets:
+        rows[t] = dataclasses.replace(rows[t], module=module, args=tuple(args))
+    return SurgeryResult(Graph(tuple(rows)), {i: i for i in range(len(graph))}, (), replaced=tuple(sorted(targets)))
+
+
+def _changed(old: Graph, new: Graph, index_map: dict[int, int]) -> tuple[tuple[int, From, From], ...]:
+    return tuple(
+        (n, old.rows[o].from_, new.rows[n].from_)
+        for o, n in sorted(index_map.items())
+        if new.rows[n].from_ != old.rows[o].from_
+    )
+
+
+def _rewrite_refs(row: Row, j: int, j_new: int, new_target: Callable[[int, int], int]) -> Row:
+    """Row ``j`` moved to ``j_new``, each reference's target mapped by ``new_target(target, ref)``; relative stays
+    relative, absolute stays absolute."""
+    refs = []
+    for ref in row.refs():
+        t = new_target(resolve(j, ref), ref)
+        refs.append(t - j_new if ref < 0 else t)
+    return dataclasses.replace(row, from_=refs[0] if isinstance(row.from_, int) else refs)
+
+
+def _remove_one(graph: Graph, k: int) -> tuple[Graph, dict[int, int]]:
+    source = graph.absolute(k)[0]
+    moved = {j: (j if j < k else j - 1) for j in range(len(graph)) if j != k}
+
+    def new_target(t: int, ref: int) -> int:
+        return moved[source if t == k else t] if t != INPUT else t
+
+    out = [row if j < k else _rewrite_refs(row, j, moved[j], new_target) for j, row in enumerate(graph.rows) if j != k]
     return Graph(tuple(out)), moved

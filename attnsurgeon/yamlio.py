@@ -11,22 +11,20 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.tokens import CommentToken
 
+from attnsurgeon import yamltree
 from attnsurgeon.errors import ModelFileError, OutputError, SurgeryError, UsageError
 from attnsurgeon.graph import Graph, SurgeryResult
 
 SCALES = "nslmx"
 _SCALE_RE = re.compile(r"yolo(e-)?v?\d+([nslmx])")  # Ultralytics' guess_model_scale
-_INDEX_COMMENT_RE = re.compile(r"^(#\s*)(\d+)(?!\d)")
 
 
 class _Bool(int):
@@ -181,6 +179,9 @@ def loads(text: str, source: str = "<string>") -> CommentedMap:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ModelFileError(f"{source}: not valid YAML{where}: {problem}") from exc
+    except RecursionError:
+        raise ModelFileError(f"{source}: not a model YAML: nested too deeply") from None
+    yamltree.check_plain(data, source)
     return data
 
 
@@ -251,30 +252,8 @@ def resolve_scales(doc: ModelDoc, scale: str | None) -> tuple[list[str], list[st
 # Applying a surgery to the round-trip tree
 
 
-def flow_seq(items: Sequence[Any]) -> CommentedSeq:
-    """A list (nested lists too) that dumps in flow style, as Ultralytics writes rows: ``[-1, 1, SE, [16]]``."""
-    seq = CommentedSeq(flow_seq(x) if isinstance(x, (list, tuple)) else x for x in items)
-    seq.fa.set_flow_style()
-    return seq
-
-
 def _section_slots(data: CommentedMap) -> list[tuple[str, int]]:
     return [(s, j) for s in ("backbone", "head") for j in range(len(data[s]))]
-
-
-def _comment_token(seq: CommentedSeq, position: int) -> CommentToken | None:
-    entry = seq.ca.items.get(position)
-    return entry[0] if entry and entry[0] is not None else None
-
-
-def _renumber_comment(token: CommentToken | None, old: int, new: int) -> None:
-    """A trailing comment that starts with the row's old index (``# 16 (P3/8-small)``) gets the new index."""
-    if token is None or old == new:
-        return
-    first, sep, rest = token.value.partition("\n")
-    match = _INDEX_COMMENT_RE.match(first)
-    if match and int(match.group(2)) == old:
-        token.value = f"{match.group(1)}{new}{first[match.end() :]}{sep}{rest}"
 
 
 def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> CommentedMap:
@@ -290,41 +269,34 @@ def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> Comme
 
     # 1. rewrite 'from' of moved/rewired rows in place (keeps the row's flow style and comment) and index comments
     for old in range(old_len):
+        if old not in result.index_map:
+            continue  # removed below
         new = result.index_map[old]
         section, pos = old_slots[old]
-        item = data[section][pos]
         new_from = new_graph.rows[new].from_
         if new_from != doc.graph.rows[old].from_:
-            if isinstance(new_from, list):
-                item[0] = flow_seq(list(new_from))
-            else:
-                item[0] = new_from
-        _renumber_comment(_comment_token(data[section], pos), old, new)
+            yamltree.set_from(data[section], pos, list(new_from) if isinstance(new_from, list) else new_from)
+        yamltree.renumber_comment(yamltree.comment_token(data[section], pos), old, new)
 
-    # 2. splice the new rows in, from the bottom so earlier positions stay valid
+    # 2. replaced rows: module and args change, the row keeps its place, 'from' and comment
+    for new in result.replaced:
+        section, pos = old_slots[inverse[new]]
+        yamltree.replace_row(data[section], pos, new_graph.rows[new].module, list(new_graph.rows[new].args))
+
+    # 3. removed rows go, with their own comment line; the lines after it (blank lines, a section header) stay
+    if result.removed and result.insertions:
+        raise ValueError("a surgery result either removes or inserts rows, not both")
+    for old in sorted(result.removed, reverse=True):
+        section, pos = old_slots[old]
+        yamltree.remove_row(data[section], pos)
+
+    # 4. splice the new rows in, from the bottom so earlier positions stay valid
     for ins in sorted(result.insertions, key=lambda x: x.index, reverse=True):
         section, pos = old_slots[inverse[ins.index - 1]]
         seq = data[section]
-        row = flow_seq([-1, 1, ins.module, list(ins.args)])
-        _insert_row(seq, pos + 1, row, f"# {ins.index} {ins.module} (attnsurgeon)")
+        row = yamltree.flow_seq([-1, 1, ins.module, list(ins.args)])
+        yamltree.insert_row(seq, pos + 1, row, f"# {ins.index} {ins.module} {yamltree.OWN_COMMENT}")
     return data
-
-
-def _insert_row(seq: CommentedSeq, position: int, row: CommentedSeq, comment: str) -> None:
-    # The previous row's comment token also holds the lines after it (blank lines, the next section's header):
-    # the new row joins the previous row's group, so those lines now follow the new row.
-    previous = _comment_token(seq, position - 1)
-    tail = ""
-    if previous is not None:
-        first, sep, tail = previous.value.partition("\n")
-        previous.value = first + sep
-        if not first.strip():  # the token was only blank lines: the previous row keeps no comment
-            seq.ca.items.pop(position - 1, None)
-    seq.insert(position, row)  # ruamel shifts the comment slots of later rows
-    seq.yaml_add_eol_comment(comment, position, column=0)
-    token = _comment_token(seq, position)
-    if token is not None:
-        token.value = token.value.rstrip("\n") + "\n" + tail
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -346,30 +318,21 @@ def check_output(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write to a temporary file in the same directory, then rename over the target."""
-    parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write to a temporary file in the same directory, then rename over the target: the target is either the old
+    file or the whole new one, never a part. A failure is an OutputError and leaves no temporary file behind."""
+    write_all_or_none([(path, text)])
 
 
 def write_all_or_none(files: list[tuple[Path, str | bytes]]) -> None:
     """Write several files so that either all of them are the new contents or none changed (a ``.pt`` and its
-    ``.yaml``): every temporary file is written first, then renamed; a failed rename restores what was replaced."""
+    ``.yaml``): every temporary file is written first, then renamed; a failed rename restores what was replaced.
+    A failing write (read-only directory, full disk) is an OutputError naming the file."""
     staged: list[tuple[Path, str]] = []
     backups: list[tuple[Path, str | None]] = []
+    current = files[0][0] if files else Path(".")
     try:
         for path, data in files:
+            current = path
             parent = path.parent if str(path.parent) else Path(".")
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
             staged.append((path, tmp))
@@ -379,18 +342,21 @@ def write_all_or_none(files: list[tuple[Path, str | bytes]]) -> None:
                 os.fsync(fh.fileno())
             os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         for path, tmp in staged:
+            current = path
             backup = None
             if path.exists():
                 backup = f"{tmp}.old"
                 os.link(path, backup)  # the old contents stay reachable until every rename has succeeded
             backups.append((path, backup))
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         for path, backup in reversed(backups):
             if backup is not None:
                 os.replace(backup, path)
             elif path.exists():
                 path.unlink()
+        if isinstance(exc, OSError):
+            raise OutputError(f"{current}: cannot be written ({exc.strerror or exc}); nothing was written") from exc
         raise
     finally:
         for _, tmp in staged:

@@ -16,6 +16,11 @@ import typer
 from attnsurgeon.errors import AttnSurgeonError
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The position names (attnsurgeon.positions.POSITION_NAMES), written out here so --help imports no surgery code;
+# a test keeps the two equal.
+POSITIONS_HELP = (
+    "heads, backbone-end, sppf, before-sppf, p3, p4, p5, every:MODULE, backbone:every:MODULE, head:every:MODULE"
+)
 INTERNAL_ERROR = 70  # EX_SOFTWARE
 
 

@@ -11,6 +11,7 @@ from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
 
 # Index, module and the built numbers stay whole; `from` and args wrap; the `from` as written gives way first
 # (the absolute `reads` is what --after and the references need).
+POSITION_COLUMNS = (Col("name", key=True), Col("layers"))
 SHOW_COLUMNS = (
     Col("idx", "right", key=True),
     Col("from", drop=1),
@@ -29,7 +30,8 @@ def register(app: typer.Typer) -> None:
     app.command(
         "show",
         help="Show one row per layer: index, from (as written and absolute), repeats (at the scale), module, args, "
-        "output channels, stride (P-level) and params at a scale.",
+        "output channels, stride (P-level) and params at a scale; then the layers each named position (heads, sppf, "
+        "p4, every:C3k2, ...) stands for in this model.",
     )(show)
 
 
@@ -45,16 +47,23 @@ def show(
     no_build: bool = typer.Option(False, "--no-build", help="Only the YAML view: no channels, strides or params."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
-    from attnsurgeon import api
+    from attnsurgeon import api, positions
 
     with progress(enabled=not as_json and not no_build) as step:
         step(f"building {model}")
         doc, chosen, layers, warnings = api.show(
             model, scale, imgsz, build=not no_build, **progress_kwargs(api.show, step)
         )
+    named = positions.table(doc.graph)
     if as_json:
         emit_json(
-            {"model": str(doc.path), "scale": chosen or None, "imgsz": imgsz, "layers": [r.as_dict() for r in layers]}
+            {
+                "model": str(doc.path),
+                "scale": chosen or None,
+                "imgsz": imgsz,
+                "layers": [r.as_dict() for r in layers],
+                "positions": named,
+            }
         )
         return
     out = console()
@@ -89,6 +98,11 @@ def show(
         notes.append(left_out_note(out, left_out, "--json has it"))
     for note in notes:
         out.print(f"[dim]{esc(note)}[/]")
+    places = [
+        Row((esc(name), ", ".join(map(str, hits)) if isinstance(hits, list) else f"[dim]{esc(hits)}[/]"))
+        for name, hits in named.items()
+    ]
+    out.print(fit_table(out, POSITION_COLUMNS, places, title="positions (--after / --at)", box=None)[0])
 
 
 def repeats_text(written: int, at_scale: int | None) -> str:
