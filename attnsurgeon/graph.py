@@ -228,14 +228,9 @@ def insert(
     sequential successor's ``-1`` does. Several indices give the same result as inserting one by one from the
     highest down.
     """
-    targets = [after] if isinstance(after, int) else list(after)
-    if not targets:
-        raise SurgeryError("no --after index given")
+    targets = _targets(after, "--after")
     if rewire not in ("all", "next"):
         raise SurgeryError(f"--rewire must be 'all' or 'next', got {rewire!r}")
-    dupes = sorted({t for t in targets if targets.count(t) > 1})
-    if dupes:
-        raise SurgeryError(f"--after {dupes[0]} is given twice; give each index once")
     for t in targets:
         check_target(graph, t)
 
@@ -278,11 +273,13 @@ def check_shape_keeping(graph: Graph, at: int, option: str, shape_keeping: Colle
         raise SurgeryError(f"{option} {at} is outside the model, which has layers 0 to {last}")
     row = graph.rows[at]
     if at == last:
-        raise SurgeryError(f"{option} {at} is the head ({row.module}), the last layer; it cannot be taken out")
+        raise SurgeryError(
+            f"{option} {at} is the head ({row.module}), the last layer; it cannot be taken out or replaced"
+        )
     if len(row.refs()) != 1:
         raise SurgeryError(
             f"{option} {at} is {row.module}, which reads {len(row.refs())} layers ({row.from_!r}); only a layer "
-            "with a single input can be taken out"
+            "with a single input can be taken out or replaced"
         )
     if graph.absolute(at)[0] == INPUT:
         raise SurgeryError(f"{option} {at} is {row.module}, which reads the input image; no layer could take its place")
