@@ -1,7 +1,8 @@
 """Wall-time figures for the editing commands without verification, measured as a user runs them.
 
 Target: `remove`, `replace` and `insert` at named positions with `--no-verify` on yolo11n each < 0.3 s median (no
-torch import). The input of `remove` and `replace` is yolo11n with SE after every C3k2 (8 layers), made once.
+torch import). The input of `remove` and `replace` is yolo11n with SE after every C3k2 (8 layers), made once. The
+first row, plain `insert --after 8`, is the reference the other rows compare with on a busy machine.
 
 Usage: python benchmarks/bench_surgery.py [--runs N]
 """
@@ -27,6 +28,8 @@ def main() -> None:
         out = str(Path(tmp) / "out.yaml")
         wall([*CLI, "insert", "yolo11n.yaml", "-m", "SE", "-a", "every:C3k2", "--no-verify", "-o", edited], tmp)
         fast = {
+            "reference: insert -a 8 --no-verify": [*CLI, "insert", "yolo11n.yaml", "-m", "SE", "-a", "8",
+                                                   "--no-verify"],
             "insert -a heads -a p4,sppf --no-verify": [
                 *CLI, "insert", "yolo11n.yaml", "-m", "SE", "-a", "heads", "-a", "p4,sppf", "--no-verify",
             ],
