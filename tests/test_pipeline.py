@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from attnsurgeon import api, yamlio
 from attnsurgeon.cli import app
+from attnsurgeon.errors import OutputError
 from attnsurgeon.report import Check, SurgeryReport
 
 runner = CliRunner()
@@ -85,7 +86,7 @@ def test_paired_write_is_all_or_none(tmp_path, monkeypatch, existing):
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError, match=r"best-SE\.pt: cannot be written \(No space left on device\); nothing was"):
         yamlio.write_all_or_none([(first, "new yaml\n"), (second, b"new pt")])
     monkeypatch.setattr(os, "replace", real_replace)
     if existing:
