@@ -1,0 +1,381 @@
+"""``attnsurgeon sweep`` / ``attnsurgeon.sweep()``: every variant (module x position x args) made, checked, costed
+and optionally trained.
+
+>>> import attnsurgeon
+>>> rows = attnsurgeon.sweep("yolo11n.yaml", modules="SE,CBAM,EMA", at="8,10", output="sweep")  # doctest: +SKIP
+>>> [(r["name"], r["params"], r["gflops"]) for r in rows]  # doctest: +SKIP
+
+The base model is the first row (the reference). Every variant's YAML is written into the output directory under a
+systematic name (``yolo11n-SE-after8.yaml``, ``yolo11n-SE_8-after8.yaml`` with an args grid); ``results.json`` and
+``results.csv`` are rewritten after every variant, and a rerun skips the rows already done with the same settings.
+A variant that fails is a row with its reason, never the end of the sweep. Costing is in :mod:`attnsurgeon.sweep_cost`,
+training in :mod:`attnsurgeon.sweep_train`, the results files in :mod:`attnsurgeon.sweep_store`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnsurgeon import api, yamlio
+from attnsurgeon import graph as graph_mod
+from attnsurgeon.catalog import CATEGORIES, REGISTRY, ModuleSpec
+from attnsurgeon.errors import AttnSurgeonError, UsageError
+from attnsurgeon.sweep_store import ResultsStore, row_key
+
+OPS = ("insert", "augment")
+CHECKS = ("layer", "model")
+LATENCY = ("delta", "full")
+# (stage, variant name, done, total): "cost", "train", "skip" and "done" per variant.
+Progress = Callable[[str, str, int, int], None]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# What to sweep
+
+
+def parse_modules(text: str | Sequence[str]) -> list[ModuleSpec]:
+    """``SE,CBAM`` | ``all`` | ``category:channel`` (items may be mixed) -> catalog entries, each once, in order."""
+    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) for t in str(t).split(",")]
+    specs: list[ModuleSpec] = []
+    for item in filter(None, items):
+        if item.lower() == "all":
+            specs += REGISTRY.specs()
+        elif item.lower().startswith("category:"):
+            wanted = item.split(":", 1)[1].strip()
+            found = [s for s in REGISTRY.specs() if s.category == wanted]
+            if not found:
+                raise UsageError(f"--modules {item}: no category {wanted!r}; use one of {', '.join(CATEGORIES)}")
+            specs += found
+        else:
+            specs.append(REGISTRY.get(item))
+    if not specs:
+        raise UsageError("--modules is empty; give names (SE,CBAM), all, or category:channel")
+    return list({s.name: s for s in specs}.values())
+
+
+def parse_at(text: str | int | Sequence[str | int]) -> list[str]:
+    """``8,10,heads`` -> ['8', '10', 'heads']; ``4+6+8`` is one variant with three insertions."""
+    items = [text] if isinstance(text, (str, int)) else list(text)
+    ats = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
+    if not ats:
+        raise UsageError("--at is empty; give layer indices (8,10) or named positions (heads)")
+    return list(dict.fromkeys(ats))
+
+
+def parse_args_grid(items: Sequence[str] | None, specs: Sequence[ModuleSpec]) -> dict[str, list[list[Any]]]:
+    """``SE=[8]|[16]`` (repeatable, one per module) -> {'SE': [[8], [16]]}, each set checked against the signature."""
+    grid: dict[str, list[list[Any]]] = {}
+    names = {s.name for s in specs}
+    for item in items or ():
+        module, sep, rest = item.partition("=")
+        if not sep or not rest.strip():
+            raise UsageError(f'--args-grid {item!r}: write MODULE=ARGS|ARGS..., e.g. "SE=[8]|[16]"')
+        spec = REGISTRY.get(module.strip())
+        if spec.name not in names:
+            raise UsageError(f"--args-grid {item!r}: {spec.name} is not among --modules")
+        grid[spec.name] = [spec.check_args(api.parse_args_text(part) or []) for part in rest.split("|")]
+    return grid
+
+
+def _tag(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(_tag(v) for v in value)
+    return re.sub(r"[^A-Za-z0-9.]+", "-", str(value)).strip("-")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    op: str  # "base", "insert" or "augment"
+    module: str = ""
+    category: str = ""
+    args: tuple[Any, ...] = ()
+    at: str = ""
+
+    def identity(self) -> dict[str, Any]:
+        return {"op": self.op, "module": self.module, "args": list(self.args), "at": self.at}
+
+
+def plan(stem: str, specs: Sequence[ModuleSpec], ats: Sequence[str], op: str,
+         grid: dict[str, list[list[Any]]]) -> list[Variant]:  # fmt: skip
+    """The base, then every module x args x position, named ``<stem>-<Module>[_<arg>...]-<after|in><position>``
+    (args only with an args grid; a list argument is joined by x: ``_5x5``)."""
+    variants = [Variant(stem, "base")]
+    where = "after" if op == "insert" else "in"
+    for spec in specs:
+        for values in grid.get(spec.name, [spec.defaults()]):
+            args_tag = "".join(f"_{_tag(v)}" for v in values) if spec.name in grid else ""
+            for at in ats:
+                sep = "" if at[0].isdigit() else "-"
+                name = f"{stem}-{spec.name}{args_tag}-{where}{sep}{_tag(at.replace('+', 'p')).replace('p', '+')}"
+                variants.append(Variant(name, op, spec.name, spec.category, tuple(values), at))
+    return variants
+
+
+def resolve_at(graph: graph_mod.Graph, at: str) -> list[int]:
+    """Layer indices of a position: ``8``, ``4+6+8``, or a named position (``heads``) once attnsurgeon.positions
+    provides them."""
+    parts = at.split("+")
+    if all(re.fullmatch(r"-?\d+", p.strip()) for p in parts):
+        return [int(p) for p in parts]
+    try:
+        positions = importlib.import_module("attnsurgeon.positions")
+    except ModuleNotFoundError:
+        raise UsageError(f"--at {at}: named positions are not available in this version; give layer indices") from None
+    return list(positions.resolve(graph, at))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class Settings:
+    """What shapes a row's figures; part of every row's key."""
+
+    model: str
+    scale: str
+    imgsz: int
+    device: str
+    checks: str = "layer"
+    latency: str = "delta"
+    runs: int | None = None
+    train: dict[str, Any] | None = None  # data, epochs, batch, imgsz, weights, identity_init
+
+    def cost_fields(self) -> dict[str, Any]:
+        return {"model": self.model, "scale": self.scale, "imgsz": self.imgsz, "device": self.device,
+                "checks": self.checks, "latency": self.latency}  # fmt: skip
+
+
+@dataclass
+class SweepRun:
+    """A sweep in progress: the plan, the store, what was skipped and what failed."""
+
+    directory: Path
+    settings: Settings
+    variants: list[Variant]
+    store: ResultsStore
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def key(self, variant: Variant) -> str:
+        return row_key({**variant.identity(), **self.settings.cost_fields()})
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [r for r in (self.store.get(self.key(v)) for v in self.variants) if r is not None]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows() if r["status"] != "ok" or r.get("train_status") == "failed"]
+
+
+def sweep(
+    model: str | Path,
+    modules: str | Sequence[str],
+    at: str | int | Sequence[str | int],
+    output: str | Path,
+    op: str = "insert",
+    args_grid: Sequence[str] | None = None,
+    scale: str | None = None,
+    imgsz: int = api.DEFAULT_IMGSZ,
+    device: str = "cpu",
+    checks: str = "layer",
+    latency: str = "delta",
+    runs: int | None = None,
+    train: str | Path | None = None,
+    epochs: int = 1,
+    batch: int = 16,
+    train_imgsz: int | None = None,
+    train_device: str | None = None,
+    weights: str | Path | None = None,
+    identity_init: bool = True,
+    retry_failed: bool = False,
+    ray: str | bool | None = None,
+    gpus_per_trial: float = 0.0,
+    cpus_per_trial: float = 1.0,
+    asha: bool = False,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Make, check and cost every variant (and train each with ``train=DATA.yaml``); return the rows, base first.
+
+    See :func:`start` and :func:`run` for notebooks that want the :class:`SweepRun` (failures, skipped rows).
+    """
+    job = start(model, modules, at, output, op, args_grid, scale, imgsz, device, checks, latency, runs, train, epochs,
+                batch, train_imgsz, train_device, weights, identity_init)  # fmt: skip
+    run(job, retry_failed, ray, gpus_per_trial, cpus_per_trial, asha, progress)
+    return job.rows()
+
+
+def start(
+    model: str | Path,
+    modules: str | Sequence[str],
+    at: str | int | Sequence[str | int],
+    output: str | Path,
+    op: str = "insert",
+    args_grid: Sequence[str] | None = None,
+    scale: str | None = None,
+    imgsz: int = api.DEFAULT_IMGSZ,
+    device: str = "cpu",
+    checks: str = "layer",
+    latency: str = "delta",
+    runs: int | None = None,
+    train: str | Path | None = None,
+    epochs: int = 1,
+    batch: int = 16,
+    train_imgsz: int | None = None,
+    train_device: str | None = None,
+    weights: str | Path | None = None,
+    identity_init: bool = True,
+) -> SweepRun:
+    """Check every input and plan the variants (no torch); the output directory is created, its results read."""
+    for value, allowed, option in ((op, OPS, "--op"), (checks, CHECKS, "--checks"), (latency, LATENCY, "--latency")):
+        if value not in allowed:
+            raise UsageError(f"{option} {value!r}: use one of {', '.join(allowed)}")
+    if op == "augment" and not hasattr(api, "augment"):
+        raise UsageError("--op augment: this version of attnsurgeon has no augment; use --op insert")
+    api.check_imgsz(imgsz)
+    doc = yamlio.load(model)
+    if scale == "all":
+        raise UsageError("--scale all: a sweep compares variants at one scale; give n, s, m, l or x")
+    scales, warnings = api.resolve_scales(doc, scale)
+    stem = (yamlio.with_scale(doc.stem, scales[0]) if scale else None) or doc.stem
+    specs = parse_modules(modules)
+    ats = parse_at(at)
+    for a in ats:
+        resolve_at(doc.graph, a)  # named positions unknown here fail now, not once per variant
+    grid = parse_args_grid(args_grid, specs)
+    directory = Path(output).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"-o {output}: is a file; give a directory for the sweep's YAMLs and results")
+    train_settings = None
+    if train is not None:
+        from attnsurgeon.sweep_train import train_settings as make_train_settings
+
+        train_settings = make_train_settings(train, epochs, batch, train_imgsz or imgsz, train_device or device,
+                                             weights, identity_init)  # fmt: skip
+    elif weights is not None:
+        raise UsageError("--weights applies to training; add --train DATA.yaml")
+    directory.mkdir(parents=True, exist_ok=True)
+    settings = Settings(str(doc.path), scales[0], imgsz, str(device), checks, latency, runs, train_settings)
+    job = SweepRun(directory, settings, plan(stem, specs, ats, op, grid), ResultsStore.open(directory))
+    job.warnings += warnings
+    return job
+
+
+def run(
+    job: SweepRun,
+    retry_failed: bool = False,
+    ray: str | bool | None = None,
+    gpus_per_trial: float = 0.0,
+    cpus_per_trial: float = 1.0,
+    asha: bool = False,
+    progress: Progress | None = None,
+) -> SweepRun:
+    """Cost every variant not done yet, then train every one not trained yet (with ``job.settings.train``)."""
+    step = progress or (lambda stage, name, done, total: None)
+    if ray is not None and ray is not False and job.settings.train is None:
+        raise UsageError("--ray runs training trials; add --train DATA.yaml")
+    if ray is not None and ray is not False:
+        from attnsurgeon.sweep_ray import require_ray
+
+        require_ray()
+    _cost_all(job, retry_failed, step)
+    if job.settings.train is not None:
+        from attnsurgeon import sweep_train
+
+        if ray is not None and ray is not False:
+            from attnsurgeon.sweep_ray import train_with_ray
+
+            train_with_ray(job, None if ray is True else str(ray), gpus_per_trial, cpus_per_trial, asha, retry_failed,
+                           step)  # fmt: skip
+        else:
+            sweep_train.train_all(job, retry_failed, step)
+    return job
+
+
+def _cost_all(job: SweepRun, retry_failed: bool, step: Progress) -> None:
+    todo = []
+    for v in job.variants:
+        row = job.store.get(job.key(v))
+        if row is not None and (row["status"] == "ok" or not retry_failed):
+            job.skipped.append(v.name)
+            continue
+        todo.append(v)
+    total = len(job.variants)
+    done = total - len(todo)
+    if not todo:
+        return
+    from attnsurgeon import sweep_cost, ultra
+
+    s = job.settings
+    doc = yamlio.load(s.model)
+    base_text = doc.text
+    graph = doc.graph
+    base = sweep_cost.cost_base(doc.plain(), s.scale, f"{job.variants[0].name}.yaml", s.device, s.imgsz, s.runs)
+    for v in todo:
+        step("cost", v.name, done, total)
+        row = _new_row(job, v)
+        try:
+            if v.op == "base":
+                yamlio.write_atomic(job.directory / f"{v.name}.yaml", base_text)
+                row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
+            else:
+                _cost_variant(job, v, base, graph, row)
+        except AttnSurgeonError as exc:
+            row.update(status="failed", reason=str(exc))
+        except Exception as exc:  # a variant's own failure (an exception in its module) must not end the sweep
+            row.update(status="failed", reason=ultra.first_line(exc))
+        job.store.put(row)
+        done += 1
+        step("done", v.name, done, total)
+
+
+def _new_row(job: SweepRun, v: Variant) -> dict[str, Any]:
+    s = job.settings
+    return {"name": v.name, "op": v.op, "module": v.module or None, "category": v.category or None,
+            "args": list(v.args) if v.op != "base" else None, "at": v.at or None, "scale": s.scale or None,
+            "imgsz": s.imgsz, "device": s.device, "status": "ok", "reason": None, "key": job.key(v)}  # fmt: skip
+
+
+def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Graph, row: dict[str, Any]) -> None:
+    from attnsurgeon import sweep_cost, ultra, verify
+
+    s = job.settings
+    after = resolve_at(base_graph, v.at)
+    fresh: list[sweep_cost.FreshLayer] | None
+    graph: graph_mod.Graph | None
+    if v.op == "insert":
+        doc, _, _, result = api.plan_insert(s.model, v.module, after, list(v.args))
+        tree = yamlio.apply(doc, result, in_place=True)
+        text, cfg = yamlio.dump(tree), yamlio.to_plain(tree)
+        fresh = [sweep_cost.FreshLayer(i.index, reads=i.after) for i in result.insertions]
+        graph = result.graph
+    else:
+        report = api.augment(s.model, v.module, after, list(v.args), verify=False, write=False)  # type: ignore[attr-defined]
+        text, fresh, graph = report.yaml_text, None, None
+        cfg = yamlio.to_plain(yamlio.loads(text, v.name))
+    path = job.directory / f"{v.name}.yaml"
+    yamlio.write_atomic(path, text)
+    row.update(yaml=path.name, layers=[f.index for f in fresh] if fresh else None)
+    checks = [verify.check_liveness(graph, [f.index for f in fresh])] if graph is not None and fresh else []
+    try:
+        model = ultra.build_model(cfg, s.scale or None, path.name)
+    except Exception as exc:
+        checks.append(verify.Check("build", False, ultra.first_line(exc)))
+    else:
+        checks.append(verify.Check("build", True, f"{len(model.model)} layers"))
+        if s.checks == "layer" and fresh is not None:
+            checks += sweep_cost.layer_checks(base, model, fresh)
+        else:
+            checks += sweep_cost.model_checks(base, model, fresh or [])
+    failed = [c for c in checks if c.ok is False]
+    row["checks"] = ", ".join(c.name for c in checks if c.ok) or None
+    if failed:
+        row.update(status="failed", reason=f"check '{failed[0].name}' failed: {failed[0].detail}")
+        return
+    row.update(sweep_cost.variant_costs(base, model, fresh, s.latency, s.runs))
