@@ -148,10 +148,14 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> set[int]:
 
 
 def pareto_rows(rows: Sequence[dict[str, Any]], cost: str, quality: str = "mAP50-95") -> set[str]:
-    """Keys of the rows on the (``cost`` lower, ``quality`` higher) Pareto front, among rows that have both."""
-    usable = [r for r in rows if isinstance(r.get(cost), (int, float)) and isinstance(r.get(quality), (int, float))]
-    front = pareto_front([(float(r[cost]), float(r[quality])) for r in usable])
-    return {usable[i]["key"] for i in front}
+    """Keys of the rows on the (``cost`` lower, ``quality`` higher) Pareto front, among the good rows with both."""
+
+    def usable(r: dict[str, Any]) -> bool:
+        return r.get("status") == "ok" and all(isinstance(r.get(k), (int, float)) for k in (cost, quality))
+
+    good = [r for r in rows if usable(r)]
+    front = pareto_front([(float(r[cost]), float(r[quality])) for r in good])
+    return {good[i]["key"] for i in front}
 
 
 def sort_rows(rows: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
