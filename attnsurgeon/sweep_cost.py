@@ -30,6 +30,7 @@ from attnsurgeon.wrappers import with_gates_opened
 
 LAYER_WARMUP = 3
 LAYER_BUDGET_S = 0.05  # timed runs of one fresh layer (at least timing.MIN_RUNS)
+TRAIN_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,10 @@ def _forward_check(layer: nn.Module, shape: tuple[int, ...], name: str, where: s
 @with_gates_opened  # IdentityInit: a closed gate would zero the inner gradients
 def _train_check(layer: nn.Module, shape: tuple[int, ...], where: str) -> verify.Check:
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(2, *shape[1:], generator=g).requires_grad_(True)  # a layer with no parameters still has a graph
+    # Four samples of signed features with per-channel offsets, as real feature maps have: a small bottleneck (SE on
+    # 64 channels has 4 hidden units) then has a live ReLU for some sample; positive noise could leave all 4 dead.
+    x = torch.randn(TRAIN_BATCH, *shape[1:], generator=g) + 2 * torch.randn(TRAIN_BATCH, shape[1], 1, 1, generator=g)
+    x.requires_grad_(True)  # a layer with no parameters still has a graph, and its input must get a gradient
     layer.train()
     for p in layer.parameters():
         p.grad = None

@@ -364,7 +364,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Gr
     row.update(yaml=path.name, layers=[f.index for f in fresh] if fresh else None)
     checks = [verify.check_liveness(graph, [f.index for f in fresh])] if graph is not None and fresh else []
     try:
-        model = ultra.build_model(cfg, s.scale or None, path.name)
+        model = build_seeded(cfg, s.scale, path.name)
     except Exception as exc:
         checks.append(verify.Check("build", False, ultra.first_line(exc)))
     else:
@@ -379,3 +379,14 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Gr
         row.update(status="failed", reason=f"check '{failed[0].name}' failed: {failed[0].detail}")
         return
     row.update(sweep_cost.variant_costs(base, model, fresh, s.latency, s.runs))
+
+
+def build_seeded(cfg: dict[str, Any], scale: str, yaml_file: str) -> Any:
+    """Build with a fixed seed (the caller's random state untouched): a rerun checks and costs the same weights."""
+    import torch
+
+    from attnsurgeon import ultra
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return ultra.build_model(cfg, scale or None, yaml_file)

@@ -292,17 +292,31 @@ def test_an_interrupted_sweep_loses_nothing_and_a_rerun_completes_it(tmp_path):
 
 def test_a_failing_variant_is_a_row_and_the_exit_code_says_so(tmp_path):
     out = tmp_path / "out"
-    # SE with reduction 1000 on 256 channels has a zero-width bottleneck: its weights never get a gradient.
-    result = run("sweep", "yolo11n.yaml", "-m", "SE", "--at", "8", "--args-grid", "SE=[1000]|[16]", "-o", out, *COST)
+    # block_size 0 fits HaloAttention's signature (ints) but not the module: the variant does not build.
+    grid = "HaloAttention=[0, 1]|[2, 1]"
+    result = run("sweep", "yolo11n.yaml", "-m", "HaloAttention", "--at", "8", "--args-grid", grid, "-o", out, *COST)
     assert result.exit_code == 9, result.output
     assert result.output.strip().splitlines()[-1] == (
-        "error: 1 of 3 variants failed (yolo11n-SE_1000-after8); see the reason column"
+        "error: 1 of 3 variants failed (yolo11n-HaloAttention_0_1-after8); see the reason column"
     )
     rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
-    failed = rows["yolo11n-SE_1000-after8"]
+    failed = rows["yolo11n-HaloAttention_0_1-after8"]
     assert failed["status"] == "failed" and failed["params"] is None
-    assert failed["reason"].startswith("check 'train step' failed: layer 9 (SE) fc.0.weight: zero gradient")
-    assert rows["yolo11n-SE_16-after8"]["status"] == "ok"
+    assert failed["reason"] == (
+        "check 'build' failed: ValueError: HaloAttention needs block_size >= 1 and halo_size >= 0, got 0, 1"
+    )
+    assert rows["yolo11n-HaloAttention_2_1-after8"]["status"] == "ok"
+    assert (out / "yolo11n-HaloAttention_0_1-after8.yaml").is_file()  # written, so the failure can be inspected
+
+
+def test_checks_are_reproducible(tmp_path):
+    from attnsurgeon import sweeper
+
+    first = sweeper.sweep("yolo11n.yaml", "SE", "16", tmp_path / "a", imgsz=64, runs=5)
+    second = sweeper.sweep("yolo11n.yaml", "SE", "16", tmp_path / "b", imgsz=64, runs=5)
+    assert [(r["status"], r["checks"], r["params"]) for r in first] == [
+        (r["status"], r["checks"], r["params"]) for r in second
+    ]
 
 
 def test_whole_model_checks_give_the_same_costs(cost_sweep, tmp_path):
