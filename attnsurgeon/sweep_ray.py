@@ -27,7 +27,7 @@ def require_ray() -> None:
 
 def _trial(config: dict[str, Any]) -> None:
     """One Ray trial: train one variant (Ultralytics reports each epoch to Tune)."""
-    sweep_train.train_in_process(config["arguments"])
+    sweep_train.train_in_process(config["variant"]["arguments"])
 
 
 def train_with_ray(
@@ -102,7 +102,7 @@ def train_with_ray(
         param_space={"variant": tune.grid_search(space)},
         tune_config=tune.TuneConfig(metric=RAY_METRIC, mode="max", scheduler=scheduler),
         run_config=tune.RunConfig(
-            name="ray", storage_path=str((job.directory / "ray").resolve()), verbose=0, callbacks=[_Rows()]
+            name="ray", storage_path=str(job.directory.resolve()), verbose=0, callbacks=[_Rows()]
         ),
     )
     tuner.fit()
