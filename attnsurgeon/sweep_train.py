@@ -27,6 +27,7 @@ from attnsurgeon.errors import AttnSurgeonError, ModelFileError, UsageError
 from attnsurgeon.sweep_store import row_key
 
 RUNS_DIR = "runs"
+WEIGHTS_DIR = "weights"  # --weights: each variant's starting checkpoint (checkpoint surgery on the base .pt)
 # Ultralytics' results.csv column -> results column (detection: the (B)ox metrics).
 METRIC_COLUMNS = {
     "metrics/mAP50(B)": "mAP50",
@@ -90,7 +91,8 @@ def model_source(directory: Path, row: dict[str, Any], settings: dict[str, Any],
     from attnsurgeon import api
     from attnsurgeon.sweeper import resolve_at
 
-    out = directory / f"{row['name']}.pt"
+    (directory / WEIGHTS_DIR).mkdir(exist_ok=True)
+    out = directory / WEIGHTS_DIR / f"{row['name']}.pt"  # its architecture YAML goes beside it, not over the variant's
     operation = api.insert if row["op"] == "insert" else api.augment  # type: ignore[attr-defined]
     operation(weights, row["module"], resolve_at(base_graph, row["at"]), row["args"], output=out, force=True,
               identity_init=bool(settings.get("identity_init")), verify=False)  # fmt: skip

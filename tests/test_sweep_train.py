@@ -166,3 +166,23 @@ def test_ray_trials_give_the_same_rows(trained, dataset, tmp_path):
         assert r["train_status"] == "ok", r["reason"]
         assert all(isinstance(r[c], (int, float)) for c in TRAIN_COLUMNS), r
         assert (tmp_path / "ray" / r["run_dir"] / "results.csv").is_file()
+
+
+def test_weights_start_every_variant_from_the_same_checkpoint(trained, dataset, tmp_path):
+    from attnsurgeon import api
+
+    out, _, _ = trained
+    weights = out / "runs" / "yolo11n" / "weights" / "last.pt"  # the base trained above (2 classes)
+    sweep_dir = tmp_path / "w"
+    args = ["sweep", "yolo11n.yaml", "-m", "SE", "--at", "8", "-o", sweep_dir, "--train", dataset, "--weights", weights]
+    result = runner.invoke(app, [str(a) for a in [*args, *TRAIN, "--no-plots"]])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in rows_of(sweep_dir)}
+    assert all(r["train_status"] == "ok" for r in rows.values())
+    start = sweep_dir / "weights" / "yolo11n-SE-after8.pt"
+    assert "IdentityInit, [SE, [16]]" in start.with_suffix(".yaml").read_text()  # identity-initialised by default
+    args_yaml = (sweep_dir / "runs" / "yolo11n-SE-after8" / "args.yaml").read_text()
+    assert f"model: {start}\n" in args_yaml
+    assert f"model: {weights}\n" in (sweep_dir / "runs" / "yolo11n" / "args.yaml").read_text()
+    expected = api.insert("yolo11n.yaml", "SE", 8, verify=False, write=False).yaml_text
+    assert (sweep_dir / "yolo11n-SE-after8.yaml").read_text() == expected  # the variant's YAML is left as made
