@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnsurgeon import profile, ultra, verify
+from attnsurgeon import flops as flops_mod
+from attnsurgeon import profile, sizes, ultra, verify
 from attnsurgeon.timing import measure_latency
 from attnsurgeon.wrappers import with_gates_opened
 
@@ -164,8 +165,7 @@ def _train_check(layer: nn.Module, shape: tuple[int, ...], where: str) -> verify
 def layer_checks(base: BaseModel, model: nn.Module, fresh: Sequence[FreshLayer]) -> list[verify.Check]:
     """insert's checks, on each fresh layer alone at the shapes it sees in the model (see the module docstring)."""
     stride = ultra.model_stride(model)
-    sizes = [(base.imgsz, base.imgsz), *verify.rect_sizes(base.imgsz, stride)]
-    train_size = max(2 * stride, min(base.imgsz, 320) // stride * stride)
+    train_size = sizes.train_size(base.imgsz, stride)
     checks = []
     for f in fresh:
         shape = _input_shape(base, f)
@@ -174,21 +174,16 @@ def layer_checks(base: BaseModel, model: nn.Module, fresh: Sequence[FreshLayer])
         if shape is None or len(shape) != 4:
             checks.append(verify.Check("forward", False, f"{where}: the layer it reads has no single feature map"))
             continue
-        for size in sizes:
-            checks.append(_forward_check(layer, _scaled(shape, size, base.imgsz), f"forward {size[0]}x{size[1]}",
-                                         where))  # fmt: skip
+        for size in sizes.forward_sizes(base.imgsz, stride):
+            scaled = _scaled(shape, size, base.imgsz)
+            checks.append(_forward_check(layer, scaled, f"forward {size[0]}x{size[1]}", where))
         checks.append(_train_check(layer, _scaled(shape, (train_size, train_size), base.imgsz), where))
     return checks
 
 
 def model_checks(base: BaseModel, model: nn.Module, fresh: Sequence[FreshLayer]) -> list[verify.Check]:
     """insert's whole-model checks: forward at the square and two rectangular sizes, one training step."""
-    stride = ultra.model_stride(model)
-    indices = [f.index for f in fresh]
-    checks = [verify.check_forward(model, size) for size in [(base.imgsz,) * 2, *verify.rect_sizes(base.imgsz, stride)]]
-    train_size = max(2 * stride, min(base.imgsz, 320) // stride * stride)
-    checks.append(verify.check_train_step(model, indices, train_size, {}))
-    return checks
+    return verify.check_new_model(model, [f.index for f in fresh], {}, base.imgsz)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -196,12 +191,7 @@ def model_checks(base: BaseModel, model: nn.Module, fresh: Sequence[FreshLayer])
 
 
 def _layer_flops(layer: nn.Module, x: torch.Tensor) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False, custom_mapping=profile._custom_mapping())
-    with counter, torch.inference_mode():
-        layer(x)
-    return int(counter.get_total_flops())
+    return flops_mod.exact_flops(layer, x)[0]
 
 
 def _layer_ms(layer: nn.Module, x: torch.Tensor) -> float:
@@ -232,13 +222,13 @@ def variant_costs(
     """params, GFLOPs, exact GFLOPs and latency of a built (and checked) variant; its layers are fused on the way.
     ``fresh`` None (fresh layers unknown) or ``latency="full"``: measured on the whole deployed variant."""
     report = base.report
-    params = profile.count_params(model)
+    params = flops_mod.count_params(model)
     with ultra.quiet():
-        gflops = profile.ultralytics_gflops(model, base.imgsz)
+        gflops = flops_mod.ultralytics_gflops(model, base.imgsz)
     if fresh is None or latency == "full":
         with ultra.quiet():
             deployed = _deployed(model.fuse(verbose=False), base.device)  # type: ignore[operator]
-        flops, _ = profile.exact_flops(deployed, report.inputs[:1])  # type: ignore[index]
+        flops, _ = flops_mod.exact_flops(deployed, report.inputs[:1])  # type: ignore[index]
         median = measure_latency([deployed], report.inputs, runs, None)[0].median  # type: ignore[arg-type]
     else:
         flops, median = report.flops_exact, report.latency.median

@@ -89,7 +89,7 @@ def model_source(directory: Path, row: dict[str, Any], settings: dict[str, Any],
     if row["op"] == "base":
         return Path(weights)
     from attnsurgeon import api
-    from attnsurgeon.sweeper import resolve_at
+    from attnsurgeon.sweep_plan import resolve_at
 
     (directory / WEIGHTS_DIR).mkdir(exist_ok=True)
     out = directory / WEIGHTS_DIR / f"{row['name']}.pt"  # its architecture YAML goes beside it, not over the variant's

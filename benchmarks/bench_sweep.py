@@ -31,7 +31,7 @@ STAGES = (  # (module, function, stage): the parts of a variant's cost that take
     ("attnsurgeon.yamlio", "write_atomic", "writes (YAML, results)"),
     ("attnsurgeon.ultra", "build_model", "build (Ultralytics)"),
     ("attnsurgeon.sweep_cost", "layer_checks", "checks (new layer alone)"),
-    ("attnsurgeon.profile", "ultralytics_gflops", "GFLOPs (Ultralytics get_flops)"),
+    ("attnsurgeon.flops", "ultralytics_gflops", "GFLOPs (Ultralytics get_flops)"),
     ("attnsurgeon.sweep_cost", "_layer_flops", "exact FLOPs (new layer)"),
     ("attnsurgeon.sweep_cost", "_layer_ms", "latency (new layer timed)"),
     ("attnsurgeon.ultra", "fuse_layer", "fuse (new layer)"),

@@ -51,7 +51,7 @@ def cost_sweep(tmp_path_factory):
 
 def test_modules_all_and_category_follow_the_catalog():
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.sweeper import parse_modules
+    from attnsurgeon.sweep_plan import parse_modules
 
     assert [s.name for s in parse_modules("all")] == REGISTRY.names()
     channel = [s.name for s in REGISTRY.specs() if s.category == "channel"]
@@ -60,7 +60,7 @@ def test_modules_all_and_category_follow_the_catalog():
 
 
 def test_variant_names_are_systematic():
-    from attnsurgeon.sweeper import parse_args_grid, parse_at, parse_modules, plan
+    from attnsurgeon.sweep_plan import parse_args_grid, parse_at, parse_modules, plan
 
     specs = parse_modules("SE,CascadedGroupAttention")
     grid = parse_args_grid(["SE=[8]|[16]", "CascadedGroupAttention=[16, 4, 0.0, 7, [3, 3, 3, 3]]"], specs)
@@ -207,7 +207,7 @@ def test_table_marks_pareto_rows_and_puts_failures_last():
 
 
 def test_sweep_writes_insert_yamls_and_results(cost_sweep):
-    from attnsurgeon import api
+    from attnsurgeon import api, yamlio
 
     out, result = cost_sweep
     assert result.exit_code == 0, result.output
@@ -220,13 +220,14 @@ def test_sweep_writes_insert_yamls_and_results(cost_sweep):
     for r in rows[1:]:
         expected = api.insert("yolo11n.yaml", r["module"], int(r["at"]), verify=False, write=False).yaml_text
         assert (out / f"{r['name']}.yaml").read_text() == expected
-    assert (out / "yolo11n.yaml").read_text() == api.yamlio.load("yolo11n.yaml").text
+    assert (out / "yolo11n.yaml").read_text() == yamlio.load("yolo11n.yaml").text
     assert "sorted by gflops" in result.output and "yolo11n-EMA-after16" in result.output
 
 
 def test_sweep_costs_agree_with_independent_counts(cost_sweep):
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.profile import count_params, profile
+    from attnsurgeon.flops import count_params
+    from attnsurgeon.profile import profile
 
     out, _ = cost_sweep
     rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
