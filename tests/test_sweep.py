@@ -194,12 +194,15 @@ def test_plot_data_labels_every_point_and_draws_the_front(tmp_path):
 
 
 def test_table_marks_pareto_rows_and_puts_failures_last():
-    from attnsurgeon.cli.sweep_cmd import table_cells
+    from attnsurgeon.cli.sweep_cmd import failure_notes, table_cells
 
     header, cells = table_cells(trained_rows(), "mAP50-95", "gflops")
     assert header == ["variant", "params", "GFLOPs", "latency ms", "mAP50-95", "status"]
     assert [c[0] for c in cells] == ["★ m-EMA-after8", "★ m-CBAM-after8", "★ m (base)", "m-SE-after8", "m-GAM-after8"]
-    assert cells[-1][-1].startswith("failed")
+    assert cells[-1][-1] == "failed"
+    assert failure_notes([{**trained_rows()[-1], "reason": "check 'build' failed: X"}]) == [
+        "m-GAM-after8: check 'build' failed: X"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

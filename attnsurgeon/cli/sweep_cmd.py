@@ -217,26 +217,34 @@ def table_cells(rows: list[dict[str, Any]], metric: str, pareto: str | None) -> 
     for r in sort_rows([r for r in rows if r["status"] == "ok"], metric) + [r for r in rows if r["status"] != "ok"]:
         line = [("★ " if r["key"] in front else "") + r["name"] + (" (base)" if r["op"] == "base" else "")]
         line += ["-" if r.get(k) is None else fmt(r[k]) for k, _, fmt in shown[1:]]
-        status = r["status"] if r.get("train_status") != "failed" else "train failed"
-        line.append(status if status == "ok" else f"{status}: {r.get('reason') or ''}")
+        line.append(r["status"] if r.get("train_status") != "failed" else "train failed")
         cells.append(line)
     return header, cells
+
+
+def failure_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per failed variant: its name and why (the table shows only that it failed)."""
+    return [f"{r['name']}: {r.get('reason') or 'no reason recorded'}" for r in rows
+            if r["status"] != "ok" or r.get("train_status") == "failed"]  # fmt: skip
 
 
 def _render(rows: list[dict[str, Any]], metric: str, pareto: str | None, markdown: bool) -> None:
     header, cells = table_cells(rows, metric, pareto)
     note = f"sorted by {metric}" + (f"; ★ Pareto-optimal ({pareto} vs mAP50-95)" if pareto else "")
+    notes = failure_notes(rows)
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in cells]
-        typer.echo("\n".join(lines) + f"\n\n{note}")
+        typer.echo("\n".join(lines) + f"\n\n{note}" + "".join(f"\n- {n}" for n in notes))
         return
     from rich.table import Table
 
     table = Table(title=f"sweep: {note}", title_justify="left")
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i in (0, len(header) - 1) else "right",
-                         overflow="fold" if i == len(header) - 1 else "ellipsis")  # fmt: skip
+        table.add_column(h, justify="left" if i in (0, len(header) - 1) else "right", overflow="fold")
     for line in cells:
         table.add_row(*(esc(c) for c in line), style="red" if line[-1] != "ok" else None)
-    console().print(table)
+    out = console()
+    out.print(table)
+    for n in notes:
+        out.print(f"[red]failed[/] {esc(n)}")
