@@ -113,7 +113,14 @@ def _input_shape(base: BaseModel, fresh: FreshLayer) -> tuple[int, ...] | None:
     return None
 
 
-def _forward_check(layer: nn.Module, shape: tuple[int, ...], name: str, where: str) -> verify.Check:
+def _output_shape(base: BaseModel, fresh: FreshLayer) -> tuple[int, ...] | None:
+    """What the layer must return: its input's shape (an inserted layer), or the replaced block's output shape."""
+    return base.out_shapes.get(fresh.replaces) if fresh.replaces is not None else _input_shape(base, fresh)
+
+
+def _forward_check(
+    layer: nn.Module, shape: tuple[int, ...], expected: tuple[int, ...], name: str, where: str
+) -> verify.Check:
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
     layer.eval()
     try:
@@ -122,9 +129,9 @@ def _forward_check(layer: nn.Module, shape: tuple[int, ...], name: str, where: s
     except Exception as exc:
         return verify.Check(name, False, f"{where} failed on a {'x'.join(map(str, shape))} feature map: "
                             f"{ultra.first_line(exc)}")  # fmt: skip
-    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(shape):
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(expected):
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        return verify.Check(name, False, f"{where} returns {got} for input {tuple(shape)}; it must keep the shape")
+        return verify.Check(name, False, f"{where} returns {got} for input {tuple(shape)}; the model needs {expected}")
     if not torch.isfinite(y).all():
         return verify.Check(name, False, f"{where} output contains NaN or Inf")
     return verify.Check(name, True, "")
@@ -168,15 +175,16 @@ def layer_checks(base: BaseModel, model: nn.Module, fresh: Sequence[FreshLayer])
     train_size = sizes.train_size(base.imgsz, stride)
     checks = []
     for f in fresh:
-        shape = _input_shape(base, f)
+        shape, out = _input_shape(base, f), _output_shape(base, f)
         layer = model.model[f.index]  # type: ignore[index]
         where = f"layer {f.index} ({type(layer).__name__})"
-        if shape is None or len(shape) != 4:
+        if shape is None or out is None or len(shape) != 4 or len(out) != 4:
             checks.append(verify.Check("forward", False, f"{where}: the layer it reads has no single feature map"))
             continue
         for size in sizes.forward_sizes(base.imgsz, stride):
-            scaled = _scaled(shape, size, base.imgsz)
-            checks.append(_forward_check(layer, scaled, f"forward {size[0]}x{size[1]}", where))
+            name = f"forward {size[0]}x{size[1]}"
+            checks.append(_forward_check(layer, _scaled(shape, size, base.imgsz), _scaled(out, size, base.imgsz),
+                                         name, where))  # fmt: skip
         checks.append(_train_check(layer, _scaled(shape, (train_size, train_size), base.imgsz), where))
     return checks
 

@@ -98,13 +98,17 @@ def plan(stem: str, specs: Sequence[ModuleSpec], ats: Sequence[str], op: str,
 
 
 def resolve_at(graph: graph_mod.Graph, at: str) -> list[int]:
-    """Layer indices of a position: ``8``, ``4+6+8``, or a named position (``heads``) once attnsurgeon.positions
-    provides them."""
-    parts = at.split("+")
-    if all(re.fullmatch(r"-?\d+", p.strip()) for p in parts):
+    """Layer indices of a position: ``8``, ``4+6+8``, or named positions (``heads``, ``sppf+heads``) where this
+    version has :mod:`attnsurgeon.positions`."""
+    parts = [p.strip() for p in at.split("+")]
+    if all(re.fullmatch(r"-?\d+", p) for p in parts):
         return [int(p) for p in parts]
     try:
         positions = importlib.import_module("attnsurgeon.positions")
     except ModuleNotFoundError:
         raise UsageError(f"--at {at}: named positions are not available in this version; give layer indices") from None
-    return list(positions.resolve(graph, at))
+    indices: list[int] = []
+    for part in parts:
+        resolved = positions.resolve(graph, part, "--at")
+        indices += [i for i in resolved.indices if i not in indices]
+    return indices

@@ -140,7 +140,7 @@ def start(
     for value, allowed, option in ((op, OPS, "--op"), (checks, CHECKS, "--checks"), (latency, LATENCY, "--latency")):
         if value not in allowed:
             raise UsageError(f"{option} {value!r}: use one of {', '.join(allowed)}")
-    if op == "augment" and not hasattr(api, "augment"):
+    if op == "augment" and not (hasattr(api, "augment") and hasattr(graph_mod, "augment")):
         raise UsageError("--op augment: this version of attnsurgeon has no augment; use --op insert")
     sizes.check_square(imgsz)
     doc = yamlio.load(model)
@@ -270,32 +270,31 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Gr
 
     s = job.settings
     after = resolve_at(base_graph, v.at)
-    fresh: list[sweep_cost.FreshLayer] | None
-    graph: graph_mod.Graph | None
+    doc = yamlio.load(s.model)
+    spec, values = api.module_args(v.module, list(v.args))
+    name, row_args = api.surgery_row(spec, values, False)
     if v.op == "insert":
-        doc, _, _, result = api.plan_insert(s.model, v.module, after, list(v.args))
-        tree = yamlio.apply(doc, result, in_place=True)
-        text, cfg = yamlio.dump(tree), yamlio.to_plain(tree)
+        result = graph_mod.insert(doc.graph, after, name, row_args)
         fresh = [sweep_cost.FreshLayer(i.index, reads=i.after) for i in result.insertions]
-        graph = result.graph
-    else:
-        report = api.augment(s.model, v.module, after, list(v.args), verify=False, write=False)  # type: ignore[attr-defined]
-        text, fresh, graph = report.yaml_text, None, None
-        cfg = yamlio.to_plain(yamlio.loads(text, v.name))
+    else:  # augment: the block at each index gets attention inside; no row moves
+        result = graph_mod.augment(doc.graph, after, name, row_args)  # type: ignore[attr-defined]
+        fresh = [sweep_cost.FreshLayer(i, replaces=i) for i in result.augmented]
+    tree = yamlio.apply(doc, result, in_place=True)
+    text, cfg = yamlio.dump(tree), yamlio.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
     yamlio.write_atomic(path, text)
-    row.update(yaml=path.name, layers=[f.index for f in fresh] if fresh else None)
-    checks = [verify.check_liveness(graph, [f.index for f in fresh])] if graph is not None and fresh else []
+    row.update(yaml=path.name, layers=[f.index for f in fresh])
+    checks = [verify.check_liveness(result.graph, [f.index for f in fresh])] if v.op == "insert" else []
     try:
         model = build_seeded(cfg, s.scale, path.name)
     except Exception as exc:
         checks.append(verify.Check("build", False, ultra.first_line(exc)))
     else:
         checks.append(verify.Check("build", True, f"{len(model.model)} layers"))
-        if s.checks == "layer" and fresh is not None:
+        if s.checks == "layer":
             checks += sweep_cost.layer_checks(base, model, fresh)
         else:
-            checks += sweep_cost.model_checks(base, model, fresh or [])
+            checks += sweep_cost.model_checks(base, model, fresh)
     failed = [c for c in checks if c.ok is False]
     row["checks"] = ", ".join(c.name for c in checks if c.ok) or None
     if failed:
