@@ -58,8 +58,8 @@ class BaseModel:
         r = self.report
         return {
             "params": r.params,
-            "gflops": round(r.gflops.value, 4),
-            "gflops_exact": round(r.gflops_exact, 4),
+            "gflops": round(r.gflops.value, 6),
+            "gflops_exact": round(r.gflops_exact, 6),
             "latency_ms": round(r.latency.median, 4),
         }
 
@@ -253,7 +253,7 @@ def variant_costs(
                 median -= old_ms
     return {
         "params": params,
-        "gflops": round(gflops.value, 4),
-        "gflops_exact": round(flops / 1e9, 4),
+        "gflops": round(gflops.value, 6),
+        "gflops_exact": round(flops / 1e9, 6),
         "latency_ms": round(median, 4),
     }

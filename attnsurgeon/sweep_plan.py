@@ -92,7 +92,7 @@ def plan(stem: str, specs: Sequence[ModuleSpec], ats: Sequence[str], op: str,
             args_tag = "".join(f"_{_tag(v)}" for v in values) if spec.name in grid else ""
             for at in ats:
                 sep = "" if at[0].isdigit() else "-"
-                name = f"{stem}-{spec.name}{args_tag}-{where}{sep}{_tag(at.replace('+', 'p')).replace('p', '+')}"
+                name = f"{stem}-{spec.name}{args_tag}-{where}{sep}{'+'.join(_tag(part) for part in at.split('+'))}"
                 variants.append(Variant(name, op, spec.name, spec.category, tuple(values), at))
     return variants
 
