@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from attnsurgeon.cli import _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fail, fmt_int
 
 FAILED_EXIT = 9  # as VerificationError: some variant failed a check or its training
@@ -27,7 +28,9 @@ def register(app: typer.Typer) -> None:
 
 @errors_to_exit
 def sweep(
-    model: str = typer.Argument(..., help="Model YAML path or packaged Ultralytics name (yolo11n.yaml)."),
+    model: str = typer.Argument(
+        ..., autocompletion=_complete.models, help="Model YAML path or packaged Ultralytics name (yolo11n.yaml)."
+    ),
     modules: str = typer.Option(
         ..., "--modules", "-m", help="Catalog modules: SE,CBAM,EMA | all | category:channel (mixable)."
     ),
@@ -48,7 +51,9 @@ def sweep(
     args_grid: list[str] = typer.Option(
         [], "--args-grid", help='Hyper-parameter sets per module, e.g. "SE=[8]|[16]"; repeatable. Default: defaults.'
     ),
-    scale: str | None = typer.Option(None, "--scale", help="Scale n/s/m/l/x. Default: the one in the file name."),
+    scale: str | None = typer.Option(
+        None, "--scale", autocompletion=_complete.scales, help="Scale n/s/m/l/x. Default: the one in the file name."
+    ),
     imgsz: int = typer.Option(640, "--imgsz", help="Square image size for checks and costs (and training)."),
     device: str = typer.Option(
         "cpu",
