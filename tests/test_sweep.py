@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -95,11 +94,6 @@ def test_variant_names_are_systematic():
 def test_bad_options_are_one_line_errors(tmp_path, options, code, message):
     result = run("sweep", "yolo11n.yaml", *options, "-o", tmp_path / "out")
     one_line_error(result, code, message)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("attnsurgeon.positions") is not None, reason="positions are available")
-def test_named_positions_need_the_positions_module(tmp_path):
-    one_line_error(run("sweep", "yolo11n.yaml", "-m", "SE", "--at", "heads", "-o", tmp_path), 2, "--at heads: named")
 
 
 def test_augment_without_augment_support_is_one_line(tmp_path):
@@ -323,6 +317,25 @@ def test_checks_are_reproducible(tmp_path):
     assert [(r["status"], r["checks"], r["params"]) for r in first] == [
         (r["status"], r["checks"], r["params"]) for r in second
     ]
+
+
+def test_named_positions_are_one_variant_each(tmp_path):
+    from attnsurgeon import sweeper
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.flops import count_params
+    from attnsurgeon.profile import profile
+
+    rows = sweeper.sweep("yolo11n.yaml", "SE", "heads,p4+sppf", tmp_path / "out", imgsz=64, runs=5)
+    assert [(r["name"], r["layers"]) for r in rows] == [
+        ("yolo11n", []),
+        ("yolo11n-SE-after-heads", [17, 21, 25]),  # Detect reads 16, 19, 22 (64, 128, 256 channels at n)
+        ("yolo11n-SE-after-p4+sppf", [7, 11]),  # p4 is layer 6 (128 channels), SPPF is layer 9 (256)
+    ]
+    se = REGISTRY.load_class("SE")
+    assert rows[1]["params"] - rows[0]["params"] == sum(count_params(se(c)) for c in (64, 128, 256))
+    assert rows[2]["params"] - rows[0]["params"] == sum(count_params(se(c)) for c in (128, 256))
+    whole = profile(tmp_path / "out" / "yolo11n-SE-after-heads.yaml", imgsz=64, runs=5, warmup=1)[0]
+    assert rows[1]["gflops_exact"] == round(whole.gflops_exact, 6)
 
 
 def test_whole_model_checks_give_the_same_costs(cost_sweep, tmp_path):
