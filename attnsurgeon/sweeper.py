@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +51,11 @@ class Settings:
     latency: str = "delta"
     runs: int | None = None
     train: dict[str, Any] | None = None  # data, epochs, batch, imgsz, weights, identity_init
+    model_digest: str = ""  # of the model file's text: an edited model is a new sweep, not rows to reuse
 
     def cost_fields(self) -> dict[str, Any]:
-        return {"model": self.model, "scale": self.scale, "imgsz": self.imgsz, "device": self.device,
-                "checks": self.checks, "latency": self.latency}  # fmt: skip
+        return {"model": self.model, "model_digest": self.model_digest, "scale": self.scale, "imgsz": self.imgsz,
+                "device": self.device, "checks": self.checks, "latency": self.latency}  # fmt: skip
 
 
 @dataclass
@@ -165,7 +167,8 @@ def start(
     elif weights is not None:
         raise UsageError("--weights applies to training; add --train DATA.yaml")
     directory.mkdir(parents=True, exist_ok=True)
-    settings = Settings(str(doc.path), scales[0], imgsz, str(device), checks, latency, runs, train_settings)
+    digest = hashlib.sha1(doc.text.encode("utf-8")).hexdigest()[:16]
+    settings = Settings(str(doc.path), scales[0], imgsz, str(device), checks, latency, runs, train_settings, digest)
     job = SweepRun(directory, settings, plan(stem, specs, ats, op, grid), ResultsStore.open(directory))
     job.warnings += warnings
     return job

@@ -390,3 +390,17 @@ def test_fuse_layer_is_ultralytics_fuse_for_one_layer():
     with torch.inference_mode():
         assert torch.allclose(layer(x), fused_model.model[2](x), atol=1e-6)
         assert torch.allclose(layer(x), model.model[2](x), atol=1e-4)
+
+
+def test_an_edited_model_is_swept_again(tmp_path):
+    from attnsurgeon import sweeper, yamlio
+
+    model = tmp_path / "yolo11n.yaml"
+    model.write_text(yamlio.load("yolo11n.yaml").text)
+    first = sweeper.start(model, "SE", "8", tmp_path / "out", imgsz=64, runs=5)
+    sweeper.run(first)
+    model.write_text(model.read_text().replace("nc: 80", "nc: 3"))
+    again = sweeper.start(model, "SE", "8", tmp_path / "out", imgsz=64, runs=5)
+    sweeper.run(again)
+    assert first.skipped == [] and again.skipped == []  # the edited model's rows are new, not the old ones reused
+    assert [r["params"] < old["params"] for r, old in zip(again.rows(), first.rows(), strict=True)] == [True, True]
