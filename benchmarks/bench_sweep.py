@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO))
 
 STAGES = (  # (module, function, stage): the parts of a variant's cost that take time
     ("attnsurgeon.sweep_cost", "cost_base", "base: build + profile (once)"),
-    ("attnsurgeon.api", "plan_insert", "YAML load + surgery"),
+    ("attnsurgeon.yamlio", "load", "YAML load"),
+    ("attnsurgeon.yamlio", "apply", "YAML surgery"),
     ("attnsurgeon.yamlio", "dump", "YAML dump"),
     ("attnsurgeon.yamlio", "write_atomic", "writes (YAML, results)"),
     ("attnsurgeon.ultra", "build_model", "build (Ultralytics)"),
