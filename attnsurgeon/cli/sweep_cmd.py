@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from attnsurgeon.cli import _complete
+import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fail, fmt_int
 
 FAILED_EXIT = 9  # as VerificationError: some variant failed a check or its training
