@@ -404,3 +404,26 @@ def test_an_edited_model_is_swept_again(tmp_path):
     sweeper.run(again)
     assert first.skipped == [] and again.skipped == []  # the edited model's rows are new, not the old ones reused
     assert [r["params"] < old["params"] for r, old in zip(again.rows(), first.rows(), strict=True)] == [True, True]
+
+
+def test_full_latency_times_whole_variants_with_the_same_counts(cost_sweep, tmp_path):
+    from attnsurgeon import sweeper
+
+    out, _ = cost_sweep
+    rows = sweeper.sweep("yolo11n.yaml", "EMA", "16", tmp_path / "full", imgsz=64, runs=5, latency="full")
+    ours = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    for key in ("params", "gflops", "gflops_exact"):  # exact FLOPs counted on the whole deployed variant here
+        assert rows[1][key] == ours["yolo11n-EMA-after16"][key]
+    assert rows[1]["latency_ms"] > 0
+
+
+def test_retry_failed_redoes_only_failed_rows(tmp_path):
+    from attnsurgeon import sweeper
+
+    args = ("yolo11n.yaml", "HaloAttention", "8", tmp_path / "out")
+    grid = {"args_grid": ["HaloAttention=[0, 1]|[2, 1]"], "imgsz": 64, "runs": 5}
+    sweeper.run(sweeper.start(*args, **grid))
+    again = sweeper.start(*args, **grid)
+    sweeper.run(again, retry_failed=True)
+    assert again.skipped == ["yolo11n", "yolo11n-HaloAttention_2_1-after8"]
+    assert [r["status"] for r in again.rows()] == ["ok", "failed", "ok"]
