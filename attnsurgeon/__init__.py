@@ -10,6 +10,7 @@ The public API, usable from a notebook as well as from the ``attnsurgeon`` comma
     report = attnsurgeon.replace("yolo11n-CBAM.yaml", "every:CBAM", "ECA")  # or remove(..., at="every:CBAM")
     attnsurgeon.register()  # catalog modules resolvable by name in this process's Ultralytics
     new, base = attnsurgeon.profile_model(["yolo11n-SE.yaml", "yolo11n.yaml"])  # params, FLOPs, latency
+    rows = attnsurgeon.sweep("yolo11n.yaml", modules="SE,CBAM", at="8,10", output="sweep")  # every variant compared
 
 Every name is imported on first use, so ``import attnsurgeon`` costs nothing and imports neither torch nor Ultralytics
 (the auto-registration hook imports this package at interpreter start-up).
@@ -31,6 +32,7 @@ __all__ = [
     "remove",
     "replace",
     "show",
+    "sweep",
 ]
 
 _LAZY = {
@@ -40,6 +42,7 @@ _LAZY = {
     "show": "attnsurgeon.api",
     "remove": "attnsurgeon.api",
     "replace": "attnsurgeon.api",
+    "sweep": "attnsurgeon.sweeper",
     "register": "attnsurgeon.ultra",
     "build_model": "attnsurgeon.ultra",
     "insert_checkpoint": "attnsurgeon.api",

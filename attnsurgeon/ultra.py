@@ -197,6 +197,29 @@ def scaled_repeats(repeats: int, depth: float) -> int:
     return max(round(repeats * depth), 1) if repeats > 1 else repeats
 
 
+class _LayerAsModel:
+    """Just what ``BaseModel.fuse`` reads of a model: ``model`` (whose modules it fuses), ``is_fused``, ``info``."""
+
+    def __init__(self, layer: Any) -> None:
+        self.model = layer
+
+    def is_fused(self) -> bool:
+        return False
+
+    def info(self, **kwargs: Any) -> None:
+        return None
+
+
+def fuse_layer(layer: Any) -> Any:
+    """Fuse one layer in place as ``model.fuse()`` fuses a whole model (Conv+BN folded, RepConv merged): Ultralytics'
+    own code, so a layer costed alone is the layer as deployed."""
+    from ultralytics.nn import tasks
+
+    with quiet():
+        tasks.BaseModel.fuse(_LayerAsModel(layer), verbose=False)  # type: ignore[arg-type]
+    return layer
+
+
 def _default_args() -> Any:
     from ultralytics.cfg import get_cfg
 

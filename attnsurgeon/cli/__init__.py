@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from attnsurgeon.cli import _common, catalog_cmds, insert_cmd, profile_cmd, remove_cmd, replace_cmd, show_cmd
+from attnsurgeon.cli import _common, catalog_cmds, insert_cmd, profile_cmd, remove_cmd, replace_cmd, show_cmd, sweep_cmd
 
 app = typer.Typer(
     name="attnsurgeon",
@@ -36,6 +36,7 @@ replace_cmd.register(app)
 show_cmd.register(app)
 catalog_cmds.register(app)
 profile_cmd.register(app)
+sweep_cmd.register(app)
 
 
 def main() -> None:

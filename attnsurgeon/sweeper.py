@@ -1,0 +1,317 @@
+"""``attnsurgeon sweep`` / ``attnsurgeon.sweep()``: every variant (module x position x args) made, checked, costed
+and optionally trained.
+
+>>> import attnsurgeon
+>>> rows = attnsurgeon.sweep("yolo11n.yaml", modules="SE,CBAM,EMA", at="8,10", output="sweep")  # doctest: +SKIP
+>>> [(r["name"], r["params"], r["gflops"]) for r in rows]  # doctest: +SKIP
+
+The base model is the first row (the reference). Every variant's YAML is written into the output directory under a
+systematic name (``yolo11n-SE-after8.yaml``, ``yolo11n-SE_8-after8.yaml`` with an args grid); ``results.json`` and
+``results.csv`` are rewritten after every variant, and a rerun skips the rows already done with the same settings.
+A variant that fails is a row with its reason, never the end of the sweep. Costing is in :mod:`attnsurgeon.sweep_cost`,
+training in :mod:`attnsurgeon.sweep_train`, the results files in :mod:`attnsurgeon.sweep_store`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnsurgeon import api, sizes, yamlio
+from attnsurgeon import graph as graph_mod
+from attnsurgeon.errors import AttnSurgeonError, UsageError
+from attnsurgeon.sweep_plan import Variant, parse_args_grid, parse_at, parse_modules, plan, resolve_at
+from attnsurgeon.sweep_store import ResultsStore, row_key
+
+OPS = ("insert", "augment")
+CHECKS = ("layer", "model")
+LATENCY = ("delta", "full")
+# (stage, variant name, done, total): "cost", "train", "skip" and "done" per variant.
+Progress = Callable[[str, str, int, int], None]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class Settings:
+    """What shapes a row's figures; part of every row's key."""
+
+    model: str
+    scale: str
+    imgsz: int
+    device: str
+    checks: str = "layer"
+    latency: str = "delta"
+    runs: int | None = None
+    train: dict[str, Any] | None = None  # data, epochs, batch, imgsz, weights, identity_init
+    model_digest: str = ""  # of the model file's text: an edited model is a new sweep, not rows to reuse
+
+    def cost_fields(self) -> dict[str, Any]:
+        return {"model": self.model, "model_digest": self.model_digest, "scale": self.scale, "imgsz": self.imgsz,
+                "device": self.device, "checks": self.checks, "latency": self.latency}  # fmt: skip
+
+
+@dataclass
+class SweepRun:
+    """A sweep in progress: the plan, the store, what was skipped and what failed."""
+
+    directory: Path
+    settings: Settings
+    variants: list[Variant]
+    store: ResultsStore
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def key(self, variant: Variant) -> str:
+        return row_key({**variant.identity(), **self.settings.cost_fields()})
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [r for r in (self.store.get(self.key(v)) for v in self.variants) if r is not None]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows() if r["status"] != "ok" or r.get("train_status") == "failed"]
+
+
+def sweep(
+    model: str | Path,
+    modules: str | Sequence[str],
+    at: str | int | Sequence[str | int],
+    output: str | Path,
+    op: str = "insert",
+    args_grid: Sequence[str] | None = None,
+    scale: str | None = None,
+    imgsz: int = api.DEFAULT_IMGSZ,
+    device: str = "cpu",
+    checks: str = "layer",
+    latency: str = "delta",
+    runs: int | None = None,
+    train: str | Path | None = None,
+    epochs: int = 1,
+    batch: int = 16,
+    train_imgsz: int | None = None,
+    train_device: str | None = None,
+    weights: str | Path | None = None,
+    identity_init: bool = True,
+    retry_failed: bool = False,
+    ray: str | bool | None = None,
+    gpus_per_trial: float = 0.0,
+    cpus_per_trial: float = 1.0,
+    asha: bool = False,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Make, check and cost every variant (and train each with ``train=DATA.yaml``); return the rows, base first.
+
+    See :func:`start` and :func:`run` for notebooks that want the :class:`SweepRun` (failures, skipped rows).
+    """
+    job = start(model, modules, at, output, op, args_grid, scale, imgsz, device, checks, latency, runs, train, epochs,
+                batch, train_imgsz, train_device, weights, identity_init)  # fmt: skip
+    run(job, retry_failed, ray, gpus_per_trial, cpus_per_trial, asha, progress)
+    return job.rows()
+
+
+def start(
+    model: str | Path,
+    modules: str | Sequence[str],
+    at: str | int | Sequence[str | int],
+    output: str | Path,
+    op: str = "insert",
+    args_grid: Sequence[str] | None = None,
+    scale: str | None = None,
+    imgsz: int = api.DEFAULT_IMGSZ,
+    device: str = "cpu",
+    checks: str = "layer",
+    latency: str = "delta",
+    runs: int | None = None,
+    train: str | Path | None = None,
+    epochs: int = 1,
+    batch: int = 16,
+    train_imgsz: int | None = None,
+    train_device: str | None = None,
+    weights: str | Path | None = None,
+    identity_init: bool = True,
+) -> SweepRun:
+    """Check every input and plan the variants (no torch); the output directory is created, its results read."""
+    for value, allowed, option in ((op, OPS, "--op"), (checks, CHECKS, "--checks"), (latency, LATENCY, "--latency")):
+        if value not in allowed:
+            raise UsageError(f"{option} {value!r}: use one of {', '.join(allowed)}")
+    if op == "augment" and not (hasattr(api, "augment") and hasattr(graph_mod, "augment")):
+        raise UsageError("--op augment: this version of attnsurgeon has no augment; use --op insert")
+    sizes.check_square(imgsz)
+    doc = yamlio.load(model)
+    if scale == "all":
+        raise UsageError("--scale all: a sweep compares variants at one scale; give n, s, m, l or x")
+    scales, warnings = yamlio.resolve_scales(doc, scale)
+    stem = (yamlio.with_scale(doc.stem, scales[0]) if scale else None) or doc.stem
+    specs = parse_modules(modules)
+    ats = parse_at(at)
+    for a in ats:
+        resolve_at(doc.graph, a)  # named positions unknown here fail now, not once per variant
+    grid = parse_args_grid(args_grid, specs)
+    directory = Path(output).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"-o {output}: is a file; give a directory for the sweep's YAMLs and results")
+    train_settings = None
+    if train is not None:
+        from attnsurgeon.sweep_train import train_settings as make_train_settings
+
+        train_settings = make_train_settings(train, epochs, batch, train_imgsz or imgsz, train_device or device,
+                                             weights, identity_init)  # fmt: skip
+    elif weights is not None:
+        raise UsageError("--weights applies to training; add --train DATA.yaml")
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(doc.text.encode("utf-8")).hexdigest()[:16]
+    settings = Settings(str(doc.path), scales[0], imgsz, str(device), checks, latency, runs, train_settings, digest)
+    job = SweepRun(directory, settings, plan(stem, specs, ats, op, grid), ResultsStore.open(directory))
+    job.warnings += warnings
+    return job
+
+
+def run(
+    job: SweepRun,
+    retry_failed: bool = False,
+    ray: str | bool | None = None,
+    gpus_per_trial: float = 0.0,
+    cpus_per_trial: float = 1.0,
+    asha: bool = False,
+    progress: Progress | None = None,
+) -> SweepRun:
+    """Cost every variant not done yet, then train every one not trained yet (with ``job.settings.train``)."""
+    step = progress or (lambda stage, name, done, total: None)
+    if ray is not None and ray is not False and job.settings.train is None:
+        raise UsageError("--ray runs training trials; add --train DATA.yaml")
+    if ray is not None and ray is not False:
+        from attnsurgeon.sweep_ray import require_ray
+
+        require_ray()
+    _cost_all(job, retry_failed, step)
+    if job.settings.train is not None:
+        from attnsurgeon import sweep_train
+
+        if ray is not None and ray is not False:
+            from attnsurgeon.sweep_ray import train_with_ray
+
+            train_with_ray(job, None if ray is True else str(ray), gpus_per_trial, cpus_per_trial, asha, retry_failed,
+                           step)  # fmt: skip
+        else:
+            sweep_train.train_all(job, retry_failed, step)
+    return job
+
+
+def _cost_all(job: SweepRun, retry_failed: bool, step: Progress) -> None:
+    todo = []
+    for v in job.variants:
+        row = job.store.get(job.key(v))
+        if row is not None and (row["status"] == "ok" or not retry_failed):
+            job.skipped.append(v.name)
+            continue
+        todo.append(v)
+    total = len(job.variants)
+    done = total - len(todo)
+    if not todo:
+        return
+    from attnsurgeon import sweep_cost
+
+    s = job.settings
+    doc = yamlio.load(s.model)
+    base_text = doc.text
+    base = sweep_cost.cost_base(doc.plain(), s.scale, f"{job.variants[0].name}.yaml", s.device, s.imgsz, s.runs)
+    with _gc_frozen():
+        _cost_each(job, todo, base, doc.graph, base_text, done, total, step)
+
+
+@contextlib.contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """What exists before the variants (torch, Ultralytics, the base) is left out of every garbage collection while
+    they are costed: a full collection over it costs 0.1-0.3 s, and variants trigger many."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _cost_each(job: SweepRun, todo: list[Variant], base: Any, graph: graph_mod.Graph, base_text: str, done: int,
+               total: int, step: Progress) -> None:  # fmt: skip
+    from attnsurgeon import ultra
+
+    for v in todo:
+        step("cost", v.name, done, total)
+        row = _new_row(job, v)
+        try:
+            if v.op == "base":
+                yamlio.write_atomic(job.directory / f"{v.name}.yaml", base_text)
+                row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
+            else:
+                _cost_variant(job, v, base, graph, row)
+        except AttnSurgeonError as exc:
+            row.update(status="failed", reason=str(exc))
+        except Exception as exc:  # a variant's own failure (an exception in its module) must not end the sweep
+            row.update(status="failed", reason=ultra.first_line(exc))
+        job.store.put(row)
+        done += 1
+        step("done", v.name, done, total)
+
+
+def _new_row(job: SweepRun, v: Variant) -> dict[str, Any]:
+    s = job.settings
+    return {"name": v.name, "op": v.op, "module": v.module or None, "category": v.category or None,
+            "args": list(v.args) if v.op != "base" else None, "at": v.at or None, "scale": s.scale or None,
+            "imgsz": s.imgsz, "device": s.device, "status": "ok", "reason": None, "key": job.key(v)}  # fmt: skip
+
+
+def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Graph, row: dict[str, Any]) -> None:
+    from attnsurgeon import sweep_cost, ultra, verify
+
+    s = job.settings
+    after = resolve_at(base_graph, v.at)
+    doc = yamlio.load(s.model)
+    spec, values = api.module_args(v.module, list(v.args))
+    name, row_args = api.surgery_row(spec, values, False)
+    if v.op == "insert":
+        result = graph_mod.insert(doc.graph, after, name, row_args)
+        fresh = [sweep_cost.FreshLayer(i.index, reads=i.after) for i in result.insertions]
+    else:  # augment: the block at each index gets attention inside; no row moves
+        result = graph_mod.augment(doc.graph, after, name, row_args)  # type: ignore[attr-defined]
+        fresh = [sweep_cost.FreshLayer(i, replaces=i) for i in result.augmented]
+    tree = yamlio.apply(doc, result, in_place=True)
+    text, cfg = yamlio.dump(tree), yamlio.to_plain(tree)
+    path = job.directory / f"{v.name}.yaml"
+    yamlio.write_atomic(path, text)
+    row.update(yaml=path.name, layers=[f.index for f in fresh])
+    checks = [verify.check_liveness(result.graph, [f.index for f in fresh])] if v.op == "insert" else []
+    try:
+        model = build_seeded(cfg, s.scale, path.name)
+    except Exception as exc:
+        checks.append(verify.Check("build", False, ultra.first_line(exc)))
+    else:
+        checks.append(verify.Check("build", True, f"{len(model.model)} layers"))
+        if s.checks == "layer":
+            checks += sweep_cost.layer_checks(base, model, fresh)
+        else:
+            checks += sweep_cost.model_checks(base, model, fresh)
+    failed = [c for c in checks if c.ok is False]
+    row["checks"] = ", ".join(c.name for c in checks if c.ok) or None
+    if failed:
+        row.update(status="failed", reason=f"check '{failed[0].name}' failed: {failed[0].detail}")
+        return
+    row.update(sweep_cost.variant_costs(base, model, fresh, s.latency, s.runs))
+
+
+def build_seeded(cfg: dict[str, Any], scale: str, yaml_file: str) -> Any:
+    """Build with a fixed seed (the caller's random state untouched): a rerun checks and costs the same weights."""
+    import torch
+
+    from attnsurgeon import ultra
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return ultra.build_model(cfg, scale or None, yaml_file)

@@ -1,0 +1,429 @@
+"""`attnsurgeon sweep` without training: variants named, written as insert writes them, costed (checked against
+whole-model measurements), failures as rows, reruns that skip, interrupts that lose nothing, tables and plots."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attnsurgeon.cli import app
+
+runner = CliRunner()
+COST = ["--imgsz", "64", "--runs", "5"]
+# yolo11n (scale n, width 0.25): layer 8 is C3k2 [1024] -> 256 channels, layer 16 is C3k2 [256] -> 64 (Ultralytics'
+# yolo11.yaml); an inserted layer sees these.
+CHANNELS = {"8": 256, "16": 64}
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_line_error(result, code: int, contains: str) -> str:
+    assert result.exit_code == code, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert contains in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def cost_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "out"
+    result = run("sweep", "yolo11n.yaml", "-m", "SE,CBAM,EMA", "--at", "8,16", "-o", out, *COST)
+    return out, result
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Planning (no torch)
+
+
+def test_modules_all_and_category_follow_the_catalog():
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.sweep_plan import parse_modules
+
+    assert [s.name for s in parse_modules("all")] == REGISTRY.names()
+    channel = [s.name for s in REGISTRY.specs() if s.category == "channel"]
+    assert channel and [s.name for s in parse_modules("category:channel")] == channel
+    assert [s.name for s in parse_modules("se,CBAM,SE")] == ["SE", "CBAM"]
+
+
+def test_variant_names_are_systematic():
+    from attnsurgeon.sweep_plan import parse_args_grid, parse_at, parse_modules, plan
+
+    specs = parse_modules("SE,CascadedGroupAttention")
+    grid = parse_args_grid(["SE=[8]|[16]", "CascadedGroupAttention=[16, 4, 0.0, 7, [3, 3, 3, 3]]"], specs)
+    names = [v.name for v in plan("yolo11n", specs, parse_at(["8", "4+6"]), "insert", grid)]
+    assert names == [
+        "yolo11n",
+        "yolo11n-SE_8-after8",
+        "yolo11n-SE_8-after4+6",
+        "yolo11n-SE_16-after8",
+        "yolo11n-SE_16-after4+6",
+        "yolo11n-CascadedGroupAttention_16_4_0.0_7_3x3x3x3-after8",
+        "yolo11n-CascadedGroupAttention_16_4_0.0_7_3x3x3x3-after4+6",
+    ]
+    named = plan("yolo11n", specs[:1], parse_at("sppf,p4+heads,every:C3k2"), "augment", {})
+    assert [v.name for v in named[1:]] == ["yolo11n-SE-in-sppf", "yolo11n-SE-in-p4+heads", "yolo11n-SE-in-every-C3k2"]
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "message"),
+    [
+        (["-m", "category:nope", "--at", "8"], 2, "no category 'nope'; use one of channel, spatial"),
+        (["-m", "Nope", "--at", "8"], 5, "unknown module 'Nope'"),
+        (["-m", "SE", "--at", "8", "--args-grid", "CBAM=[16]"], 2, "CBAM is not among --modules"),
+        (["-m", "SE", "--at", "8", "--args-grid", "SE"], 2, 'write MODULE=ARGS|ARGS..., e.g. "SE=[8]|[16]"'),
+        (["-m", "SE", "--at", "8", "--checks", "all"], 2, "--checks 'all': use one of layer, model"),
+        (["-m", "SE", "--at", "8", "--ray", "local"], 2, "--ray runs training trials; add --train DATA.yaml"),
+        (["-m", "SE", "--at", "8", "--weights", "x.pt"], 2, "--weights applies to training; add --train DATA.yaml"),
+        (["-m", "SE", "--at", "8", "--train", "missing.yaml"], 3, "--train missing.yaml: no such dataset YAML"),
+        (["-m", "SE", "--at", "8", "--scale", "all"], 2, "a sweep compares variants at one scale"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path, options, code, message):
+    result = run("sweep", "yolo11n.yaml", *options, "-o", tmp_path / "out")
+    one_line_error(result, code, message)
+
+
+def test_augment_without_augment_support_is_one_line(tmp_path):
+    from attnsurgeon import api
+
+    if hasattr(api, "augment"):
+        pytest.skip("this version has augment")
+    result = run("sweep", "yolo11n.yaml", "-m", "SE", "--at", "8", "--op", "augment", "-o", tmp_path)
+    one_line_error(result, 2, "--op augment: this version of attnsurgeon has no augment")
+
+
+def test_ray_missing_says_how_to_install(tmp_path, monkeypatch):
+    (tmp_path / "data.yaml").write_text("train: x\nval: x\nnames: {0: a}\n")
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as where Ray is not installed
+    monkeypatch.setitem(sys.modules, "ray.tune", None)
+    result = run("sweep", "yolo11n.yaml", "-m", "SE", "--at", "8", "--train", tmp_path / "data.yaml",
+                 "--ray", "local", "-o", tmp_path / "out")  # fmt: skip
+    one_line_error(result, 2, "--ray needs Ray Tune, which is not installed: pip install attnsurgeon[ray]")
+
+
+def test_api_name_is_the_function_whatever_was_imported_first():
+    import attnsurgeon.sweeper  # the submodule imported first: it must not shadow the function
+    from attnsurgeon import sweeper
+
+    assert attnsurgeon.sweep is sweeper.sweep and callable(attnsurgeon.sweep)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Results files, Pareto fronts, tables and plots (no torch)
+
+
+def test_store_rows_survive_reopen_and_csv_matches_json(tmp_path):
+    from attnsurgeon.sweep_store import COLUMNS, ResultsStore
+
+    store = ResultsStore.open(tmp_path)
+    store.put({"key": "a", "name": "m-SE-after8", "params": 5, "args": [16], "status": "ok"})
+    store.put({"key": "b", "name": "m-CBAM-after8", "status": "failed", "reason": 'bad, "quoted"'})
+    store.put({"key": "a", "name": "m-SE-after8", "params": 6, "args": [16], "status": "ok"})  # an update
+    again = ResultsStore.open(tmp_path)
+    assert [(r["name"], r["params"]) for r in again.rows()] == [("m-SE-after8", 6), ("m-CBAM-after8", None)]
+    with (tmp_path / "results.csv").open(newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == list(COLUMNS)
+    assert [(r["name"], r["params"], r["args"], r["reason"]) for r in table] == [
+        ("m-SE-after8", "6", "[16]", ""),
+        ("m-CBAM-after8", "", "", 'bad, "quoted"'),
+    ]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_foreign_results_file_is_refused(tmp_path):
+    (tmp_path / "results.json").write_text('{"something": "else"}')
+    result = run("sweep", "yolo11n.yaml", "-m", "SE", "--at", "8", "-o", tmp_path)
+    one_line_error(result, 8, "is not a results file of an attnsurgeon sweep")
+
+
+def test_pareto_front_by_hand():
+    from attnsurgeon.sweep_store import pareto_front
+
+    # (cost, quality): B is dominated by C (cheaper and better); E ties A on cost with lower quality.
+    points = [(1.0, 0.30), (2.0, 0.31), (1.5, 0.35), (3.0, 0.40), (1.0, 0.20)]
+    assert pareto_front(points) == {0, 2, 3}
+
+
+def trained_rows():
+    def row(name, op, gflops, latency, m):
+        return {"key": name, "name": name, "op": op, "status": "ok", "params": 1, "gflops": gflops,
+                "latency_ms": latency, "mAP50-95": m}  # fmt: skip
+
+    return [
+        row("m", "base", 1.0, 10.0, 0.30),
+        row("m-SE-after8", "insert", 1.1, 10.5, 0.29),
+        row("m-CBAM-after8", "insert", 1.2, 10.2, 0.36),
+        row("m-EMA-after8", "insert", 1.5, 12.0, 0.40),
+        {**row("m-GAM-after8", "insert", 1.0, 1.0, 0.9), "status": "failed"},  # failures are never plotted
+    ]
+
+
+def test_plot_data_labels_every_point_and_draws_the_front(tmp_path):
+    from attnsurgeon.sweep_plot import plot_data, render
+
+    plots = {p.stem: p for p in plot_data(trained_rows())}
+    assert set(plots) == {"cost_params", "cost_latency", "map_gflops", "map_latency"}
+    labels = ["base", "SE-after8", "CBAM-after8", "EMA-after8"]
+    for data in plots.values():
+        assert [label for label, _, _ in data.points] == labels
+    assert plots["map_gflops"].front == ["base", "CBAM-after8", "EMA-after8"]
+    assert plots["map_latency"].front == ["base", "CBAM-after8", "EMA-after8"]
+    assert plots["cost_params"].front == []
+    path = tmp_path / "map.png"
+    written = render(plots["map_gflops"], path)
+    assert written == labels
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_marks_pareto_rows_and_puts_failures_last():
+    from attnsurgeon.cli.sweep_cmd import failure_notes, table_cells
+
+    header, cells = table_cells(trained_rows(), "mAP50-95", "gflops")
+    assert header == ["variant", "params", "GFLOPs", "latency ms", "mAP50-95", "status"]
+    assert [c[0] for c in cells] == ["★ m-EMA-after8", "★ m-CBAM-after8", "★ m (base)", "m-SE-after8", "m-GAM-after8"]
+    assert cells[-1][-1] == "failed"
+    assert failure_notes([{**trained_rows()[-1], "reason": "check 'build' failed: X"}]) == [
+        "m-GAM-after8: check 'build' failed: X"
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A cost-only sweep (builds models)
+
+
+def test_sweep_writes_insert_yamls_and_results(cost_sweep):
+    from attnsurgeon import api, yamlio
+
+    out, result = cost_sweep
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    names = ["yolo11n"] + [f"yolo11n-{m}-after{a}" for m in ("SE", "CBAM", "EMA") for a in ("8", "16")]
+    assert [r["name"] for r in rows] == names
+    with (out / "results.csv").open(newline="") as fh:
+        assert [r["name"] for r in csv.DictReader(fh)] == names
+    assert all(r["status"] == "ok" for r in rows)
+    for r in rows[1:]:
+        expected = api.insert("yolo11n.yaml", r["module"], int(r["at"]), verify=False, write=False).yaml_text
+        assert (out / f"{r['name']}.yaml").read_text() == expected
+    assert (out / "yolo11n.yaml").read_text() == yamlio.load("yolo11n.yaml").text
+    assert "sorted by gflops" in result.output and "yolo11n-EMA-after16" in result.output
+
+
+def test_sweep_costs_agree_with_independent_counts(cost_sweep):
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.flops import count_params
+    from attnsurgeon.profile import profile
+
+    out, _ = cost_sweep
+    rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    base = rows["yolo11n"]
+    for name, r in rows.items():
+        if r["op"] == "base":
+            continue
+        layer = REGISTRY.load_class(r["module"])(CHANNELS[r["at"]])
+        assert r["params"] - base["params"] == count_params(layer), name
+        assert r["latency_ms"] > base["latency_ms"], name  # the base plus the new layer's own time
+    for name in ("yolo11n", "yolo11n-EMA-after16", "yolo11n-CBAM-after8"):
+        whole = profile(out / f"{name}.yaml", imgsz=64, runs=5, warmup=1)[0]  # the whole model, counted afresh
+        assert rows[name]["gflops"] == round(whole.gflops.value, 6), name
+        assert rows[name]["gflops_exact"] == round(whole.gflops_exact, 6), name
+        assert rows[name]["params"] == whole.params
+
+
+def test_rerun_skips_everything_and_touches_nothing(cost_sweep):
+    out, _ = cost_sweep
+    before = {p.name: digest(p) for p in out.iterdir() if p.is_file()}
+    result = run("sweep", "yolo11n.yaml", "-m", "SE,CBAM,EMA", "--at", "8,16", "-o", out, *COST, "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert "7 row(s) already done with these settings: skipped" in result.output
+    assert {p.name: digest(p) for p in out.iterdir() if p.is_file()} == before
+
+
+def test_other_settings_are_new_rows_beside_the_old(cost_sweep, tmp_path):
+    from attnsurgeon import sweeper
+
+    out, _ = cost_sweep
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "results.json").write_bytes((out / "results.json").read_bytes())
+    job = sweeper.start("yolo11n.yaml", "SE", "8", copy, imgsz=96, runs=5)
+    sweeper.run(job)
+    assert job.skipped == []  # another image size: nothing reused
+    stored = json.loads((copy / "results.json").read_text())["rows"]
+    assert len(stored) == 7 + 2 and {r["imgsz"] for r in stored} == {64, 96}
+
+
+def test_an_interrupted_sweep_loses_nothing_and_a_rerun_completes_it(tmp_path):
+    from attnsurgeon import sweeper
+
+    out = tmp_path / "out"
+
+    def interrupt_after_two(stage, name, done, total):
+        if stage == "done" and done == 2:
+            raise KeyboardInterrupt
+
+    job = sweeper.start("yolo11n.yaml", "SE,ECA", "8,16", out, imgsz=64, runs=5)
+    with pytest.raises(KeyboardInterrupt):
+        sweeper.run(job, progress=interrupt_after_two)
+    kept = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["name"] for r in kept] == ["yolo11n", "yolo11n-SE-after8"]
+    again = sweeper.start("yolo11n.yaml", "SE,ECA", "8,16", out, imgsz=64, runs=5)
+    sweeper.run(again)
+    assert again.skipped == ["yolo11n", "yolo11n-SE-after8"]
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    names = [r["name"] for r in rows]
+    assert names == [v.name for v in again.variants] and len(set(r["key"] for r in rows)) == len(rows) == 5
+    assert rows[1] == kept[1]  # the row written before the interrupt is the one kept
+
+
+def test_a_failing_variant_is_a_row_and_the_exit_code_says_so(tmp_path):
+    out = tmp_path / "out"
+    # block_size 0 fits HaloAttention's signature (ints) but not the module: the variant does not build.
+    grid = "HaloAttention=[0, 1]|[2, 1]"
+    result = run("sweep", "yolo11n.yaml", "-m", "HaloAttention", "--at", "8", "--args-grid", grid, "-o", out, *COST)
+    assert result.exit_code == 9, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "error: 1 of 3 variants failed (yolo11n-HaloAttention_0_1-after8); see the reason column"
+    )
+    rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    failed = rows["yolo11n-HaloAttention_0_1-after8"]
+    assert failed["status"] == "failed" and failed["params"] is None
+    assert failed["reason"] == (
+        "check 'build' failed: ValueError: HaloAttention needs block_size >= 1 and halo_size >= 0, got 0, 1"
+    )
+    assert rows["yolo11n-HaloAttention_2_1-after8"]["status"] == "ok"
+    assert (out / "yolo11n-HaloAttention_0_1-after8.yaml").is_file()  # written, so the failure can be inspected
+
+
+def test_checks_are_reproducible(tmp_path):
+    from attnsurgeon import sweeper
+
+    first = sweeper.sweep("yolo11n.yaml", "SE", "16", tmp_path / "a", imgsz=64, runs=5)
+    second = sweeper.sweep("yolo11n.yaml", "SE", "16", tmp_path / "b", imgsz=64, runs=5)
+    assert [(r["status"], r["checks"], r["params"]) for r in first] == [
+        (r["status"], r["checks"], r["params"]) for r in second
+    ]
+
+
+def test_named_positions_are_one_variant_each(tmp_path):
+    from attnsurgeon import sweeper
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.flops import count_params
+    from attnsurgeon.profile import profile
+
+    rows = sweeper.sweep("yolo11n.yaml", "SE", "heads,p4+sppf", tmp_path / "out", imgsz=64, runs=5)
+    assert [(r["name"], r["layers"]) for r in rows] == [
+        ("yolo11n", []),
+        ("yolo11n-SE-after-heads", [17, 21, 25]),  # Detect reads 16, 19, 22 (64, 128, 256 channels at n)
+        ("yolo11n-SE-after-p4+sppf", [7, 11]),  # p4 is layer 6 (128 channels), SPPF is layer 9 (256)
+    ]
+    se = REGISTRY.load_class("SE")
+    assert rows[1]["params"] - rows[0]["params"] == sum(count_params(se(c)) for c in (64, 128, 256))
+    assert rows[2]["params"] - rows[0]["params"] == sum(count_params(se(c)) for c in (128, 256))
+    whole = profile(tmp_path / "out" / "yolo11n-SE-after-heads.yaml", imgsz=64, runs=5, warmup=1)[0]
+    assert rows[1]["gflops_exact"] == round(whole.gflops_exact, 6)
+
+
+def test_whole_model_checks_give_the_same_costs(cost_sweep, tmp_path):
+    from attnsurgeon import sweeper
+
+    out, _ = cost_sweep
+    rows = sweeper.sweep("yolo11n.yaml", "CBAM", "8", tmp_path / "model", imgsz=64, runs=5, checks="model")
+    ours = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert rows[1]["checks"] == "reaches head, build, forward 64x64, forward 32x64, forward 64x32, train step"
+    for key in ("params", "gflops", "gflops_exact"):
+        assert rows[1][key] == ours["yolo11n-CBAM-after8"][key]
+
+
+def test_cost_plots_label_every_variant(cost_sweep):
+    from attnsurgeon.sweep_plot import plot_data
+
+    out, result = cost_sweep
+    assert "plot: " in result.output
+    for stem in ("cost_params", "cost_latency"):
+        assert (out / "plots" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    for data in plot_data(rows):
+        assert sorted(label for label, _, _ in data.points) == sorted(
+            ["base"] + [r["name"].removeprefix("yolo11n-") for r in rows[1:]]
+        )
+
+
+def test_markdown_table(cost_sweep):
+    out, _ = cost_sweep
+    result = run("sweep", "yolo11n.yaml", "-m", "SE,CBAM,EMA", "--at", "8,16", "-o", out, *COST, "--markdown",
+                 "--no-plots", "--sort", "params")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "| variant | params | GFLOPs | GFLOPs exact | latency ms | status |"
+    assert lines[1] == "|---|---|---|---|---|---|"
+    assert lines[2].startswith("| yolo11n (base) | 2,624,080 | ")
+    assert "sorted by params" in result.output
+
+
+def test_fuse_layer_is_ultralytics_fuse_for_one_layer():
+    import copy
+
+    import torch
+
+    from attnsurgeon import ultra, yamlio
+
+    model = ultra.build_model(yamlio.load("yolo11n.yaml").plain(), "n", "yolo11n.yaml").eval()
+    fused_model = copy.deepcopy(model).fuse(verbose=False)
+    layer = ultra.fuse_layer(copy.deepcopy(model.model[2]))  # a C3k2: Conv+BN pairs inside
+    x = torch.rand(1, 32, 16, 16)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in layer.modules())
+    with torch.inference_mode():
+        assert torch.allclose(layer(x), fused_model.model[2](x), atol=1e-6)
+        assert torch.allclose(layer(x), model.model[2](x), atol=1e-4)
+
+
+def test_an_edited_model_is_swept_again(tmp_path):
+    from attnsurgeon import sweeper, yamlio
+
+    model = tmp_path / "yolo11n.yaml"
+    model.write_text(yamlio.load("yolo11n.yaml").text)
+    first = sweeper.start(model, "SE", "8", tmp_path / "out", imgsz=64, runs=5)
+    sweeper.run(first)
+    model.write_text(model.read_text().replace("nc: 80", "nc: 3"))
+    again = sweeper.start(model, "SE", "8", tmp_path / "out", imgsz=64, runs=5)
+    sweeper.run(again)
+    assert first.skipped == [] and again.skipped == []  # the edited model's rows are new, not the old ones reused
+    assert [r["params"] < old["params"] for r, old in zip(again.rows(), first.rows(), strict=True)] == [True, True]
+
+
+def test_full_latency_times_whole_variants_with_the_same_counts(cost_sweep, tmp_path):
+    from attnsurgeon import sweeper
+
+    out, _ = cost_sweep
+    rows = sweeper.sweep("yolo11n.yaml", "EMA", "16", tmp_path / "full", imgsz=64, runs=5, latency="full")
+    ours = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    for key in ("params", "gflops", "gflops_exact"):  # exact FLOPs counted on the whole deployed variant here
+        assert rows[1][key] == ours["yolo11n-EMA-after16"][key]
+    assert rows[1]["latency_ms"] > 0
+
+
+def test_retry_failed_redoes_only_failed_rows(tmp_path):
+    from attnsurgeon import sweeper
+
+    args = ("yolo11n.yaml", "HaloAttention", "8", tmp_path / "out")
+    grid = {"args_grid": ["HaloAttention=[0, 1]|[2, 1]"], "imgsz": 64, "runs": 5}
+    sweeper.run(sweeper.start(*args, **grid))
+    again = sweeper.start(*args, **grid)
+    sweeper.run(again, retry_failed=True)
+    assert again.skipped == ["yolo11n", "yolo11n-HaloAttention_2_1-after8"]
+    assert [r["status"] for r in again.rows()] == ["ok", "failed", "ok"]
