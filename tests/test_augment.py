@@ -1,10 +1,9 @@
-"""``augment``: attention inside Ultralytics' blocks. The fast subset: the row rewrite, golden YAML, errors, the
-parameter identity at n and m against an independent count, the Ultralytics structure it relies on, the verified
-command, show/profile, a fresh-process build, and a checkpoint round trip.
+"""``augment``: attention inside Ultralytics' blocks. The fast subset: the row rewrite, golden YAML, errors, named
+positions, the parameter identity at n and m, the Ultralytics structure it relies on, the verified command,
+show/profile, a fresh-process build (the checkpoint round trip is in test_augment_checkpoint.py).
 
-The oracle for channels and repeats (:func:`expected_units`) is written from Ultralytics' YAML conventions (the
-``scales`` table, ``make_divisible``, each block's constructor arguments), not from attnsurgeon's code, which finds
-the convolutions by walking the built block.
+The oracle for channels and repeats (:func:`expected_units`) is written from Ultralytics' YAML conventions (scales,
+``make_divisible``, each block's arguments), not from attnsurgeon's code, which walks the built block.
 """
 
 from __future__ import annotations
@@ -136,12 +135,15 @@ def test_golden_yaml_and_no_torch(tmp_path):
     assert out.read_text() == (GOLDEN / "yolo11n-augment2,6,10-EMA.yaml").read_text()
 
 
-def test_default_output_name_keeps_the_scale_letter(tmp_path, monkeypatch):
+def test_default_output_name_and_named_positions(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["augment", "yolo11n.yaml", "-m", "SE", "--at", "10", "--at", "2", "--no-verify"])
+    argv = ["augment", "yolo11n.yaml", "-m", "SE", "--at", "every:C2PSA,2", "--at", "backbone:every:C3k2", "--json"]
+    result = runner.invoke(app, [*argv, "--no-verify"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "yolo11n-C2PSA_C3k2_SE.yaml").is_file() is False  # blocks in index order
-    assert (tmp_path / "yolo11n-C3k2_C2PSA_SE.yaml").is_file()
+    report = json.loads(result.output)
+    assert report["positions"] == {"every:C2PSA": [10], "backbone:every:C3k2": [2, 4, 6, 8]}
+    assert [row["index"] for row in report["augmented"]] == [2, 4, 6, 8, 10]
+    assert [p.name for p in tmp_path.iterdir()] == ["yolo11n-C3k2_C2PSA_SE.yaml"]  # blocks in index order
     output_argv = ["augment", "yolo11n.yaml", "-m", "SE", "--at", "2", "--where", "output", "--no-verify"]
     result = runner.invoke(app, output_argv)
     assert (tmp_path / "yolo11n-C3k2_SE_out.yaml").is_file(), result.output
