@@ -222,23 +222,28 @@ def check_block_kept(
     the model grew by exactly the attention's parameters. Also returns, per layer, the attention modules and params."""
     from attnsurgeon.augment_blocks import attended_convs, attention_keys
 
-    problems, parts, counts = [], [], {}
+    problems, kept_tensors, counts, module = [], 0, {}, "-"
     for i in layers:
         attention = attention_keys(new.model[i])
         kept = {k: tuple(v.shape) for k, v in new.model[i].state_dict().items() if k not in attention}
         original = {k: tuple(v.shape) for k, v in base.model[i].state_dict().items()}
         convs = [conv for _, conv in attended_convs(new.model[i])]
         counts[i] = {"modules": len(convs), "params": sum(p.numel() for c in convs for p in c.attn.parameters())}
+        module = getattr(convs[0].attn, "module_name", type(convs[0].attn).__name__) if convs else module
+        kept_tensors += len(original)
         if kept != original:
             differ = sorted(set(kept.items()) ^ set(original.items()))
             problems.append(f"layer {i}: tensors differ from the base block ({differ[:2]})")
-        module = getattr(convs[0].attn, "module_name", type(convs[0].attn).__name__) if convs else "-"
-        parts.append(
-            f"layer {i}: {len(original)} tensors as in the base, {len(convs)} {module} (+{counts[i]['params']:,})"
-        )
     growth = sum(p.numel() for p in new.parameters()) - sum(p.numel() for p in base.parameters())
     added = sum(c["params"] for c in counts.values())
     if growth != added:
         problems.append(f"params grew by {growth:,} but the attention has {added:,}")
     name = "block kept" + tag
-    return (Check(name, False, "; ".join(problems)) if problems else Check(name, True, "; ".join(parts))), counts
+    if problems:
+        return Check(name, False, "; ".join(problems)), counts
+    blocks = f"{len(layers)} block{'s' * (len(layers) > 1)}"
+    modules = sum(c["modules"] for c in counts.values())
+    detail = (
+        f"{blocks} keep all {kept_tensors} tensors (names, shapes); {modules} {module} add {added:,} params, the growth"
+    )
+    return Check(name, True, detail), counts

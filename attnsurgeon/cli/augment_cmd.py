@@ -72,10 +72,16 @@ def augment(
 def _headline(report: Any) -> str:
     lines = []
     for where, text in (("bottleneck", "in each bottleneck"), ("output", "on the output")):
-        blocks = ", ".join(f"layer {row['index']} {row['block']}" for row in report.augmented if row["where"] == where)
-        if blocks:
-            lines.append(f"[bold]{report.module}[/] {from_text(report.args)} {text} of {blocks}")
+        rows = [row for row in report.augmented if row["where"] == where]
+        if rows:
+            blocks = "/".join(dict.fromkeys(row["block"] for row in rows))
+            layers = ", ".join(str(row["index"]) for row in rows)
+            plural = "s" if len(rows) > 1 else ""
+            lines.append(f"[bold]{report.module}[/] {from_text(report.args)} {text} of {blocks} layer{plural} {layers}")
     for scale, layers in report.attention.items():
-        counts = ", ".join(f"layer {i}: {v['modules']} (+{v['params']:,} params)" for i, v in layers.items())
-        lines.append(f"  {report.module} modules{esc(f' [{scale}]') if scale else ''}: {counts}")
+        total = sum(v["modules"] for v in layers.values())
+        added = sum(v["params"] for v in layers.values())
+        per_layer = ", ".join(f"{i}: {v['modules']}" for i, v in layers.items())
+        at = esc(f" [{scale}]") if scale else ""
+        lines.append(f"  {total} {report.module}{at}, +{added:,} params (per layer {per_layer})")
     return "\n".join(lines)
