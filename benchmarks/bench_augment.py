@@ -1,10 +1,11 @@
 """Wall-time figures for ``attnsurgeon augment``, measured as a user runs the commands.
 
-- ``augment --no-verify`` on yolo11n: target < 0.3 s median (no torch import).
-- ``augment`` with full verification of yolo11n at 640 (build base and new, three forwards, a training step, params
-  and GFLOPs), next to ``insert`` with full verification, each against the same bare script that imports
-  Ultralytics, builds yolo11n and runs one 640x640 forward pass; all timed alternately in the same run, so the
-  augment/baseline ratio compares with insert's.
+- ``augment --no-verify`` on yolo11n (indices, and ``every:C3k2``): target < 0.3 s median (no torch import); plain
+  ``insert --after 8 --no-verify`` is the reference row, so the figures compare on a busy machine.
+- ``augment`` with full verification of yolo11n at 640 (build base and new, "block kept", three forwards, a
+  training step, params and GFLOPs) next to ``insert`` with full verification, each against the same bare script
+  that imports Ultralytics, builds yolo11n and runs one 640x640 forward pass; timed alternately in the same run, so
+  the augment/baseline ratio compares with insert's.
 
 Usage: python benchmarks/bench_augment.py [--runs N]
 """
@@ -32,11 +33,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "yolo11n-out.yaml")
         augment = [*CLI, "augment", "yolo11n.yaml", "-m", "EMA", "--at", "2", "--at", "6", "--args", "[8]"]
-        fast = [*augment, "--no-verify", "-o", out, "--force"]
-        wall(fast, tmp)  # warm the file cache
-        times = [wall(fast, tmp) for _ in range(runs)]
-        print(f"{'command':<48}{'median s':>10}{'min s':>8}{'target':>10}")
-        row("augment --no-verify (yolo11n)", times, "< 0.300")
+        fast = {
+            "reference: insert -a 8 --no-verify": [*CLI, "insert", "yolo11n.yaml", "-m", "SE", "-a", "8",
+                                                   "--no-verify"],
+            "augment --at 2 --at 6 --no-verify": [*augment, "--no-verify"],
+            "augment --at every:C3k2 --no-verify": [*CLI, "augment", "yolo11n.yaml", "-m", "EMA", "--at",
+                                                    "every:C3k2", "--no-verify"],
+        }  # fmt: skip
+        print(f"{'command (yolo11n)':<48}{'median s':>10}{'min s':>8}{'target':>10}")
+        for name, cmd in fast.items():
+            full = [*cmd, "-o", out, "--force"]
+            wall(full, tmp)  # warm the file cache
+            row(name, [wall(full, tmp) for _ in range(runs)], "< 0.300")
         verified = [*augment, "-o", out, "--force"]
         inserted = [*CLI, "insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "-o", out, "--force"]
         base_cmd = [sys.executable, "-c", BASELINE]
@@ -46,14 +54,12 @@ def main() -> None:
             measured["baseline"].append(wall(base_cmd, tmp))
             measured["augment"].append(wall(verified, tmp))
             measured["insert"].append(wall(inserted, tmp))
-        medians = {k: statistics.median(v) for k, v in measured.items()}
         row("augment with verification (yolo11n, 640)", measured["augment"])
         row("insert with verification (yolo11n, 640)", measured["insert"])
         row("baseline: import+build+forward 640", measured["baseline"])
-        ratio_a = medians["augment"] / medians["baseline"]
-        ratio_i = medians["insert"] / medians["baseline"]
-        print(f"{'ratio augment / baseline':<48}{ratio_a:>10.2f}")
-        print(f"{'ratio insert / baseline':<48}{ratio_i:>10.2f}")
+        medians = {k: statistics.median(v) for k, v in measured.items()}
+        print(f"{'ratio augment / baseline':<48}{medians['augment'] / medians['baseline']:>10.2f}")
+        print(f"{'ratio insert / baseline':<48}{medians['insert'] / medians['baseline']:>10.2f}")
 
 
 if __name__ == "__main__":
