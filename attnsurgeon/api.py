@@ -19,6 +19,7 @@ from typing import Any
 
 from attnsurgeon import graph as graph_mod
 from attnsurgeon import pipeline, positions, sizes, yamlio
+from attnsurgeon.augment_graph import augment_info
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
 from attnsurgeon.pipeline import DEFAULT_IMGSZ, Progress
@@ -284,6 +285,12 @@ class LayerInfo:
     stride: int | None
     params: int | None
     repeats_at_scale: int | None = None  # as Ultralytics builds the row at the chosen scale (depth multiple applied)
+    augmented: dict[str, Any] | None = None  # an Augment row (graph.augment_info): block, module, args, where
+
+    @property
+    def label(self) -> str:
+        """The module as ``show`` prints it: ``◆ C3k2+EMA`` for a block with attention inside."""
+        return f"◆ {self.augmented['block']}+{self.augmented['module']}" if self.augmented else self.module
 
     @property
     def level(self) -> str:
@@ -306,6 +313,7 @@ class LayerInfo:
             "stride": self.stride,
             "level": self.level if self.stride else None,
             "params": self.params,
+            "augmented": self.augmented,
         }
 
 
@@ -339,6 +347,7 @@ def show(
                 stride=imgsz // shape[2] if shape and len(shape) == 4 and shape[2] else None,
                 params=params.get(i),
                 repeats_at_scale=scaled_repeats(row.repeats, depth),
+                augmented=augment_info(row),
             )
         )
     return doc, chosen, rows, warnings

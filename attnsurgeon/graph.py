@@ -177,11 +177,17 @@ class SurgeryResult:
     changed: tuple[tuple[int, From, From], ...] = field(default=())  # (new index, old from, new from)
     removed: tuple[int, ...] = ()  # old indices of removed rows
     replaced: tuple[int, ...] = ()  # new indices of rows whose module or args changed in place
+    augmented: tuple[int, ...] = ()  # new indices of blocks given attention inside: their own tensors stay
 
     @property
     def fresh_layers(self) -> list[int]:
         """New indices of layers whose weights cannot come from the old model (inserted or replaced)."""
         return sorted({i.index for i in self.insertions} | set(self.replaced))
+
+    @property
+    def learning_layers(self) -> list[int]:
+        """New indices of layers whose every parameter must learn: the fresh ones and the augmented blocks."""
+        return sorted({*self.fresh_layers, *self.augmented})
 
 
 def check_target(graph: Graph, after: int) -> None:

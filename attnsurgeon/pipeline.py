@@ -27,7 +27,7 @@ from attnsurgeon import sizes, yamlio
 from attnsurgeon.catalog import ModuleSpec
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
 from attnsurgeon.graph import Graph, SurgeryResult
-from attnsurgeon.report import Check, ModelCost, SurgeryReport, changed_rows, unified_diff
+from attnsurgeon.report import Check, ModelCost, SurgeryReport, augmented_rows, changed_rows, unified_diff
 
 DEFAULT_IMGSZ = 640
 Progress = Callable[[str], None]
@@ -90,6 +90,7 @@ class Edit:
             "inserted": [{"after": i.after, "index": i.index} for i in result.insertions],
             "removed": list(result.removed),
             "replaced": list(result.replaced),
+            "augmented": list(result.augmented),
             "index_map": dict(result.index_map),
         }
 
@@ -229,7 +230,10 @@ def _verify_yaml_scale(
         report.checks.append(Check("build" + tag, False, ultra.first_line(exc)))
         return None
     report.checks.append(Check("build" + tag, True, f"{len(new.model)} layers at scale {scale or '-'}"))
-    report.checks.extend(verify.check_new_model(new, edit.result.fresh_layers, _hints(edit), imgsz, tag, step))
+    if edit.result.augmented:
+        kept, report.attention[scale] = verify.check_block_kept(base, new, edit.result.augmented, tag)
+        report.checks.append(kept)
+    report.checks.extend(verify.check_new_model(new, edit.result.learning_layers, _hints(edit), imgsz, tag, step))
     if any(c.ok is False for c in report.checks):
         return None
     return _costs(base, new, scale, imgsz, report, step)
@@ -240,7 +244,7 @@ def _verify_yaml_scale(
 
 
 def _execute_checkpoint(source: Source, edit: Edit, opts: Options, step: Progress) -> SurgeryReport:
-    from attnsurgeon import checkpoints, ultra, verify, weights
+    from attnsurgeon import augment_blocks, checkpoints, ultra, verify, weights
 
     ckpt = source.checkpoint
     out = (
@@ -279,7 +283,8 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: Options, step: Progres
     dropped = [*result.removed, *(inverse[i] for i in result.replaced if i in inverse)]
     step("moving weights")
     try:
-        stats = weights.move_weights(base, new, result.index_map, result.fresh_layers, dropped)
+        fresh_keys = augment_blocks.attention_keys(new)  # attention inside augmented blocks: the only new tensors
+        stats = weights.move_weights(base, new, result.index_map, result.fresh_layers, dropped, fresh_keys)
     except CheckpointError as exc:
         raise CheckpointError(f"{source.path}: {exc}") from exc
     for attr in ("names", "task", "transforms"):
@@ -307,9 +312,11 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: Options, step: Progres
         report.layer_map = {"index_map": dict(result.index_map), "fresh": result.fresh_layers, "dropped": dropped}
     if opts.verify:
         report.checks.append(Check("weights moved", True, stats.describe()))
-        report.checks.extend(
-            verify.check_new_model(new, result.fresh_layers, _hints(edit), opts.imgsz, "", step, copy_for_training=True)
-        )
+        if result.augmented:
+            kept, report.attention[ckpt.scale] = verify.check_block_kept(base, new, result.augmented, "")
+            report.checks.append(kept)
+        learning = result.learning_layers
+        report.checks.extend(verify.check_new_model(new, learning, _hints(edit), opts.imgsz, "", step, True))
         if edit.identity_init and not result.replaced:  # a replaced layer computed something: no original to equal
             step("comparing with the original")
             report.checks.append(weights.identity_check(base, new))
@@ -354,6 +361,7 @@ def _new_report(
         replaced=list(result.replaced),
         positions=dict(edit.positions),
         dry_run=dry_run,
+        augmented=augmented_rows(old_graph, result),
     )
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from attnsurgeon import ultra
 from attnsurgeon.errors import AttnSurgeonError, DeviceError, ModelFileError, UsageError
 from attnsurgeon.flops import NOT_COUNTED, Gflops, count_params, exact_flops, ultralytics_gflops
+from attnsurgeon.layer_costs import LayerCost, layer_costs
 from attnsurgeon.sizes import Size, check_imgsz, parse_imgsz
 from attnsurgeon.timing import (
     DEFAULT_RUNS,
@@ -30,7 +31,6 @@ from attnsurgeon.timing import (
     Latency,
     Progress,
     device_name,
-    layer_times,
     measure_latency,
     peak_memory_mb,
 )
@@ -130,33 +130,6 @@ def deploy(model: nn.Module, device: torch.device, half: bool = False) -> tuple[
 
 
 @dataclass
-class LayerCost:
-    index: int
-    module: str
-    params: int
-    flops: int  # exact, per image, at the real input size
-    ms: float | None
-    share: float | None  # of the summed per-layer time
-    attention: bool  # a catalog (inserted attention) module
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "module": self.module,
-            "params": self.params,
-            "flops": self.flops,
-            "gflops": round(self.flops / 1e9, 6),
-            "ms": None if self.ms is None else round(self.ms, 4),
-            "share": None if self.share is None else round(self.share, 4),
-            "attention": self.attention,
-        }
-
-
-def is_attention_layer(module: nn.Module) -> bool:
-    return type(module).__module__.startswith("attnsurgeon.catalog")
-
-
-@dataclass
 class ProfileReport:
     """Everything ``profile`` measured for one model. ``deployed`` (the fused model that was timed) is not in JSON."""
 
@@ -223,26 +196,6 @@ class ProfileReport:
         if self.layers is not None:
             out["layers"] = [layer.as_dict() for layer in self.layers]
         return out
-
-
-def _layer_costs(source: nn.Module, deployed: nn.Module, per_module: dict[str, int], times: dict[int, float]) -> list:
-    root = type(deployed).__name__
-    total_ms = sum(times.values())
-    layers = []
-    for index, (orig, layer) in enumerate(zip(source.model, deployed.model, strict=True)):  # type: ignore[arg-type]
-        ms = times.get(index)
-        layers.append(
-            LayerCost(
-                index=index,
-                module=type(layer).__name__,
-                params=count_params(orig),
-                flops=per_module.get(f"{root}.model.{index}", 0),
-                ms=ms,
-                share=ms / total_ms if ms is not None and total_ms > 0 else None,
-                attention=is_attention_layer(layer),
-            )
-        )
-    return layers
 
 
 @contextlib.contextmanager
@@ -326,7 +279,7 @@ def profile(
             if layers:
                 step("timing layers", 0, 1)
                 n = max(1, min(MAX_LAYER_RUNS, (runs or DEFAULT_RUNS) // 5))
-                layer_list = _layer_costs(item.model, deployed, per_module, layer_times(deployed, x, n))
+                layer_list = layer_costs(item.model, deployed, per_module, x, n)
                 step("timing layers", 1, 1)
         warnings = list(item.warnings)
         if gflops.fallback:

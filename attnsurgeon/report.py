@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon.graph import INPUT, Graph, SurgeryResult
+from attnsurgeon.yamlio import to_plain
 
 
 @dataclass
@@ -60,6 +61,8 @@ class SurgeryReport:
     dry_run: bool = False
     diff: str = ""  # dry run: unified diff of what would be written
     layer_map: dict[str, Any] | None = None  # dry run of a checkpoint: old -> new indices, fresh and dropped layers
+    augmented: list[dict[str, Any]] = field(default_factory=list)  # augment: index, block, block_args, where
+    attention: dict[str, dict[int, dict[str, int]]] = field(default_factory=dict)  # scale -> layer -> modules, params
 
     @property
     def verified(self) -> bool:
@@ -101,6 +104,9 @@ class SurgeryReport:
             out["replaced"] = self.replaced
         if self.positions:
             out["positions"] = self.positions
+        if self.augmented:
+            out["augmented"] = self.augmented
+            out["attention"] = {s: {str(i): v for i, v in layers.items()} for s, layers in self.attention.items()}
         if self.dry_run:
             out["dry_run"] = True
             out["diff"] = self.diff
@@ -135,6 +141,19 @@ def changed_rows(old_graph: Graph, result: SurgeryResult) -> list[dict[str, Any]
 def absolute(graph: Graph, index: int) -> list[int | str]:
     """The layers row ``index`` reads, with the input image as ``"input"``."""
     return ["input" if t == INPUT else t for t in graph.absolute(index)]
+
+
+def augmented_rows(old_graph: Graph, result: SurgeryResult) -> list[dict[str, Any]]:
+    """The blocks an augment gave attention: index, block and its args as the input wrote them, where it went."""
+    return [
+        {
+            "index": i,
+            "block": old_graph.rows[i].module,
+            "block_args": to_plain(list(old_graph.rows[i].args)),
+            "where": result.graph.rows[i].args[4],
+        }
+        for i in result.augmented
+    ]
 
 
 def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:

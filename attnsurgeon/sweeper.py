@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import api, sizes, yamlio
+from attnsurgeon import api, augment_graph, sizes, yamlio
 from attnsurgeon import graph as graph_mod
 from attnsurgeon.errors import AttnSurgeonError, UsageError
 from attnsurgeon.sweep_plan import Variant, parse_args_grid, parse_at, parse_modules, plan, resolve_at
@@ -142,8 +142,6 @@ def start(
     for value, allowed, option in ((op, OPS, "--op"), (checks, CHECKS, "--checks"), (latency, LATENCY, "--latency")):
         if value not in allowed:
             raise UsageError(f"{option} {value!r}: use one of {', '.join(allowed)}")
-    if op == "augment" and not (hasattr(api, "augment") and hasattr(graph_mod, "augment")):
-        raise UsageError("--op augment: this version of attnsurgeon has no augment; use --op insert")
     sizes.check_square(imgsz)
     doc = yamlio.load(model)
     if scale == "all":
@@ -280,7 +278,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Gr
         result = graph_mod.insert(doc.graph, after, name, row_args)
         fresh = [sweep_cost.FreshLayer(i.index, reads=i.after) for i in result.insertions]
     else:  # augment: the block at each index gets attention inside; no row moves
-        result = graph_mod.augment(doc.graph, after, name, row_args)  # type: ignore[attr-defined]
+        result = augment_graph.augment(doc.graph, after, name, row_args)
         fresh = [sweep_cost.FreshLayer(i, replaces=i) for i in result.augmented]
     tree = yamlio.apply(doc, result, in_place=True)
     text, cfg = yamlio.dump(tree), yamlio.to_plain(tree)

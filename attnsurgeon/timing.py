@@ -198,9 +198,17 @@ def layer_times(model: nn.Module, inputs: torch.Tensor, runs: int) -> dict[int, 
     layers = getattr(model, "model", None)
     if not isinstance(layers, nn.Sequential):
         return {}
+    return grouped_times(model, inputs, runs, {i: [layer] for i, layer in enumerate(layers)})
+
+
+def grouped_times(
+    model: nn.Module, inputs: torch.Tensor, runs: int, groups: dict[int, list[nn.Module]]
+) -> dict[int, float]:
+    """Median ms per group over ``runs`` forwards of ``model``: each group's modules are timed with hooks and summed
+    within a run (e.g. the attention modules inside one block)."""
     cuda = inputs.device.type == "cuda"
     current: dict[int, Any] = {}
-    records: dict[int, list[Any]] = {i: [] for i in range(len(layers))}
+    records: dict[int, list[list[Any]]] = {key: [] for key in groups}
     handles = []
 
     def now() -> Any:
@@ -210,19 +218,22 @@ def layer_times(model: nn.Module, inputs: torch.Tensor, runs: int) -> dict[int, 
             return event
         return time.perf_counter()
 
-    for index, layer in enumerate(layers):
+    for key, modules in groups.items():
+        for module in modules:
 
-        def pre(module: nn.Module, args: Any, index: int = index) -> None:
-            current[index] = now()
+            def pre(module: nn.Module, args: Any, key: int = key) -> None:
+                current[id(module)] = now()
 
-        def post(module: nn.Module, args: Any, output: Any, index: int = index) -> None:
-            records[index].append((current.pop(index), now()))
+            def post(module: nn.Module, args: Any, output: Any, key: int = key) -> None:
+                records[key][-1].append((current.pop(id(module)), now()))
 
-        handles.append(layer.register_forward_pre_hook(pre))
-        handles.append(layer.register_forward_hook(post))
+            handles.append(module.register_forward_pre_hook(pre))
+            handles.append(module.register_forward_hook(post))
     try:
         with _on(inputs.device):
             for _ in range(runs):
+                for pairs in records.values():
+                    pairs.append([])
                 model(inputs)
         if cuda:
             torch.cuda.synchronize(inputs.device)
@@ -230,10 +241,10 @@ def layer_times(model: nn.Module, inputs: torch.Tensor, runs: int) -> dict[int, 
         for h in handles:
             h.remove()
     out = {}
-    for index, pairs in records.items():
-        if pairs:
-            ms = [s.elapsed_time(e) if cuda else (e - s) * 1e3 for s, e in pairs]
-            out[index] = float(statistics.median(ms))
+    for key, per_run in records.items():
+        totals = [sum(s.elapsed_time(e) if cuda else (e - s) * 1e3 for s, e in pairs) for pairs in per_run if pairs]
+        if totals:
+            out[key] = float(statistics.median(totals))
     return out
 
 

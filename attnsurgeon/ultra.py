@@ -4,12 +4,15 @@
   names up with ``globals()[name]`` there) and installs the input-channel resolver, with no edit to Ultralytics
   files. It is idempotent and cheap after the first call, and can run on its own in a fresh process (the
   auto-registration hook does exactly that).
+- It wraps ``parse_model`` so ``Augment`` rows build Ultralytics' own block with attention inside
+  (:mod:`attnsurgeon.augment_blocks`).
 - :func:`build_model` builds a model from a YAML dict at a scale, the way ``YOLO(path)`` would.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.metadata
 import io
@@ -29,9 +32,11 @@ _registered: dict[str, type] = {}
 
 
 def _parse_model_code() -> Any:
+    import inspect
+
     from ultralytics.nn import tasks
 
-    return tasks.parse_model.__code__
+    return inspect.unwrap(tasks.parse_model).__code__  # Ultralytics' own, under the Augment wrapper
 
 
 def _input_channels_from_parse_model(frame: FrameType) -> int | None:
@@ -54,6 +59,25 @@ def _input_channels_from_parse_model(frame: FrameType) -> int | None:
 
 
 _PARSE_MODEL_CODE: list[Any] = [None]
+
+
+def _augmenting(parse_model: Any) -> Any:
+    """Wrap Ultralytics' ``parse_model`` so ``Augment`` rows build Ultralytics' own block with attention inside.
+
+    The work is in :mod:`attnsurgeon.augment_blocks`, imported when a model is parsed: registration runs while
+    Ultralytics is still being imported, possibly on behalf of that very module.
+    """
+    if getattr(parse_model, "__attnsurgeon_augment__", False):
+        return parse_model
+
+    @functools.wraps(parse_model)
+    def parse_model_with_augment(d: dict[str, Any], ch: Any, verbose: bool = True) -> Any:
+        from attnsurgeon import augment_blocks
+
+        return augment_blocks.parse_with_augment(parse_model, d, ch, verbose)
+
+    parse_model_with_augment.__attnsurgeon_augment__ = True  # type: ignore[attr-defined]
+    return parse_model_with_augment
 
 
 def load_plugins() -> list[str]:
@@ -87,6 +111,11 @@ def register(plugins: bool = True) -> dict[str, type]:
             )
         setattr(tasks, name, cls)
         _registered[name] = cls
+    tasks.parse_model = _augmenting(tasks.parse_model)  # Augment rows (idempotent)
+    # Its AttendedConv must be on the safe-load list before a checkpoint holding one is read. Mid-import (it imported
+    # Ultralytics first) this gives the partial module, which then allows its own class when it finishes.
+    from attnsurgeon import augment_blocks  # noqa: F401
+
     _PARSE_MODEL_CODE[0] = _parse_model_code()
     base.set_input_channel_resolver(_input_channels_from_parse_model)
     _register_safe_globals(classes.values())

@@ -161,7 +161,11 @@ def check_train_step(model: nn.Module, layer_indices: Sequence[int], imgsz: int,
     if problems:
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         return Check(name, False, "; ".join(problems[:3]) + more)
-    what = f"{counted} inserted parameter tensors get finite non-zero gradients" if counted else "no parameters"
+    what = (
+        f"{counted} parameter tensors of the edited layers get finite non-zero gradients"
+        if counted
+        else "no parameters"
+    )
     return Check(name, True, f"loss {float(total.detach()):.3f}; {what}")
 
 
@@ -209,3 +213,37 @@ def check_new_model(
     train.name += tag
     checks.append(train)
     return checks
+
+
+def check_block_kept(
+    base: nn.Module, new: nn.Module, layers: Sequence[int], tag: str = ""
+) -> tuple[Check, dict[int, dict[str, int]]]:
+    """Each augmented layer holds exactly the base block's tensors (same names, same shapes) plus the attention's, and
+    the model grew by exactly the attention's parameters. Also returns, per layer, the attention modules and params."""
+    from attnsurgeon.augment_blocks import attended_convs, attention_keys
+
+    problems, kept_tensors, counts, module = [], 0, {}, "-"
+    for i in layers:
+        attention = attention_keys(new.model[i])
+        kept = {k: tuple(v.shape) for k, v in new.model[i].state_dict().items() if k not in attention}
+        original = {k: tuple(v.shape) for k, v in base.model[i].state_dict().items()}
+        convs = [conv for _, conv in attended_convs(new.model[i])]
+        counts[i] = {"modules": len(convs), "params": sum(p.numel() for c in convs for p in c.attn.parameters())}
+        module = getattr(convs[0].attn, "module_name", type(convs[0].attn).__name__) if convs else module
+        kept_tensors += len(original)
+        if kept != original:
+            differ = sorted(set(kept.items()) ^ set(original.items()))
+            problems.append(f"layer {i}: tensors differ from the base block ({differ[:2]})")
+    growth = sum(p.numel() for p in new.parameters()) - sum(p.numel() for p in base.parameters())
+    added = sum(c["params"] for c in counts.values())
+    if growth != added:
+        problems.append(f"params grew by {growth:,} but the attention has {added:,}")
+    name = "block kept" + tag
+    if problems:
+        return Check(name, False, "; ".join(problems)), counts
+    blocks = f"{len(layers)} block{'s' * (len(layers) > 1)}"
+    modules = sum(c["modules"] for c in counts.values())
+    detail = (
+        f"{blocks} keep all {kept_tensors} tensors (names, shapes); {modules} {module} add {added:,} params, the growth"
+    )
+    return Check(name, True, detail), counts

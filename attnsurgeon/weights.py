@@ -60,13 +60,19 @@ def _examples(keys: Sequence[str], limit: int = 3) -> str:
 
 
 def move_weights(
-    old: Any, new: Any, index_map: dict[int, int], new_layers: Iterable[int], dropped: Iterable[int] = ()
+    old: Any,
+    new: Any,
+    index_map: dict[int, int],
+    new_layers: Iterable[int],
+    dropped: Iterable[int] = (),
+    fresh_keys: Iterable[str] = (),
 ) -> MoveStats:
     """Copy every tensor of ``old`` into ``new`` at its layer's new index; ``new_layers`` keep their initialisation.
 
     Strict: every original tensor outside the ``dropped`` layers (old indices the surgery removed or replaced) needs a
-    tensor of the same shape at its new key, and every tensor of ``new`` outside ``new_layers`` needs an original.
-    Raises :class:`CheckpointError` naming the keys otherwise.
+    tensor of the same shape at its new key, and every tensor of ``new`` outside ``new_layers`` and ``fresh_keys``
+    (attention inside an augmented block, whose own tensors keep their keys) needs an original. Raises
+    :class:`CheckpointError` naming the keys otherwise.
     """
     import torch
 
@@ -88,7 +94,8 @@ def move_weights(
         else:
             mapped[target] = value
             renumbered += target != key
-    missing = [k for k in new_sd if k not in mapped and not _in_layers(k, inserted)]
+    fresh_set = set(fresh_keys)
+    missing = [k for k in new_sd if k not in mapped and not _in_layers(k, inserted) and k not in fresh_set]
     if homeless or mismatched or missing:
         parts = []
         if missing:
@@ -102,7 +109,7 @@ def move_weights(
         raise CheckpointError(f"the checkpoint's weights do not fit its own architecture: {'; '.join(parts)}{hint}")
     result = new.load_state_dict({**new_sd, **mapped}, strict=True)
     del result
-    fresh = sum(1 for k in new_sd if _in_layers(k, inserted))
+    fresh = sum(1 for k in new_sd if _in_layers(k, inserted) or k in fresh_set)
     return MoveStats(moved=len(mapped), renumbered=renumbered, fresh=fresh)
 
 

@@ -70,7 +70,7 @@ def _make_yaml() -> YAML:
 
 def to_plain(value: Any) -> Any:
     """ruamel containers and preserved scalars -> plain Python (what Ultralytics' own loader would give)."""
-    if isinstance(value, _Bool):
+    if isinstance(value, (_Bool, bool)):  # before int: a bool is an int, and True must not become 1
         return bool(value)
     if isinstance(value, dict):
         return {to_plain(k): to_plain(v) for k, v in value.items()}
@@ -278,8 +278,8 @@ def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> Comme
             yamltree.set_from(data[section], pos, list(new_from) if isinstance(new_from, list) else new_from)
         yamltree.renumber_comment(yamltree.comment_token(data[section], pos), old, new)
 
-    # 2. replaced rows: module and args change, the row keeps its place, 'from' and comment
-    for new in result.replaced:
+    # 2. replaced and augmented rows: module and args change, the row keeps its place, 'from' and comment
+    for new in (*result.replaced, *result.augmented):
         section, pos = old_slots[inverse[new]]
         yamltree.replace_row(data[section], pos, new_graph.rows[new].module, list(new_graph.rows[new].args))
 

@@ -96,13 +96,18 @@ def test_bad_options_are_one_line_errors(tmp_path, options, code, message):
     one_line_error(result, code, message)
 
 
-def test_augment_without_augment_support_is_one_line(tmp_path):
-    from attnsurgeon import api
+def test_augment_variants_cost_what_the_whole_model_costs(tmp_path):
+    """--op augment: each variant's params and exact FLOPs equal the written YAML's, counted whole by profile."""
+    from attnsurgeon import sweeper
+    from attnsurgeon.profile import profile
 
-    if hasattr(api, "augment"):
-        pytest.skip("this version has augment")
-    result = run("sweep", "yolo11n.yaml", "-m", "SE", "--at", "8", "--op", "augment", "-o", tmp_path)
-    one_line_error(result, 2, "--op augment: this version of attnsurgeon has no augment")
+    rows = sweeper.sweep("yolo11n.yaml", "SE", "2,every:C3k2", tmp_path / "out", op="augment", imgsz=64, runs=5)
+    assert [r["name"] for r in rows] == ["yolo11n", "yolo11n-SE-in2", "yolo11n-SE-in-every-C3k2"]
+    assert all(not r.get("error") for r in rows), rows
+    for row in rows[1:]:
+        whole = profile(tmp_path / "out" / row["yaml"], imgsz=64, runs=5, warmup=1)[0]
+        assert row["params"] == whole.params > rows[0]["params"]
+        assert row["gflops_exact"] == round(whole.gflops_exact, 6)
 
 
 def test_ray_missing_says_how_to_install(tmp_path, monkeypatch):

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from attnsurgeon.cli import _common, catalog_cmds, insert_cmd, profile_cmd, remove_cmd, replace_cmd, show_cmd, sweep_cmd
+from attnsurgeon.cli import (
+    _common,
+    augment_cmd,
+    catalog_cmds,
+    insert_cmd,
+    profile_cmd,
+    remove_cmd,
+    replace_cmd,
+    show_cmd,
+    sweep_cmd,
+)
 
 app = typer.Typer(
     name="attnsurgeon",
@@ -31,6 +41,7 @@ def _root(
 
 
 insert_cmd.register(app)
+augment_cmd.register(app)
 remove_cmd.register(app)
 replace_cmd.register(app)
 show_cmd.register(app)

@@ -173,18 +173,18 @@ def _render_layers(report: Any, out: Any) -> None:
         Row(
             (
                 str(layer.index),
-                esc(("★ " if layer.attention else "") + layer.module),
+                esc(_layer_label(layer)),
                 fmt_int(layer.params),
                 _gflops(layer.flops / 1e9),
                 "-" if layer.ms is None else f"{layer.ms:.2f}",
                 "-" if layer.share is None else f"{(layer.share or 0.0) * 100:.1f}%",
                 "█" * round((layer.share or 0.0) * 40),
             ),
-            style="bold magenta" if layer.attention else None,
+            style="bold magenta" if layer.attention or layer.inside else None,
         )
         for layer in report.layers
     ]
-    title = esc(f"{report.model}: per layer (★ inserted attention)")
+    title = esc(f"{report.model}: per layer (★ inserted attention, ◆ attention inside the block)")
     out.print(fit_table(out, LAYER_COLUMNS, rows, title=title)[0])
     attention = [layer for layer in report.layers if layer.attention]
     if attention:
@@ -198,4 +198,30 @@ def _render_layers(report: Any, out: Any) -> None:
             f"({_pct(share, 1)} of layer time), {_gflops(flops / 1e9)} GFLOPs ({_pct(flops, total)}), "
             f"{params:,} params ({_pct(params, report.params)})"
         )
+    _render_inside(report, out)
     out.print("[dim]Per-layer ms are medians over hooked runs (hooks add a little overhead); share is of their sum.[/]")
+
+
+def _render_inside(report: Any, out: Any) -> None:
+    """What the attention inside augmented blocks costs, out of the blocks' totals."""
+    blocks = [layer for layer in report.layers if layer.inside]
+    if not blocks:
+        return
+    total_ms = sum(layer.ms or 0.0 for layer in report.layers) or 1.0
+    total_flops = sum(layer.flops for layer in report.layers) or 1
+    for layer in blocks:
+        inside = layer.inside
+        ms = inside["ms"] or 0.0
+        out.print(
+            f"layer {layer.index}: {inside['count']} {inside['module']} inside {layer.module}: {ms:.2f} ms "
+            f"({_pct(ms, layer.ms or 1.0)} of the block, {_pct(ms, total_ms)} of layer time), "
+            f"{_gflops(inside['flops'] / 1e9)} GFLOPs ({_pct(inside['flops'], total_flops)}), "
+            f"{inside['params']:,} params ({_pct(inside['params'], layer.params)} of the block)"
+        )
+
+
+def _layer_label(layer: Any) -> str:
+    """``★ SE`` for an inserted attention layer, ``◆ C3k2+EMA×2`` for a block with attention inside."""
+    if layer.inside:
+        return f"◆ {layer.module}+{layer.inside['module']}×{layer.inside['count']}"
+    return ("★ " if layer.attention else "") + layer.module

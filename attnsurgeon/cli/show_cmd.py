@@ -76,8 +76,10 @@ def show(
                 from_text(r.from_),
                 from_text(r.absolute),
                 repeats_text(r.repeats, r.repeats_at_scale),
-                esc(r.module),
-                from_text(r.args),
+                esc(r.label),
+                from_text([*r.augmented["block_args"], r.augmented["where"], *r.augmented["args"]])
+                if r.augmented
+                else from_text(r.args),
                 *((fmt_int(r.out_channels), r.level, fmt_int(r.params)) if not no_build else ()),
             ),
             new_section=i > 0 and r.section != layers[i - 1].section,
@@ -94,6 +96,8 @@ def show(
     notes = []
     if any(r.repeats_at_scale != r.repeats for r in layers):
         notes.append(f"n: repeats at scale {chosen or '-'}; the YAML's value in brackets where it differs")
+    if any(r.augmented for r in layers):
+        notes.append("◆ attention inside the block (augment); args: the block's, then where and the attention's")
     if left_out:
         notes.append(left_out_note(out, left_out, "--json has it"))
     for note in notes:
