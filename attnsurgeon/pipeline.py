@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,14 +106,17 @@ def execute(
     write: bool = True,
     dry_run: bool = False,
     progress: Progress | None = None,
+    checks: str | Sequence[str] | None = None,
+    device: str = "cpu",
 ) -> SurgeryReport:
     """Apply ``edit`` to ``source``, verify the result, and write it (unless ``write`` is False or ``dry_run``).
 
-    Raises an :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is
-    written unless every check passed.
+    ``checks`` adds opt-in checks to the verification (``export``, ``half``, ``val`` or ``all``; see
+    :mod:`attnsurgeon.deploy_checks`), run on ``device``. Raises an :class:`~attnsurgeon.errors.AttnSurgeonError`
+    subclass for every bad input or failed check; nothing is written unless every check passed.
     """
     sizes.check_square(imgsz)
-    opts = Options(output, force, scale, imgsz, verify, write, dry_run)
+    opts = Options(output, force, scale, imgsz, verify, write, dry_run, extra_checks(checks, verify), device)
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     return run(source, edit, opts, progress or _silent)
 
@@ -129,6 +132,18 @@ class Options:
     verify: bool
     write: bool
     dry_run: bool
+    checks: tuple[str, ...] = ()  # opt-in checks (attnsurgeon.deploy_checks)
+    device: str = "cpu"  # where the opt-in checks run
+
+
+def extra_checks(checks: str | Sequence[str] | None, verify: bool) -> tuple[str, ...]:
+    """The opt-in checks asked for, validated before any work (torch-free); they need verification."""
+    from attnsurgeon.deploy_checks import parse_checks
+
+    names = parse_checks(checks)
+    if names and not verify:
+        raise UsageError(f"--checks {','.join(names)} needs verification; drop --no-verify")
+    return names
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -189,7 +204,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: Options, step: Progress) -> 
             report.checks.append(check_liveness(edit.result.graph, edit.result.fresh_layers))
         for chosen in scales:
             tag = f" [{chosen}]" if len(scales) > 1 else ""
-            cost = _verify_yaml_scale(report, edit, base_cfg, new_cfg, doc.stem, chosen, tag, opts.imgsz, step)
+            cost = _verify_yaml_scale(report, edit, base_cfg, new_cfg, doc.stem, chosen, tag, opts, step)
             if cost is None:
                 break
             report.costs[chosen] = cost
@@ -208,12 +223,13 @@ def _verify_yaml_scale(
     stem: str,
     scale: str,
     tag: str,
-    imgsz: int,
+    opts: Options,
     step: Progress,
 ) -> tuple[ModelCost, ModelCost] | None:
     """Build base and new at one scale and check the new one; the pair of costs, or None after a failed check."""
     from attnsurgeon import ultra, verify
 
+    imgsz = opts.imgsz
     at = f" at {scale}" if scale else ""
     step(f"building {stem}{at}")
     try:
@@ -230,6 +246,7 @@ def _verify_yaml_scale(
         return None
     report.checks.append(Check("build" + tag, True, f"{len(new.model)} layers at scale {scale or '-'}"))
     report.checks.extend(verify.check_new_model(new, edit.result.fresh_layers, _hints(edit), imgsz, tag, step))
+    _run_extra_checks(report, new, edit, opts, tag, step)
     if any(c.ok is False for c in report.checks):
         return None
     return _costs(base, new, scale, imgsz, report, step)
@@ -313,6 +330,7 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: Options, step: Progres
         if edit.identity_init and not result.replaced:  # a replaced layer computed something: no original to equal
             step("comparing with the original")
             report.checks.append(weights.identity_check(base, new))
+        _run_extra_checks(report, new, edit, opts, "", step)
         _raise_on_failure(report)
         report.costs[ckpt.scale] = _costs(base, new, ckpt.scale, opts.imgsz, report, step)
     if opts.write and not opts.dry_run:
@@ -370,6 +388,20 @@ def _costs(
         ModelCost(scale, count_params(base), base_g.value, base_g.source),
         ModelCost(scale, count_params(new), new_g.value, new_g.source),
     )
+
+
+def _run_extra_checks(report: SurgeryReport, new: Any, edit: Edit, opts: Options, tag: str, step: Progress) -> None:
+    """The opt-in checks on the new model, once the default ones passed (they work on copies of it)."""
+    if not opts.checks or any(c.ok is False for c in report.checks):
+        return
+    from attnsurgeon.deploy_checks import run_extra_checks
+    from attnsurgeon.profile import parse_device
+
+    device = parse_device(opts.device)
+    step(f"checks: {', '.join(opts.checks)}")
+    for check in run_extra_checks(new, opts.checks, opts.imgsz, device, _hints(edit)):
+        check.name += tag
+        report.checks.append(check)
 
 
 def _raise_on_failure(report: SurgeryReport) -> None:
