@@ -259,6 +259,9 @@ def check_ultralytics_amp(model: nn.Module, device: torch.device) -> Check:
     from ultralytics.utils import checks as ultralytics_checks
 
     name = "half: Ultralytics AMP check"
+    if type(model).__name__ == "RTDETRDetectionModel" or text_model(model):
+        why = "an RT-DETR model needs RTDETR's predictor" if not text_model(model) else "it needs text embeddings"
+        return Check(name, None, f"skipped: check_amp predicts through YOLO(...), and {why}")
     weights = re.search(r'WEIGHTS_DIR\s*/\s*"([\w.-]+\.pt)"', inspect.getsource(ultralytics_checks.check_amp))
     if weights is None:
         return Check(name, None, "skipped: this Ultralytics' check_amp no longer loads WEIGHTS_DIR/<name>.pt")
