@@ -4,7 +4,8 @@ A fused eval copy of the model gets a batch of two letterboxed images of differe
 Ultralytics' rectangular validation batches them (``BaseDataset.set_rectangle``: one batch shape for the batch,
 padded to the stride; ``LetterBox(scaleup=False)``), then the task's own validator preprocesses the batch and
 post-processes the predictions (NMS for detect/segment/pose/obb, the decoder's top-k for RT-DETR, the class scores
-for classify). RT-DETR and classification validate at a square size, as Ultralytics does. On CUDA the forward runs
+for classify). RT-DETR validates at a square size, as Ultralytics does, and classification images are resized and
+centre-cropped by Ultralytics' ``classify_transforms``. On CUDA the forward runs
 under float16 autocast, as validation during ``amp=True`` training does. The copy's batch-norm statistics come from
 random images first (``verify.calibrated_copy``), so untrained weights still give boxes for the postprocessing to
 handle (masks, keypoints, angles).
@@ -57,9 +58,11 @@ def rect_batch_shape(shapes: tuple[tuple[int, int], ...], imgsz: int, stride: in
     return int(dataset.batch_shapes[0][0]), int(dataset.batch_shapes[0][1])
 
 
-def letterboxed_batch(model: nn.Module, imgsz: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """uint8 images (2, C, H, W) as the validation dataloader yields them, and their original shapes."""
-    from ultralytics.data.augment import LetterBox
+def validation_batch(model: nn.Module, imgsz: int) -> tuple[torch.Tensor, list[tuple[int, int]], str]:
+    """Two images (2, C, H, W) as the validation dataloader yields them, their shapes before, and how they were
+    shaped: letterboxed into one rectangular batch shape (detect, segment, pose, obb), letterboxed to a square
+    (RT-DETR: rect=False), or resized and centre-cropped with Ultralytics' classify_transforms (classify, float)."""
+    from ultralytics.data.augment import LetterBox, classify_transforms
 
     task = task_of(model)
     channels = ultra.input_channels(model)
@@ -68,16 +71,25 @@ def letterboxed_batch(model: nn.Module, imgsz: int) -> tuple[torch.Tensor, list[
     for h, w in SOURCE_SHAPES:  # load_image: the long side becomes imgsz
         r = imgsz / max(h, w)
         resized.append(rng.integers(0, 256, (max(1, round(h * r)), max(1, round(w * r)), channels), dtype=np.uint8))
+    shapes = [(int(i.shape[0]), int(i.shape[1])) for i in resized]
+    if task == "classify" and channels == 3:
+        from PIL import Image
+
+        crop = classify_transforms(imgsz)
+        return torch.stack([crop(Image.fromarray(i)) for i in resized]), shapes, "resized and centre-cropped"
     if task == "classify" or type(model).__name__ == "RTDETRDetectionModel":
-        shape = (imgsz, imgsz)  # classify crops to a square; RT-DETR validates with rect=False
+        shape = (imgsz, imgsz)  # RT-DETR validates with rect=False
     else:
-        shape = rect_batch_shape(tuple(tuple(i.shape[:2]) for i in resized), imgsz, ultra.model_stride(model))
+        shape = rect_batch_shape(tuple(shapes), imgsz, ultra.model_stride(model))
     letterbox = LetterBox(new_shape=shape, scaleup=False)
     images = []
     for image in resized:
         boxed = letterbox(image=image)
         images.append(boxed.reshape(*boxed.shape[:2], channels).transpose(2, 0, 1))  # cv2 drops a 1-channel axis
-    return torch.from_numpy(np.ascontiguousarray(np.stack(images))), [i.shape[:2] for i in resized]
+    batch = torch.from_numpy(np.ascontiguousarray(np.stack(images)))
+    if task == "classify":  # a classification batch arrives as floats in [0, 1]
+        batch = batch.float() / 255
+    return batch, shapes, "letterboxed"
 
 
 def check_val(model: nn.Module, imgsz: int, device: torch.device, hints: dict[int, str]) -> Check:
@@ -85,7 +97,7 @@ def check_val(model: nn.Module, imgsz: int, device: torch.device, hints: dict[in
     if text_model(model):
         return Check(NAME, None, f"skipped: {type(model).__name__} validates with text embeddings of a dataset")
     task = task_of(model)
-    images, shapes = letterboxed_batch(model, imgsz)
+    images, shapes, how = validation_batch(model, imgsz)
     with ultra.quiet():
         fused = calibrated_copy(model, imgsz, device).fuse(verbose=False)
     fused.task = task
@@ -118,7 +130,7 @@ def check_val(model: nn.Module, imgsz: int, device: torch.device, hints: dict[in
                 return failed(NAME, state, exc, hints, what="" if stage == "forward" else stage)
     size = "x".join(map(str, images.shape[2:]))
     found = _count(results)
-    return Check(NAME, True, f"2 images {' and '.join(f'{h}x{w}' for h, w in shapes)} letterboxed to {size}; {found}")
+    return Check(NAME, True, f"2 images {' and '.join(f'{h}x{w}' for h, w in shapes)} {how} to {size}; {found}")
 
 
 def _empty_labels(model: nn.Module, images: torch.Tensor) -> dict[str, Any]:
