@@ -20,6 +20,7 @@ from typing import Any
 from attnsurgeon import graph as graph_mod
 from attnsurgeon import pipeline, positions, sizes, yamlio
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
+from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
 from attnsurgeon.pipeline import DEFAULT_IMGSZ, Progress
 from attnsurgeon.report import InsertReport, SurgeryReport, absolute
@@ -135,7 +136,7 @@ def insert(
     :mod:`attnsurgeon.deploy_checks`), run on ``device``.
     """
     module_args(module, args)  # a bad name or argument fails before a checkpoint is read
-    pipeline.extra_checks(checks, verify)
+    requested_checks(checks, verify)
     sizes.check_square(imgsz)
     source = pipeline.open_source(model)
     edit = _insert_edit(source.graph, module, after, args, rewire, identity_init)
@@ -211,7 +212,7 @@ def remove(
     On a checkpoint every other trained tensor keeps its value at its new index. The default output is
     ``<stem>-no<K>.yaml`` (or ``.pt``). ``checks`` and ``device`` as for :func:`insert`.
     """
-    pipeline.extra_checks(checks, verify)
+    requested_checks(checks, verify)
     sizes.check_square(imgsz)
     source = pipeline.open_source(model)
     resolved = positions.resolve(source.graph, at, "--at")
@@ -254,7 +255,7 @@ def replace(
     ``checks`` and ``device`` as for :func:`insert`.
     """
     spec, values = module_args(module, args)
-    pipeline.extra_checks(checks, verify)
+    requested_checks(checks, verify)
     sizes.check_square(imgsz)
     source = pipeline.open_source(model)
     resolved = positions.resolve(source.graph, at, "--at")

@@ -9,7 +9,7 @@ the export check, which is reported as skipped (``ok=None``) when they are missi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from attnsurgeon.errors import UsageError
@@ -48,29 +48,46 @@ def parse_checks(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(name for name in EXTRA_CHECKS if name in names)
 
 
+def requested_checks(checks: str | Iterable[str] | None, verify: bool) -> tuple[str, ...]:
+    """The opt-in checks asked for, validated before any work; they need verification (no ``--no-verify``)."""
+    names = parse_checks(checks)
+    if names and not verify:
+        raise UsageError(f"--checks {','.join(names)} needs verification; drop --no-verify")
+    return names
+
+
 def run_extra_checks(
     model: nn.Module,
     names: Iterable[str],
     imgsz: int,
     device: str | torch.device = "cpu",
     hints: dict[int, str] | None = None,
+    tag: str = "",
+    progress: Callable[[str], None] | None = None,
 ) -> list[Check]:
     """Run the named checks (see :data:`EXTRA_CHECKS`) on copies of ``model``; ``model`` itself is not changed.
 
-    ``hints`` maps a layer index to a note added when that layer fails (a module's documented constraints).
+    ``device``: cpu, cuda, cuda:N or N (a :class:`DeviceError` when it is not here). ``hints`` maps a layer index to
+    a note added when that layer fails (a module's documented constraints); ``tag`` is appended to each check's name
+    (the scale, when several are verified); ``progress`` hears the name of each check as it starts.
     """
-    import torch
-
     from attnsurgeon import export_check, half_check, val_check
+    from attnsurgeon.profile import parse_device
 
     wanted = parse_checks(names if isinstance(names, str) else list(names))
-    dev = torch.device(device)
+    dev = parse_device(device)
     hints = hints or {}
+    step = progress or (lambda text: None)
     checks: list[Check] = []
     if "export" in wanted:
+        step("check: ONNX export")
         checks.append(export_check.check_export(model, imgsz, hints))
     if "half" in wanted:
+        step("check: half precision")
         checks.extend(half_check.check_half(model, imgsz, dev, hints))
     if "val" in wanted:
+        step("check: validation batch")
         checks.append(val_check.check_val(model, imgsz, dev, hints))
+    for check in checks:
+        check.name += tag
     return checks

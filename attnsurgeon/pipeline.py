@@ -25,6 +25,7 @@ from typing import Any
 
 from attnsurgeon import sizes, yamlio
 from attnsurgeon.catalog import ModuleSpec
+from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
 from attnsurgeon.graph import Graph, SurgeryResult
 from attnsurgeon.report import Check, ModelCost, SurgeryReport, changed_rows, unified_diff
@@ -111,12 +112,11 @@ def execute(
 ) -> SurgeryReport:
     """Apply ``edit`` to ``source``, verify the result, and write it (unless ``write`` is False or ``dry_run``).
 
-    ``checks`` adds opt-in checks to the verification (``export``, ``half``, ``val`` or ``all``; see
-    :mod:`attnsurgeon.deploy_checks`), run on ``device``. Raises an :class:`~attnsurgeon.errors.AttnSurgeonError`
-    subclass for every bad input or failed check; nothing is written unless every check passed.
+    Raises an :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is
+    written unless every check passed. ``checks``: opt-in checks on ``device`` (:mod:`attnsurgeon.deploy_checks`).
     """
     sizes.check_square(imgsz)
-    opts = Options(output, force, scale, imgsz, verify, write, dry_run, extra_checks(checks, verify), device)
+    opts = Options(output, force, scale, imgsz, verify, write, dry_run, requested_checks(checks, verify), device)
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     return run(source, edit, opts, progress or _silent)
 
@@ -134,16 +134,6 @@ class Options:
     dry_run: bool
     checks: tuple[str, ...] = ()  # opt-in checks (attnsurgeon.deploy_checks)
     device: str = "cpu"  # where the opt-in checks run
-
-
-def extra_checks(checks: str | Sequence[str] | None, verify: bool) -> tuple[str, ...]:
-    """The opt-in checks asked for, validated before any work (torch-free); they need verification."""
-    from attnsurgeon.deploy_checks import parse_checks
-
-    names = parse_checks(checks)
-    if names and not verify:
-        raise UsageError(f"--checks {','.join(names)} needs verification; drop --no-verify")
-    return names
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -229,7 +219,6 @@ def _verify_yaml_scale(
     """Build base and new at one scale and check the new one; the pair of costs, or None after a failed check."""
     from attnsurgeon import ultra, verify
 
-    imgsz = opts.imgsz
     at = f" at {scale}" if scale else ""
     step(f"building {stem}{at}")
     try:
@@ -245,11 +234,11 @@ def _verify_yaml_scale(
         report.checks.append(Check("build" + tag, False, ultra.first_line(exc)))
         return None
     report.checks.append(Check("build" + tag, True, f"{len(new.model)} layers at scale {scale or '-'}"))
-    report.checks.extend(verify.check_new_model(new, edit.result.fresh_layers, _hints(edit), imgsz, tag, step))
+    report.checks.extend(verify.check_new_model(new, edit.result.fresh_layers, _hints(edit), opts.imgsz, tag, step))
     _run_extra_checks(report, new, edit, opts, tag, step)
     if any(c.ok is False for c in report.checks):
         return None
-    return _costs(base, new, scale, imgsz, report, step)
+    return _costs(base, new, scale, opts.imgsz, report, step)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -391,17 +380,10 @@ def _costs(
 
 
 def _run_extra_checks(report: SurgeryReport, new: Any, edit: Edit, opts: Options, tag: str, step: Progress) -> None:
-    """The opt-in checks on the new model, once the default ones passed (they work on copies of it)."""
-    if not opts.checks or any(c.ok is False for c in report.checks):
-        return
-    from attnsurgeon.deploy_checks import run_extra_checks
-    from attnsurgeon.profile import parse_device
+    if opts.checks and not any(c.ok is False for c in report.checks):  # on copies, once the default checks passed
+        from attnsurgeon.deploy_checks import run_extra_checks
 
-    device = parse_device(opts.device)
-    step(f"checks: {', '.join(opts.checks)}")
-    for check in run_extra_checks(new, opts.checks, opts.imgsz, device, _hints(edit)):
-        check.name += tag
-        report.checks.append(check)
+        report.checks += run_extra_checks(new, opts.checks, opts.imgsz, opts.device, _hints(edit), tag, step)
 
 
 def _raise_on_failure(report: SurgeryReport) -> None:
