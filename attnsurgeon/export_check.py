@@ -128,7 +128,7 @@ def _session(onnxruntime: Any, path: str, model: nn.Module) -> Any:
     try:
         return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        return "cannot load the file: " + _ort_error(exc, model).removeprefix("fails")
+        return "cannot load the file" + _ort_error(exc, model).removeprefix("fails")
 
 
 def _ort_error(exc: BaseException, model: nn.Module) -> str:
@@ -136,7 +136,7 @@ def _ort_error(exc: BaseException, model: nn.Module) -> str:
     message = " ".join(str(exc).split())
     node = _NODE_LAYER.search(message)
     where = f" in layer {node.group(1)} ({_layer_type(model, int(node.group(1)))})" if node else ""
-    reason = message.split("Status Message:")[-1]
+    reason = re.sub(r"\S+\.(h|cc|cpp):\d+ \w+ ", "", message.split("Status Message:")[-1]).strip()  # source refs
     sentences = [s for s in re.split(r"(?<=\.)\s+", reason) if s and not s.startswith("/")]
     return f"fails{where}: {' '.join(sentences[-2:])[-300:]}"
 

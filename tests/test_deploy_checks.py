@@ -106,6 +106,22 @@ def test_all_checks_pass_on_yolo11n_with_se(se_all):
     assert data["verified"] is True and [c["name"] for c in data["checks"]][6:] == ALL_NAMES
 
 
+def test_checks_run_on_checkpoint_surgery_and_remove(tmp_path):
+    """The opt-in checks run on every verifying command: a .pt insert (weights moved) and a remove."""
+    from ultralytics import YOLO
+
+    ultra.register()
+    path = tmp_path / "yolo11n.pt"
+    with ultra.quiet():
+        YOLO("yolo11n.yaml").save(path)
+    report = api.insert(path, "SE", 8, output=tmp_path / "yolo11n-SE.pt", imgsz=320, checks="val")
+    assert [c.name for c in report.checks][-1] == "val batch" and report.verified, report.checks
+    assert (tmp_path / "yolo11n-SE.pt").exists()
+    removed = api.remove(report.output.with_suffix(".yaml"), 9, imgsz=320, write=False, checks="half")
+    assert [c.name for c in removed.checks][-2:] == ["half: autocast bfloat16", "half: float16 weights"]
+    assert removed.verified, removed.checks
+
+
 def test_default_verification_runs_no_extra_checks(tmp_path):
     report = api.insert("yolo11n.yaml", "SE", 8, output=tmp_path / "yolo11n-SE.yaml", imgsz=320)
     assert [c.name for c in report.checks][-1] == "train step" and len(report.checks) == 6
