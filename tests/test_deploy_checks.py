@@ -263,7 +263,7 @@ def test_export_fails_when_onnx_and_pytorch_differ(plugin):
             self.weight = torch.nn.Parameter(torch.ones(1, c1, 1, 1))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            peak = float(x.abs().amax()) + 1e-6  # a Python float: ONNX keeps the value of the exporter's image
+            peak = float(x.detach().abs().amax()) + 1e-6  # a Python float: ONNX keeps the value of the exporter's image
             return x / peak * self.weight
 
     model = _built("PythonScale", 0)
