@@ -21,6 +21,7 @@ from attnsurgeon import graph as graph_mod
 from attnsurgeon import pipeline, positions, sizes, yamlio
 from attnsurgeon.augment_graph import augment_info
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
+from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
 from attnsurgeon.pipeline import DEFAULT_IMGSZ, Progress
 from attnsurgeon.report import InsertReport, SurgeryReport, absolute
@@ -123,6 +124,8 @@ def insert(
     identity_init: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    checks: str | Sequence[str] | None = None,
+    device: str = "cpu",
 ) -> SurgeryReport:
     """Insert ``module`` after each layer index in ``after``; verify and write the new YAML (or checkpoint).
 
@@ -130,15 +133,17 @@ def insert(
     its new index, and the new YAML is written beside the output ``.pt``). ``identity_init`` wraps the module so the
     new layer starts as the identity. ``dry_run`` writes nothing and puts the diff in the report. Raises an
     :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is written
-    unless every check passed.
+    unless every check passed. ``checks`` adds opt-in checks (``"export,half,val"`` or ``"all"``, see
+    :mod:`attnsurgeon.deploy_checks`), run on ``device``.
     """
     module_args(module, args)  # a bad name or argument fails before a checkpoint is read
+    requested_checks(checks, verify)
     sizes.check_square(imgsz)
     source = pipeline.open_source(model)
     edit = _insert_edit(source.graph, module, after, args, rewire, identity_init)
     return pipeline.execute(
         source, edit, output=output, force=force, scale=scale, imgsz=imgsz, verify=verify, write=write,
-        dry_run=dry_run, progress=progress,
+        dry_run=dry_run, progress=progress, checks=checks, device=device,
     )  # fmt: skip
 
 
@@ -198,14 +203,17 @@ def remove(
     write: bool = True,
     dry_run: bool = False,
     progress: Progress | None = None,
+    checks: str | Sequence[str] | None = None,
+    device: str = "cpu",
 ) -> SurgeryReport:
     """Take out the layer at each index or named position in ``at``; verify and write like :func:`insert`.
 
     A removed layer must read one layer and keep its shape (a catalog module, ``IdentityInit``, ``nn.Identity``, ...);
     every reader of it reads its input instead, and every other layer is renumbered: the exact inverse of ``insert``.
     On a checkpoint every other trained tensor keeps its value at its new index. The default output is
-    ``<stem>-no<K>.yaml`` (or ``.pt``).
+    ``<stem>-no<K>.yaml`` (or ``.pt``). ``checks`` and ``device`` as for :func:`insert`.
     """
+    requested_checks(checks, verify)
     sizes.check_square(imgsz)
     source = pipeline.open_source(model)
     resolved = positions.resolve(source.graph, at, "--at")
@@ -220,7 +228,7 @@ def remove(
     )
     return pipeline.execute(
         source, edit, output=output, force=force, scale=scale, imgsz=imgsz, verify=verify, write=write,
-        dry_run=dry_run, progress=progress,
+        dry_run=dry_run, progress=progress, checks=checks, device=device,
     )  # fmt: skip
 
 
@@ -238,13 +246,17 @@ def replace(
     write: bool = True,
     dry_run: bool = False,
     progress: Progress | None = None,
+    checks: str | Sequence[str] | None = None,
+    device: str = "cpu",
 ) -> SurgeryReport:
     """Swap the attention layer at each index or named position in ``at`` for ``module``; no reference moves.
 
     The replaced layer starts fresh (as the identity with ``identity_init``); on a checkpoint every other trained
     tensor keeps its value. Verifies and writes like :func:`insert`; the default output is ``<stem>-<Module>.yaml``.
+    ``checks`` and ``device`` as for :func:`insert`.
     """
     spec, values = module_args(module, args)
+    requested_checks(checks, verify)
     sizes.check_square(imgsz)
     source = pipeline.open_source(model)
     resolved = positions.resolve(source.graph, at, "--at")
@@ -264,7 +276,7 @@ def replace(
     )
     return pipeline.execute(
         source, edit, output=output, force=force, scale=scale, imgsz=imgsz, verify=verify, write=write,
-        dry_run=dry_run, progress=progress,
+        dry_run=dry_run, progress=progress, checks=checks, device=device,
     )  # fmt: skip
 
 
@@ -371,7 +383,7 @@ def _layer_shapes(
         handles.append(layer.register_forward_hook(hook))
     try:
         with torch.inference_mode():
-            model(torch.zeros(1, int(model.yaml.get("channels", 3)), imgsz, imgsz))
+            model(torch.zeros(1, ultra.input_channels(model), imgsz, imgsz))
     finally:
         for h in handles:
             h.remove()

@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from attnsurgeon import sizes, yamlio
 from attnsurgeon.catalog import ModuleSpec
+from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
 from attnsurgeon.graph import Graph, SurgeryResult
 from attnsurgeon.report import Check, ModelCost, SurgeryReport, augmented_rows, changed_rows, unified_diff
 
 DEFAULT_IMGSZ = 640
 Progress = Callable[[str], None]
-
-
-def _silent(step: str) -> None:
-    del step
 
 
 @dataclass
@@ -107,16 +104,18 @@ def execute(
     write: bool = True,
     dry_run: bool = False,
     progress: Progress | None = None,
+    checks: str | Sequence[str] | None = None,
+    device: str = "cpu",
 ) -> SurgeryReport:
     """Apply ``edit`` to ``source``, verify the result, and write it (unless ``write`` is False or ``dry_run``).
 
     Raises an :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is
-    written unless every check passed.
+    written unless every check passed. ``checks``: opt-in checks on ``device`` (:mod:`attnsurgeon.deploy_checks`).
     """
     sizes.check_square(imgsz)
-    opts = Options(output, force, scale, imgsz, verify, write, dry_run)
+    opts = Options(output, force, scale, imgsz, verify, write, dry_run, requested_checks(checks, verify), device)
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
-    return run(source, edit, opts, progress or _silent)
+    return run(source, edit, opts, progress or (lambda text: None))
 
 
 @dataclass(frozen=True)
@@ -130,6 +129,8 @@ class Options:
     verify: bool
     write: bool
     dry_run: bool
+    checks: tuple[str, ...] = ()  # opt-in checks (attnsurgeon.deploy_checks)
+    device: str = "cpu"  # where the opt-in checks run
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -190,11 +191,11 @@ def _execute_yaml(source: Source, edit: Edit, opts: Options, step: Progress) -> 
             report.checks.append(check_liveness(edit.result.graph, edit.result.fresh_layers))
         for chosen in scales:
             tag = f" [{chosen}]" if len(scales) > 1 else ""
-            cost = _verify_yaml_scale(report, edit, base_cfg, new_cfg, doc.stem, chosen, tag, opts.imgsz, step)
+            cost = _verify_yaml_scale(report, edit, base_cfg, new_cfg, doc.stem, chosen, tag, opts, step)
             if cost is None:
                 break
             report.costs[chosen] = cost
-        _raise_on_failure(report)
+        report.raise_if_failed()
     if out is not None and opts.write and not opts.dry_run:
         step(f"writing {out.name}")
         yamlio.write_atomic(out, text)
@@ -209,7 +210,7 @@ def _verify_yaml_scale(
     stem: str,
     scale: str,
     tag: str,
-    imgsz: int,
+    opts: Options,
     step: Progress,
 ) -> tuple[ModelCost, ModelCost] | None:
     """Build base and new at one scale and check the new one; the pair of costs, or None after a failed check."""
@@ -233,10 +234,11 @@ def _verify_yaml_scale(
     if edit.result.augmented:
         kept, report.attention[scale] = verify.check_block_kept(base, new, edit.result.augmented, tag)
         report.checks.append(kept)
-    report.checks.extend(verify.check_new_model(new, edit.result.learning_layers, _hints(edit), imgsz, tag, step))
+    report.checks.extend(verify.check_new_model(new, edit.result.learning_layers, _hints(edit), opts.imgsz, tag, step))
+    _run_extra_checks(report, new, edit, opts, tag, step)
     if any(c.ok is False for c in report.checks):
         return None
-    return _costs(base, new, scale, imgsz, report, step)
+    return _costs(base, new, scale, opts.imgsz, report, step)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -320,7 +322,8 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: Options, step: Progres
         if edit.identity_init and not result.replaced:  # a replaced layer computed something: no original to equal
             step("comparing with the original")
             report.checks.append(weights.identity_check(base, new))
-        _raise_on_failure(report)
+        _run_extra_checks(report, new, edit, opts, "", step)
+        report.raise_if_failed()
         report.costs[ckpt.scale] = _costs(base, new, ckpt.scale, opts.imgsz, report, step)
     if opts.write and not opts.dry_run:
         import torch
@@ -380,11 +383,11 @@ def _costs(
     )
 
 
-def _raise_on_failure(report: SurgeryReport) -> None:
-    failed = [c for c in report.checks if c.ok is False]
-    if failed:
-        first = failed[0]
-        raise VerificationError(f"check '{first.name}' failed: {first.detail}; nothing was written", report.checks)
+def _run_extra_checks(report: SurgeryReport, new: Any, edit: Edit, opts: Options, tag: str, step: Progress) -> None:
+    if opts.checks and not any(c.ok is False for c in report.checks):  # on copies, once the default checks passed
+        from attnsurgeon.deploy_checks import run_extra_checks
+
+        report.checks += run_extra_checks(new, opts.checks, opts.imgsz, opts.device, _hints(edit), tag, step)
 
 
 def _hints(edit: Edit) -> dict[int, str]:

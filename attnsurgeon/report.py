@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon.errors import VerificationError
 from attnsurgeon.graph import INPUT, Graph, SurgeryResult
 from attnsurgeon.yamlio import to_plain
 
@@ -68,6 +69,14 @@ class SurgeryReport:
     def verified(self) -> bool:
         """Every check ran and passed: a skipped check is not a passed one."""
         return bool(self.checks) and all(c.ok is True for c in self.checks)
+
+    def raise_if_failed(self) -> None:
+        """A :class:`VerificationError` naming the first failed check (and carrying all of them), if one failed."""
+        failed = [c for c in self.checks if c.ok is False]
+        if failed:
+            raise VerificationError(
+                f"check '{failed[0].name}' failed: {failed[0].detail}; nothing was written", self.checks
+            )
 
     @property
     def skipped(self) -> list[Check]:

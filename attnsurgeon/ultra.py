@@ -255,6 +255,12 @@ def _default_args() -> Any:
     return get_cfg()
 
 
+def input_channels(model: Any) -> int:
+    """Image channels the model reads: the YAML's ``channels`` (Ultralytics stores it in ``model.yaml`` when it
+    builds, default 3), so a grayscale ``channels: 1`` model gets 1-channel inputs."""
+    return int((getattr(model, "yaml", None) or {}).get("channels", 3))
+
+
 def model_stride(model: Any) -> int:
     """The stride an input size must be a multiple of (as Ultralytics' check_imgsz: at least 32)."""
     import torch

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import re
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -16,14 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnsurgeon import sizes
+from attnsurgeon import sizes, ultra
 from attnsurgeon.graph import Graph
 from attnsurgeon.report import Check
 from attnsurgeon.wrappers import with_gates_opened
 
 
 @contextlib.contextmanager
-def _layer_tracker(model: nn.Module) -> Iterator[dict[str, Any]]:
+def layer_tracker(model: nn.Module) -> Iterator[dict[str, Any]]:
     """Record the top-level layer being run and the shape of its input, to name the culprit of a failure."""
     state: dict[str, Any] = {}
     handles = []
@@ -38,6 +39,10 @@ def _layer_tracker(model: nn.Module) -> Iterator[dict[str, Any]]:
                 state["shape"] = tuple(x.shape) if isinstance(x, torch.Tensor) else None
 
             handles.append(layer.register_forward_pre_hook(pre_hook))
+        if len(layers):
+            # The last layer's output is the model's: once it returns, a later failure (a loss, an export step) is
+            # not any layer's.
+            handles.append(layers[-1].register_forward_hook(lambda *_: state.clear()))
     try:
         yield state
     finally:
@@ -45,7 +50,7 @@ def _layer_tracker(model: nn.Module) -> Iterator[dict[str, Any]]:
             h.remove()
 
 
-def _failure(state: dict[str, Any], exc: BaseException, hints: dict[int, str]) -> str:
+def failure_text(state: dict[str, Any], exc: BaseException, hints: dict[int, str]) -> str:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     if "index" not in state:
         return f"{exc.__class__.__name__}: {message}"
@@ -56,29 +61,41 @@ def _failure(state: dict[str, Any], exc: BaseException, hints: dict[int, str]) -
     return f"{where} failed{size}: {exc.__class__.__name__}: {message}{'; ' + hint if hint else ''}"
 
 
-def _finite(output: Any) -> bool:
+def all_finite(output: Any) -> bool:
+    """True when every floating-point tensor in an output (tensor, dict, list, tuple) is free of NaN and Inf."""
     if isinstance(output, torch.Tensor):
         return bool(torch.isfinite(output).all()) if output.is_floating_point() else True
     if isinstance(output, dict):
-        return all(_finite(v) for v in output.values())
+        return all(all_finite(v) for v in output.values())
     if isinstance(output, (list, tuple)):
-        return all(_finite(v) for v in output)
+        return all(all_finite(v) for v in output)
     return True
+
+
+def flatten_tensors(output: Any) -> list[torch.Tensor]:
+    """The tensors of a model output in a fixed order (dict values by sorted key, lists and tuples in order)."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, dict):
+        return [t for k in sorted(output) for t in flatten_tensors(output[k])]
+    if isinstance(output, (list, tuple)):
+        return [t for v in output for t in flatten_tensors(v)]
+    return []
 
 
 def check_forward(model: nn.Module, size: tuple[int, int], hints: dict[int, str] | None = None) -> Check:
     name = f"forward {size[0]}x{size[1]}"
     p = next(model.parameters())
-    x = torch.zeros(1, 3, *size, device=p.device, dtype=p.dtype)
+    x = torch.zeros(1, ultra.input_channels(model), *size, device=p.device, dtype=p.dtype)
     x[..., : size[0] // 2, :] = 0.5  # not constant: a constant image hides NaNs from variance-based modules
     model.eval()
-    with _layer_tracker(model) as state:
+    with layer_tracker(model) as state:
         try:
             with torch.inference_mode():
                 out = model(x)
         except Exception as exc:
-            return Check(name, False, _failure(state, exc, hints or {}))
-    if not _finite(out):
+            return Check(name, False, failure_text(state, exc, hints or {}))
+    if not all_finite(out):
         return Check(name, False, "output contains NaN or Inf")
     return Check(name, True, "")
 
@@ -87,12 +104,12 @@ def synthetic_batch(model: nn.Module, imgsz: int, batch: int = 2) -> dict[str, A
     """Two images with one object each, with every target a task's Ultralytics loss might read."""
     p = next(model.parameters())
     g = torch.Generator().manual_seed(0)
-    img = torch.rand(batch, 3, imgsz, imgsz, generator=g).to(p.device, p.dtype)
+    img = torch.rand(batch, ultra.input_channels(model), imgsz, imgsz, generator=g).to(p.device, p.dtype)
     n = batch
     cls = torch.arange(n, dtype=torch.float32).remainder(max(int(getattr(model, "nc", 1) or 1), 1)).view(-1, 1)
     boxes = torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.4, 0.6, 0.2, 0.2]] * math.ceil(n / 2))[:n]
     out: dict[str, Any] = {"img": img, "batch_idx": torch.arange(n, dtype=torch.float32), "cls": cls}
-    task = getattr(model, "task", None) or _task(model)
+    task = task_of(model)
     if task == "obb":
         out["bboxes"] = torch.cat([boxes, torch.full((n, 1), 0.3)], 1)
     else:
@@ -117,29 +134,23 @@ def synthetic_batch(model: nn.Module, imgsz: int, batch: int = 2) -> dict[str, A
     return out
 
 
-def _task(model: nn.Module) -> str:
-    from ultralytics.nn.tasks import guess_model_task
-
-    return guess_model_task(model)
-
-
 @with_gates_opened  # IdentityInit layers: their closed gate would zero the inner gradients
 def check_train_step(model: nn.Module, layer_indices: Sequence[int], imgsz: int, hints: dict[int, str]) -> Check:
     """One forward/backward with the model's own loss; every parameter of the given layers needs a finite,
     non-zero gradient."""
     name = "train step"
-    if type(model).__name__ in ("WorldModel", "YOLOEModel", "YOLOESegModel"):
+    if text_model(model):
         return Check(name, None, f"skipped: {type(model).__name__} trains with text embeddings")
     model.train()
     for q in model.parameters():
         q.grad = None
     batch = synthetic_batch(model, imgsz)
-    with _layer_tracker(model) as state:
+    with layer_tracker(model) as state:
         try:
             loss, _ = model.loss(batch)
             total = loss.sum()
         except Exception as exc:
-            return Check(name, False, _failure(state, exc, hints))
+            return Check(name, False, failure_text(state, exc, hints))
     if not torch.isfinite(total):
         return Check(name, False, f"loss is not finite ({float(total)})")
     try:
@@ -247,3 +258,92 @@ def check_block_kept(
         f"{blocks} keep all {kept_tensors} tensors (names, shapes); {modules} {module} add {added:,} params, the growth"
     )
     return Check(name, True, detail), counts
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Shared by the opt-in checks (attnsurgeon.deploy_checks)
+
+
+def task_of(model: nn.Module) -> str:
+    """The Ultralytics task of a built model (a model built from a YAML has no ``task`` attribute yet)."""
+    from ultralytics.nn.tasks import guess_model_task
+
+    # Ultralytics' guess has no answer for an RT-DETR head (its RTDETR class sets "detect" itself).
+    return getattr(model, "task", None) or guess_model_task(getattr(model, "yaml", None) or model) or "detect"
+
+
+def text_model(model: nn.Module) -> bool:
+    """World and YOLOE models need text embeddings to predict, validate and export; the checks skip them."""
+    return type(model).__name__ in ("WorldModel", "YOLOEModel", "YOLOESegModel")
+
+
+def working_copy(model: nn.Module, device: torch.device) -> nn.Module:
+    """A float32 eval-mode copy on ``device``, with Ultralytics' task set."""
+    clone = copy.deepcopy(model).float().to(device).eval()
+    clone.task = task_of(model)
+    return clone
+
+
+def calibrated_copy(model: nn.Module, imgsz: int, device: torch.device) -> nn.Module:
+    """A float32 eval copy whose batch-norm statistics come from two random images, as a trained model's come from
+    data. With a fresh model's unit statistics, activations shrink with depth until the output hardly depends on
+    the input (adding 1 after layer 0 of yolo11n moves its output by 1e-7 of its range), which would hide any error
+    a check looks for."""
+    clone = working_copy(model, device)
+    norms = [m for m in clone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
+    images = torch.cat([sample_image(model, (imgsz, imgsz), device, seed) for seed in (1, 2)])
+    clone.train()
+    with torch.no_grad():
+        clone(images)
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    return clone.eval()
+
+
+def sample_image(model: nn.Module, size: Sequence[int], device: torch.device, seed: int = 0) -> torch.Tensor:
+    """A reproducible random image in [0, 1] with the model's own input channels."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, ultra.input_channels(model), *size, generator=g).to(device)
+
+
+def failed(name: str, state: dict[str, Any], exc: BaseException, hints: dict[int, str], what: str = "") -> Check:
+    """A failed check naming the layer (from :func:`verify.layer_tracker`) and the known fix, if any."""
+    text = failure_text(state, exc, hints)
+    fix = known_fix(str(exc))
+    prefix = f"{what}: " if what else ""
+    return Check(name, False, f"{prefix}{text}{'; fix: ' + fix if fix and fix not in text else ''}")
+
+
+def square_and_rect(model: nn.Module, imgsz: int) -> list[tuple[int, int]]:
+    """imgsz x imgsz and the first rectangular size of :func:`sizes.rect_sizes` (480x640 for 640)."""
+    return [(imgsz, imgsz), sizes.rect_sizes(imgsz, ultra.model_stride(model))[0]]
+
+
+# Errors whose cause and fix are known; the first pattern that matches an exception's text adds its hint.
+KNOWN_FIXES: tuple[tuple[str, str], ...] = (
+    (
+        r"expected (scalar type|both|self\.dtype|.*same dtype)|dtypes? (must )?match|same dtype|"
+        r"found dtype|but got (Half|BFloat16|Float)",
+        "a tensor made inside the module keeps float32 while its input is half precision: create it with "
+        "dtype=x.dtype (torch.zeros(..., dtype=x.dtype, device=x.device)) or cast it with .to(x.dtype)",
+    ),
+    (
+        r"not implemented for '(Half|BFloat16)'",
+        "this operation has no half-precision kernel on this device: compute it in float32 inside the module "
+        "(y = op(x.float()).to(x.dtype))",
+    ),
+    (
+        r"Exporting the operator|to ONNX opset version",
+        "rewrite the operation with ONNX-exportable ops (matmul, softmax, reshape, conv), or give it a symbolic "
+        "(torch.onnx.register_custom_op_symbolic)",
+    ),
+)
+
+
+def known_fix(text: str) -> str:
+    """The hint for an error message, or '' when its fix is not known."""
+    return next((hint for pattern, hint in KNOWN_FIXES if re.search(pattern, text, re.IGNORECASE)), "")

@@ -121,30 +121,21 @@ def max_output_difference(a: Any, b: Any, size: int = IDENTITY_CHECK_SIZE) -> fl
     """Max |Δ| between two models' eval outputs on the same random image (float32, CPU or their device)."""
     import torch
 
+    from attnsurgeon import ultra
+    from attnsurgeon.verify import flatten_tensors
+
     device = next(a.parameters()).device
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(1, int(a.yaml.get("channels", 3)), size, size, generator=g).to(device)
+    x = torch.rand(1, ultra.input_channels(a), size, size, generator=g).to(device)
     outputs = []
     for model in (a, b):
         model.eval()
         with torch.inference_mode():
-            outputs.append(_flatten(model(x)))
+            outputs.append(flatten_tensors(model(x)))
     if len(outputs[0]) != len(outputs[1]):
         return float("inf")
     diffs = [(p.float() - q.float()).abs().max().item() for p, q in zip(*outputs, strict=True) if p.numel()]
     return max(diffs, default=0.0)
-
-
-def _flatten(output: Any) -> list[Any]:
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, dict):
-        return [t for k in sorted(output) for t in _flatten(output[k])]
-    if isinstance(output, (list, tuple)):
-        return [t for v in output for t in _flatten(v)]
-    return []
 
 
 def identity_check(base: Any, new: Any) -> Check:

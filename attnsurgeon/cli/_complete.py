@@ -156,5 +156,14 @@ def categories(incomplete: str) -> Candidates:
     return _matching(incomplete, [(c, "category") for c in CATEGORIES])
 
 
+def checks(incomplete: str) -> Candidates:
+    """--checks: the names after the last comma, with what was typed before it kept."""
+    from attnsurgeon.deploy_checks import ALL, EXTRA_CHECKS
+
+    done, _, last = incomplete.rpartition(",")
+    prefix = f"{done}," if done else ""
+    return [(prefix + name, "") for name in (*EXTRA_CHECKS, ALL) if name.startswith(last.lower())]
+
+
 def devices(incomplete: str) -> Candidates:
     return _matching(incomplete, [("cpu", "CPU"), ("cuda", "the first CUDA device"), ("cuda:0", "CUDA device 0")])

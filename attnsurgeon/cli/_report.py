@@ -27,6 +27,12 @@ MODEL_HELP = (
 )
 AT_HELP = f"Layer index of the input file, or a named position ({POSITIONS_HELP}); repeatable, or comma-separated."
 SCALE_HELP = "Verify at this scale (n/s/m/l/x) or 'all'. Default: the scale in the file name."
+CHECKS_HELP = (
+    "Extra checks of what breaks after training starts, comma-separated: export (ONNX export matches PyTorch at imgsz "
+    "and a rectangular size), half (autocast and float16 weights; Ultralytics' AMP check on CUDA), val (a "
+    "rectangular validation batch through the task's postprocessing), or all. Default: none."
+)
+CHECKS_DEVICE_HELP = "Device for --checks: cpu, cuda, cuda:N or a CUDA index N (half and val take the CUDA paths)."
 DRY_RUN_HELP = (
     "Write nothing: print the unified diff of the YAML that would be written (and, for a checkpoint, the layer map). "
     "Verifies unless --no-verify."
@@ -76,6 +82,9 @@ def render(report: Any, headline: str) -> None:
         ]
         out.print(fit_table(out, CHANGED_COLUMNS, rows, title="references changed")[0])
     render_checks(report.checks)
+    if report.skipped:  # a skipped check is not a passed one
+        names = ", ".join(c.name for c in report.skipped)
+        out.print(f"[yellow]partly verified:[/] skipped {esc(names)}")
     if report.costs:
         rows = []
         for scale, (base, new) in report.costs.items():

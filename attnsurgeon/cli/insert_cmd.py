@@ -9,7 +9,7 @@ import typer
 
 import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import POSITIONS_HELP, errors_to_exit, from_text
-from attnsurgeon.cli._report import DRY_RUN_HELP, SCALE_HELP, run_and_render
+from attnsurgeon.cli._report import CHECKS_DEVICE_HELP, CHECKS_HELP, DRY_RUN_HELP, SCALE_HELP, run_and_render
 
 
 def register(app: typer.Typer) -> None:
@@ -67,6 +67,8 @@ def insert(
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Skip building and checking the model (no torch import)."
     ),
+    checks: str | None = typer.Option(None, "--checks", autocompletion=_complete.checks, help=CHECKS_HELP),
+    device: str = typer.Option("cpu", "--device", autocompletion=_complete.devices, help=CHECKS_DEVICE_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
@@ -76,7 +78,8 @@ def insert(
         progress(f"inserting {module} into {model}")
         return api.insert(
             model, module, after, args=args, output=output, force=force, rewire=rewire, scale=scale, imgsz=imgsz,
-            verify=not no_verify, identity_init=identity_init, dry_run=dry_run, progress=progress,
+            verify=not no_verify, identity_init=identity_init, dry_run=dry_run, progress=progress, checks=checks,
+            device=device,
         )  # fmt: skip
 
     run_and_render(call, as_json, _headline, quiet=no_verify)

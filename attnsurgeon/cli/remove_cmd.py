@@ -9,7 +9,15 @@ import typer
 
 import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import errors_to_exit, esc
-from attnsurgeon.cli._report import AT_HELP, DRY_RUN_HELP, MODEL_HELP, SCALE_HELP, run_and_render
+from attnsurgeon.cli._report import (
+    AT_HELP,
+    CHECKS_DEVICE_HELP,
+    CHECKS_HELP,
+    DRY_RUN_HELP,
+    MODEL_HELP,
+    SCALE_HELP,
+    run_and_render,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +40,8 @@ def remove(
     scale: str | None = typer.Option(None, "--scale", autocompletion=_complete.scales_or_all, help=SCALE_HELP),
     imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks and GFLOPs."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip building and checking the model (no torch)."),
+    checks: str | None = typer.Option(None, "--checks", autocompletion=_complete.checks, help=CHECKS_HELP),
+    device: str = typer.Option("cpu", "--device", autocompletion=_complete.devices, help=CHECKS_DEVICE_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
@@ -48,6 +58,8 @@ def remove(
             verify=not no_verify,
             dry_run=dry_run,
             progress=progress,
+            checks=checks,
+            device=device,
         )
 
     run_and_render(call, as_json, _removed_headline, quiet=no_verify)
