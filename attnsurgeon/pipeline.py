@@ -226,7 +226,7 @@ def _verify_yaml_scale(
         ) from exc
     step(f"building {stem}-{edit.label}{at}")
     try:
-        new = ultra.build_model(new_cfg, scale or None, f"{stem}-{edit.label}.yaml")
+        new = ultra.build_model(new_cfg, scale or None, f"{stem}-{edit.label}.yaml", seed=0)
     except Exception as exc:
         report.checks.append(Check("build" + tag, False, ultra.first_line(exc)))
         return None
@@ -268,7 +268,7 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: Options, step: Progres
     base = ckpt.model.float()  # load_checkpoint's own copy; the file is never touched
     step(f"building {yaml_out.stem}")
     try:
-        new = ultra.build_model(cfg, ckpt.scale or None, yaml_out.name)
+        new = ultra.build_model(cfg, ckpt.scale or None, yaml_out.name, seed=0)
     except AttnSurgeonError:
         raise
     except Exception as exc:

@@ -287,7 +287,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Gr
     row.update(yaml=path.name, layers=[f.index for f in fresh])
     checks = [verify.check_liveness(result.graph, [f.index for f in fresh])] if v.op == "insert" else []
     try:
-        model = build_seeded(cfg, s.scale, path.name)
+        model = ultra.build_model(cfg, s.scale or None, path.name, seed=0)
     except Exception as exc:
         checks.append(verify.Check("build", False, ultra.first_line(exc)))
     else:
@@ -302,14 +302,3 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Gr
         row.update(status="failed", reason=f"check '{failed[0].name}' failed: {failed[0].detail}")
         return
     row.update(sweep_cost.variant_costs(base, model, fresh, s.latency, s.runs))
-
-
-def build_seeded(cfg: dict[str, Any], scale: str, yaml_file: str) -> Any:
-    """Build with a fixed seed (the caller's random state untouched): a rerun checks and costs the same weights."""
-    import torch
-
-    from attnsurgeon import ultra
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return ultra.build_model(cfg, scale or None, yaml_file)

@@ -190,10 +190,21 @@ def model_class(cfg: dict[str, Any]) -> type:
     return cls
 
 
-def build_model(cfg: dict[str, Any], scale: str | None = None, yaml_file: str = "model.yaml") -> Any:
-    """Build an Ultralytics model from a plain YAML dict at ``scale`` (as ``YOLO(path)`` would), quietly."""
+def build_model(
+    cfg: dict[str, Any], scale: str | None = None, yaml_file: str = "model.yaml", seed: int | None = None
+) -> Any:
+    """Build an Ultralytics model from a plain YAML dict at ``scale`` (as ``YOLO(path)`` would), quietly.
+
+    With ``seed`` the initial weights are reproducible (and the caller's random state is left untouched), so the
+    same surgery is always checked on the same weights."""
     import copy
 
+    import torch
+
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_model(cfg, scale, yaml_file)
     register()
     cfg = copy.deepcopy(cfg)
     scales = cfg.get("scales")

@@ -136,8 +136,8 @@ def synthetic_batch(model: nn.Module, imgsz: int, batch: int = 2) -> dict[str, A
 
 @with_gates_opened  # IdentityInit layers: their closed gate would zero the inner gradients
 def check_train_step(model: nn.Module, layer_indices: Sequence[int], imgsz: int, hints: dict[int, str]) -> Check:
-    """One forward/backward with the model's own loss; every parameter of the given layers needs a finite,
-    non-zero gradient."""
+    """One forward/backward with the model's own loss; every parameter of the given layers needs a finite gradient
+    (an exactly-zero one is connected, and noted in the detail)."""
     name = "train step"
     if text_model(model):
         return Check(name, None, f"skipped: {type(model).__name__} trains with text embeddings")
@@ -157,7 +157,7 @@ def check_train_step(model: nn.Module, layer_indices: Sequence[int], imgsz: int,
         total.backward()
     except Exception as exc:
         return Check(name, False, f"backward failed: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
-    problems, counted = [], 0
+    problems, idle, counted = [], [], 0
     for index in layer_indices:
         for pname, q in model.model[index].named_parameters():
             counted += 1
@@ -166,17 +166,19 @@ def check_train_step(model: nn.Module, layer_indices: Sequence[int], imgsz: int,
             elif not torch.isfinite(q.grad).all():
                 problems.append(f"layer {index} {pname}: non-finite gradient")
             elif q.grad.abs().sum() == 0:
-                problems.append(f"layer {index} {pname}: zero gradient")
+                idle.append(f"layer {index} {pname}")
     for q in model.parameters():
         q.grad = None
     if problems:
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         return Check(name, False, "; ".join(problems[:3]) + more)
-    what = (
-        f"{counted} parameter tensors of the edited layers get finite non-zero gradients"
-        if counted
-        else "no parameters"
-    )
+    what = f"{counted} parameter tensors of the edited layers get finite gradients" if counted else "no new layers"
+    if idle:
+        # Connected (autograd reached them) but exactly zero on this batch at this initialisation: typically a
+        # narrow ReLU bottleneck whose units are all inactive (SE with a hidden width of 1). Training can move them;
+        # a disconnected parameter has no gradient at all and fails above.
+        more = f" (+{len(idle) - 2} more)" if len(idle) > 2 else ""
+        what += f"; {len(idle)} of them exactly zero at this initialisation ({', '.join(idle[:2])}{more})"
     return Check(name, True, f"loss {float(total.detach()):.3f}; {what}")
 
 
