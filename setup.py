@@ -1,4 +1,5 @@
-"""Build hook: install ``attnsurgeon-autoload.pth`` into site-packages (everything else is in pyproject.toml).
+"""Build hook: install ``attnsurgeon-autoload.pth`` into site-packages, and ship ``templates/`` as
+``attnsurgeon.templates`` (everything else is in pyproject.toml).
 
 The .pth file is what lets plain Ultralytics (``YOLO(...)``, ``yolo train``, multi-GPU workers) build models that use
 attnsurgeon's modules without importing attnsurgeon by hand; see ``attnsurgeon/_autoload.py``. Its one line imports
@@ -8,13 +9,17 @@ nothing when ``ATTNSURGEON_AUTOLOAD=0`` and never raises.
 - ``pip install -e .`` (PEP 660): setuptools' ``editable_wheel`` builds into an unpacked wheel directory, which it
   configures as ``install.install_lib``; files written there are packed into the editable wheel and so also land in
   site-packages.
+
+The scaffold ``attnsurgeon new-module`` fills in lives in the top-level ``templates/`` folder; ``package_dir`` maps it
+to the package ``attnsurgeon.templates``, so a wheel holds it inside ``attnsurgeon/templates/`` and an editable install
+serves it from the checkout (setuptools' editable finder knows the mapping).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 PTH_NAME = "attnsurgeon-autoload.pth"
@@ -60,4 +65,9 @@ class BuildPyWithAutoload(build_py):
         return outputs
 
 
-setup(cmdclass={"build_py": BuildPyWithAutoload})
+setup(
+    cmdclass={"build_py": BuildPyWithAutoload},
+    packages=[*find_packages(include=["attnsurgeon", "attnsurgeon.*"]), "attnsurgeon.templates"],
+    package_dir={"attnsurgeon.templates": "templates"},
+    package_data={"attnsurgeon": ["py.typed"], "attnsurgeon.templates": ["*.tmpl"]},
+)

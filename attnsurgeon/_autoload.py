@@ -103,8 +103,13 @@ def _registered_hook() -> None:
     uninstall()
     try:
         from attnsurgeon import ultra
+        from attnsurgeon.catalog import REGISTRY
 
         ultra.register()
+        for message in REGISTRY.plugin_warnings:  # broken installed plugins: skipped, the catalog still works
+            import warnings
+
+            warnings.warn(f"attnsurgeon: {message}", RuntimeWarning, stacklevel=2)
     except Exception as exc:  # never break the user's import of Ultralytics
         import warnings
 

@@ -20,18 +20,21 @@ from typing import Any
 from attnsurgeon import graph as graph_mod
 from attnsurgeon import pipeline, positions, sizes, yamlio
 from attnsurgeon.augment_graph import augment_info
-from attnsurgeon.catalog import REGISTRY, ModuleSpec
+from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
 from attnsurgeon.pipeline import DEFAULT_IMGSZ, Progress
 from attnsurgeon.report import InsertReport, SurgeryReport, absolute
+from attnsurgeon.scaffold import check_module, new_module  # new-module, check-module
 
 __all__ = [
     "DEFAULT_IMGSZ",
     "InsertReport",
     "SurgeryReport",
+    "check_module",
     "insert",
     "insert_checkpoint",
+    "new_module",
     "plan_insert",
     "remove",
     "replace",
@@ -103,7 +106,7 @@ def plan_insert(
     identity_init: bool = False,
 ) -> tuple[yamlio.ModelDoc, ModuleSpec, list[Any], graph_mod.SurgeryResult]:
     """The torch-free part of insert on a YAML: load, check the module and its args, do the surgery on the graph."""
-    doc = yamlio.load(model)
+    doc = plugins.with_recorded(yamlio.load(model))
     edit = _insert_edit(doc.graph, module, after, args, rewire, identity_init)
     assert edit.spec is not None
     return doc, edit.spec, edit.args, edit.result
@@ -126,6 +129,7 @@ def insert(
     progress: Progress | None = None,
     checks: str | Sequence[str] | None = None,
     device: str = "cpu",
+    plugin_files: Sequence[str | Path] = (),
 ) -> SurgeryReport:
     """Insert ``module`` after each layer index in ``after``; verify and write the new YAML (or checkpoint).
 
@@ -134,8 +138,10 @@ def insert(
     new layer starts as the identity. ``dry_run`` writes nothing and puts the diff in the report. Raises an
     :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is written
     unless every check passed. ``checks`` adds opt-in checks (``"export,half,val"`` or ``"all"``, see
-    :mod:`attnsurgeon.deploy_checks`), run on ``device``.
+    :mod:`attnsurgeon.deploy_checks`), run on ``device``. ``plugin_files`` join the catalog first (as ``--plugin``);
+    the output lists the plugin files its modules need under ``attnsurgeon_plugins``.
     """
+    plugins.add_files(plugin_files)
     module_args(module, args)  # a bad name or argument fails before a checkpoint is read
     requested_checks(checks, verify)
     sizes.check_square(imgsz)
@@ -333,7 +339,7 @@ def show(
     model: str | Path, scale: str | None = None, imgsz: int = DEFAULT_IMGSZ, build: bool = True
 ) -> tuple[yamlio.ModelDoc, str, list[LayerInfo], list[str]]:
     """One row per layer: references as written and absolute, and (built at ``scale``) channels, stride, params."""
-    doc = yamlio.load(model)
+    doc = plugins.with_recorded(yamlio.load(model))
     scales, warnings = yamlio.resolve_scales(doc, scale if scale != "all" else None)
     chosen = scales[0]
     shapes: dict[int, tuple[int, ...] | None] = {}

@@ -49,6 +49,10 @@ class RegistryError(AttnSurgeonError):
     exit_code = 7
 
 
+class PluginError(RegistryError):
+    """A plugin file or entry point that cannot be used: missing, broken, registers nothing, or breaks a rule."""
+
+
 class OutputError(AttnSurgeonError):
     """An output path that exists (without --force), sits in a missing directory, or cannot be written."""
 

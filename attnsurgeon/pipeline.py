@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import sizes, yamlio
-from attnsurgeon.catalog import ModuleSpec
+from attnsurgeon import sizes, yamlio, yamltree
+from attnsurgeon.catalog import ModuleSpec, plugins
 from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
 from attnsurgeon.graph import Graph, SurgeryResult
@@ -57,7 +57,7 @@ def open_source(model: str | Path) -> Source:
 
         ckpt = load_checkpoint(model)
         return Source("checkpoint", ckpt.path, ckpt.path.stem, ckpt.graph, checkpoint=ckpt)
-    doc = yamlio.load(model)
+    doc = plugins.with_recorded(yamlio.load(model))  # and the plugin files it lists, for modules not known yet
     return Source("yaml", doc.path, doc.stem, doc.graph, doc=doc)
 
 
@@ -113,6 +113,7 @@ def execute(
     written unless every check passed. ``checks``: opt-in checks on ``device`` (:mod:`attnsurgeon.deploy_checks`).
     """
     sizes.check_square(imgsz)
+    plugins.refuse_shape_change(edit.spec, probe=verify)  # a plugin module changing the shape: one line naming it
     opts = Options(output, force, scale, imgsz, verify, write, dry_run, requested_checks(checks, verify), device)
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     return run(source, edit, opts, progress or (lambda text: None))
@@ -179,6 +180,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: Options, step: Progress) -> 
     base_cfg = doc.plain()
     old_graph, old_text = doc.graph, doc.text
     new_data = yamlio.apply(doc, edit.result, in_place=True)
+    plugins.record(new_data, (out or doc.path).parent, yamltree.flow_seq)  # plugin files: read in every process
     text = yamlio.dump(new_data)
     report = _new_report(source, edit, old_graph, out, text, warnings, opts.dry_run)
     if opts.dry_run:
@@ -265,6 +267,7 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: Options, step: Progres
         raise UsageError(f"--scale does not apply to a checkpoint ({source.path.name} is scale {ckpt.scale or '-'!r})")
     result = edit.result
     cfg = checkpoints.new_config(ckpt, result.graph, yaml_out.name)
+    plugins.record(cfg, yaml_out.parent)  # the plugin files its rows need, for YOLO(yaml) in any process
     base = ckpt.model.float()  # load_checkpoint's own copy; the file is never touched
     step(f"building {yaml_out.stem}")
     try:

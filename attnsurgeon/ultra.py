@@ -4,8 +4,9 @@
   names up with ``globals()[name]`` there) and installs the input-channel resolver, with no edit to Ultralytics
   files. It is idempotent and cheap after the first call, and can run on its own in a fresh process (the
   auto-registration hook does exactly that).
-- It wraps ``parse_model`` so ``Augment`` rows build Ultralytics' own block with attention inside
-  (:mod:`attnsurgeon.augment_blocks`).
+- It wraps ``parse_model`` so the plugin files a YAML lists are loaded first (:mod:`attnsurgeon.parse_hooks`, which
+  also reads each catalog module's input channels), and so ``Augment`` rows build Ultralytics' own block with
+  attention inside (:mod:`attnsurgeon.augment_blocks`).
 - :func:`build_model` builds a model from a YAML dict at a scale, the way ``YOLO(path)`` would.
 """
 
@@ -13,52 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
-import importlib.metadata
 import io
 import logging
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from attnsurgeon.catalog import REGISTRY
+from attnsurgeon import parse_hooks
+from attnsurgeon.catalog import REGISTRY, plugins
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError
 
-ENTRY_POINT_GROUP = "attnsurgeon.modules"
 _registered: dict[str, type] = {}
-
-
-def _parse_model_code() -> Any:
-    import inspect
-
-    from ultralytics.nn import tasks
-
-    return inspect.unwrap(tasks.parse_model).__code__  # Ultralytics' own, under the Augment wrapper
-
-
-def _input_channels_from_parse_model(frame: FrameType) -> int | None:
-    """Input channels of the layer ``parse_model`` is building, read from its locals ``ch`` and ``f``.
-
-    ``parse_model`` calls ``m(*args)`` directly, or from a generator expression when repeats > 1. Constructors
-    called deeper (a catalog module building its own parts) are not called by parse_model and get nothing.
-    """
-    caller = frame
-    if caller.f_code.co_name == "<genexpr>" and caller.f_back is not None:
-        caller = caller.f_back
-    if caller.f_code is not _PARSE_MODEL_CODE[0]:
-        return None
-    ch, f = caller.f_locals["ch"], caller.f_locals["f"]
-    if not isinstance(f, int):
-        raise RegistryError(
-            f"an attention layer reads one feature map, but this row's 'from' is {f!r}; use a single index"
-        )
-    return int(ch[f])
-
-
-_PARSE_MODEL_CODE: list[Any] = [None]
 
 
 def _augmenting(parse_model: Any) -> Any:
@@ -80,27 +48,14 @@ def _augmenting(parse_model: Any) -> Any:
     return parse_model_with_augment
 
 
-def load_plugins() -> list[str]:
-    """Import modules named by the ``attnsurgeon.modules`` entry-point group; they register with the decorator."""
-    loaded = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:  # a broken plugin must not break every model build; say which one
-            raise RegistryError(f"plugin entry point {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
-        loaded.append(ep.name)
-    return loaded
-
-
-def register(plugins: bool = True) -> dict[str, type]:
-    """Make catalog modules resolvable in Ultralytics YAMLs; returns name -> class for everything registered."""
+def register() -> dict[str, type]:
+    """Make catalog and plugin modules resolvable in Ultralytics YAMLs; returns name -> class for everything
+    registered. Idempotent; run again after adding a plugin."""
     from ultralytics.nn import tasks
 
     from attnsurgeon.catalog import base
     from attnsurgeon.wrappers import WRAPPERS
 
-    if plugins and not _registered:
-        load_plugins()
     classes = {**REGISTRY.load_all(), **WRAPPERS}  # wrappers (IdentityInit) are layers, not catalog entries
     for name, cls in classes.items():
         existing = tasks.__dict__.get(name)
@@ -116,8 +71,8 @@ def register(plugins: bool = True) -> dict[str, type]:
     # Ultralytics first) this gives the partial module, which then allows its own class when it finishes.
     from attnsurgeon import augment_blocks  # noqa: F401
 
-    _PARSE_MODEL_CODE[0] = _parse_model_code()
-    base.set_input_channel_resolver(_input_channels_from_parse_model)
+    parse_hooks.install(register)  # outermost: loads the plugin files a YAML lists, checks attention rows
+    base.set_input_channel_resolver(parse_hooks.input_channels_from_parse_model)
     _register_safe_globals(classes.values())
     return dict(_registered)
 
@@ -141,8 +96,7 @@ def _register_safe_globals(classes: Any) -> None:
         for value in list(vars(module).values()) if module is not None else ():
             if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == name:
                 allowed.add(value)
-    with contextlib.suppress(AttributeError):
-        torch.serialization.add_safe_globals(sorted(allowed, key=lambda c: f"{c.__module__}.{c.__qualname__}"))
+    plugins.allow_in_safe_load([*allowed, plugins.rebuild])  # rebuild: how plugin-file modules unpickle
 
 
 # --------------------------------------------------------------------------------------------------------------------

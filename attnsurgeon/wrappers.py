@@ -20,9 +20,9 @@ from torch import nn
 
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.catalog.base import AttentionModule
+from attnsurgeon.catalog.registry import IDENTITY_INIT
 from attnsurgeon.errors import ModuleArgsError
 
-IDENTITY_INIT = "IdentityInit"
 F = TypeVar("F", bound=Callable[..., Any])
 
 

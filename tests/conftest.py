@@ -14,3 +14,59 @@ def torch_threads():
 
     torch.manual_seed(0)
     return torch.get_num_threads()
+
+
+@pytest.fixture
+def clean_registry():
+    """Plugins a test adds leave the catalog (and Ultralytics' namespace) as they found them."""
+    from attnsurgeon.catalog import REGISTRY, plugins, registry
+
+    saved = (
+        dict(REGISTRY._plugins),
+        dict(REGISTRY._importers),
+        list(REGISTRY.plugin_warnings),
+        dict(plugins._FILES),
+        dict(registry._RUNTIME),
+    )
+    yield REGISTRY
+    REGISTRY._plugins, REGISTRY._importers = saved[0], saved[1]
+    REGISTRY.plugin_warnings[:] = saved[2]
+    plugins._FILES.clear()
+    plugins._FILES.update(saved[3])
+    registry._RUNTIME.clear()
+    registry._RUNTIME.update(saved[4])
+
+
+PLUGIN_HEADER = '''"""A plugin written by a test."""
+
+import torch
+from attnsurgeon.catalog import register_module
+from attnsurgeon.catalog.base import AttentionModule
+
+'''
+PLUGIN_META = (
+    'category="channel", paper="Squeeze-and-Excitation Networks", venue="CVPR", year=2018, '
+    'link="https://arxiv.org/abs/1709.01507", reference="https://github.com/hujie-frank/SENet"'
+)
+
+
+def gate_plugin(
+    name: str = "TestGate", extra: str = "", init: str = "c1: int, reduction: int = 4", body: str = ""
+) -> str:
+    """Source of a plugin file registering one channel-gate module (``body`` replaces the forward's return)."""
+    return (
+        PLUGIN_HEADER
+        + f'''
+@register_module({PLUGIN_META}{extra})
+class {name}(AttentionModule):
+    """A channel gate from pooled features."""
+
+    def __init__(self, {init}) -> None:
+        super().__init__()
+        c1 = locals().get("c1", 8)
+        self.fc = torch.nn.Conv2d(c1, c1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        {body or "return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))"}
+'''
+    )

@@ -305,6 +305,7 @@ def _copy_project(dest: Path) -> Path:
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(REPO / name, dest / name)
     shutil.copytree(REPO / "attnsurgeon", dest / "attnsurgeon", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "templates", dest / "templates", ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 
 

@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.errors import ModuleArgsError, RegistryError, UnknownModuleError
+from attnsurgeon.catalog.values import choices_text, format_flow, value_fits
+from attnsurgeon.errors import ModuleArgsError, PluginError, RegistryError, UnknownModuleError
 from attnsurgeon.names import close_names
 
+IDENTITY_INIT = "IdentityInit"  # the layer attnsurgeon.wrappers writes around a module; no catalog entry may take it
 CATEGORIES = ("channel", "spatial", "channel+spatial", "self-attention", "convolutional attention")
 META_FIELDS = ("category", "paper", "venue", "year", "link", "reference")
 # Ultralytics' parse_model writes these attributes on every layer module (docs/architecture.md).
 RESERVED_ATTRIBUTES = frozenset({"i", "f", "type", "np"})
 _MISSING = object()
+C1_FIRST = "the constructor must take input channels first: __init__(self, c1, *hyper-parameters with defaults)"
 
 
 @dataclass(frozen=True)
@@ -87,65 +90,12 @@ class ModuleSpec:
                 f"signature: {self.signature()}"
             )
         for arg, value in zip(self.args, values, strict=False):
-            if not _value_fits(value, arg):
+            if not value_fits(value, arg.annotation, arg.choices):
                 raise ModuleArgsError(
                     f"{self.name} argument {arg.name!r} got {value!r} ({type(value).__name__}), which does not fit "
-                    f"{arg.annotation or 'its type'}{_choices_text(arg)}; signature: {self.signature()}"
+                    f"{arg.annotation or 'its type'}{choices_text(arg.choices)}; signature: {self.signature()}"
                 )
         return values
-
-
-def _choices_text(arg: ArgSpec) -> str:
-    return f" (one of {', '.join(map(repr, arg.choices))})" if arg.choices else ""
-
-
-def format_flow(values: Sequence[Any]) -> str:
-    """Render a list the way Ultralytics YAML files write args: ``[2, 1, True, "nearest"]``."""
-
-    def one(v: Any) -> str:
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(one(x) for x in v) + "]"
-        if isinstance(v, str):
-            return f'"{v}"'
-        if v is None:
-            return "None"
-        return repr(v)
-
-    return one(list(values))
-
-
-_SCALARS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-
-
-def _value_fits(value: Any, arg: ArgSpec) -> bool:
-    if arg.choices is not None and value not in arg.choices:
-        return False
-    if not arg.annotation:
-        return True
-    alternatives = [a.strip() for a in arg.annotation.split("|")]
-    for alt in alternatives:
-        if alt == "None" and value is None:
-            return True
-        base = alt.split("[", 1)[0]
-        if base in _SCALARS:
-            if isinstance(value, bool) and base != "bool":
-                continue  # YAML true/false is not a number
-            if isinstance(value, _SCALARS[base]):
-                return True
-        elif base in ("tuple", "list", "Sequence"):
-            if isinstance(value, (list, tuple)):
-                inner = alt[len(base) + 1 : -1].split(",")[0].strip() if "[" in alt else ""
-                if (
-                    not inner
-                    or inner not in _SCALARS
-                    or all(
-                        isinstance(v, _SCALARS[inner]) and not (isinstance(v, bool) and inner != "bool") for v in value
-                    )
-                ):
-                    return True
-        elif base in ("Any", "object"):
-            return True
-    return False
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -211,7 +161,7 @@ def spec_from_class(
         raise RegistryError(f"{where}: category {meta['category']!r} is not one of {', '.join(CATEGORIES)}")
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # drop self
     if not params or params[0].name != "c1":
-        raise RegistryError(f"{where}: the constructor must take input channels 'c1' first, then hyper-parameters")
+        raise RegistryError(f"{where}: {C1_FIRST}")
     args = []
     for p in params[1:]:
         if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY):
@@ -253,7 +203,7 @@ def _add_runtime(spec: ModuleSpec, cls: type) -> None:
 
 
 CATALOG_DIR = Path(__file__).resolve().parent
-_NOT_MODULES = {"__init__", "registry", "base", "layers"}
+_NOT_MODULES = {"__init__", "registry", "base", "layers", "plugins", "values"}
 
 
 def _literal(node: ast.AST, where: str) -> Any:
@@ -263,9 +213,10 @@ def _literal(node: ast.AST, where: str) -> Any:
         raise RegistryError(f"{where}: register_module arguments and defaults must be literals") from exc
 
 
-def scan_file(path: Path, package: str = "attnsurgeon.catalog") -> list[ModuleSpec]:
-    """Read the registered classes of one catalog file without importing it."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | None = None) -> list[ModuleSpec]:
+    """Read the registered classes of one catalog (or plugin) file without importing it."""
+    module_name = module_name or f"attnsurgeon.catalog.{path.stem}"
+    tree = tree or ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     specs = []
     for node in tree.body:
         if not isinstance(node, ast.ClassDef):
@@ -282,6 +233,8 @@ def scan_file(path: Path, package: str = "attnsurgeon.catalog") -> list[ModuleSp
             if init is None:
                 raise RegistryError(f"{where}: a registered class needs its own __init__(self, c1, ...)")
             positional = init.args.posonlyargs + init.args.args
+            if len(positional) < 2 or positional[1].arg != "c1":
+                raise RegistryError(f"{where}: {C1_FIRST}")
             defaults = [_MISSING] * (len(positional) - len(init.args.defaults)) + [
                 _literal(d, where) for d in init.args.defaults
             ]
@@ -306,7 +259,7 @@ def scan_file(path: Path, package: str = "attnsurgeon.catalog") -> list[ModuleSp
                     deviations=tuple(kw.get("deviations", ())),
                     constraints=tuple(kw.get("constraints", ())),
                     args=args,
-                    import_path=f"{package}.{path.stem}:{node.name}",
+                    import_path=f"{module_name}:{node.name}",
                     source=str(path),
                     **{k: kw[k] for k in META_FIELDS},
                 )
@@ -315,10 +268,14 @@ def scan_file(path: Path, package: str = "attnsurgeon.catalog") -> list[ModuleSp
 
 
 class Registry:
-    """Names to module specs: the built-in catalog (read from source) plus anything registered at run time."""
+    """Names to module specs: the built-in catalog (read from source), plugins, and anything registered at run time."""
 
     def __init__(self) -> None:
         self._builtin: dict[str, ModuleSpec] | None = None
+        self._plugins: dict[str, ModuleSpec] = {}  # plugin files and entry points, read from source
+        self._importers: dict[str, tuple[Callable[[], Any], bool]] = {}  # module name -> (import it, strict)
+        self.plugin_warnings: list[str] = []  # broken entry points, skipped; the CLI shows these
+        self.discover: Callable[[Registry], None] | None = None  # entry-point discovery (set by catalog.plugins)
 
     def _builtins(self) -> dict[str, ModuleSpec]:
         if self._builtin is None:
@@ -335,10 +292,31 @@ class Registry:
                         )
                     found[spec.name] = spec
             self._builtin = found
+            discover, self.discover = self.discover, None  # once; it reads specs() itself
+            if discover is not None:
+                discover(self)
         return self._builtin
 
+    def is_builtin(self, name: str) -> bool:
+        return name in self._builtins()
+
+    def add_plugin(self, specs: Sequence[ModuleSpec], importer: Callable[[], Any], strict: bool) -> None:
+        """Add plugin specs (already checked); ``importer`` imports their module. Errors of a non-strict plugin
+        (an entry point) become warnings when every class is loaded."""
+        for spec in specs:
+            self._importers[spec.import_path.partition(":")[0]] = (importer, strict)
+            self._plugins[spec.name] = spec
+
+    def plugin_spec(self, name: str) -> ModuleSpec | None:
+        """The spec of a module that comes from a plugin file or entry point, else None."""
+        spec = self.find(name)
+        return spec if spec is not None and spec.name in self._plugins else None
+
+    def import_plugin(self, module_name: str) -> Any:
+        return self._importers[module_name][0]()
+
     def specs(self) -> list[ModuleSpec]:
-        merged = dict(self._builtins())
+        merged = {**self._builtins(), **self._plugins}
         for name, (spec, _) in _RUNTIME.items():
             merged.setdefault(name, spec)
         return sorted(merged.values(), key=lambda s: s.name.lower())
@@ -366,7 +344,7 @@ class Registry:
         index = self._index()
         shown = list(dict.fromkeys(index[key].name for key in close_names(str(name).lower(), list(index))))[:3]
         hint = f"did you mean {' or '.join(shown)}?" if shown else "no catalog name is close"
-        return f"{hint} ('attnsurgeon list' shows all {len(self.specs())} modules)"
+        return f"{hint} ('attnsurgeon list' shows all {len(self.specs())} modules; a plugin needs --plugin FILE.py)"
 
     def load_class(self, name: str) -> type:
         """Import the class of a module (imports torch)."""
@@ -374,14 +352,27 @@ class Registry:
         if spec.name in _RUNTIME and _RUNTIME[spec.name][0].import_path == spec.import_path:
             return _RUNTIME[spec.name][1]
         module_name, _, qualname = spec.import_path.partition(":")
-        module = importlib.import_module(module_name)
-        return getattr(module, qualname)
+        if module_name in self._importers:
+            module = self.import_plugin(module_name)
+        else:
+            module = importlib.import_module(module_name)
+        cls = getattr(module, qualname, None)
+        if cls is None:
+            raise PluginError(f"plugin {spec.source}: defines no class {qualname} after import")
+        return cls
 
     def load_all(self) -> dict[str, type]:
-        """Import every class; returns name and alias -> class."""
+        """Import every class; returns name and alias -> class. A broken entry-point plugin becomes a warning."""
         out: dict[str, type] = {}
         for spec in self.specs():
-            cls = self.load_class(spec.name)
+            try:
+                cls = self.load_class(spec.name)
+            except Exception as exc:
+                importer = self._importers.get(spec.import_path.partition(":")[0])
+                if importer is None or importer[1]:
+                    raise
+                self.plugin_warnings.append(f"plugin module {spec.name} ({spec.source}) skipped: {exc}")
+                continue
             for n in (spec.name, *spec.aliases):
                 out[n] = cls
         return out

@@ -13,6 +13,7 @@ from attnsurgeon.cli import (
     augment_cmd,
     catalog_cmds,
     insert_cmd,
+    module_cmds,
     profile_cmd,
     remove_cmd,
     replace_cmd,
@@ -48,6 +49,7 @@ show_cmd.register(app)
 catalog_cmds.register(app)
 profile_cmd.register(app)
 sweep_cmd.register(app)
+module_cmds.register(app)
 
 
 def main() -> None:

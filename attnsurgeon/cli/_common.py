@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -101,6 +103,67 @@ def errors_to_exit(fn: F) -> F:
             ) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+PLUGIN_HELP = (
+    "A Python file whose classes register attention modules with @register_module (attnsurgeon new-module writes "
+    "one); repeatable. Installed packages' modules (entry-point group attnsurgeon.modules) need no flag."
+)
+
+
+def plugin_option() -> Any:
+    return typer.Option([], "--plugin", help=PLUGIN_HELP, metavar="PATH.py")
+
+
+def with_plugins(fn: F) -> F:
+    """Give a command a repeatable ``--plugin PATH.py`` option: the files join the catalog before the command runs.
+
+    Use it under :func:`errors_to_exit` (a broken plugin is a one-line error)::
+
+        @errors_to_exit
+        @with_plugins
+        def command(...) -> None: ...
+
+    A command that reads the paths itself declares ``plugin: list[Path] = plugin_option()``; it receives them.
+    """
+    signature = inspect.signature(fn)
+    own = "plugin" in signature.parameters
+    option = inspect.Parameter("plugin", inspect.Parameter.KEYWORD_ONLY, default=plugin_option(), annotation=list[Path])
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, plugin: list[Path] | None = None, **kwargs: Any) -> Any:
+        use_plugins(plugin or [])
+        try:
+            return fn(*args, **kwargs, **({"plugin": plugin or []} if own else {}))
+        finally:
+            show_plugin_warnings()
+
+    if not own:
+        parameters = [*signature.parameters.values(), option]
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**fn.__annotations__, "plugin": list[Path]}
+    return wrapper  # type: ignore[return-value]
+
+
+def use_plugins(paths: list[Path]) -> None:
+    """Add plugin files to the catalog (torch-free) and show the warnings of broken installed plugins."""
+    from attnsurgeon.catalog import REGISTRY, plugins
+
+    plugins.add_files(paths)
+    REGISTRY.specs()  # discovers installed (entry-point) plugins; a broken one is a warning, not an error
+    show_plugin_warnings()
+
+
+_SHOWN_WARNINGS: set[str] = set()
+
+
+def show_plugin_warnings() -> None:
+    from attnsurgeon.catalog import REGISTRY
+
+    for warning in REGISTRY.plugin_warnings:
+        if warning not in _SHOWN_WARNINGS:
+            _SHOWN_WARNINGS.add(warning)
+            console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
 
 
 def emit_json(payload: Any) -> None:

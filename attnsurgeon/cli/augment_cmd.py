@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import errors_to_exit, esc, from_text
+from attnsurgeon.cli._common import errors_to_exit, esc, from_text, with_plugins
 from attnsurgeon.cli._report import AT_HELP, DRY_RUN_HELP, MODEL_HELP, SCALE_HELP, run_and_render
 
 
@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
 
 
 @errors_to_exit
+@with_plugins
 def augment(
     model: str = typer.Argument(..., autocompletion=_complete.models, help=MODEL_HELP),
     module: str = typer.Option(

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, with_plugins
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
 
 # What a user types (name, category) and picks a module by stays whole at every width; the paper title is cut to
@@ -88,6 +88,7 @@ def markdown_table(specs: list[Any], costs: dict[str, dict[str, Any]]) -> str:
 
 
 @errors_to_exit
+@with_plugins
 def list_modules(
     category: str | None = typer.Option(
         None, "--category", "-c", autocompletion=_complete.categories, help="Only this category."
@@ -141,6 +142,7 @@ def list_modules(
 
 
 @errors_to_exit
+@with_plugins
 def info(
     name: str = typer.Argument(..., autocompletion=_complete.modules, help="Module name or alias."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import POSITIONS_HELP, errors_to_exit, from_text
+from attnsurgeon.cli._common import POSITIONS_HELP, errors_to_exit, from_text, with_plugins
 from attnsurgeon.cli._report import CHECKS_DEVICE_HELP, CHECKS_HELP, DRY_RUN_HELP, SCALE_HELP, run_and_render
 
 
@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 @errors_to_exit
+@with_plugins
 def insert(
     model: str = typer.Argument(
         ...,

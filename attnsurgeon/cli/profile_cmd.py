@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, with_plugins
 from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._tables import Col, Row, fit_table
 
@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 @errors_to_exit
+@with_plugins
 def profile(
     model: str = typer.Argument(
         ...,

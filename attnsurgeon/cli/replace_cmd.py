@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import errors_to_exit, from_text
+from attnsurgeon.cli._common import errors_to_exit, from_text, with_plugins
 from attnsurgeon.cli._report import (
     AT_HELP,
     CHECKS_DEVICE_HELP,
@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 @errors_to_exit
+@with_plugins
 def replace(
     model: str = typer.Argument(..., autocompletion=_complete.models, help=MODEL_HELP),
     at: list[str] = typer.Option(..., "--at", autocompletion=_complete.positions, help=AT_HELP),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, from_text
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, from_text, with_plugins
 from attnsurgeon.cli._progress import progress, progress_kwargs
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
 
@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
 
 
 @errors_to_exit
+@with_plugins
 def show(
     model: str = typer.Argument(
         ..., autocompletion=_complete.models, help="Model YAML path or packaged Ultralytics name."

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fail, fmt_int
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fail, fmt_int, with_plugins
 
 FAILED_EXIT = 9  # as VerificationError: some variant failed a check or its training
 
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 @errors_to_exit
+@with_plugins
 def sweep(
     model: str = typer.Argument(
         ..., autocompletion=_complete.models, help="Model YAML path or packaged Ultralytics name (yolo11n.yaml)."
