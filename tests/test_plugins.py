@@ -34,7 +34,7 @@ def gate(tmp_path, clean_registry, monkeypatch) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["insert", "list", "info", "show", "profile", "check-module"])
+@pytest.mark.parametrize("command", ["insert", "replace", "remove", "list", "info", "show", "profile", "check-module"])
 def test_every_command_that_resolves_modules_takes_plugin(command):
     result = cli(command, "--help")
     assert result.exit_code == 0, result.output
@@ -56,7 +56,7 @@ def test_plugin_module_is_listed_and_described(gate):
 def test_without_the_flag_the_module_is_unknown(gate):
     result = cli("info", "TestGate")
     assert result.exit_code == 5
-    assert "unknown module 'TestGate'" in result.output and "a plugin needs --plugin FILE.py" in result.output
+    assert result.output.startswith("error: unknown module 'TestGate'; ")
 
 
 def test_insert_records_the_plugin_in_the_yaml(gate, tmp_path):
@@ -73,6 +73,17 @@ def test_insert_records_the_plugin_in_the_yaml(gate, tmp_path):
     result = cli("insert", out, "-m", "SE", "-a", "4", "-o", again, "--no-verify")
     assert result.exit_code == 0, result.output
     assert yamlio.load(again).data["attnsurgeon_plugins"] == ["gate.py"]
+
+
+def test_replace_with_a_plugin_module_records_it(gate, tmp_path):
+    se = tmp_path / "yolo11n-SE.yaml"
+    assert cli("insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "-o", se, "--no-verify").exit_code == 0
+    out = tmp_path / "yolo11n-gate.yaml"
+    result = cli("replace", se, "--at", "9", "-m", "TestGate", "-o", out, "--no-verify", "--plugin", gate)
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert "attnsurgeon_plugins: [gate.py] # plugin files of this model's modules (see attnsurgeon)" in lines
+    assert "  - [-1, 1, TestGate, [4]] # 9 TestGate (attnsurgeon)" in lines
 
 
 def test_show_and_profile_build_a_yaml_that_records_its_plugin(gate, tmp_path):

@@ -344,7 +344,7 @@ class Registry:
         index = self._index()
         shown = list(dict.fromkeys(index[key].name for key in close_names(str(name).lower(), list(index))))[:3]
         hint = f"did you mean {' or '.join(shown)}?" if shown else "no catalog name is close"
-        return f"{hint} ('attnsurgeon list' shows all {len(self.specs())} modules; a plugin needs --plugin FILE.py)"
+        return f"{hint} ('attnsurgeon list' shows all {len(self.specs())} modules)"
 
     def load_class(self, name: str) -> type:
         """Import the class of a module (imports torch)."""
