@@ -25,7 +25,7 @@ from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
 from attnsurgeon.pipeline import DEFAULT_IMGSZ, Progress
 from attnsurgeon.report import InsertReport, SurgeryReport, absolute
-from attnsurgeon.scaffold import check_module, new_module  # new-module, check-module
+from attnsurgeon.scaffold import check_module, new_module, plugin_module_names  # new-module, check-module
 
 __all__ = [
     "DEFAULT_IMGSZ",
@@ -36,6 +36,7 @@ __all__ = [
     "insert_checkpoint",
     "new_module",
     "plan_insert",
+    "plugin_module_names",
     "remove",
     "replace",
     "show",

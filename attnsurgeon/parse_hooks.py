@@ -18,8 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog import REGISTRY, plugins
-from attnsurgeon.catalog.registry import IDENTITY_INIT
 from attnsurgeon.errors import PluginError, RegistryError
 
 PARSE_MODEL_CODE: list[Any] = [None]  # the code object of Ultralytics' own parse_model (under every wrapper)
@@ -83,19 +83,20 @@ def input_channels_from_parse_model(frame: FrameType) -> int | None:
 
 
 def _modules_needed(d: dict[str, Any]) -> list[str]:
-    """Module names of a YAML dict that neither Ultralytics' namespace nor the catalog (for wrapped rows) knows."""
+    """Module names of a YAML dict nobody defines yet: a row's module missing from Ultralytics' namespace, or a
+    module an ``IdentityInit``/``Augment`` row wraps missing from the catalog."""
     from ultralytics.nn import tasks
 
-    missing = []
-    for row in list(d.get("backbone") or []) + list(d.get("head") or []):
-        name = row[2] if isinstance(row, (list, tuple)) and len(row) > 3 else None
-        if not isinstance(name, str) or name.startswith(("nn.", "torchvision.ops.")):
-            continue
-        if name not in vars(tasks):
-            missing.append(name)
-        elif name == IDENTITY_INIT and row[3] and isinstance(row[3][0], str) and REGISTRY.find(row[3][0]) is None:
-            missing.append(row[3][0])
-    return sorted(set(missing))
+    rows = {r[2] for r in [*(d.get("backbone") or []), *(d.get("head") or [])] if isinstance(r, list) and len(r) > 3}
+    return sorted(
+        n
+        for n in set(plugins.row_modules(d))
+        if isinstance(n, str)
+        and not n.startswith(("nn.", "torchvision.ops."))
+        and n != AUGMENT_MODULE
+        and n not in vars(tasks)
+        and (n in rows or REGISTRY.find(n) is None)
+    )
 
 
 def check_rows(d: Any, register: Callable[[], Any]) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry, scan_file
 from attnsurgeon.errors import AttnSurgeonError, PluginError, RegistryError
 
@@ -121,8 +122,12 @@ def check_names(specs: list[ModuleSpec], label: str, registry: Registry) -> None
         for name in (spec.name, *spec.aliases):
             what = "name" if name == spec.name else f"alias {name!r} of"
             subject = f"module {name!r}" if name == spec.name else f"{what} {spec.name}"
-            if name in ultralytics_names() or name == IDENTITY_INIT:
-                clash = "an Ultralytics module name" if name != IDENTITY_INIT else "attnsurgeon's IdentityInit layer"
+            if name in ultralytics_names() or name in (IDENTITY_INIT, AUGMENT_MODULE):
+                clash = (
+                    f"attnsurgeon's {name} layer"
+                    if name in (IDENTITY_INIT, AUGMENT_MODULE)
+                    else "an Ultralytics module name"
+                )
                 raise PluginError(f"plugin {label}: {subject} is {clash}; rename it (register_module(name=...))")
             clash = taken.get(name.lower()) or own.get(name.lower())
             if clash:
@@ -286,7 +291,7 @@ def plugin_file(spec: ModuleSpec) -> Path | None:
 
 def unknown_modules(names: Iterable[Any], registry: Registry = REGISTRY) -> list[str]:
     """Row module names that neither Ultralytics, attnsurgeon's wrappers nor the catalog (with its plugins) defines."""
-    known = ultralytics_names() | {IDENTITY_INIT}
+    known = ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
     return sorted(
         {
             n
@@ -300,9 +305,10 @@ def unknown_modules(names: Iterable[Any], registry: Registry = REGISTRY) -> list
 
 
 def row_modules(data: Any) -> list[Any]:
-    """The module names of a model YAML's rows, with the module an ``IdentityInit`` row wraps."""
+    """The module names of a model YAML's rows, with the module an ``IdentityInit`` or ``Augment`` row wraps."""
     rows = [r for r in [*(data.get("backbone") or []), *(data.get("head") or [])] if isinstance(r, list) and len(r) > 3]
     wrapped = [r[3][0] for r in rows if r[2] == IDENTITY_INIT and isinstance(r[3], list) and r[3]]
+    wrapped += [r[3][2] for r in rows if r[2] == AUGMENT_MODULE and isinstance(r[3], list) and len(r[3]) > 2]
     return [r[2] for r in rows] + wrapped
 
 
