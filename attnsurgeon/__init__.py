@@ -21,6 +21,7 @@ Every name is imported on first use, so ``import attnsurgeon`` costs nothing and
 __all__ = [
     "InsertReport",
     "__version__",
+    "adopt",
     "augment",
     "build_model",
     "check_module",
@@ -41,6 +42,7 @@ __all__ = [
 
 _LAZY = {
     "InsertReport": "attnsurgeon.report",
+    "adopt": "attnsurgeon.api_adopt",
     "insert": "attnsurgeon.api",
     "plan_insert": "attnsurgeon.api",
     "augment": "attnsurgeon.api_augment",

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon import adoption, pipeline, positions, sizes, yamlio
 from attnsurgeon import graph as graph_mod
-from attnsurgeon import pipeline, positions, sizes, yamlio
 from attnsurgeon.augment_graph import augment_info
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.deploy_checks import requested_checks
@@ -107,9 +107,10 @@ def plan_insert(
     identity_init: bool = False,
 ) -> tuple[yamlio.ModelDoc, ModuleSpec, list[Any], graph_mod.SurgeryResult]:
     """The torch-free part of insert on a YAML: load, check the module and its args, do the surgery on the graph."""
-    doc = plugins.with_recorded(yamlio.load(model))
+    doc = adoption.check_loaded(plugins.with_recorded(yamlio.load(model)))
     edit = _insert_edit(doc.graph, module, after, args, rewire, identity_init)
     assert edit.spec is not None
+    adoption.refuse_placed(edit.result.graph, doc.plain(), doc.stem, edit.result.fresh_layers)
     return doc, edit.spec, edit.args, edit.result
 
 
@@ -339,10 +340,12 @@ class LayerInfo:
 def show(
     model: str | Path, scale: str | None = None, imgsz: int = DEFAULT_IMGSZ, build: bool = True
 ) -> tuple[yamlio.ModelDoc, str, list[LayerInfo], list[str]]:
-    """One row per layer: references as written and absolute, and (built at ``scale``) channels, stride, params."""
+    """One row per layer: references as written and absolute, and (built at ``scale``) channels, stride, params.
+    The warnings include the file's diagnosis; a file that needs ``attnsurgeon adopt`` raises NeedsAdoptionError."""
     doc = plugins.with_recorded(yamlio.load(model))
     scales, warnings = yamlio.resolve_scales(doc, scale if scale != "all" else None)
     chosen = scales[0]
+    warnings += adoption.diagnosis(doc, chosen)
     shapes: dict[int, tuple[int, ...] | None] = {}
     params: dict[int, int] = {}
     if build:

@@ -43,6 +43,11 @@ class ModuleArgsError(AttnSurgeonError):
     exit_code = 6
 
 
+class NeedsAdoptionError(ModuleArgsError):
+    """A YAML written for a forked Ultralytics: a catalog row whose args would build a different module.
+    ``attnsurgeon adopt`` rewrites it."""
+
+
 class RegistryError(AttnSurgeonError):
     """A catalog registration that conflicts with another (duplicate name) or breaks the module contract."""
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon import sizes, yamlio, yamltree
+from attnsurgeon.adoption import check_loaded, refuse_placed_in
 from attnsurgeon.catalog import ModuleSpec, plugins
 from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
@@ -57,7 +58,7 @@ def open_source(model: str | Path) -> Source:
 
         ckpt = load_checkpoint(model)
         return Source("checkpoint", ckpt.path, ckpt.path.stem, ckpt.graph, checkpoint=ckpt)
-    doc = plugins.with_recorded(yamlio.load(model))  # and the plugin files it lists, for modules not known yet
+    doc = check_loaded(plugins.with_recorded(yamlio.load(model)))  # plugin files it lists; a forked file stops here
     return Source("yaml", doc.path, doc.stem, doc.graph, doc=doc)
 
 
@@ -114,6 +115,7 @@ def execute(
     """
     sizes.check_square(imgsz)
     plugins.refuse_shape_change(edit.spec, probe=verify)  # a plugin module changing the shape: one line naming it
+    refuse_placed_in(source, edit.result)  # new rows' args must be what their module means where they land
     opts = Options(output, force, scale, imgsz, verify, write, dry_run, requested_checks(checks, verify), device)
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     return run(source, edit, opts, progress or (lambda text: None))

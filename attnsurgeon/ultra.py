@@ -99,6 +99,21 @@ def _register_safe_globals(classes: Any) -> None:
     plugins.allow_in_safe_load([*allowed, plugins.rebuild])  # rebuild: how plugin-file modules unpickle
 
 
+def ultralytics_module_names() -> frozenset[str]:
+    """Names a plain Ultralytics YAML row can use, read from ``ultralytics/nn/tasks.py`` without importing it (torch):
+    every name it imports. ``nn.*`` and ``torchvision.ops.*`` rows are resolved by prefix."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    tasks = Path(next(iter(spec.submodule_search_locations))) / "nn" / "tasks.py"
+    tree = ast.parse(tasks.read_text(encoding="utf-8"))
+    names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    return frozenset(names | {"TorchVision", "Index"})
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Building
 

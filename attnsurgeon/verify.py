@@ -193,6 +193,26 @@ def check_liveness(graph: Graph, new_layers: Sequence[int]) -> Check:
     return Check("reaches head", True, detail)
 
 
+def check_model_file(
+    cfg: dict[str, Any], stem: str, scales: Sequence[str], imgsz: int, layers: Sequence[int]
+) -> tuple[list[Check], dict[int, int]]:
+    """Build a model YAML at each scale and check it as :func:`check_new_model` does (every parameter of ``layers``
+    needs a gradient). Returns the checks and the parameters of ``layers`` at the first scale."""
+    checks: list[Check] = []
+    params: dict[int, int] = {}
+    for scale in scales:
+        tag = f" [{scale}]" if len(scales) > 1 else ""
+        try:
+            model = ultra.build_model(cfg, scale or None, f"{stem}.yaml")
+        except Exception as exc:
+            checks.append(Check("build" + tag, False, ultra.first_line(exc)))
+            break
+        checks.append(Check("build" + tag, True, f"{len(model.model)} layers at scale {scale or '-'}"))
+        params = params or {i: sum(p.numel() for p in model.model[i].parameters()) for i in layers}
+        checks.extend(check_new_model(model, layers, {}, imgsz, tag))
+    return checks, params
+
+
 def exception_text(exc: BaseException, debug: bool = False) -> str:
     return "".join(traceback.format_exception(exc)) if debug else str(exc)
 

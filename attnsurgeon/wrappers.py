@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from attnsurgeon.catalog import REGISTRY
-from attnsurgeon.catalog.base import AttentionModule
+from attnsurgeon.catalog.base import AttentionModule, check_placed
 from attnsurgeon.catalog.registry import IDENTITY_INIT
 from attnsurgeon.errors import ModuleArgsError
 
@@ -46,6 +46,7 @@ class IdentityInit(AttentionModule):
             )
         spec = REGISTRY.get(module)
         values = spec.check_args(list(args))
+        check_placed(spec, values, c1)
         self.module_name = spec.name
         self.inner = REGISTRY.load_class(spec.name)(c1, *values)
         self.gamma = nn.Parameter(torch.tensor(float(gamma)))

@@ -21,6 +21,9 @@ TORCH_FREE = {
     "diagnose",
     "adopt",
     "names",
+    "adoption",
+    "channels",
+    "yamledit",
 }
 # Rooms below the commands must never reach up to them.
 NEVER_IMPORTS = {

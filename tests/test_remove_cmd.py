@@ -68,10 +68,11 @@ def test_remove_json_reports_what_moved(with_se):
 def test_replace_swaps_one_row_and_moves_no_reference(with_se):
     result = run("replace", with_se, "--at", "9", "-m", "CBAM", "--args", "[7]", "--no-verify")
     assert result.exit_code == 0, result.output
-    assert "layer 9 now CBAM [7]" in result.output
+    # [7] alone reads as kernel_size=7 in forked YAMLs (Ultralytics' CBAM(c1, kernel_size)): written in full
+    assert "layer 9 now CBAM [7, 7]" in result.output
     out = with_se.parent / "yolo11n-SE-CBAM.yaml"
     assert out.read_text() == with_se.read_text().replace(
-        "  - [-1, 1, SE, [16]] # 9 SE (attnsurgeon)\n", "  - [-1, 1, CBAM, [7]] # 9 CBAM (attnsurgeon)\n"
+        "  - [-1, 1, SE, [16]] # 9 SE (attnsurgeon)\n", "  - [-1, 1, CBAM, [7, 7]] # 9 CBAM (attnsurgeon)\n"
     )
     data = json.loads(run("replace", with_se, "--at", "every:SE", "-m", "ECA", "--no-verify", "--json").output)
     assert data["replaced"] == [9, 18] and data["changed"] == [] and data["positions"] == {"every:SE": [9, 18]}

@@ -297,21 +297,24 @@ def test_an_interrupted_sweep_loses_nothing_and_a_rerun_completes_it(tmp_path):
 
 def test_a_failing_variant_is_a_row_and_the_exit_code_says_so(tmp_path):
     out = tmp_path / "out"
-    # block_size 0 fits HaloAttention's signature (ints) but not the module: the variant does not build.
-    grid = "HaloAttention=[0, 1]|[2, 1]"
-    result = run("sweep", "yolo11n.yaml", "-m", "HaloAttention", "--at", "8", "--args-grid", grid, "-o", out, *COST)
-    assert result.exit_code == 9, result.output
-    assert result.output.strip().splitlines()[-1] == (
-        "error: 1 of 3 variants failed (yolo11n-HaloAttention_0_1-after8); see the reason column"
+    # Three groups but one kernel size fits EfficientAttention's signature and declared ranges, not the module (it
+    # needs one group per kernel size plus the global one): the variant does not build.
+    grid = "EfficientAttention=[0, [1, 1, 1], [7], 4]|[0, [1, 1], [7], 4]"
+    result = run(
+        "sweep", "yolo11n.yaml", "-m", "EfficientAttention", "--at", "4", "--args-grid", grid, "-o", out, *COST
     )
+    assert result.exit_code == 9, result.output
+    bad, good = "yolo11n-EfficientAttention_0_1x1x1_7_4-after4", "yolo11n-EfficientAttention_0_1x1_7_4-after4"
+    assert result.output.strip().splitlines()[-1] == f"error: 1 of 3 variants failed ({bad}); see the reason column"
     rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
-    failed = rows["yolo11n-HaloAttention_0_1-after8"]
+    failed = rows[bad]
     assert failed["status"] == "failed" and failed["params"] is None
     assert failed["reason"] == (
-        "check 'build' failed: ValueError: HaloAttention needs block_size >= 1 and halo_size >= 0, got 0, 1"
+        "check 'build' failed: ValueError: EfficientAttention needs len(kernel_sizes) + 1 == len(group_split), got "
+        "(7,) and (1, 1, 1)"
     )
-    assert rows["yolo11n-HaloAttention_2_1-after8"]["status"] == "ok"
-    assert (out / "yolo11n-HaloAttention_0_1-after8.yaml").is_file()  # written, so the failure can be inspected
+    assert rows[good]["status"] == "ok"
+    assert (out / f"{bad}.yaml").is_file()  # written, so the failure can be inspected
 
 
 def test_checks_are_reproducible(tmp_path):
@@ -425,10 +428,10 @@ def test_full_latency_times_whole_variants_with_the_same_counts(cost_sweep, tmp_
 def test_retry_failed_redoes_only_failed_rows(tmp_path):
     from attnsurgeon import sweeper
 
-    args = ("yolo11n.yaml", "HaloAttention", "8", tmp_path / "out")
-    grid = {"args_grid": ["HaloAttention=[0, 1]|[2, 1]"], "imgsz": 64, "runs": 5}
+    args = ("yolo11n.yaml", "EfficientAttention", "4", tmp_path / "out")
+    grid = {"args_grid": ["EfficientAttention=[0, [1, 1, 1], [7], 4]|[0, [1, 1], [7], 4]"], "imgsz": 64, "runs": 5}
     sweeper.run(sweeper.start(*args, **grid))
     again = sweeper.start(*args, **grid)
     sweeper.run(again, retry_failed=True)
-    assert again.skipped == ["yolo11n", "yolo11n-HaloAttention_2_1-after8"]
+    assert again.skipped == ["yolo11n", "yolo11n-EfficientAttention_0_1x1_7_4-after4"]
     assert [r["status"] for r in again.rows()] == ["ok", "failed", "ok"]

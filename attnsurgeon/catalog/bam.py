@@ -60,6 +60,7 @@ from attnsurgeon.catalog.registry import register_module
         "(reference code)",
     },
     choices={"combine": ("sum", "product")},
+    ranges={"reduction": {"min": 1, "below_c1": True}, "dilation": {"min": 1}},
 )
 class BAM(AttentionModule):
     """Parallel channel (pooled MLP) and spatial (dilated convolutions) maps; output x * (1 + sigmoid(map))."""

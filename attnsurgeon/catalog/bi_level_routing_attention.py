@@ -37,7 +37,14 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("BRA", "BiFormer", "BiLevelRoutingAttention_nchw"),
+    aliases=(
+        "BRA",
+        "BiFormer",
+        "BiLevelRoutingAttention_nchw",
+        "BiLevelRoutingAttentionNCHW",
+        "BRAttention",
+        "BiFormerAttention",
+    ),
     category="self-attention",
     paper="BiFormer: Vision Transformer with Bi-Level Routing Attention",
     venue="CVPR",
@@ -62,6 +69,13 @@ from attnsurgeon.catalog.registry import register_module
         "topk": "number of routed regions each region attends to",
         "side_dwconv": "kernel of the depthwise LePE convolution on V (0 disables it)",
     },
+    ranges={
+        "n_win": {"min": 1},
+        "num_heads": {"min": 1, "below_c1": True},
+        "topk": {"min": 1},
+        "side_dwconv": {"min": 0, "odd": True},
+    },
+    fork_args=("num_heads", "n_win"),
 )
 class BiLevelRoutingAttention(AttentionModule):
     """Region-to-region top-k routing, then token attention inside the routed regions, plus a depthwise LePE."""

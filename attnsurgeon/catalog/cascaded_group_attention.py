@@ -84,6 +84,13 @@ class _ConvBN(nn.Sequential):
         "window_resolution": "side of the local attention window (and of the bias table)",
         "kernels": "depthwise kernel size on the query of each head",
     },
+    ranges={
+        "key_dim": {"min": 1, "width": True},
+        "num_heads": {"min": 1, "below_c1": True},
+        "attn_ratio": {"min": 0},
+        "window_resolution": {"min": 1},
+        "kernels": {"min": 1, "odd": True},
+    },
 )
 class CascadedGroupAttention(AttentionModule):
     """Window attention whose heads take disjoint channel splits in a cascade, with relative-offset biases."""

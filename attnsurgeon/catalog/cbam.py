@@ -25,7 +25,7 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("CBAMBlock", "cbam_block", "CBAMAttention"),
+    aliases=("CBAMBlock", "cbam_block", "CBAMAttention", "CBAMModule"),
     category="channel+spatial",
     paper="CBAM: Convolutional Block Attention Module",
     venue="ECCV",
@@ -49,6 +49,8 @@ from attnsurgeon.catalog.registry import register_module
         "kernel_size": "kernel size of the spatial-attention convolution over the [mean, max] maps",
     },
     choices={"kernel_size": (3, 5, 7)},
+    ranges={"reduction": {"min": 1, "below_c1": True}, "kernel_size": {"odd": True}},
+    fork_args=("kernel_size",),
 )
 class CBAM(AttentionModule):
     """Channel attention (shared MLP over avg- and max-pooled features) followed by 7x7 spatial attention."""

@@ -20,7 +20,7 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("CoordAttention", "CoordinateAttention", "CA"),
+    aliases=("CoordAttention", "CoordinateAttention", "CA", "CoordAttn", "CA_Block", "CABlock", "CoordAttModule"),
     category="channel+spatial",
     paper="Coordinate Attention for Efficient Mobile Network Design",
     venue="CVPR",
@@ -41,6 +41,7 @@ from attnsurgeon.catalog.registry import register_module
         "values) uses the running statistics in train mode, since batch statistics would zero the branch",
     ),
     arg_help={"reduction": "reduction ratio of the shared 1x1 bottleneck (width max(8, c1 // reduction))"},
+    ranges={"reduction": {"min": 1, "below_c1": True}},
 )
 class CoordAtt(AttentionModule):
     """Channel attention factorised into two 1-D encodings along height and width that keep positional information."""

@@ -32,7 +32,7 @@ def _dw(c: int, kh: int, kw: int) -> nn.Conv2d:
 
 
 @register_module(
-    aliases=("CPCABlock", "CPCAttention", "ChannelPriorConvolutionalAttention"),
+    aliases=("CPCABlock", "CPCAttention", "ChannelPriorConvolutionalAttention", "CPCA_Block"),
     category="channel+spatial",
     paper="Channel prior convolutional attention for medical image segmentation",
     venue="Computers in Biology and Medicine",
@@ -45,6 +45,7 @@ def _dw(c: int, kh: int, kw: int) -> nn.Conv2d:
         "MLP width is max(C // channel_attention_reduce, 1) so small channel counts still build.",
     ),
     arg_help={"channel_attention_reduce": "reduction ratio of the channel-attention MLP (C -> C/r -> C)"},
+    ranges={"channel_attention_reduce": {"min": 1, "below_c1": True}},
 )
 class CPCA(AttentionModule):
     """Channel attention as a prior, then multi-scale depthwise strip convolutions as spatial attention."""

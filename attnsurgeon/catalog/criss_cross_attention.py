@@ -47,6 +47,7 @@ from attnsurgeon.catalog.registry import register_module
         "gamma_init": "initial value of the learnable residual scale gamma (reference: 0.0)",
         "recurrence": "how many times the criss-cross attention is applied with shared weights (paper RCCA: 2)",
     },
+    ranges={"recurrence": {"min": 1}},
 )
 class CrissCrossAttention(AttentionModule):
     """Self-attention over each pixel's row and column, added back to the input through a learnable scale."""

@@ -81,6 +81,13 @@ class _ChannelLayerNorm(nn.Module):
         "offset_range_factor": "offset bound in half key cells (tanh-scaled); negative = unbounded, clamped to the map",
         "ksize": "kernel of the depthwise convolution in the offset network",
     },
+    ranges={
+        "n_heads": {"min": 1, "below_c1": True},
+        "n_groups": {"min": 1, "below_c1": True},
+        "stride": {"min": 1},
+        "offset_range_factor": {"min": 0},
+        "ksize": {"min": 1, "odd": True},
+    },
 )
 class DAttention(AttentionModule):
     """Multi-head attention over keys sampled at data-dependent deformed positions (deformable attention)."""

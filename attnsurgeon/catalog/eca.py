@@ -22,7 +22,7 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
 
 
 @register_module(
-    aliases=("ECAAttention", "ECABlock", "ECANet"),
+    aliases=("ECAAttention", "ECABlock", "ECANet", "eca_layer", "ECALayer", "EfficientChannelAttention", "ECA_Module"),
     category="channel",
     paper="ECA-Net: Efficient Channel Attention for Deep Convolutional Neural Networks",
     venue="CVPR",
@@ -39,6 +39,8 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
         "gamma": "divisor gamma of the adaptive kernel-size rule",
         "k_size": "fixed odd 1-D kernel size; 0 means adaptive",
     },
+    ranges={"b": {"min": 0}, "gamma": {"min": 1}, "k_size": {"min": 0, "odd": True}},
+    fork_args=("k_size",),
 )
 class ECA(AttentionModule):
     """Channel attention by a 1-D convolution across the pooled channel descriptor: local cross-channel interaction."""

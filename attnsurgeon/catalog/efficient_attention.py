@@ -95,6 +95,12 @@ class _AttnMap(nn.Module):
         "kernel_sizes": "depthwise kernel size of each AttnConv (high-frequency) group",
         "window_size": "average-pooling window (and stride) of the global (low-frequency) branch's keys/values",
     },
+    ranges={
+        "num_heads": {"min": 0, "below_c1": True},
+        "group_split": {"min": 1},
+        "kernel_sizes": {"min": 1, "odd": True},
+        "window_size": {"min": 1},
+    },
 )
 class EfficientAttention(AttentionModule):
     """CloFormer attention: AttnConv groups for high-frequency local context plus a pooled global-attention group."""

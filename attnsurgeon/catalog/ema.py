@@ -22,7 +22,7 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("EMAttention", "EMA_attention", "EfficientMultiScaleAttention"),
+    aliases=("EMAttention", "EMA_attention", "EfficientMultiScaleAttention", "EMAAttention", "EMA_Module"),
     category="channel+spatial",
     paper="Efficient Multi-Scale Attention Module with Cross-Spatial Learning",
     venue="ICASSP",
@@ -35,6 +35,7 @@ from attnsurgeon.catalog.registry import register_module
     ),
     constraints=("groups = largest divisor of c1 that is <= factor (factor itself when it divides c1)",),
     arg_help={"factor": "number of channel groups G (sub-features); each group has c1/G channels"},
+    ranges={"factor": {"min": 1, "below_c1": True}},
 )
 class EMA(AttentionModule):
     """Grouped multi-scale attention: a 1x1 (directional pooling) and a 3x3 branch reweight each other across space."""

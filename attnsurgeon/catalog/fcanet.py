@@ -105,6 +105,7 @@ def _dct_basis(size: int, freqs: torch.Tensor) -> torch.Tensor:
             "bot32",
         )
     },
+    ranges={"reduction": {"min": 1, "below_c1": True}, "dct_size": {"min": 1}},
 )
 class FcaNet(AttentionModule):
     """SE with a multi-spectral squeeze: channel groups pooled by different fixed 2D-DCT basis functions."""

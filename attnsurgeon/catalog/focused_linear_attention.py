@@ -56,6 +56,11 @@ from attnsurgeon.catalog.registry import register_module
         "kernel_size": "kernel of the depthwise convolution on V (per head)",
         "qkv_bias": "bias in the q and kv projections",
     },
+    ranges={
+        "num_heads": {"min": 1, "below_c1": True},
+        "focusing_factor": {"gt": 0},
+        "kernel_size": {"min": 1, "odd": True},
+    },
 )
 class FocusedLinearAttention(AttentionModule):
     """Linear attention with a focused (power-sharpened) ReLU kernel plus a depthwise convolution on V."""

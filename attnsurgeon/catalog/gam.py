@@ -27,7 +27,7 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("GAM_Attention", "GAMAttention", "GlobalAttentionMechanism"),
+    aliases=("GAM_Attention", "GAMAttention", "GlobalAttentionMechanism", "GAM_Block", "GAMBlock"),
     category="channel+spatial",
     paper="Global Attention Mechanism: Retain Information to Enhance Channel-Spatial Interactions",
     venue="arXiv",
@@ -42,6 +42,7 @@ from attnsurgeon.catalog.registry import register_module
         "Bottleneck width max(c1 // rate, 1), so c1 < rate still builds.",
     ),
     arg_help={"rate": "reduction ratio of the channel MLP and of the 7x7 spatial bottleneck (c1 -> c1/rate -> c1)"},
+    ranges={"rate": {"min": 1, "below_c1": True}},
 )
 class GAM(AttentionModule):
     """Sequential channel then spatial attention without pooling: a per-pixel channel MLP, then two 7x7 convolutions."""

@@ -35,7 +35,7 @@ def _transform(c1: int, planes: int) -> nn.Sequential:
 
 
 @register_module(
-    aliases=("GCBlock", "ContextBlock", "GlobalContext", "GCNet", "GlobalContextBlock"),
+    aliases=("GCBlock", "ContextBlock", "GlobalContext", "GCNet", "GlobalContextBlock", "GCAttention"),
     category="self-attention",
     paper="GCNet: Non-local Networks Meet Squeeze-Excitation Networks and Beyond",
     venue="ICCV Workshops",
@@ -59,6 +59,7 @@ def _transform(c1: int, planes: int) -> nn.Sequential:
         "pooling": ("att", "avg"),
         "fusion": ("channel_add", "channel_mul", "channel_add+channel_mul"),
     },
+    ranges={"ratio": {"gt": 0, "max": 1}},
 )
 class GC(AttentionModule):
     """Global context: one query-independent attention map pools a context vector that a bottleneck adds per channel."""

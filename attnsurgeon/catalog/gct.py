@@ -43,6 +43,7 @@ from attnsurgeon.catalog.registry import register_module
         "gamma_init": "initial value of the gating weight gamma (reference: 0, which freezes alpha at init)",
     },
     choices={"mode": ("l2", "l1")},
+    ranges={"epsilon": {"gt": 0, "max": 1}},
 )
 class GCT(AttentionModule):
     """Channel gate 1 + tanh(gamma * normalised(alpha * ||x_c||) + beta) from a normalised global context embedding."""

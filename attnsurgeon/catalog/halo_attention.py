@@ -90,6 +90,12 @@ def _windows(h: int, w: int, block: int, halo: int, device: torch.device) -> tup
         "dim_head": "channels per attention head",
         "heads": "number of attention heads",
     },
+    ranges={
+        "block_size": {"min": 1},
+        "halo_size": {"min": 0},
+        "dim_head": {"min": 1, "width": True},
+        "heads": {"min": 1},
+    },
 )
 class HaloAttention(AttentionModule):
     """Blocked local self-attention: each query block attends to its block plus a halo of neighbouring pixels."""

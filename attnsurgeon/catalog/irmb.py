@@ -56,6 +56,7 @@ from attnsurgeon.catalog.registry import register_module
         "dw_ks": "kernel size of the depthwise convolution",
         "qkv_bias": "bias in the q/k and v 1x1 convolutions",
     },
+    ranges={"dim_head": {"min": 1, "below_c1": True}, "exp_ratio": {"gt": 0}, "dw_ks": {"min": 1, "odd": True}},
 )
 class iRMB(AttentionModule):
     """Inverted residual block: window self-attention for V, then a depthwise conv, a projection and a skip."""

@@ -49,6 +49,7 @@ def _dw_pair(dim: int, k: int, dilation: int) -> tuple[nn.Conv2d, nn.Conv2d]:
     constraints=("k_size must be one of the reference's decompositions: 7, 11, 23, 35, 41, 53",),
     arg_help={"k_size": "effective large-kernel size k, decomposed into separable local + dilated depthwise convs"},
     choices={"k_size": (7, 11, 23, 35, 41, 53)},
+    ranges={"k_size": {"odd": True}},
 )
 class LSKA(AttentionModule):
     """Large-kernel attention with every depthwise kernel split into cascaded horizontal and vertical 1-D kernels."""

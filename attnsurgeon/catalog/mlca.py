@@ -24,7 +24,7 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("MixedLocalChannelAttention",),
+    aliases=("MixedLocalChannelAttention", "MLCAttention", "MLCA_Block"),
     category="channel+spatial",
     paper="Mixed local channel attention for object detection",
     venue="Engineering Applications of Artificial Intelligence",
@@ -45,6 +45,7 @@ from attnsurgeon.catalog.registry import register_module
         "b": "offset b of the ECA kernel-size rule",
         "local_weight": "weight of the local attention map; the global map gets 1 - local_weight",
     },
+    ranges={"local_size": {"min": 1}, "gamma": {"min": 1}, "b": {"min": 0}, "local_weight": {"min": 0, "max": 1}},
 )
 class MLCA(AttentionModule):
     """Channel attention from ECA-style 1-D convolutions over local (k x k grid) and global pooled descriptors."""

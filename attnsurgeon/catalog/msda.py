@@ -54,6 +54,7 @@ from attnsurgeon.catalog.registry import register_module
         "dilation": "dilation rates, one head group each",
         "qkv_bias": "bias in the q/k/v 1x1 convolution",
     },
+    ranges={"num_heads": {"min": 1, "below_c1": True}, "kernel_size": {"min": 1, "odd": True}, "dilation": {"min": 1}},
 )
 class MSDA(AttentionModule):
     """Sliding-window self-attention whose head groups sample their k x k neighbourhood at different dilations."""

@@ -24,7 +24,7 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("NAMAttention", "NAMChannel", "Channel_Att", "NAMChannelAttention"),
+    aliases=("NAMAttention", "NAMChannel", "Channel_Att", "NAMChannelAttention", "NAMAttentionBlock"),
     category="channel",
     paper="NAM: Normalization-based Attention Module",
     venue="NeurIPS Workshop",

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog.values import choices_text, format_flow, value_fits
+from attnsurgeon.catalog.argcheck import Problem, ambiguity, limits_from, problems
+from attnsurgeon.catalog.values import format_flow
 from attnsurgeon.errors import ModuleArgsError, PluginError, RegistryError, UnknownModuleError
 from attnsurgeon.names import close_names
 
@@ -39,6 +40,7 @@ class ArgSpec:
     annotation: str = ""
     help: str = ""
     choices: tuple[Any, ...] | None = None
+    limits: tuple[tuple[str, Any], ...] = ()  # declared valid range, see attnsurgeon.catalog.argcheck
 
     @property
     def required(self) -> bool:
@@ -66,6 +68,7 @@ class ModuleSpec:
     deviations: tuple[str, ...] = ()
     constraints: tuple[str, ...] = ()
     args: tuple[ArgSpec, ...] = ()
+    fork_args: tuple[str, ...] = ()  # hyper-parameter order of the forks' constructor, after the channel count
     source: str = ""  # file the entry was defined in, for error messages
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -80,22 +83,22 @@ class ModuleSpec:
         return f"- [-1, 1, {self.name}, {format_flow(shown)}]"
 
     def check_args(self, values: Sequence[Any]) -> list[Any]:
-        """Check YAML hyper-parameters against the signature; return them unchanged or raise ModuleArgsError."""
-        values = list(values)
-        required = sum(1 for a in self.args if a.required)
-        if not required <= len(values) <= len(self.args):
-            want = f"{required} to {len(self.args)}" if required != len(self.args) else str(required)
-            raise ModuleArgsError(
-                f"{self.name} takes {want} argument(s) but got {len(values)} ({format_flow(values)}); "
-                f"signature: {self.signature()}"
-            )
-        for arg, value in zip(self.args, values, strict=False):
-            if not value_fits(value, arg.annotation, arg.choices):
-                raise ModuleArgsError(
-                    f"{self.name} argument {arg.name!r} got {value!r} ({type(value).__name__}), which does not fit "
-                    f"{arg.annotation or 'its type'}{choices_text(arg.choices)}; signature: {self.signature()}"
-                )
-        return values
+        """Check YAML hyper-parameters against the signature and declared ranges; return them or raise
+        ModuleArgsError. A short list that forked YAMLs read in their own order (``CBAM [7]``: kernel 7 there) comes
+        back completed with the defaults (``[7, 7]``), so a row attnsurgeon writes cannot be misread."""
+        found = problems(self, values)
+        if found:
+            raise ModuleArgsError(f"{self.name} {found[0].text}; signature: {self.signature()}")
+        if ambiguity(self, values) is not None:
+            return [*values, *(a.default for a in self.args[len(values) :])]
+        return list(values)
+
+    def problems_at(self, values: Sequence[Any], c1: int | None, channels: Sequence[int] = ()) -> list[Problem]:
+        """What is wrong with ``values`` for a layer whose input has ``c1`` channels (also written as ``channels``),
+        including a short row the forks' argument order reads differently."""
+        found = problems(self, values, c1, channels)
+        fork = ambiguity(self, values) if not found else None
+        return found + ([fork] if fork else [])
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -118,11 +121,15 @@ def register_module(
     constraints: Sequence[str] = (),
     arg_help: dict[str, str] | None = None,
     choices: dict[str, Sequence[Any]] | None = None,
+    ranges: dict[str, dict[str, Any]] | None = None,
+    fork_args: Sequence[str] = (),
 ) -> Callable[[type], type]:
     """Class decorator that adds an attention module to the registry.
 
     The class constructor must be ``(c1, *hyper)``: input channels first, then hyper-parameters with defaults.
-    A name or alias that is already registered raises RegistryError naming both definitions.
+    A name or alias that is already registered raises RegistryError naming both definitions. ``ranges`` declares
+    valid values per hyper-parameter (attnsurgeon.catalog.argcheck); ``fork_args`` the order in which forked
+    Ultralytics YAMLs list them after the channel count (``attnsurgeon adopt`` reads rows that way).
     """
 
     def decorate(cls: type) -> type:
@@ -135,6 +142,8 @@ def register_module(
             constraints=tuple(constraints),
             arg_help=dict(arg_help or {}),
             choices={k: tuple(v) for k, v in (choices or {}).items()},
+            ranges=ranges,
+            fork_args=tuple(fork_args),
         )
         _add_runtime(spec, cls)
         cls.spec = spec
@@ -153,6 +162,8 @@ def spec_from_class(
     constraints: tuple[str, ...] = (),
     arg_help: dict[str, str] | None = None,
     choices: dict[str, tuple[Any, ...]] | None = None,
+    ranges: dict[str, dict[str, Any]] | None = None,
+    fork_args: tuple[str, ...] = (),
 ) -> ModuleSpec:
     arg_help = arg_help or {}
     choices = choices or {}
@@ -162,16 +173,19 @@ def spec_from_class(
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # drop self
     if not params or params[0].name != "c1":
         raise RegistryError(f"{where}: {C1_FIRST}")
+    limits = limits_from(ranges, [p.name for p in params[1:]], where)
     args = []
     for p in params[1:]:
         if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY):
             raise RegistryError(f"{where}: hyper-parameter {p.name!r} must be positional (YAML args are a list)")
         annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
         default = _MISSING if p.default is inspect.Parameter.empty else p.default
-        args.append(ArgSpec(p.name, default, str(annotation), arg_help.get(p.name, ""), choices.get(p.name)))
-    unknown = set(arg_help) - {a.name for a in args}
-    if unknown:
-        raise RegistryError(f"{where}: arg_help names unknown hyper-parameters {sorted(unknown)}")
+        args.append(
+            ArgSpec(
+                p.name, default, str(annotation), arg_help.get(p.name, ""), choices.get(p.name), limits.get(p.name, ())
+            )
+        )
+    _check_names(where, {a.name for a in args}, arg_help, fork_args)
     doc = inspect.getdoc(cls) or ""
     return ModuleSpec(
         name=name,
@@ -180,10 +194,19 @@ def spec_from_class(
         deviations=deviations,
         constraints=constraints,
         args=tuple(args),
+        fork_args=fork_args,
         import_path=f"{cls.__module__}:{cls.__qualname__}",
         source=inspect.getsourcefile(cls) or cls.__module__,
         **meta,
     )
+
+
+def _check_names(where: str, names: set[str], arg_help: dict[str, str], fork_args: Sequence[str]) -> None:
+    unknown = set(arg_help) - names
+    if unknown:
+        raise RegistryError(f"{where}: arg_help names unknown hyper-parameters {sorted(unknown)}")
+    if set(fork_args) - names or len(set(fork_args)) != len(fork_args):
+        raise RegistryError(f"{where}: fork_args must name distinct hyper-parameters, got {list(fork_args)}")
 
 
 def _add_runtime(spec: ModuleSpec, cls: type) -> None:
@@ -240,6 +263,8 @@ def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | Non
             ]
             arg_help = kw.get("arg_help") or {}
             choices = kw.get("choices") or {}
+            limits = limits_from(kw.get("ranges"), [a.arg for a in positional[2:]], where)
+            fork_args = tuple(kw.get("fork_args", ()))
             args = tuple(
                 ArgSpec(
                     a.arg,
@@ -247,9 +272,11 @@ def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | Non
                     ast.unparse(a.annotation) if a.annotation is not None else "",
                     arg_help.get(a.arg, ""),
                     tuple(choices[a.arg]) if a.arg in choices else None,
+                    limits.get(a.arg, ()),
                 )
                 for a, d in list(zip(positional, defaults, strict=True))[2:]  # drop self, c1
             )
+            _check_names(where, {a.name for a in args}, arg_help, fork_args)
             doc = ast.get_docstring(node) or ""
             specs.append(
                 ModuleSpec(
@@ -259,6 +286,7 @@ def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | Non
                     deviations=tuple(kw.get("deviations", ())),
                     constraints=tuple(kw.get("constraints", ())),
                     args=args,
+                    fork_args=fork_args,
                     import_path=f"{module_name}:{node.name}",
                     source=str(path),
                     **{k: kw[k] for k in META_FIELDS},

@@ -45,6 +45,7 @@ from attnsurgeon.catalog.registry import register_module
         "combine": "how the channel- and spatially-recalibrated maps are merged: element-wise max or sum",
     },
     choices={"combine": ("max", "add")},
+    ranges={"reduction": {"min": 1, "below_c1": True}},
 )
 class scSE(AttentionModule):
     """Parallel channel SE and spatial SE gates on the same input, merged by element-wise max (or sum)."""

@@ -16,7 +16,7 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("SEAttention", "SEBlock", "SENet"),
+    aliases=("SEAttention", "SEBlock", "SENet", "SE_Block", "SELayer", "SEModule"),
     category="channel",
     paper="Squeeze-and-Excitation Networks",
     venue="CVPR",
@@ -29,6 +29,7 @@ from attnsurgeon.catalog.registry import register_module
         "The bottleneck width is max(c1 // reduction, 1), so channel counts below the reduction ratio still build.",
     ),
     arg_help={"reduction": "channel reduction ratio r of the excitation bottleneck (c1 -> c1/r -> c1)"},
+    ranges={"reduction": {"min": 1, "below_c1": True}},
 )
 class SE(AttentionModule):
     """Channel attention from globally pooled features through a two-layer bottleneck and a sigmoid gate."""

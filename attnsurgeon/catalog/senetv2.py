@@ -47,6 +47,7 @@ from attnsurgeon.catalog.registry import register_module
         "cardinality": "number of parallel fully connected branches aggregated before the excitation layer",
         "residual": "return x + x * weights as the reference does (False: plain x * weights, as YOLO ports do)",
     },
+    ranges={"reduction": {"min": 1, "below_c1": True}, "cardinality": {"min": 1}},
 )
 class SENetV2(AttentionModule):
     """SE whose excitation is an aggregated multi-branch dense layer; output x + x * weights as in the reference."""

@@ -35,7 +35,7 @@ def _shuffle_groups(c1: int, groups: int) -> int:
 
 
 @register_module(
-    aliases=("SA", "SANet", "SALayer", "sa_layer", "ShuffleAttentionModule"),
+    aliases=("SA", "SANet", "SALayer", "sa_layer", "ShuffleAttentionModule", "SAAttention"),
     category="channel+spatial",
     paper="SA-Net: Shuffle Attention for Deep Convolutional Neural Networks",
     venue="ICASSP",
@@ -50,6 +50,7 @@ def _shuffle_groups(c1: int, groups: int) -> int:
     ),
     constraints=("groups = largest g <= G with 2*g dividing c1 (G itself when 2*G | c1); odd c1 uses uneven halves",),
     arg_help={"G": "number of channel groups; each group is split in half into a channel and a spatial branch"},
+    ranges={"G": {"min": 1, "below_c1": True}},
 )
 class ShuffleAttention(AttentionModule):
     """Grouped channel and spatial gates on split halves of each group, recombined by a channel shuffle."""

@@ -19,7 +19,7 @@ from attnsurgeon.catalog.registry import register_module
 
 
 @register_module(
-    aliases=("SimAMAttention", "simam_module", "SimAMBlock"),
+    aliases=("SimAMAttention", "simam_module", "SimAMBlock", "SimAM_Attention"),
     category="channel+spatial",
     paper="SimAM: A Simple, Parameter-Free Attention Module for Convolutional Neural Networks",
     venue="ICML",
@@ -32,6 +32,7 @@ from attnsurgeon.catalog.registry import register_module
     ),
     constraints=("parameter-free: nothing to train; works for any C, H, W",),
     arg_help={"e_lambda": "regulariser lambda added to the per-channel variance in the energy function"},
+    ranges={"e_lambda": {"gt": 0, "max": 1}},
 )
 class SimAM(AttentionModule):
     """Parameter-free 3-D attention: each neuron is weighted by the inverse of its minimal energy (distinctiveness)."""

@@ -50,6 +50,12 @@ from attnsurgeon.catalog.registry import register_module
         "r": "reduction ratio of the squeeze vector, d = max(c1 / r, L)",
         "L": "minimum length d of the squeeze vector",
     },
+    ranges={
+        "M": {"min": 1},
+        "G": {"min": 1, "below_c1": True},
+        "r": {"min": 1, "below_c1": True},
+        "L": {"min": 1, "width": True},
+    },
 )
 class SK(AttentionModule):
     """Selective kernel: grouped branches with growing receptive fields fused by a softmax attention across branches."""

@@ -86,6 +86,7 @@ def newton_schulz_sqrt(a: torch.Tensor, iterations: int, eps: float = 1e-12) -> 
         "iterations": "Newton-Schulz iterations of the matrix square root (reference: 5)",
         "max_size": "statistics use at most the centre max_size x max_size positions (reference: 1000)",
     },
+    ranges={"reduction": {"min": 1, "below_c1": True}, "iterations": {"min": 1}, "max_size": {"min": 1, "width": True}},
 )
 class SOCA(AttentionModule):
     """Channel attention from the matrix square root of the feature covariance (second-order pooling)."""

@@ -47,7 +47,7 @@ def _zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 @register_module(
-    aliases=("TripletAttentionModule", "Triplet", "TA"),
+    aliases=("TripletAttentionModule", "Triplet", "TA", "TripletAtt"),
     category="channel+spatial",
     paper="Rotate to Attend: Convolutional Triplet Attention Module",
     venue="WACV",

@@ -10,6 +10,7 @@ import typer
 
 from attnsurgeon.cli import (
     _common,
+    adopt_cmd,
     augment_cmd,
     catalog_cmds,
     insert_cmd,
@@ -50,6 +51,7 @@ catalog_cmds.register(app)
 profile_cmd.register(app)
 sweep_cmd.register(app)
 module_cmds.register(app)
+adopt_cmd.register(app)
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ def spec_dict(spec: Any, cost: dict[str, Any] | None) -> dict[str, Any]:
                 "type": a.annotation,
                 "help": a.help,
                 **({"choices": list(a.choices)} if a.choices else {}),
+                **({"range": dict(a.limits)} if a.limits else {}),
             }
             for a in spec.args
         ],
@@ -65,6 +66,12 @@ def spec_dict(spec: Any, cost: dict[str, Any] | None) -> dict[str, Any]:
 def short_paper(title: str, limit: int = 48) -> str:
     head = title.split(":")[0].strip()
     return head if len(head) <= limit else head[: limit - 1].rstrip() + "…"
+
+
+def describe_limits(arg: Any) -> str:
+    from attnsurgeon.catalog.argcheck import describe_limits as describe
+
+    return describe(arg)
 
 
 def args_text(spec: Any) -> str:
@@ -169,7 +176,11 @@ def info(
         out.print("  (none)")
     for a in spec.args:
         choices = f" one of {list(a.choices)}." if a.choices else ""
-        out.print(esc(f"  {a.render()}  {a.help}{choices}"))
+        valid = f" (valid: {describe_limits(a)})" if a.limits else ""
+        out.print(esc(f"  {a.render()}  {a.help}{choices}{valid}"))
+    if spec.fork_args:
+        order = ", ".join(spec.fork_args)
+        out.print(esc(f"forked-Ultralytics YAMLs write [channels, {order}]; attnsurgeon adopt maps them"))
     if spec.constraints:
         out.print("constraints:")
         for c in spec.constraints:

@@ -64,6 +64,7 @@ def show(
                 "imgsz": imgsz,
                 "layers": [r.as_dict() for r in layers],
                 "positions": named,
+                "warnings": warnings,
             }
         )
         return

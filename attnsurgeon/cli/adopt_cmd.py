@@ -1,0 +1,94 @@
+"""``attnsurgeon adopt``: rewrite a forked-Ultralytics YAML so plain Ultralytics with attnsurgeon builds it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
+from attnsurgeon.cli._progress import progress
+from attnsurgeon.cli._report import render_checks
+from attnsurgeon.errors import AttnSurgeonError
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "adopt",
+        help="Rewrite a YAML written for a forked Ultralytics (attention rows with channel counts, fork names and "
+        "argument orders) into one plain Ultralytics builds with attnsurgeon; show each change and why, list rows "
+        "it cannot map, diagnose dead layers, stale references, index comments and the scale in the file name, "
+        "verify the result and write it.",
+    )(adopt)
+
+
+@errors_to_exit
+def adopt(
+    model: str = typer.Argument(..., help="The forked-Ultralytics model YAML."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Output YAML (default: <input stem>-adopted.yaml next to the input)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the changes and the diff; write nothing."),
+    scale: str | None = typer.Option(
+        None, "--scale", help="Check and verify at this scale (n/s/m/l/x) or 'all'. Default: the file name's."
+    ),
+    imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks."),
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Skip building and checking the result (no torch import)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    from attnsurgeon.api_adopt import adopt as run_adopt
+
+    try:
+        with progress(enabled=not as_json and not no_verify) as step:
+            step(f"adopting {model}: building and checking the result")
+            report = run_adopt(
+                model, output=output, force=force, scale=scale, imgsz=imgsz, verify=not no_verify, write=not dry_run
+            )
+    except AttnSurgeonError as exc:
+        failed = getattr(exc, "report", None)
+        if failed is not None:
+            if as_json:
+                emit_json({**failed.as_dict(), "output": None, "error": str(exc)})
+            else:
+                _render(failed, stderr=True)
+        raise
+    if as_json:
+        emit_json({**report.as_dict(), "diff": report.diff} if dry_run else report.as_dict())
+        return
+    _render(report)
+    if dry_run and report.diff:
+        console().print(esc(report.diff), end="")
+
+
+def _render(report: Any, stderr: bool = False) -> None:
+    out = console(stderr=stderr)
+    err = console(stderr=True)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {esc(warning)}")
+    out.print(f"adopt [bold]{esc(report.source)}[/] (scale {report.scale or '-'})")
+    if not report.changes and not report.unmapped:
+        out.print("nothing to change: every row already builds as written in plain Ultralytics with attnsurgeon")
+    if report.changes:
+        out.print("changed:")
+        for change in report.changes:
+            out.print(f"  layer {change.layer}: {esc(change.old)} -> {esc(change.new)}")
+            out.print(f"    [dim]{esc(change.why)}[/]")
+    if report.unmapped:
+        out.print("cannot map:")
+        for row in report.unmapped:
+            closest = f" (closest: {', '.join(row.closest)})" if row.closest else ""
+            out.print(f"  layer {row.layer}: {esc(row.row)}{esc(closest)}")
+            out.print(f"    [dim]{esc(row.why)}[/]")
+    if report.findings:
+        out.print("diagnosis:")
+        for finding in report.findings:
+            out.print(f"  {finding.kind}: {esc(finding.message)}")
+    render_checks(report.checks, stderr=stderr)
+    for index, params in report.params.items():
+        out.print(f"layer {index}: {fmt_int(params)} params")
+    if report.output is not None:
+        out.print(f"wrote [bold]{esc(report.output)}[/]")
