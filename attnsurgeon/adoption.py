@@ -16,7 +16,7 @@ from typing import Any
 
 from attnsurgeon import diagnose, yamledit, yamlio
 from attnsurgeon.augment_graph import AUGMENT_MODULE
-from attnsurgeon.catalog import REGISTRY, ModuleSpec
+from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.catalog.argcheck import format_flow
 from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError
 from attnsurgeon.graph import Graph
@@ -85,11 +85,13 @@ def refuse_placed(graph: Graph, data: dict[str, Any], stem: str, rows: list[int]
             )
 
 
-def refuse_placed_in(source: Any, result: Any) -> None:
-    """:func:`refuse_placed` for a pipeline source (YAML or checkpoint) and the surgery's result."""
+def refuse_new_rows(source: Any, edit: Any, probe: bool) -> None:
+    """Before a pipeline builds anything: a plugin module that changes the shape (one line naming it), and new rows
+    whose args cannot be what their module means where they land (:func:`refuse_placed`)."""
+    plugins.refuse_shape_change(edit.spec, probe=probe)
     ckpt = source.checkpoint
     data, scale = (source.doc.plain(), None) if source.doc is not None else (ckpt.cfg, ckpt.scale)
-    refuse_placed(result.graph, data, source.stem, result.fresh_layers, scale)
+    refuse_placed(edit.result.graph, data, source.stem, edit.result.fresh_layers, scale)
 
 
 def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:

@@ -340,8 +340,7 @@ class LayerInfo:
 def show(
     model: str | Path, scale: str | None = None, imgsz: int = DEFAULT_IMGSZ, build: bool = True
 ) -> tuple[yamlio.ModelDoc, str, list[LayerInfo], list[str]]:
-    """One row per layer: references as written and absolute, and (built at ``scale``) channels, stride, params.
-    The warnings include the file's diagnosis; a file that needs ``attnsurgeon adopt`` raises NeedsAdoptionError."""
+    """One row per layer: references, and (built at ``scale``) channels, stride, params; warnings: the diagnosis."""
     doc = plugins.with_recorded(yamlio.load(model))
     scales, warnings = yamlio.resolve_scales(doc, scale if scale != "all" else None)
     chosen = scales[0]

@@ -22,11 +22,11 @@ from typing import Any
 from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.catalog.argcheck import CHANNEL_CAUSE, Problem, describe_limits, format_flow
+from attnsurgeon.catalog.registry import IDENTITY_INIT
 from attnsurgeon.channels import BASE_MODULES, layer_channels, scale_factors
 from attnsurgeon.graph import INPUT, Graph, Row
 from attnsurgeon.yamlio import guess_scale
 
-IDENTITY_INIT = "IdentityInit"  # attnsurgeon.wrappers' row name (that module imports torch)
 FORK_CAUSE = "written in a forked Ultralytics' argument order"
 
 

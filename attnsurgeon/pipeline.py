@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import sizes, yamlio, yamltree
-from attnsurgeon.adoption import check_loaded, refuse_placed_in
+from attnsurgeon import adoption, sizes, yamlio, yamltree
 from attnsurgeon.catalog import ModuleSpec, plugins
 from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
@@ -58,7 +57,7 @@ def open_source(model: str | Path) -> Source:
 
         ckpt = load_checkpoint(model)
         return Source("checkpoint", ckpt.path, ckpt.path.stem, ckpt.graph, checkpoint=ckpt)
-    doc = check_loaded(plugins.with_recorded(yamlio.load(model)))  # plugin files it lists; a forked file stops here
+    doc = adoption.check_loaded(plugins.with_recorded(yamlio.load(model)))  # its plugin files; a forked file stops
     return Source("yaml", doc.path, doc.stem, doc.graph, doc=doc)
 
 
@@ -114,8 +113,7 @@ def execute(
     written unless every check passed. ``checks``: opt-in checks on ``device`` (:mod:`attnsurgeon.deploy_checks`).
     """
     sizes.check_square(imgsz)
-    plugins.refuse_shape_change(edit.spec, probe=verify)  # a plugin module changing the shape: one line naming it
-    refuse_placed_in(source, edit.result)  # new rows' args must be what their module means where they land
+    adoption.refuse_new_rows(source, edit, verify)  # a plugin changing the shape, args no module means there
     opts = Options(output, force, scale, imgsz, verify, write, dry_run, requested_checks(checks, verify), device)
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     return run(source, edit, opts, progress or (lambda text: None))

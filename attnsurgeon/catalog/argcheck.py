@@ -42,6 +42,15 @@ def limits_from(ranges: dict[str, Any] | None, arg_names: Sequence[str], where: 
     return out
 
 
+def check_names(where: str, names: set[str], arg_help: dict[str, str], fork_args: Sequence[str]) -> None:
+    """``arg_help`` and ``fork_args`` of a registry entry may only name its hyper-parameters."""
+    unknown = set(arg_help) - names
+    if unknown:
+        raise RegistryError(f"{where}: arg_help names unknown hyper-parameters {sorted(unknown)}")
+    if set(fork_args) - names or len(set(fork_args)) != len(fork_args):
+        raise RegistryError(f"{where}: fork_args must name distinct hyper-parameters, got {list(fork_args)}")
+
+
 def describe_limits(arg: ArgSpec) -> str:
     """``>= 1, < c1`` for ``info`` and error messages ('' when the argument declares no range)."""
     rules = dict(arg.limits)

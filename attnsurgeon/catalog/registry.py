@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog.argcheck import Problem, ambiguity, limits_from, problems
+from attnsurgeon.catalog.argcheck import Problem, ambiguity, check_names, limits_from, problems
 from attnsurgeon.catalog.values import format_flow
 from attnsurgeon.errors import ModuleArgsError, PluginError, RegistryError, UnknownModuleError
 from attnsurgeon.names import close_names
@@ -83,9 +83,8 @@ class ModuleSpec:
         return f"- [-1, 1, {self.name}, {format_flow(shown)}]"
 
     def check_args(self, values: Sequence[Any]) -> list[Any]:
-        """Check YAML hyper-parameters against the signature and declared ranges; return them or raise
-        ModuleArgsError. A short list that forked YAMLs read in their own order (``CBAM [7]``: kernel 7 there) comes
-        back completed with the defaults (``[7, 7]``), so a row attnsurgeon writes cannot be misread."""
+        """Check YAML args against the signature and declared ranges; a short list the forks read in their own order
+        (``CBAM [7]``: kernel 7 there) comes back completed with the defaults (``[7, 7]``)."""
         found = problems(self, values)
         if found:
             raise ModuleArgsError(f"{self.name} {found[0].text}; signature: {self.signature()}")
@@ -94,8 +93,7 @@ class ModuleSpec:
         return list(values)
 
     def problems_at(self, values: Sequence[Any], c1: int | None, channels: Sequence[int] = ()) -> list[Problem]:
-        """What is wrong with ``values`` for a layer whose input has ``c1`` channels (also written as ``channels``),
-        including a short row the forks' argument order reads differently."""
+        """What is wrong with ``values`` on ``c1`` input channels (``channels``: as written), fork order included."""
         found = problems(self, values, c1, channels)
         fork = ambiguity(self, values) if not found else None
         return found + ([fork] if fork else [])
@@ -180,12 +178,9 @@ def spec_from_class(
             raise RegistryError(f"{where}: hyper-parameter {p.name!r} must be positional (YAML args are a list)")
         annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
         default = _MISSING if p.default is inspect.Parameter.empty else p.default
-        args.append(
-            ArgSpec(
-                p.name, default, str(annotation), arg_help.get(p.name, ""), choices.get(p.name), limits.get(p.name, ())
-            )
-        )
-    _check_names(where, {a.name for a in args}, arg_help, fork_args)
+        limit = limits.get(p.name, ())
+        args.append(ArgSpec(p.name, default, str(annotation), arg_help.get(p.name, ""), choices.get(p.name), limit))
+    check_names(where, {a.name for a in args}, arg_help, fork_args)
     doc = inspect.getdoc(cls) or ""
     return ModuleSpec(
         name=name,
@@ -199,14 +194,6 @@ def spec_from_class(
         source=inspect.getsourcefile(cls) or cls.__module__,
         **meta,
     )
-
-
-def _check_names(where: str, names: set[str], arg_help: dict[str, str], fork_args: Sequence[str]) -> None:
-    unknown = set(arg_help) - names
-    if unknown:
-        raise RegistryError(f"{where}: arg_help names unknown hyper-parameters {sorted(unknown)}")
-    if set(fork_args) - names or len(set(fork_args)) != len(fork_args):
-        raise RegistryError(f"{where}: fork_args must name distinct hyper-parameters, got {list(fork_args)}")
 
 
 def _add_runtime(spec: ModuleSpec, cls: type) -> None:
@@ -276,7 +263,7 @@ def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | Non
                 )
                 for a, d in list(zip(positional, defaults, strict=True))[2:]  # drop self, c1
             )
-            _check_names(where, {a.name for a in args}, arg_help, fork_args)
+            check_names(where, {a.name for a in args}, arg_help, fork_args)
             doc = ast.get_docstring(node) or ""
             specs.append(
                 ModuleSpec(
