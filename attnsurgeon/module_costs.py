@@ -15,17 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon.catalog.registry import CATALOG_DIR, ModuleSpec
+from attnsurgeon.diskcache import cache_dir, prune
 
 REFERENCE_CHANNELS = 256
 REFERENCE_SIZE = (20, 20)
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("ATTNSURGEON_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "attnsurgeon"
 
 
 def _torch_version_file() -> bytes:
@@ -75,6 +68,7 @@ def reference_costs(specs: list[ModuleSpec], compute_missing: bool = True) -> di
             cached[name] = compute(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            prune(path.parent, "catalog-costs-*.json")  # stale catalog versions never pile up
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(cached, indent=1, sort_keys=True))
             os.replace(tmp, path)

@@ -24,6 +24,9 @@ TORCH_FREE = {
     "adoption",
     "channels",
     "yamledit",
+    "diskcache",
+    "catalog.spec",
+    "catalog.scan",
 }
 # Rooms below the commands must never reach up to them.
 NEVER_IMPORTS = {

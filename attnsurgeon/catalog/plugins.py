@@ -20,7 +20,6 @@ import ast
 import functools
 import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -30,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from attnsurgeon import diskcache
 from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry, scan_file
 from attnsurgeon.errors import AttnSurgeonError, PluginError, RegistryError
@@ -48,11 +48,16 @@ def first_line(exc: BaseException) -> str:
 
 @functools.lru_cache(maxsize=1)
 def ultralytics_names() -> frozenset[str]:
-    """The names ``parse_model`` resolves in ``ultralytics.nn.tasks``, read from its source (no torch import)."""
+    """The names ``parse_model`` resolves in ``ultralytics.nn.tasks``, read from its source (no torch import; cached
+    on disk while tasks.py is unchanged)."""
     spec = importlib.util.find_spec("ultralytics")
     if spec is None or not spec.origin:
         return frozenset()
     tasks = Path(spec.origin).parent / "nn" / "tasks.py"
+    return frozenset(diskcache.cached("ultralytics-names", [tasks, Path(__file__)], lambda: _names_in(tasks)))
+
+
+def _names_in(tasks: Path) -> tuple[str, ...]:
     tree = ast.parse(tasks.read_text(encoding="utf-8"))
     names: set[str] = set()
     for node in tree.body:
@@ -60,7 +65,7 @@ def ultralytics_names() -> frozenset[str]:
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
         elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             names.add(node.name)
-    return frozenset(names)
+    return tuple(sorted(names))
 
 
 def module_name_for(path: Path) -> str:
@@ -221,11 +226,27 @@ def allow_in_safe_load(objects: Iterable[Any]) -> None:
 # Entry points and YAML-recorded plugins
 
 
+def installed_entry_points() -> tuple[tuple[str, str], ...]:
+    """(name, value) of every installed ``attnsurgeon.modules`` entry point. Cached on disk, keyed by the folders on
+    ``sys.path``: installing or removing a distribution adds or removes its metadata folder in one of them. The
+    script's own folder (``sys.path[0]``, the current one under ``python -m``) is left out of the key: every output
+    written there would change it, and no distribution is installed there."""
+    searched = sys.path if sys.flags.safe_path else sys.path[1:]
+    folders = [p for p in dict.fromkeys(searched) if p and os.path.isdir(p)]
+    return diskcache.cached("entry-points", [*folders, Path(__file__)], _read_entry_points)
+
+
+def _read_entry_points() -> tuple[tuple[str, str], ...]:
+    from importlib.metadata import entry_points  # ~25 ms to import: only when the cache has no answer
+
+    return tuple((ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
 def discover_entry_points(registry: Registry) -> None:
     """Add the modules of every ``attnsurgeon.modules`` entry point; a broken one becomes a warning naming it."""
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        module_name = ep.value.partition(":")[0].strip()
-        label = f"entry point {ep.name!r} ({ep.value})"
+    for ep_name, ep_value in installed_entry_points():
+        module_name = ep_value.partition(":")[0].strip()
+        label = f"entry point {ep_name!r} ({ep_value})"
         try:
             specs = _entry_point_specs(module_name)
             if not specs:

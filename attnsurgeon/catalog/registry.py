@@ -9,94 +9,40 @@ A test keeps the two views equal for every built-in entry.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog.argcheck import Problem, ambiguity, check_names, limits_from, problems
-from attnsurgeon.catalog.values import format_flow
-from attnsurgeon.errors import ModuleArgsError, PluginError, RegistryError, UnknownModuleError
+from attnsurgeon.catalog.argcheck import check_names, limits_from
+from attnsurgeon.catalog.scan import CATALOG_DIR, scan_builtins, scan_file
+from attnsurgeon.catalog.spec import (
+    C1_FIRST,
+    CATEGORIES,
+    IDENTITY_INIT,
+    META_FIELDS,
+    MISSING,
+    RESERVED_ATTRIBUTES,
+    ArgSpec,
+    ModuleSpec,
+)
+from attnsurgeon.errors import PluginError, RegistryError, UnknownModuleError
 from attnsurgeon.names import close_names
 
-IDENTITY_INIT = "IdentityInit"  # the layer attnsurgeon.wrappers writes around a module; no catalog entry may take it
-CATEGORIES = ("channel", "spatial", "channel+spatial", "self-attention", "convolutional attention")
-META_FIELDS = ("category", "paper", "venue", "year", "link", "reference")
-# Ultralytics' parse_model writes these attributes on every layer module (docs/architecture.md).
-RESERVED_ATTRIBUTES = frozenset({"i", "f", "type", "np"})
-_MISSING = object()
-C1_FIRST = "the constructor must take input channels first: __init__(self, c1, *hyper-parameters with defaults)"
-
-
-@dataclass(frozen=True)
-class ArgSpec:
-    """One hyper-parameter of a module, as the YAML lists it."""
-
-    name: str
-    default: Any = _MISSING
-    annotation: str = ""
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
-    limits: tuple[tuple[str, Any], ...] = ()  # declared valid range, see attnsurgeon.catalog.argcheck
-
-    @property
-    def required(self) -> bool:
-        return self.default is _MISSING
-
-    def render(self) -> str:
-        text = self.name + (f": {self.annotation}" if self.annotation else "")
-        return text if self.required else f"{text} = {self.default!r}"
-
-
-@dataclass(frozen=True)
-class ModuleSpec:
-    """Everything the CLI knows about a catalog module without building it."""
-
-    name: str
-    category: str
-    paper: str
-    venue: str
-    year: int
-    link: str
-    reference: str
-    import_path: str  # "package.module:ClassName"
-    summary: str = ""
-    aliases: tuple[str, ...] = ()
-    deviations: tuple[str, ...] = ()
-    constraints: tuple[str, ...] = ()
-    args: tuple[ArgSpec, ...] = ()
-    fork_args: tuple[str, ...] = ()  # hyper-parameter order of the forks' constructor, after the channel count
-    source: str = ""  # file the entry was defined in, for error messages
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    def signature(self) -> str:
-        return f"{self.name}({', '.join(a.render() for a in self.args)})"
-
-    def defaults(self) -> list[Any]:
-        return [a.default for a in self.args if not a.required]
-
-    def yaml_line(self, args: Sequence[Any] | None = None) -> str:
-        shown = list(args) if args is not None else [a.default for a in self.args if not a.required]
-        return f"- [-1, 1, {self.name}, {format_flow(shown)}]"
-
-    def check_args(self, values: Sequence[Any]) -> list[Any]:
-        """Check YAML args against the signature and declared ranges; a short list the forks read in their own order
-        (``CBAM [7]``: kernel 7 there) comes back completed with the defaults (``[7, 7]``)."""
-        found = problems(self, values)
-        if found:
-            raise ModuleArgsError(f"{self.name} {found[0].text}; signature: {self.signature()}")
-        if ambiguity(self, values) is not None:
-            return [*values, *(a.default for a in self.args[len(values) :])]
-        return list(values)
-
-    def problems_at(self, values: Sequence[Any], c1: int | None, channels: Sequence[int] = ()) -> list[Problem]:
-        """What is wrong with ``values`` on ``c1`` input channels (``channels``: as written), fork order included."""
-        found = problems(self, values, c1, channels)
-        fork = ambiguity(self, values) if not found else None
-        return found + ([fork] if fork else [])
+__all__ = [
+    "CATALOG_DIR",
+    "CATEGORIES",
+    "IDENTITY_INIT",
+    "META_FIELDS",
+    "REGISTRY",
+    "RESERVED_ATTRIBUTES",
+    "ArgSpec",
+    "ModuleSpec",
+    "Registry",
+    "register_module",
+    "scan_file",
+    "spec_from_class",
+]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -177,7 +123,7 @@ def spec_from_class(
         if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY):
             raise RegistryError(f"{where}: hyper-parameter {p.name!r} must be positional (YAML args are a list)")
         annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
-        default = _MISSING if p.default is inspect.Parameter.empty else p.default
+        default = MISSING if p.default is inspect.Parameter.empty else p.default
         limit = limits.get(p.name, ())
         args.append(ArgSpec(p.name, default, str(annotation), arg_help.get(p.name, ""), choices.get(p.name), limit))
     check_names(where, {a.name for a in args}, arg_help, fork_args)
@@ -208,80 +154,6 @@ def _add_runtime(spec: ModuleSpec, cls: type) -> None:
     _RUNTIME[spec.name] = (spec, cls)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Torch-free view of the built-in catalog: read the decorator and signature from the source
-
-
-CATALOG_DIR = Path(__file__).resolve().parent
-_NOT_MODULES = {"__init__", "registry", "base", "layers", "plugins", "values"}
-
-
-def _literal(node: ast.AST, where: str) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except ValueError as exc:
-        raise RegistryError(f"{where}: register_module arguments and defaults must be literals") from exc
-
-
-def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | None = None) -> list[ModuleSpec]:
-    """Read the registered classes of one catalog (or plugin) file without importing it."""
-    module_name = module_name or f"attnsurgeon.catalog.{path.stem}"
-    tree = tree or ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    specs = []
-    for node in tree.body:
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for dec in node.decorator_list:
-            if not (
-                isinstance(dec, ast.Call)
-                and getattr(dec.func, "id", getattr(dec.func, "attr", "")) == "register_module"
-            ):
-                continue
-            where = f"{path.name}:{node.name}"
-            kw = {k.arg: _literal(k.value, where) for k in dec.keywords}
-            init = next((b for b in node.body if isinstance(b, ast.FunctionDef) and b.name == "__init__"), None)
-            if init is None:
-                raise RegistryError(f"{where}: a registered class needs its own __init__(self, c1, ...)")
-            positional = init.args.posonlyargs + init.args.args
-            if len(positional) < 2 or positional[1].arg != "c1":
-                raise RegistryError(f"{where}: {C1_FIRST}")
-            defaults = [_MISSING] * (len(positional) - len(init.args.defaults)) + [
-                _literal(d, where) for d in init.args.defaults
-            ]
-            arg_help = kw.get("arg_help") or {}
-            choices = kw.get("choices") or {}
-            limits = limits_from(kw.get("ranges"), [a.arg for a in positional[2:]], where)
-            fork_args = tuple(kw.get("fork_args", ()))
-            args = tuple(
-                ArgSpec(
-                    a.arg,
-                    d,
-                    ast.unparse(a.annotation) if a.annotation is not None else "",
-                    arg_help.get(a.arg, ""),
-                    tuple(choices[a.arg]) if a.arg in choices else None,
-                    limits.get(a.arg, ()),
-                )
-                for a, d in list(zip(positional, defaults, strict=True))[2:]  # drop self, c1
-            )
-            check_names(where, {a.name for a in args}, arg_help, fork_args)
-            doc = ast.get_docstring(node) or ""
-            specs.append(
-                ModuleSpec(
-                    name=kw.get("name") or node.name,
-                    aliases=tuple(kw.get("aliases", ())),
-                    summary=doc.strip().splitlines()[0] if doc.strip() else "",
-                    deviations=tuple(kw.get("deviations", ())),
-                    constraints=tuple(kw.get("constraints", ())),
-                    args=args,
-                    fork_args=fork_args,
-                    import_path=f"{module_name}:{node.name}",
-                    source=str(path),
-                    **{k: kw[k] for k in META_FIELDS},
-                )
-            )
-    return specs
-
-
 class Registry:
     """Names to module specs: the built-in catalog (read from source), plugins, and anything registered at run time."""
 
@@ -291,22 +163,11 @@ class Registry:
         self._importers: dict[str, tuple[Callable[[], Any], bool]] = {}  # module name -> (import it, strict)
         self.plugin_warnings: list[str] = []  # broken entry points, skipped; the CLI shows these
         self.discover: Callable[[Registry], None] | None = None  # entry-point discovery (set by catalog.plugins)
+        self._index_memo: tuple[tuple[Any, ...], dict[str, ModuleSpec]] = ((), {})
 
     def _builtins(self) -> dict[str, ModuleSpec]:
         if self._builtin is None:
-            found: dict[str, ModuleSpec] = {}
-            for path in sorted(CATALOG_DIR.glob("*.py")):
-                if path.stem in _NOT_MODULES or path.stem.startswith("_"):
-                    continue
-                for spec in scan_file(path):
-                    if spec.name in found:
-                        other = found[spec.name]
-                        raise RegistryError(
-                            f"module name {spec.name!r} is registered twice: by {other.import_path} and by "
-                            f"{spec.import_path}"
-                        )
-                    found[spec.name] = spec
-            self._builtin = found
+            self._builtin = scan_builtins()
             discover, self.discover = self.discover, None  # once; it reads specs() itself
             if discover is not None:
                 discover(self)
@@ -340,11 +201,17 @@ class Registry:
         return [s.name for s in self.specs()]
 
     def _index(self) -> dict[str, ModuleSpec]:
-        index: dict[str, ModuleSpec] = {}
-        for spec in self.specs():
-            for n in (spec.name, *spec.aliases):
-                index.setdefault(n.lower(), spec)
-        return index
+        # Rebuilt only when the set of specs changed (every row of a model looks its module up).
+        self._builtins()
+        state = (self._builtin, *self._plugins.values(), *(s for s, _ in _RUNTIME.values()))
+        memo = self._index_memo[0]
+        if len(memo) != len(state) or any(a is not b for a, b in zip(memo, state, strict=True)):
+            index: dict[str, ModuleSpec] = {}
+            for spec in self.specs():
+                for n in (spec.name, *spec.aliases):
+                    index.setdefault(n.lower(), spec)
+            self._index_memo = (state, index)
+        return self._index_memo[1]
 
     def find(self, name: str) -> ModuleSpec | None:
         return self._index().get(str(name).lower())
