@@ -31,6 +31,10 @@ from attnsurgeon.wrappers import with_gates_opened
 
 LAYER_WARMUP = 3
 LAYER_BUDGET_S = 0.05  # timed runs of one fresh layer (at least timing.MIN_RUNS)
+# Timed runs of the base when --runs is not given (profile's own default is 4 s): the base is timed once per sweep
+# and every variant's latency is the base's plus its layers' differences, timed alone, so a longer base budget
+# only moves every row by the same small amount.
+BASE_BUDGET_S = 1.0
 TRAIN_BATCH = 4
 
 
@@ -83,7 +87,7 @@ def _shape_hooks(model: nn.Module) -> tuple[dict[int, tuple[int, ...]], dict[int
 def cost_base(cfg: dict[str, Any], scale: str, yaml_file: str, device: str, imgsz: int, runs: int | None) -> BaseModel:
     """Build and profile the base once (as ``profile`` does); record the shapes of its layers' inputs and outputs."""
     model = ultra.build_model(cfg, scale or None, yaml_file)
-    report = profile.profile(model, device=device, imgsz=imgsz, runs=runs)[0]
+    report = profile.profile(model, device=device, imgsz=imgsz, runs=runs, budget_s=BASE_BUDGET_S)[0]
     deployed = report.deployed
     assert deployed is not None and report.inputs is not None
     ins, outs, handles = _shape_hooks(deployed)

@@ -219,10 +219,9 @@ def _cost_all(job: SweepRun, retry_failed: bool, step: Progress) -> None:
 
     s = job.settings
     doc = yamlio.load(s.model)
-    base_text = doc.text
     base = sweep_cost.cost_base(doc.plain(), s.scale, f"{job.variants[0].name}.yaml", s.device, s.imgsz, s.runs)
     with _gc_frozen():
-        _cost_each(job, todo, base, doc.graph, base_text, done, total, step)
+        _cost_each(job, todo, base, doc, done, total, step)
 
 
 @contextlib.contextmanager
@@ -237,7 +236,7 @@ def _gc_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _cost_each(job: SweepRun, todo: list[Variant], base: Any, graph: graph_mod.Graph, base_text: str, done: int,
+def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.ModelDoc, done: int,
                total: int, step: Progress) -> None:  # fmt: skip
     from attnsurgeon import ultra
 
@@ -246,10 +245,10 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, graph: graph_mod.G
         row = _new_row(job, v)
         try:
             if v.op == "base":
-                yamlio.write_atomic(job.directory / f"{v.name}.yaml", base_text)
+                yamlio.write_atomic(job.directory / f"{v.name}.yaml", base_doc.text)
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
             else:
-                _cost_variant(job, v, base, graph, row)
+                _cost_variant(job, v, base, base_doc, row)
         except AttnSurgeonError as exc:
             row.update(status="failed", reason=str(exc))
         except Exception as exc:  # a variant's own failure (an exception in its module) must not end the sweep
@@ -266,12 +265,12 @@ def _new_row(job: SweepRun, v: Variant) -> dict[str, Any]:
             "imgsz": s.imgsz, "device": s.device, "status": "ok", "reason": None, "key": job.key(v)}  # fmt: skip
 
 
-def _cost_variant(job: SweepRun, v: Variant, base: Any, base_graph: graph_mod.Graph, row: dict[str, Any]) -> None:
+def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDoc, row: dict[str, Any]) -> None:
     from attnsurgeon import sweep_cost, ultra, verify
 
     s = job.settings
-    after = resolve_at(base_graph, v.at)
-    doc = yamlio.load(s.model)
+    after = resolve_at(base_doc.graph, v.at)
+    doc = yamlio.copy_doc(base_doc)
     spec, values = api.module_args(v.module, list(v.args))
     name, row_args = api.surgery_row(spec, values, False)
     if v.op == "insert":

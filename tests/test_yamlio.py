@@ -91,3 +91,21 @@ def test_atomic_write_replaces_and_keeps_mode(tmp_path):
     yamlio.write_atomic(target, "new\n")
     assert target.read_text() == "new\n" and (target.stat().st_mode & 0o777) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["out.yaml"]
+
+
+def test_a_copied_document_dumps_byte_for_byte_and_is_independent(tmp_path):
+    """copy_doc (the sweep's per-variant copy, and apply's when not in place) keeps every comment and style."""
+    texts = [USER_YAML.replace("\n", "\r\n"), USER_YAML.rstrip("\n"), USER_YAML]
+    paths = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+    for i, text in enumerate(texts):
+        path = tmp_path / f"user{i}.yaml"
+        path.write_bytes(text.encode())
+        paths.append(path)
+    for path in paths:
+        doc = yamlio.load(path)
+        before = doc.dump()
+        copy = yamlio.copy_doc(doc)
+        assert copy.dump() == before, path
+        spent = yamlio.apply(copy, graph.insert(copy.graph, [0], "SE", [8]), in_place=True)
+        assert yamlio.dump(spent) != before
+        assert doc.dump() == before, f"{path}: surgery on the copy changed the original"

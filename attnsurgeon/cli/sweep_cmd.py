@@ -73,7 +73,10 @@ def sweep(
         "delta", "--latency", help="delta: base latency + the new layers timed alone; full: every variant timed whole."
     ),
     runs: int | None = typer.Option(
-        None, "--runs", help="Timed runs of the base (and of each variant with --latency full). Default: as profile."
+        None,
+        "--runs",
+        help="Timed runs of the base (and of each variant with --latency full). Default: as many as fit in about a "
+        "second (the base), as profile does (--latency full).",
     ),
     train: Path | None = typer.Option(None, "--train", help="Ultralytics data.yaml: train every variant on it."),
     epochs: int = typer.Option(1, "--epochs", help="Training epochs per variant."),
