@@ -176,7 +176,9 @@ def check_in_model(spec: ModuleSpec, scale: str, model: str = MODEL) -> Check:
 
 
 def check_onnx(spec: ModuleSpec) -> Check:
-    """Exported to ONNX (opset 17) at 1x64x20x20, onnxruntime gives the torch output (1e-4)."""
+    """Exported to ONNX (opset 17) at 1x64x15x20, onnxruntime gives the torch output (1e-4). An odd height, as
+    rectangular validation feeds (480x640 at stride 32): padding and block arithmetic traced from the shape must
+    export right, not only at sizes every block divides."""
     name = "ONNX export parity"
     if not (importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime")):
         return Check(name, None, "skipped: onnx/onnxruntime not installed (pip install attnsurgeon[export])")
@@ -185,7 +187,7 @@ def check_onnx(spec: ModuleSpec) -> Check:
 
     try:
         module = build(spec.name).eval()
-        x = _sample(1, CHANNELS, 20, 20)
+        x = _sample(1, CHANNELS, 15, 20)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "module.onnx"
             names = {"input_names": ["x"], "output_names": ["y"]}

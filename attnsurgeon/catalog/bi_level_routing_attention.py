@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnsurgeon.catalog.base import AttentionModule
-from attnsurgeon.catalog.layers import largest_divisor_at_most
+from attnsurgeon.catalog.layers import ceil_div, largest_divisor_at_most
 from attnsurgeon.catalog.registry import register_module
 
 
@@ -95,8 +95,8 @@ class BiLevelRoutingAttention(AttentionModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         h, w = int(h), int(w)
-        rh, rw = -(-h // self.n_win), -(-w // self.n_win)  # region size
-        nh, nw = -(-h // rh), -(-w // rw)  # regions per side (every region holds a real pixel)
+        rh, rw = ceil_div(h, self.n_win), ceil_div(w, self.n_win)  # region size
+        nh, nw = ceil_div(h, rh), ceil_div(w, rw)  # regions per side (every region holds a real pixel)
         p, t = nh * nw, rh * rw
         qkv = self.qkv(x.permute(0, 2, 3, 1))  # B, H, W, 2qk + C
         v_map = qkv[..., 2 * self.qk_dim :].permute(0, 3, 1, 2)

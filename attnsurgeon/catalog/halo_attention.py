@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnsurgeon.catalog.base import AttentionModule
-from attnsurgeon.catalog.layers import crop_to
+from attnsurgeon.catalog.layers import ceil_div, crop_to
 from attnsurgeon.catalog.registry import register_module
 
 
@@ -50,7 +50,7 @@ def _windows(h: int, w: int, block: int, halo: int, device: torch.device) -> tup
     """Flat pixel indices (blocks window^2) into the map padded by halo (top/left) and to a multiple of block plus
     halo (bottom/right), and the (blocks, 1, window^2) mask of window positions that are not pixels of the image."""
     window = block + 2 * halo
-    nh, nw = -(-h // block), -(-w // block)
+    nh, nw = ceil_div(h, block), ceil_div(w, block)
     width = nw * block + 2 * halo
     off = torch.arange(window, device=device)
     rows = (torch.arange(nh, device=device) * block)[:, None] + off  # nh window: padded-map row of each position
@@ -128,7 +128,7 @@ class HaloAttention(AttentionModule):
         """Attention weights (N, heads, blocks, block^2, window^2), values, and the padded geometry."""
         n, _, h, w = x.shape
         b, heads, d, kw, halo = self.block, self.heads, self.dim_head, self.window, self.halo
-        nh, nw = -(-h // b), -(-w // b)
+        nh, nw = ceil_div(h, b), ceil_div(w, b)
         hp, wp = nh * b, nw * b
         gather, pad_key = _windows(h, w, b, halo, x.device)
 

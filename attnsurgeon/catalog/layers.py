@@ -6,6 +6,12 @@ import torch
 import torch.nn.functional as F
 
 
+def ceil_div(a: int, b: int) -> int:
+    """Ceiling of a / b for a >= 0, b > 0. Not ``-(-a // b)``: traced from a tensor's shape for ONNX, that becomes
+    integer Div, which truncates toward zero, so the export computes the floor (one block too few at 224x320)."""
+    return (a + b - 1) // b
+
+
 def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: int | None = None) -> tuple[torch.Tensor, int, int]:
     """Zero-pad the bottom/right of an NCHW tensor so H and W are multiples; returns (padded, pad_h, pad_w).
 
