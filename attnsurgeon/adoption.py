@@ -203,9 +203,39 @@ def _closest(name: str) -> tuple[list[str], bool]:
     return list(dict.fromkeys(index[key] for key in close_names(name.lower(), list(index))))[:3], False
 
 
-def plan(model: str | Path, scale: str | None = None, known: frozenset[str] = frozenset()) -> AdoptPlan:
+def _fix_stale(doc: yamlio.ModelDoc, graph: Graph, result: AdoptPlan) -> None:
+    """Point each stale reference at the layer it meant: the packaged model's input, renumbered here. Rows the file
+    added after that layer stay read by what reads them already (as ``insert --rewire next`` splices a row)."""
+    by_row: dict[int, list[diagnose.StaleRef]] = {}
+    for stale in diagnose.stale_refs(graph, yamledit.packaged_graphs()):
+        by_row.setdefault(stale.layer, []).append(stale)
+    for layer, found in sorted(by_row.items()):
+        row = graph.rows[layer]
+        refs = row.refs()
+        for s in found:
+            refs[s.slot] = s.meant - layer if refs[s.slot] < 0 else s.meant  # a relative reference stays relative
+        new_from: int | list[int] = refs if isinstance(row.from_, (list, tuple)) else refs[0]
+        yamledit.set_from(doc.data, layer, new_from)
+        new_text = diagnose.row_text(replace(row, from_=new_from))
+        why = "; ".join(
+            f"read layer {s.target} ({graph.rows[s.target].module}); in {s.model} this input is layer {s.packaged} "
+            f"({graph.rows[s.meant].module}), layer {s.meant} here"
+            + (
+                f" (the {graph.rows[s.after].module} added after it stays on its own path)"
+                if s.after != s.meant
+                else ""
+            )
+            for s in found
+        )
+        result.changes.append(Change(layer, diagnose.row_text(row), new_text, why))
+
+
+def plan(
+    model: str | Path, scale: str | None = None, known: frozenset[str] = frozenset(), fix_stale: bool = False
+) -> AdoptPlan:
     """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
-    names plain Ultralytics resolves (``attnsurgeon.ultra.ultralytics_module_names``)."""
+    names plain Ultralytics resolves (``attnsurgeon.ultra.ultralytics_module_names``); ``fix_stale`` also points
+    stale references (a renumbering that missed a row) at the layers they meant (:func:`_fix_stale`)."""
     doc = yamlio.load(model)
     result = AdoptPlan(doc, build_scale(doc, scale))
     graph = doc.graph
@@ -245,6 +275,8 @@ def plan(model: str | Path, scale: str | None = None, known: frozenset[str] = fr
         yamledit.set_row(doc.data, i, spec.name, new)
         new_text = diagnose.row_text(replace(row, module=spec.name, args=tuple(new)))
         result.changes.append(Change(i, text, new_text, renamed + why))
+    if fix_stale:
+        _fix_stale(doc, graph, result)
     derived = diagnose.derivation(graph, yamledit.packaged_graphs())
     old_index = {new: old for old, new in derived[2].items()} if derived else {}
     for index, old in sorted(yamledit.index_comments(doc.data).items()):

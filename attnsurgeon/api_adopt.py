@@ -23,17 +23,20 @@ def adopt(
     imgsz: int = DEFAULT_IMGSZ,
     verify: bool = True,
     write: bool = True,
+    fix_stale: bool = False,
 ) -> adoption.AdoptReport:
     """Rewrite a forked-Ultralytics YAML so plain Ultralytics with attnsurgeon builds the modules it meant, verify it as
     insert verifies (build, forward at square and rectangular sizes, one training step) and write it atomically.
 
-    Returns an :class:`~attnsurgeon.adoption.AdoptReport`. Nothing is written when a row cannot be mapped
+    ``fix_stale`` also points each stale reference (a renumbering that missed an added row, found by comparing with
+    the packaged model the file derives from) at the layer it meant. Returns an
+    :class:`~attnsurgeon.adoption.AdoptReport`. Nothing is written when a row cannot be mapped
     (NeedsAdoptionError) or a check fails (VerificationError); ``exc.report`` holds the report then.
     """
     from attnsurgeon import ultra
 
     sizes.check_square(imgsz)
-    result = adoption.plan(model, scale, known=ultra.ultralytics_module_names())
+    result = adoption.plan(model, scale, known=ultra.ultralytics_module_names(), fix_stale=fix_stale)
     doc = result.doc
     scales, warnings = yamlio.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None

@@ -166,7 +166,20 @@ def derivation(graph: Graph, references: Sequence[tuple[str, Graph]]) -> tuple[s
     return None if best is None else best[1:]  # type: ignore[return-value]
 
 
-def stale_references(graph: Graph, references: Sequence[tuple[str, Graph]]) -> list[Finding]:
+@dataclass(frozen=True)
+class StaleRef:
+    """A reference that reads another layer than the packaged model the file derives from reads there."""
+
+    layer: int
+    slot: int  # position in the row's ``from`` list (0 for a single int)
+    target: int  # the layer it reads
+    model: str  # the packaged model's file name
+    packaged: int  # the layer that input is in the packaged model
+    meant: int  # that layer's index here
+    after: int  # the last row added right after ``meant`` (``meant`` when none): where insert's default rewire reads
+
+
+def stale_refs(graph: Graph, references: Sequence[tuple[str, Graph]]) -> list[StaleRef]:
     found = derivation(graph, references)
     if found is None:
         return []
@@ -174,28 +187,31 @@ def stale_references(graph: Graph, references: Sequence[tuple[str, Graph]]) -> l
     added = set(range(len(graph))) - set(mapping.values())
     out = []
     for old, new in sorted(mapping.items()):
-        wrong = []
-        for ref_target, target in zip(ref.absolute(old), graph.absolute(new), strict=False):
+        pairs = zip(ref.absolute(old), graph.absolute(new), strict=False)
+        for slot, (ref_target, target) in enumerate(pairs):
             if ref_target == INPUT:
                 continue
             allowed = [mapping[ref_target]]
             while allowed[-1] + 1 in added and allowed[-1] + 1 < new:  # rows added right after it (attention)
                 allowed.append(allowed[-1] + 1)
             if target not in allowed:
-                wrong.append((target, ref_target, allowed))
-        for target, ref_target, allowed in wrong:
-            also = (
-                f" (or {allowed[-1]}, the {graph.rows[allowed[-1]].module} added after it)" if len(allowed) > 1 else ""
+                out.append(StaleRef(new, slot, target, name, ref_target, allowed[0], allowed[-1]))
+    return out
+
+
+def stale_references(graph: Graph, references: Sequence[tuple[str, Graph]]) -> list[Finding]:
+    out = []
+    for s in stale_refs(graph, references):
+        also = f" (or {s.after}, the {graph.rows[s.after].module} added after it)" if s.after != s.meant else ""
+        reads = f"layer {s.layer} ({graph.rows[s.layer].module}) reads layer {s.target} ({graph.rows[s.target].module})"
+        out.append(
+            Finding(
+                "stale",
+                s.layer,
+                f"{reads}, but in {s.model} this input is layer {s.packaged} ({graph.rows[s.meant].module}), which "
+                f"is layer {s.meant} here: a renumbering after an added row missed it; write {s.meant}{also}",
             )
-            out.append(
-                Finding(
-                    "stale",
-                    new,
-                    f"layer {new} ({graph.rows[new].module}) reads layer {target} ({graph.rows[target].module}), but "
-                    f"in {name} this input is layer {ref_target} ({ref.rows[ref_target].module}), which is layer "
-                    f"{allowed[0]} here: a renumbering after an added row missed it; write {allowed[0]}{also}",
-                )
-            )
+        )
     return out
 
 

@@ -32,6 +32,11 @@ def set_row(data: CommentedMap, index: int, module: str, args: list[Any]) -> Non
     yamltree.replace_row(*row_slot(data, index), module, args)
 
 
+def set_from(data: CommentedMap, index: int, from_: int | list[int]) -> None:
+    """Change a row's ``from`` in place (flow style and the gap before its comment kept)."""
+    yamltree.set_from(*row_slot(data, index), from_)
+
+
 def index_comments(data: CommentedMap) -> dict[int, int]:
     """Layer -> the index its trailing comment names (``# 16 (P3/8-small)`` -> 16; not ``# 2 heads``)."""
     out = {}

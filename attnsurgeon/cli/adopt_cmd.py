@@ -38,6 +38,12 @@ def adopt(
     no_verify: bool = typer.Option(
         False, "--no-verify", help="Skip building and checking the result (no torch import)."
     ),
+    fix_stale: bool = typer.Option(
+        False,
+        "--fix-stale",
+        help="Also point each stale reference (a renumbering that missed an added row; see the diagnosis) at the "
+        "layer it meant in the packaged model the file derives from.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     from attnsurgeon.api_adopt import adopt as run_adopt
@@ -46,7 +52,14 @@ def adopt(
         with progress(enabled=not as_json and not no_verify) as step:
             step(f"adopting {model}: building and checking the result")
             report = run_adopt(
-                model, output=output, force=force, scale=scale, imgsz=imgsz, verify=not no_verify, write=not dry_run
+                model,
+                output=output,
+                force=force,
+                scale=scale,
+                imgsz=imgsz,
+                verify=not no_verify,
+                write=not dry_run,
+                fix_stale=fix_stale,
             )
     except AttnSurgeonError as exc:
         failed = getattr(exc, "report", None)
@@ -87,6 +100,8 @@ def _render(report: Any, stderr: bool = False) -> None:
         out.print("diagnosis:")
         for finding in report.findings:
             out.print(f"  {finding.kind}: {esc(finding.message)}")
+        if any(f.kind == "stale" for f in report.findings):
+            out.print("  [dim]--fix-stale rewrites the stale references as suggested[/]")
     render_checks(report.checks, stderr=stderr)
     for index, params in report.params.items():
         out.print(f"layer {index}: {fmt_int(params)} params")
