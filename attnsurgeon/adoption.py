@@ -236,7 +236,7 @@ def plan(
     """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
     names plain Ultralytics resolves (``attnsurgeon.ultra.ultralytics_module_names``); ``fix_stale`` also points
     stale references (a renumbering that missed a row) at the layers they meant (:func:`_fix_stale`)."""
-    doc = yamlio.load(model)
+    doc = plugins.with_recorded(yamlio.load(model))
     result = AdoptPlan(doc, build_scale(doc, scale))
     graph = doc.graph
     written, scaled = diagnose.channel_views(graph, doc.plain(), result.scale)

@@ -7,9 +7,11 @@ A part of the public API (:mod:`attnsurgeon.api`) in its own file to keep each u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from attnsurgeon import adoption, sizes, yamlio
+from attnsurgeon import adoption, sizes, yamlio, yamltree
+from attnsurgeon.catalog import plugins
 from attnsurgeon.errors import AttnSurgeonError, NeedsAdoptionError, UsageError, VerificationError
 from attnsurgeon.pipeline import DEFAULT_IMGSZ
 from attnsurgeon.report import unified_diff
@@ -24,22 +26,30 @@ def adopt(
     verify: bool = True,
     write: bool = True,
     fix_stale: bool = False,
+    plugin_files: Sequence[str | Path] = (),
 ) -> adoption.AdoptReport:
     """Rewrite a forked-Ultralytics YAML so plain Ultralytics with attnsurgeon builds the modules it meant, verify it as
     insert verifies (build, forward at square and rectangular sizes, one training step) and write it atomically.
 
     ``fix_stale`` also points each stale reference (a renumbering that missed an added row, found by comparing with
-    the packaged model the file derives from) at the layer it meant. Returns an
-    :class:`~attnsurgeon.adoption.AdoptReport`. Nothing is written when a row cannot be mapped
+    the packaged model the file derives from) at the layer it meant. ``plugin_files`` join the catalog first (as
+    ``--plugin``): a fork's own module made a plugin is adopted like a catalog one, and the output lists the plugin
+    files it needs under ``attnsurgeon_plugins``.
+
+    Returns an :class:`~attnsurgeon.adoption.AdoptReport`. Nothing is written when a row cannot be mapped
     (NeedsAdoptionError) or a check fails (VerificationError); ``exc.report`` holds the report then.
     """
     from attnsurgeon import ultra
 
     sizes.check_square(imgsz)
+    plugins.add_files(plugin_files)
     result = adoption.plan(model, scale, known=ultra.ultralytics_module_names(), fix_stale=fix_stale)
     doc = result.doc
     scales, warnings = yamlio.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None
+    plugins.record(doc.data, (out or doc.path).parent, yamltree.flow_seq)  # the plugin files plain YOLO(path) loads
+    if plugins.YAML_KEY in doc.data:
+        result.text = adoption.with_line_endings(yamlio.dump(doc.data), *adoption.line_endings(doc.path))
     diff = unified_diff(doc.text, result.text.replace("\r\n", "\n"), str(doc.path), "adopted")
     report = adoption.AdoptReport(
         doc.path, out, result.scale, result.changes, result.unmapped, result.findings, result.text, diff,

@@ -242,3 +242,24 @@ def test_a_yolo11_fork_row_in_the_backbone(here):
     model = ultra.build_model(adopted.plain(), "n", "yolo11n-ema-adopted.yaml")
     intended = REGISTRY.load_class("EMA")(128, 8)
     assert sum(p.numel() for p in model.model[7].parameters()) == sum(p.numel() for p in intended.parameters())
+
+
+def test_a_forks_own_module_is_adopted_through_a_plugin(here, clean_registry):
+    from conftest import gate_plugin
+
+    (here / "gate.py").write_text(gate_plugin())
+    (here / "yolov8n-gate.yaml").write_text(CASES[0].text.replace("CBAM, [1024]", "TestGate, [1024]"))
+    without = run("adopt", "yolov8n-gate.yaml", "--no-verify")
+    assert without.exit_code == 6
+    assert "make it a plugin module (`--plugin FILE.py`" in without.output.splitlines()[-1]
+    result = run("adopt", "yolov8n-gate.yaml", "--plugin", "gate.py", "--imgsz", "320")
+    assert result.exit_code == 0, result.output
+    assert "layer 10: [-1, 1, TestGate, [1024]] -> [-1, 1, TestGate, [4]]" in result.output
+    assert "✓ train step" in result.output
+    assert f"layer 10: {256 * 256 + 256:,} params" in result.output  # TestGate's 1x1 conv on the 256 SPPF channels
+    lines = (here / "yolov8n-gate-adopted.yaml").read_text().splitlines()
+    assert "attnsurgeon_plugins: [gate.py] # plugin files of this model's modules (see attnsurgeon)" in lines
+    assert "  - [-1, 1, TestGate, [4]] # 10" in lines
+    again = run("adopt", "yolov8n-gate-adopted.yaml", "--no-verify")  # the recorded plugin is found without --plugin
+    assert again.exit_code == 0, again.output
+    assert "nothing to change" in again.output

@@ -34,7 +34,9 @@ def gate(tmp_path, clean_registry, monkeypatch) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["insert", "replace", "remove", "list", "info", "show", "profile", "check-module"])
+@pytest.mark.parametrize(
+    "command", ["insert", "replace", "remove", "list", "info", "show", "profile", "check-module", "adopt"]
+)
 def test_every_command_that_resolves_modules_takes_plugin(command):
     result = cli(command, "--help")
     assert result.exit_code == 0, result.output

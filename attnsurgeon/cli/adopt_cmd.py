@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, with_plugins
 from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._report import render_checks
 from attnsurgeon.errors import AttnSurgeonError
@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
 
 
 @errors_to_exit
+@with_plugins
 def adopt(
     model: str = typer.Argument(..., help="The forked-Ultralytics model YAML."),
     output: Path | None = typer.Option(
