@@ -16,6 +16,18 @@ def torch_threads():
     return torch.get_num_threads()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For a module that checks figures, not speed: one intra-op thread keeps it quick on a CPU shared with other jobs
+    (two OpenMP threads contending for busy cores slow every convolution down many times)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def clean_registry():
     """Plugins a test adds leave the catalog (and Ultralytics' namespace) as they found them."""

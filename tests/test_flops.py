@@ -11,15 +11,7 @@ from torch import nn
 from attnsurgeon import flops
 from attnsurgeon.catalog import REGISTRY
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tests check figures, not speed: one intra-op thread keeps them quick on a CPU shared with other jobs
-    (two OpenMP threads contending for busy cores slow every convolution down many times)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # figures, not speed (conftest.one_thread)
 
 
 def flops_of(module: nn.Module, *inputs: torch.Tensor) -> int:

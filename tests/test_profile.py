@@ -23,14 +23,7 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
 FAST = ["--imgsz", "64", "--runs", "2"]  # small and short: the CLI tests check plumbing, not speed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tests check figures, not speed: one intra-op thread keeps them quick on a CPU shared with other jobs
-    (two OpenMP threads contending for busy cores slow every convolution down many times)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # figures, not speed (conftest.one_thread)
 
 
 def run_cli(*args: str):
