@@ -3,11 +3,11 @@ catalog's source files), the names Ultralytics' ``parse_model`` resolves (read f
 installed entry-point plugins (read from every installed distribution's metadata).
 
 Reading those costs about a tenth of a second per command, several times the rest of ``insert --no-verify``.
-Each entry is keyed by the ``stat`` (path, size, modification time) of the files it was read from and of the code
-that reads them, plus the Python version, so editing a catalog file, upgrading Ultralytics or installing a package
-(which adds a ``*.dist-info`` folder and so changes its ``site-packages`` folder) makes a new key. The values are
-plain literals stored with :mod:`marshal`, the format of Python's own ``__pycache__`` (same trust: the user's own
-cache folder).
+Each entry is keyed by the ``stat`` (path, size, modification and change times) of the files it was read from and
+of the code that reads them, plus the Python version, so editing a catalog file, upgrading Ultralytics or installing
+a package (which adds a ``*.dist-info`` folder and so changes its ``site-packages`` folder) makes a new key. The
+values are plain literals stored with :mod:`marshal`, the format of Python's own ``__pycache__`` (same trust: the
+user's own cache folder).
 A cache is an optimisation only: a missing, unreadable or read-only cache folder means reading the sources again.
 """
 
@@ -45,7 +45,8 @@ def stat_key(kind: str, paths: Iterable[Path | str]) -> str:
     for path in paths:
         try:
             st = os.stat(path)
-            digest.update(f"\0{path}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+            # ctime too: it changes on every write and cannot be set back, as an mtime can (cp -p, touch -r)
+            digest.update(f"\0{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}".encode())
         except OSError:
             digest.update(f"\0{path}\0missing".encode())
     return digest.hexdigest()[:20]

@@ -153,3 +153,18 @@ def test_a_package_installed_after_the_cache_was_filled_is_found(tmp_path):
         path.unlink()
     info.rmdir()
     assert "LateGate" not in run_list(tmp_path, site, cache)  # uninstalled: gone again
+
+
+def test_an_edit_that_keeps_size_and_modification_time_is_still_seen(cache, tmp_path):
+    """cp -p, touch -r and some editors put the old mtime back; the change time cannot be set back."""
+    source = tmp_path / "catalog_file.py"
+    source.write_text("reduction = 16\n")
+    compute, calls = counting("specs")
+    diskcache.cached("probe", [source], compute)
+    before = source.stat()
+    time.sleep(0.01)
+    source.write_text("reduction = 32\n")  # same size
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))  # same modification time
+    assert source.stat().st_size == before.st_size and source.stat().st_mtime_ns == before.st_mtime_ns
+    diskcache.cached("probe", [source], compute)
+    assert len(calls) == 2

@@ -107,6 +107,6 @@ def _scan_all() -> tuple[dict[str, Any], ...]:
 
 def scan_builtins() -> dict[str, ModuleSpec]:
     """Name -> spec of every built-in catalog module (from the cache while no catalog file changed)."""
-    code = [Path(__file__), CATALOG_DIR / "spec.py", CATALOG_DIR / "argcheck.py"]
+    code = [Path(__file__), CATALOG_DIR / "spec.py", CATALOG_DIR / "argcheck.py", CATALOG_DIR / "values.py"]
     plain = diskcache.cached("catalog-specs", [*code, CATALOG_DIR, *_module_files()], _scan_all)
     return {p["name"]: from_plain(p) for p in plain}
