@@ -325,7 +325,9 @@ def test_wheel_installs_the_pth_and_it_activates_the_hook(tmp_path):
             f"""
             import os, site, sys
             del os.environ["ATTNSURGEON_AUTOLOAD"]  # off at start-up; on for the site dir added now
-            site.addsitedir({str(target)!r})
+            site.addsitedir({str(target)!r})  # processes the .pth files there, as at start-up
+            sys.path.remove({str(target)!r})
+            sys.path.insert(0, {str(target)!r})  # ahead of a PYTHONPATH checkout, so the wheel's copy is imported
             import attnsurgeon
             from ultralytics.nn import tasks
             print(attnsurgeon.__file__.startswith({str(target)!r}), hasattr(tasks, "SE"))
