@@ -284,6 +284,7 @@ def plan(
             yamledit.renumber_index_comment(doc.data, index, old)
             why = f"index comment renumbered to its row (it was layer {old} in {derived[0]})"  # type: ignore[index]
             result.changes.append(Change(index, f"# {old}", f"# {index}", why))
+    result.changes.sort(key=lambda change: change.layer)  # read top to bottom, as the diff
     result.new_cfg = yamlio.to_plain(doc.data)
     text = yamlio.dump(doc.data)
     result.text = with_line_endings(text, *line_endings(doc.path))
