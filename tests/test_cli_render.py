@@ -265,3 +265,25 @@ def test_show_no_build_leaves_out_the_built_columns():
     text = at_width(80, "show", "yolov8s.yaml", "--no-build")
     assert text.splitlines()[1].split() == ["idx", "from", "reads", "n", "module", "args"]
     assert rows_by_first_word(text)["4"] == ["4", "-1", "[3]", "2", "(6)", "C2f", "[256,", "True]"]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_adopt_report_wraps_under_its_indent(width, tmp_path, monkeypatch):
+    from forked_yamls import CASES
+
+    monkeypatch.chdir(tmp_path)
+    case = next(c for c in CASES if c.name == "yolov8n-partial-renumbering")
+    case.write(tmp_path)
+    lines = at_width(width, "adopt", f"{case.name}.yaml", "--no-verify", "--dry-run").splitlines()
+    report = lines[: next(i for i, line in enumerate(lines) if line.startswith("---"))]  # the diff follows
+    section = ""
+    for line in report[1:]:
+        if not line.startswith(" "):
+            assert line in ("changed:", "cannot map:", "diagnosis:"), f"a wrapped line lost its indent: {line!r}"
+            section = line
+            continue
+        # every line of a change's reason, wrapped or not, sits under it; a finding's continuation under its text
+        assert line.startswith("  ") and (section != "changed:" or line.startswith(("  layer ", "    "))), line
+    text = " ".join(line.strip() for line in report)
+    assert "channel count [1024] dropped (attnsurgeon infers input channels); default reduction, kernel_size" in text
+    assert "write 13" in text

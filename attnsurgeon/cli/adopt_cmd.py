@@ -90,17 +90,17 @@ def _render(report: Any, stderr: bool = False) -> None:
         out.print("changed:")
         for change in report.changes:
             out.print(f"  layer {change.layer}: {esc(change.old)} -> {esc(change.new)}")
-            out.print(f"    [dim]{esc(change.why)}[/]")
+            out.print(_indented(f"[dim]{esc(change.why)}[/]", 4))
     if report.unmapped:
         out.print("cannot map:")
         for row in report.unmapped:
             closest = f" (closest: {', '.join(row.closest)})" if row.closest else ""
             out.print(f"  layer {row.layer}: {esc(row.row)}{esc(closest)}")
-            out.print(f"    [dim]{esc(row.why)}[/]")
+            out.print(_indented(f"[dim]{esc(row.why)}[/]", 4))
     if report.findings:
         out.print("diagnosis:")
         for finding in report.findings:
-            out.print(f"  {finding.kind}: {esc(finding.message)}")
+            out.print(_indented(f"{finding.kind}: {esc(finding.message)}", 2))
         if any(f.kind == "stale" for f in report.findings):
             out.print("  [dim]--fix-stale rewrites the stale references as suggested[/]")
     render_checks(report.checks, stderr=stderr)
@@ -108,3 +108,10 @@ def _render(report: Any, stderr: bool = False) -> None:
         out.print(f"layer {index}: {fmt_int(params)} params")
     if report.output is not None:
         out.print(f"wrote [bold]{esc(report.output)}[/]")
+
+
+def _indented(markup: str, columns: int) -> Any:
+    """Text whose wrapped lines keep its indent on a narrow terminal (no trailing spaces on a wide one)."""
+    from rich.padding import Padding
+
+    return Padding(markup, (0, 0, 0, columns), expand=False)
