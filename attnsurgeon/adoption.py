@@ -108,8 +108,9 @@ def check_loaded(doc: yamlio.ModelDoc, scale: str | None = None) -> yamlio.Model
 
 
 def load_checked(model: str | Path, scale: str | None = None) -> yamlio.ModelDoc:
-    """Load a model YAML for any command; a file that needs adoption stops here with a one-line error."""
-    return check_loaded(yamlio.load(model), scale)
+    """Load a model YAML for any command, with the plugin files it lists; a file that needs adoption stops here
+    with a one-line error."""
+    return check_loaded(plugins.with_recorded(yamlio.load(model)), scale)
 
 
 # --------------------------------------------------------------------------------------------------------------------

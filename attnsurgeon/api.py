@@ -107,7 +107,7 @@ def plan_insert(
     identity_init: bool = False,
 ) -> tuple[yamlio.ModelDoc, ModuleSpec, list[Any], graph_mod.SurgeryResult]:
     """The torch-free part of insert on a YAML: load, check the module and its args, do the surgery on the graph."""
-    doc = adoption.check_loaded(plugins.with_recorded(yamlio.load(model)))
+    doc = adoption.load_checked(model)
     edit = _insert_edit(doc.graph, module, after, args, rewire, identity_init)
     assert edit.spec is not None
     adoption.refuse_placed(edit.result.graph, doc.plain(), doc.stem, edit.result.fresh_layers)

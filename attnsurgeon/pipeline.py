@@ -57,7 +57,7 @@ def open_source(model: str | Path) -> Source:
 
         ckpt = load_checkpoint(model)
         return Source("checkpoint", ckpt.path, ckpt.path.stem, ckpt.graph, checkpoint=ckpt)
-    doc = adoption.check_loaded(plugins.with_recorded(yamlio.load(model)))  # its plugin files; a forked file stops
+    doc = adoption.load_checked(model)  # with its plugin files; a forked file stops here
     return Source("yaml", doc.path, doc.stem, doc.graph, doc=doc)
 
 

@@ -86,8 +86,7 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
         name = Path(str(getattr(model, "yaml_file", "") or getattr(model, "yaml", {}).get("yaml_file", ""))).stem
         return LoadedModel(model, name or type(model).__name__, "<module>", "module")
     from attnsurgeon import yamlio
-    from attnsurgeon.adoption import check_loaded
-    from attnsurgeon.catalog import plugins
+    from attnsurgeon.adoption import load_checked
     from attnsurgeon.checkpoints import load_checkpoint
 
     text = str(model)
@@ -101,7 +100,7 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
         return LoadedModel(ckpt.model.float().eval(), ckpt.path.stem, str(ckpt.path), "checkpoint")
     if scale == "all":
         raise UsageError("--scale all: profile measures one scale at a time; give n, s, m, l or x")
-    doc = check_loaded(plugins.with_recorded(yamlio.load(model)), scale)  # plugin files it lists; forks refused
+    doc = load_checked(model, scale)  # with the plugin files it lists; forks refused
     scales, warnings = yamlio.resolve_scales(doc, scale)
     chosen = scales[0]
     try:
