@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import augment_graph, pipeline, positions, sizes, yamlio
+from attnsurgeon import adoption, augment_graph, pipeline, positions, sizes, yamlio
 from attnsurgeon.api import Positions, module_args, surgery_row
 from attnsurgeon.catalog import ModuleSpec
 from attnsurgeon.graph import Graph, SurgeryResult
@@ -61,7 +61,7 @@ def plan_augment(
     identity_init: bool = False,
 ) -> tuple[yamlio.ModelDoc, ModuleSpec, list[Any], SurgeryResult]:
     """The torch-free part of augment on a YAML: load, check the module and its args, rewrite the rows."""
-    doc = yamlio.load(model)
+    doc = adoption.load_checked(model)  # as augment() loads it: recorded plugins added, a forked file refused
     edit = _augment_edit(doc.graph, module, at, args, where, identity_init)
     assert edit.spec is not None
     return doc, edit.spec, edit.args, edit.result

@@ -263,3 +263,13 @@ def test_a_forks_own_module_is_adopted_through_a_plugin(here, clean_registry):
     again = run("adopt", "yolov8n-gate-adopted.yaml", "--no-verify")  # the recorded plugin is found without --plugin
     assert again.exit_code == 0, again.output
     assert "nothing to change" in again.output
+
+
+def test_plan_augment_loads_as_augment_does(tmp_path):
+    """The torch-free planner refuses a forked file with the same one line as every command (NeedsAdoptionError)."""
+    from attnsurgeon import api_augment
+    from attnsurgeon.errors import NeedsAdoptionError
+
+    path = CASES[0].write(tmp_path)
+    with pytest.raises(NeedsAdoptionError, match=r"layer 10 \[-1, 1, CBAM, \[1024\]\].*fix: attnsurgeon adopt"):
+        api_augment.plan_augment(path, "SE", [2])
