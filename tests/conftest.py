@@ -28,6 +28,36 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def module_meta(**extra):
+    """register_module's paper fields for a module a test defines in place (``@register_module(**module_meta())``)."""
+    return dict(
+        category="spatial",
+        paper="test",
+        venue="test",
+        year=2024,
+        link="https://example.org",
+        reference="https://example.org",
+        **extra,
+    )
+
+
+@pytest.fixture
+def plugin():
+    """Register test-only modules the way a plugin would (``@plugin`` over ``@register_module``), and remove them
+    afterwards."""
+    from attnsurgeon.catalog.registry import _RUNTIME
+
+    names = []
+
+    def add(cls):
+        names.append(cls.__name__)
+        return cls
+
+    yield add
+    for name in names:
+        _RUNTIME.pop(name, None)
+
+
 @pytest.fixture
 def clean_registry():
     """Plugins a test adds leave the catalog (and Ultralytics' namespace) as they found them."""

@@ -9,43 +9,18 @@ import re
 
 import pytest
 import torch
+from conftest import module_meta
 from typer.testing import CliRunner
 
 from attnsurgeon import api, ultra, yamlio
 from attnsurgeon.catalog.base import AttentionModule
-from attnsurgeon.catalog.registry import _RUNTIME, register_module
+from attnsurgeon.catalog.registry import register_module
 from attnsurgeon.cli import app
 from attnsurgeon.deploy_checks import EXTRA_CHECKS, parse_checks, run_extra_checks
 from attnsurgeon.errors import UsageError, VerificationError
 from attnsurgeon.val_check import rect_batch_shape, validator_class
 
 ALL_NAMES = ["export onnx", "half: autocast bfloat16", "half: float16 weights", "val batch"]
-
-
-def _meta(**extra):
-    return dict(
-        category="spatial",
-        paper="test",
-        venue="test",
-        year=2024,
-        link="https://example.org",
-        reference="https://example.org",
-        **extra,
-    )
-
-
-@pytest.fixture
-def plugin():
-    """Register test-only modules the way a plugin would, and remove them afterwards."""
-    names = []
-
-    def add(cls):
-        names.append(cls.__name__)
-        return cls
-
-    yield add
-    for name in names:
-        _RUNTIME.pop(name, None)
 
 
 def _checks_of(report_or_error):
@@ -177,7 +152,7 @@ def test_grayscale_model_shows_and_verifies(tmp_path):
 
 def test_half_fails_on_a_float32_scratch_tensor(plugin, tmp_path):
     @plugin
-    @register_module(**_meta())
+    @register_module(**module_meta())
     class Float32Scratch(AttentionModule):
         """Copies its input into a float32 scratch tensor by index, as much copied attention code does."""
 
@@ -206,7 +181,7 @@ def test_half_fails_on_a_float32_scratch_tensor(plugin, tmp_path):
 
 def test_export_fails_on_an_op_onnx_cannot_export(plugin, tmp_path):
     @plugin
-    @register_module(**_meta())
+    @register_module(**module_meta())
     class FourierGate(AttentionModule):
         """Gates channels by their spectrum energy (torch.fft, which the ONNX exporter does not support)."""
 
@@ -229,7 +204,7 @@ def test_export_fails_on_an_op_onnx_cannot_export(plugin, tmp_path):
 
 def test_export_names_a_shape_frozen_at_trace_time(plugin):
     @plugin
-    @register_module(**_meta())
+    @register_module(**module_meta())
     class FrozenPool(AttentionModule):
         """Adds the column means, broadcast to a height it reads as a Python int (frozen by tracing)."""
 
@@ -254,7 +229,7 @@ def test_export_names_a_shape_frozen_at_trace_time(plugin):
 
 def test_export_fails_when_onnx_and_pytorch_differ(plugin):
     @plugin
-    @register_module(**_meta())
+    @register_module(**module_meta())
     class PythonScale(AttentionModule):
         """Normalises by its input's peak read as a Python float, which tracing freezes to the traced input's."""
 
@@ -280,7 +255,7 @@ def test_val_fails_on_a_module_that_breaks_when_fused(plugin):
     from ultralytics.nn.modules import Conv
 
     @plugin
-    @register_module(**_meta())
+    @register_module(**module_meta())
     class ReadsBatchNorm(AttentionModule):
         """Calls its Conv's BatchNorm directly, which Ultralytics' fuse() removes for validation and export."""
 

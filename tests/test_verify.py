@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import module_meta
 
 from attnsurgeon import api
 from attnsurgeon.catalog.base import AttentionModule
-from attnsurgeon.catalog.registry import _RUNTIME, register_module
+from attnsurgeon.catalog.registry import register_module
 from attnsurgeon.errors import VerificationError
 
 
@@ -43,35 +44,9 @@ def test_json_report_keys(se_report):
     assert all(set(c) == {"name", "ok", "detail"} for c in data["checks"])
 
 
-@pytest.fixture
-def plugin():
-    """Register modules the way a plugin would, and remove them afterwards."""
-    names = []
-
-    def add(cls):
-        names.append(cls.__name__)
-        return cls
-
-    yield add
-    for name in names:
-        _RUNTIME.pop(name, None)
-
-
-def _meta(**extra):
-    return dict(
-        category="spatial",
-        paper="test",
-        venue="test",
-        year=2024,
-        link="https://example.org",
-        reference="https://example.org",
-        **extra,
-    )
-
-
 def test_size_constraint_failure_names_layer_and_size(plugin, tmp_path):
     @plugin
-    @register_module(**_meta(constraints=("H and W must be even",)))
+    @register_module(**module_meta(constraints=("H and W must be even",)))
     class EvenOnly(AttentionModule):
         """Fails on odd feature maps, like a block-based module without padding."""
 
@@ -94,7 +69,7 @@ def test_size_constraint_failure_names_layer_and_size(plugin, tmp_path):
 
 def test_dead_parameter_fails_the_train_step(plugin, tmp_path):
     @plugin
-    @register_module(**_meta())
+    @register_module(**module_meta())
     class HalfDead(AttentionModule):
         """Owns a parameter that never reaches the output."""
 
