@@ -204,11 +204,13 @@ def _closest(name: str) -> tuple[list[str], bool]:
     return list(dict.fromkeys(index[key] for key in close_names(name.lower(), list(index))))[:3], False
 
 
-def _fix_stale(doc: yamlio.ModelDoc, graph: Graph, result: AdoptPlan) -> None:
+def _fix_stale(
+    doc: yamlio.ModelDoc, graph: Graph, derived: tuple[str, Graph, dict[int, int]] | None, result: AdoptPlan
+) -> None:
     """Point each stale reference at the layer it meant: the packaged model's input, renumbered here. Rows the file
     added after that layer stay read by what reads them already (as ``insert --rewire next`` splices a row)."""
     by_row: dict[int, list[diagnose.StaleRef]] = {}
-    for stale in diagnose.stale_refs(graph, yamledit.packaged_graphs()):
+    for stale in diagnose.stale_refs(graph, derived):
         by_row.setdefault(stale.layer, []).append(stale)
     for layer, found in sorted(by_row.items()):
         row = graph.rows[layer]
@@ -276,9 +278,9 @@ def plan(
         yamledit.set_row(doc.data, i, spec.name, new)
         new_text = diagnose.row_text(replace(row, module=spec.name, args=tuple(new)))
         result.changes.append(Change(i, text, new_text, renamed + why))
+    derived = diagnose.derivation(graph, yamledit.packaged_graphs())  # the rows' from are unchanged so far
     if fix_stale:
-        _fix_stale(doc, graph, result)
-    derived = diagnose.derivation(graph, yamledit.packaged_graphs())
+        _fix_stale(doc, graph, derived, result)
     old_index = {new: old for old, new in derived[2].items()} if derived else {}
     for index, old in sorted(yamledit.index_comments(doc.data).items()):
         if old != index and old_index.get(index) == old:  # the row's number in the packaged model it derives from

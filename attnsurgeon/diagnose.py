@@ -179,8 +179,8 @@ class StaleRef:
     after: int  # the last row added right after ``meant`` (``meant`` when none): where insert's default rewire reads
 
 
-def stale_refs(graph: Graph, references: Sequence[tuple[str, Graph]]) -> list[StaleRef]:
-    found = derivation(graph, references)
+def stale_refs(graph: Graph, found: tuple[str, Graph, dict[int, int]] | None) -> list[StaleRef]:
+    """The stale references of ``graph`` given its :func:`derivation` (None: it derives from no packaged model)."""
     if found is None:
         return []
     name, ref, mapping = found
@@ -201,7 +201,7 @@ def stale_refs(graph: Graph, references: Sequence[tuple[str, Graph]]) -> list[St
 
 def stale_references(graph: Graph, references: Sequence[tuple[str, Graph]]) -> list[Finding]:
     out = []
-    for s in stale_refs(graph, references):
+    for s in stale_refs(graph, derivation(graph, references)):
         also = f" (or {s.after}, the {graph.rows[s.after].module} added after it)" if s.after != s.meant else ""
         reads = f"layer {s.layer} ({graph.rows[s.layer].module}) reads layer {s.target} ({graph.rows[s.target].module})"
         out.append(
