@@ -2,7 +2,8 @@
 ``attnsurgeon.templates`` (everything else is in pyproject.toml).
 
 The .pth file is what lets plain Ultralytics (``YOLO(...)``, ``yolo train``, multi-GPU workers) build models that use
-attnsurgeon's modules without importing attnsurgeon by hand; see ``attnsurgeon/_autoload.py``. Its one line imports
+attnsurgeon's modules without importing attnsurgeon by hand; see ``attnsurgeon/ultralytics_bridge/autoload.py``. Its
+one line imports
 nothing when ``ATTNSURGEON_AUTOLOAD=0`` and never raises.
 
 - ``pip install .`` (a wheel): the file is written to the root of ``build_lib``, which becomes site-packages.
@@ -25,7 +26,7 @@ from setuptools.command.build_py import build_py
 PTH_NAME = "attnsurgeon-autoload.pth"
 # Run by site.py at start-up in every process: it must cost nothing and never raise. So it imports nothing of
 # attnsurgeon: it puts a three-line finder on sys.meta_path that wakes only for ``ultralytics.nn.tasks``, and only then
-# imports attnsurgeon._autoload (which registers the catalog right after that module has loaded).
+# imports attnsurgeon.ultralytics_bridge.autoload (which registers the catalog right after that module has loaded).
 _HOOK = """\
 try:
  import sys
@@ -34,7 +35,7 @@ try:
    if name != "ultralytics.nn.tasks":
     return None
    sys.meta_path.remove(self)
-   import attnsurgeon._autoload as hook
+   import attnsurgeon.ultralytics_bridge.autoload as hook
    return hook._FINDER.find_spec(name, path, target)
  if not any(type(f).__name__ == "AttnSurgeonAutoload" for f in sys.meta_path):  # site dirs can repeat (lib64)
   sys.meta_path.insert(0, AttnSurgeonAutoload())

@@ -16,10 +16,15 @@ Every name is imported on first use, so ``import attnsurgeon`` costs nothing and
 (the auto-registration hook imports this package at interpreter start-up).
 """
 
-# Keep this file free of imports: it runs in every Python process where attnsurgeon is installed (see _autoload).
+# Keep this file nearly free of imports: it runs in every process that imports Ultralytics (see
+# ultralytics_bridge/autoload.py). One small module: the old flat-layout names keep resolving (see _moved.py).
+from attnsurgeon import _moved
+
+_moved.install()
 
 __all__ = [
     "InsertReport",
+    "RunOptions",
     "__version__",
     "adopt",
     "augment",
@@ -41,22 +46,23 @@ __all__ = [
 ]
 
 _LAZY = {
-    "InsertReport": "attnsurgeon.report",
-    "adopt": "attnsurgeon.api_adopt",
-    "insert": "attnsurgeon.api",
-    "plan_insert": "attnsurgeon.api",
-    "augment": "attnsurgeon.api_augment",
-    "plan_augment": "attnsurgeon.api_augment",
-    "show": "attnsurgeon.api",
-    "remove": "attnsurgeon.api",
-    "replace": "attnsurgeon.api",
-    "sweep": "attnsurgeon.sweeper",
-    "check_module": "attnsurgeon.api",
-    "new_module": "attnsurgeon.api",
-    "register": "attnsurgeon.ultra",
-    "build_model": "attnsurgeon.ultra",
-    "insert_checkpoint": "attnsurgeon.api",
-    "load_checkpoint": "attnsurgeon.checkpoints",
+    "InsertReport": "attnsurgeon.core.report",
+    "RunOptions": "attnsurgeon.ops.options",
+    "adopt": "attnsurgeon.ops.adopt",
+    "insert": "attnsurgeon.ops.surgery",
+    "plan_insert": "attnsurgeon.ops.surgery",
+    "augment": "attnsurgeon.ops.augment",
+    "plan_augment": "attnsurgeon.ops.augment",
+    "show": "attnsurgeon.ops.surgery",
+    "remove": "attnsurgeon.ops.surgery",
+    "replace": "attnsurgeon.ops.surgery",
+    "sweep": "attnsurgeon.sweeps.runner",
+    "check_module": "attnsurgeon.ops.surgery",
+    "new_module": "attnsurgeon.ops.surgery",
+    "register": "attnsurgeon.ultralytics_bridge.ultra",
+    "build_model": "attnsurgeon.ultralytics_bridge.ultra",
+    "insert_checkpoint": "attnsurgeon.ops.surgery",
+    "load_checkpoint": "attnsurgeon.ultralytics_bridge.checkpoints",
 }
 
 
@@ -85,7 +91,8 @@ def __dir__() -> list[str]:
 
 
 def profile_model(*args: object, **kwargs: object) -> object:
-    """What ``attnsurgeon profile`` measures; see :func:`attnsurgeon.profile.profile` (imports torch when called)."""
-    from attnsurgeon.profile import profile
+    """What ``attnsurgeon profile`` measures; see :func:`attnsurgeon.ops.profile.profile` (imports torch when
+    called)."""
+    from attnsurgeon.ops.profile import profile
 
     return profile(*args, **kwargs)  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 1. Wall time of ``attnsurgeon profile MODEL`` with default settings, as a user runs it (a fresh process: imports,
    build, GFLOPs, exact FLOPs, fuse, warm-up, timing). Target for yolo11n on CPU: under 15 s.
-2. In one process: ``attnsurgeon.profile.profile(MODEL)`` with default settings, then a separate
+2. In one process: ``attnsurgeon.ops.profile.profile(MODEL)`` with default settings, then a separate
    ``torch.utils.benchmark.Timer`` measurement of the same fused model (the report's ``deployed``) on the same input
    with the same thread count. Target: the two medians agree within 10%. The pair is repeated ``--pairs`` times and
    the median disagreement is the verdict (each pair's figures are printed: on a shared machine a burst of load
@@ -59,7 +59,7 @@ def timer_median_ms(model, x, threads: int, min_run_time: float) -> tuple[float,
 def agreement(model: str, device: str, pairs: int, min_run_time: float) -> list[dict]:
     import torch
 
-    from attnsurgeon import profile
+    from attnsurgeon.ops import profile
 
     rows = []
     for _ in range(pairs):

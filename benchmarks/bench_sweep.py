@@ -25,17 +25,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 STAGES = (  # (module, function, stage): the parts of a variant's cost that take time
-    ("attnsurgeon.sweep_cost", "cost_base", "base: build + profile (once)"),
-    ("attnsurgeon.yamlio", "load", "YAML load"),
-    ("attnsurgeon.yamlio", "apply", "YAML surgery"),
-    ("attnsurgeon.yamlio", "dump", "YAML dump"),
-    ("attnsurgeon.yamlio", "write_atomic", "writes (YAML, results)"),
-    ("attnsurgeon.ultra", "build_model", "build (Ultralytics)"),
-    ("attnsurgeon.sweep_cost", "layer_checks", "checks (new layer alone)"),
-    ("attnsurgeon.flops", "ultralytics_gflops", "GFLOPs (Ultralytics get_flops)"),
-    ("attnsurgeon.sweep_cost", "_layer_flops", "exact FLOPs (new layer)"),
-    ("attnsurgeon.sweep_cost", "_layer_ms", "latency (new layer timed)"),
-    ("attnsurgeon.ultra", "fuse_layer", "fuse (new layer)"),
+    ("attnsurgeon.sweeps.cost", "cost_base", "base: build + profile (once)"),
+    ("attnsurgeon.core.yamlio", "load", "YAML load"),
+    ("attnsurgeon.core.yamlio", "apply", "YAML surgery"),
+    ("attnsurgeon.core.yamlio", "dump", "YAML dump"),
+    ("attnsurgeon.core.yamlio", "write_atomic", "writes (YAML, results)"),
+    ("attnsurgeon.ultralytics_bridge.ultra", "build_model", "build (Ultralytics)"),
+    ("attnsurgeon.sweeps.cost", "layer_checks", "checks (new layer alone)"),
+    ("attnsurgeon.costs.flops", "ultralytics_gflops", "GFLOPs (Ultralytics get_flops)"),
+    ("attnsurgeon.sweeps.cost", "_layer_flops", "exact FLOPs (new layer)"),
+    ("attnsurgeon.sweeps.cost", "_layer_ms", "latency (new layer timed)"),
+    ("attnsurgeon.ultralytics_bridge.ultra", "fuse_layer", "fuse (new layer)"),
 )
 
 
@@ -66,7 +66,8 @@ def reference_s(model: str, repeat: int = 5) -> float:
     """Median seconds to build the model and run one 640x640 forward (warm process)."""
     import torch
 
-    from attnsurgeon import ultra, yamlio
+    from attnsurgeon.core import yamlio
+    from attnsurgeon.ultralytics_bridge import ultra
 
     doc = yamlio.load(model)
     cfg = doc.plain()
@@ -96,7 +97,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from attnsurgeon import sweeper
+    from attnsurgeon.sweeps import runner as sweeper
 
     before = reference_s(args.model)
     spent: dict[str, float] = defaultdict(float)

@@ -17,11 +17,13 @@ import time
 
 import torch
 
-from attnsurgeon import api, ultra, yamlio
 from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module
-from attnsurgeon.deploy_checks import run_extra_checks
-from attnsurgeon.verify import task_of
+from attnsurgeon.checks.deploy import run_extra_checks
+from attnsurgeon.checks.verify import task_of
+from attnsurgeon.core import yamlio
+from attnsurgeon.ops import surgery as api
+from attnsurgeon.ultralytics_bridge import ultra
 
 MODELS = [
     ("yolo11n.yaml", "SE", 8),

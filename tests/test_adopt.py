@@ -15,10 +15,11 @@ import pytest
 from forked_yamls import CASES, Case
 from typer.testing import CliRunner
 
-from attnsurgeon import adoption, yamlio
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
+from attnsurgeon.core import yamlio
 from attnsurgeon.errors import ModuleArgsError
+from attnsurgeon.ops import adoption
 
 GOLDEN = Path(__file__).parent / "golden" / "adopt"
 runner = CliRunner()
@@ -100,7 +101,7 @@ def test_the_adopted_file_passes_every_check(case: Case, here):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_adopted_attention_has_the_parameter_count_of_the_intended_module(case: Case, here):
-    from attnsurgeon import ultra
+    from attnsurgeon.ultralytics_bridge import ultra
 
     case.write(here)
     assert run("adopt", f"{case.name}.yaml", "--no-verify").exit_code == 0
@@ -119,7 +120,7 @@ def test_adopted_attention_has_the_parameter_count_of_the_intended_module(case: 
 
 def test_the_forked_row_cannot_build_in_plain_ultralytics():
     """A fork row reaching parse_model directly (yolo train, YOLO(path)) is refused, never built as another module."""
-    from attnsurgeon import ultra
+    from attnsurgeon.ultralytics_bridge import ultra
 
     doc = yamlio.loads(CASES[0].text)
     with pytest.raises(ModuleArgsError, match=r"CBAM \[1024\] on 256 input channels: reduction=1024"):
@@ -217,7 +218,7 @@ def test_profile_and_an_identity_init_row_are_refused_too(here):
 
 
 def test_an_identity_init_row_with_fork_args_cannot_build():
-    from attnsurgeon import ultra
+    from attnsurgeon.ultralytics_bridge import ultra
 
     text = CASES[0].text.replace("- [-1, 1, CBAM, [1024]]", "- [-1, 1, IdentityInit, [CBAM, [1024]]]")
     with pytest.raises(ModuleArgsError, match=r"CBAM \[1024\] on 256 input channels"):
@@ -226,7 +227,8 @@ def test_an_identity_init_row_with_fork_args_cannot_build():
 
 def test_a_yolo11_fork_row_in_the_backbone(here):
     """yolo11n with EMA after the P4 C3k2 (512 as written, 128 at scale n), written as a fork writes it."""
-    from attnsurgeon import api, ultra
+    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ultralytics_bridge import ultra
 
     api.insert("yolo11n.yaml", "EMA", 6, output=here / "yolo11n-ema.yaml", verify=False)
     path = here / "yolo11n-ema.yaml"
@@ -267,8 +269,8 @@ def test_a_forks_own_module_is_adopted_through_a_plugin(here, clean_registry):
 
 def test_plan_augment_loads_as_augment_does(tmp_path):
     """The torch-free planner refuses a forked file with the same one line as every command (NeedsAdoptionError)."""
-    from attnsurgeon import api_augment
     from attnsurgeon.errors import NeedsAdoptionError
+    from attnsurgeon.ops import augment as api_augment
 
     path = CASES[0].write(tmp_path)
     with pytest.raises(NeedsAdoptionError, match=r"layer 10 \[-1, 1, CBAM, \[1024\]\].*fix: attnsurgeon adopt"):

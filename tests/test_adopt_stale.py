@@ -17,9 +17,10 @@ import yaml
 from forked_yamls import CASES
 from typer.testing import CliRunner
 
-from attnsurgeon import adoption, graph, yamlio
 from attnsurgeon.cli import app
+from attnsurgeon.core import graph, yamlio
 from attnsurgeon.errors import SurgeryError
+from attnsurgeon.ops import adoption
 
 GOLDEN = Path(__file__).parent / "golden" / "adopt"
 PARTIAL = next(c for c in CASES if c.name == "yolov8n-partial-renumbering")

@@ -19,11 +19,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from attnsurgeon import api_augment, augment_graph, ultra, yamlio
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
+from attnsurgeon.core import augment_graph, yamlio
+from attnsurgeon.core.graph import Row
 from attnsurgeon.errors import SurgeryError
-from attnsurgeon.graph import Row
+from attnsurgeon.ops import augment as api_augment
+from attnsurgeon.ultralytics_bridge import ultra
 
 runner = CliRunner()
 GOLDEN = Path(__file__).parent / "golden"
@@ -199,7 +201,7 @@ def test_output_attention_is_one_per_block_at_the_block_width():
 
 def zero_attention(conv: torch.nn.Module) -> None:
     """Make an attended conv's attention output zeros, to see exactly where in the unit it sits."""
-    from attnsurgeon import augment_blocks
+    from attnsurgeon.ultralytics_bridge import augment_blocks
 
     augment_blocks.attend(conv, "SE", [4])
     conv.attn = ZeroOut()
@@ -215,7 +217,7 @@ def test_bottleneck_attention_sits_on_the_residual_branch_before_the_addition():
     branch to (Bottleneck, CIB: x; PSABlock, ABlock: x + attn(x))."""
     from ultralytics.nn.modules import block as b
 
-    from attnsurgeon import augment_blocks
+    from attnsurgeon.ultralytics_bridge import augment_blocks
 
     ultra.register()
     torch.manual_seed(0)
@@ -241,7 +243,7 @@ def test_output_attention_sees_the_block_output(name):
     """Pins each augmentable block's last conv: with a zero attention after it, the block outputs zeros."""
     from ultralytics.nn.modules import block as b
 
-    from attnsurgeon import augment_blocks
+    from attnsurgeon.ultralytics_bridge import augment_blocks
 
     block = getattr(b, name)(64, 64, 1).eval()
     zero_attention(getattr(block, augment_blocks.OUTPUT_CONV[name]))
@@ -304,7 +306,7 @@ def test_verified_augment_reports_checks_counts_and_costs(tmp_path):
 
 
 def test_training_step_reaches_every_attention_parameter():
-    from attnsurgeon import verify
+    from attnsurgeon.checks import verify
 
     _, base, new = built_pair("yolo11n.yaml", [4, 8, 10], "CBAM", [4], "bottleneck", "n")
     fresh = {k for k, _ in new.named_parameters()} - {k for k, _ in base.named_parameters()}
@@ -340,7 +342,7 @@ def test_show_marks_augmented_layers(tmp_path):
 
 
 def test_profile_layers_attributes_the_attention_inside_the_block(tmp_path):
-    from attnsurgeon.profile import profile
+    from attnsurgeon.ops.profile import profile
 
     out = tmp_path / "yolo11n-C3k2_SE.yaml"
     api_augment.augment("yolo11n.yaml", "SE", [2, 6], [4], output=out, verify=False)
@@ -365,7 +367,7 @@ def test_plain_ultralytics_builds_it_in_a_fresh_process(tmp_path):
         model = YOLO("yolo11n-C3k2_EMA.yaml").model
         print(json.dumps({"params": sum(p.numel() for p in model.parameters()),
                           "attn": type(model.model[6].m[0].m[0].cv2.attn).__name__,
-                          "api": "attnsurgeon.api" in sys.modules}))
+                          "api": "attnsurgeon.ops.surgery" in sys.modules}))
         """
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -385,7 +387,7 @@ def test_fused_model_keeps_the_attention():
         with ultra.quiet():
             new.fuse()
         after = new(x)[0]
-    from attnsurgeon.augment_blocks import attended_convs
+    from attnsurgeon.ultralytics_bridge.augment_blocks import attended_convs
 
     convs = [conv for _, conv in attended_convs(new)]
     assert convs and not any(hasattr(conv, "bn") for conv in convs)

@@ -10,10 +10,12 @@ import torch
 from test_augment import attention_params  # pytest puts tests/ on sys.path
 from typer.testing import CliRunner
 
-from attnsurgeon import api_augment, ultra, verify
 from attnsurgeon.catalog import REGISTRY
+from attnsurgeon.checks import verify
 from attnsurgeon.cli import app
 from attnsurgeon.errors import CheckpointError, SurgeryError, UsageError
+from attnsurgeon.ops import augment as api_augment
+from attnsurgeon.ultralytics_bridge import ultra
 
 runner = CliRunner()
 AT = [2, 6, 10]  # C3k2 (Bottleneck form at n), C3k2 with C3k (c3k=True), C2PSA

@@ -12,7 +12,8 @@ import pytest
 import torch
 from test_augment import attention_params, built_pair, count, expected_units  # pytest puts tests/ on sys.path
 
-from attnsurgeon import verify, yamlio
+from attnsurgeon.checks import verify
+from attnsurgeon.core import yamlio
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ def test_every_family_builds_in_plain_ultralytics_in_a_fresh_process(tmp_path):
 
     from test_interop import BIN
 
-    from attnsurgeon import api_augment
+    from attnsurgeon.ops import augment as api_augment
 
     expected = {}
     for model, at in FAMILIES.items():

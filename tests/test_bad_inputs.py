@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from attnsurgeon import yamlio
 from attnsurgeon.cli import app
+from attnsurgeon.core import yamlio
 
 CORPUS = Path(__file__).parent / "corpus"
 runner = CliRunner()

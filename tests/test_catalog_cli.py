@@ -88,7 +88,7 @@ def test_unknown_name_suggests_only_close_names(typed, hint):
 
 def test_readme_catalog_table_equals_registry():
     from attnsurgeon.cli.catalog_cmds import markdown_table
-    from attnsurgeon.module_costs import reference_costs
+    from attnsurgeon.costs.modules import reference_costs
 
     text = README.read_text()
     match = re.search(r"<!-- catalog-table -->\n(.*?)<!-- /catalog-table -->", text, re.S)

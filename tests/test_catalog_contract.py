@@ -1,13 +1,13 @@
 """The module contract, checked for every registry entry with the same code ``attnsurgeon check-module`` runs
-(attnsurgeon.contract); a new module is tested once registered. In-model checks: tests/test_catalog_models.py."""
+(attnsurgeon.checks.contract); a new module is tested once registered. In-model checks: tests/test_catalog_models.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from attnsurgeon import contract
 from attnsurgeon.catalog import REGISTRY
+from attnsurgeon.checks import contract
 
 NAMES = REGISTRY.names()
 

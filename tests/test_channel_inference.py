@@ -14,8 +14,8 @@ import pytest
 import torch
 from ultralytics.nn import tasks
 
-from attnsurgeon import parse_hooks, ultra
 from attnsurgeon.errors import RegistryError
+from attnsurgeon.ultralytics_bridge import parse_hooks, ultra
 
 VERSION = importlib.metadata.version("ultralytics")
 

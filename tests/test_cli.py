@@ -26,7 +26,7 @@ def digest(path: Path) -> str:
 
 @pytest.fixture
 def model_file(tmp_path):
-    from attnsurgeon import yamlio
+    from attnsurgeon.core import yamlio
 
     text = (yamlio.packaged_models_dir() / "11" / "yolo11.yaml").read_text()
     path = tmp_path / "yolo11n.yaml"
@@ -152,7 +152,7 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path, model_file, monkeyp
 
 
 def test_scale_the_yaml_lacks(tmp_path, monkeypatch):
-    from attnsurgeon import yamlio
+    from attnsurgeon.core import yamlio
 
     text = (yamlio.packaged_models_dir() / "11" / "yolo11.yaml").read_text()
     text = re.sub(r"\n  x: \[.*\n", "\n", text)

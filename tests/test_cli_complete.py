@@ -11,9 +11,9 @@ import pytest
 import typer
 from typer._completion_classes import BashComplete
 
-from attnsurgeon import yamlio
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
+from attnsurgeon.core import yamlio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def test_after_offers_the_models_layers_and_named_positions():
     indices = [value for value in offered if value.isdigit()]
     assert indices == [str(i) for i in range(23)]  # yolo11n has 24 layers; the last is the Detect head
     try:
-        from attnsurgeon.positions import POSITION_NAMES
+        from attnsurgeon.core.positions import POSITION_NAMES
     except ImportError:
         POSITION_NAMES = ()
     for name in POSITION_NAMES:

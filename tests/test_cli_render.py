@@ -116,7 +116,7 @@ def test_output_width_rules(monkeypatch):
 @pytest.fixture(scope="module")
 def yolov8s_show(tmp_path_factory) -> tuple[dict, dict[int, str]]:
     """`show yolov8s.yaml` built once: its JSON and its table at both widths (api.show is replayed, not rebuilt)."""
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery as api
 
     shown = api.show("yolov8s.yaml")
     data = json.loads(runner.invoke(app, ["show", "yolov8s.yaml", "--no-build", "--json"]).output)
@@ -173,7 +173,8 @@ def test_repeats_at_scale_as_ultralytics_builds_them(tmp_path):
     bottlenecks) and for one it wraps in nn.Sequential (Conv), with scales and with depth_multiple."""
     from torch import nn
 
-    from attnsurgeon import ultra, yamlio
+    from attnsurgeon.core import yamlio
+    from attnsurgeon.ultralytics_bridge import ultra
 
     text = (
         "nc: 2\n{depth}\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 3, Conv, [16, 3]]\n"
@@ -202,7 +203,7 @@ def test_repeats_at_scale_as_ultralytics_builds_them(tmp_path):
 @pytest.fixture(scope="module")
 def insert_report(tmp_path_factory):
     """A verified insertion of the longest module name, once; the CLI renders the same report at each width."""
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery as api
 
     out = tmp_path_factory.mktemp("insert") / "yolo11n-BiLevelRoutingAttention.yaml"
     return api.insert("yolo11n.yaml", "BiLevelRoutingAttention", after=[4, 6, 8], output=out, imgsz=64)
@@ -210,7 +211,7 @@ def insert_report(tmp_path_factory):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_insert_report_fits(width, insert_report, monkeypatch):
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery as api
 
     monkeypatch.setattr(api, "insert", lambda *args, **kwargs: insert_report)
     text = at_width(width, "insert", "yolo11n.yaml", "-m", "BiLevelRoutingAttention", "-a", "4", "-a", "6", "-a", "8")
@@ -226,7 +227,8 @@ def test_insert_report_fits(width, insert_report, monkeypatch):
 
 @pytest.fixture(scope="module")
 def profile_reports(tmp_path_factory):
-    from attnsurgeon import api, profile
+    from attnsurgeon.ops import profile
+    from attnsurgeon.ops import surgery as api
 
     path = tmp_path_factory.mktemp("profile") / "yolo11n-BiLevelRoutingAttention.yaml"
     api.insert("yolo11n.yaml", "BiLevelRoutingAttention", after=8, output=path, verify=False)
@@ -235,7 +237,7 @@ def profile_reports(tmp_path_factory):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_profile_compare_and_layers_fit(width, profile_reports, monkeypatch):
-    from attnsurgeon import profile
+    from attnsurgeon.ops import profile
 
     monkeypatch.setattr(profile, "profile", lambda *args, **kwargs: profile_reports)
     new, base = profile_reports
@@ -252,7 +254,7 @@ def test_profile_compare_and_layers_fit(width, profile_reports, monkeypatch):
 
 
 def test_profile_single_model_fits(profile_reports, monkeypatch):
-    from attnsurgeon import profile
+    from attnsurgeon.ops import profile
 
     monkeypatch.setattr(profile, "profile", lambda *args, **kwargs: profile_reports[1:])
     text = at_width(80, "profile", "yolo11n.yaml")

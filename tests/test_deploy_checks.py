@@ -12,13 +12,15 @@ import torch
 from conftest import module_meta
 from typer.testing import CliRunner
 
-from attnsurgeon import api, ultra, yamlio
 from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module
+from attnsurgeon.checks.deploy import EXTRA_CHECKS, parse_checks, run_extra_checks
+from attnsurgeon.checks.val import rect_batch_shape, validator_class
 from attnsurgeon.cli import app
-from attnsurgeon.deploy_checks import EXTRA_CHECKS, parse_checks, run_extra_checks
+from attnsurgeon.core import yamlio
 from attnsurgeon.errors import UsageError, VerificationError
-from attnsurgeon.val_check import rect_batch_shape, validator_class
+from attnsurgeon.ops import surgery as api
+from attnsurgeon.ultralytics_bridge import ultra
 
 ALL_NAMES = ["export onnx", "half: autocast bfloat16", "half: float16 weights", "val batch"]
 

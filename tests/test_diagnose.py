@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from attnsurgeon import adoption, channels, diagnose, graph, yamledit, yamlio
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.catalog.registry import _RUNTIME, register_module, scan_file
 from attnsurgeon.cli import app
+from attnsurgeon.core import channels, graph, yamledit, yamlio
 from attnsurgeon.errors import RegistryError
+from attnsurgeon.ops import adoption, diagnose
 
 GOLDEN = Path(__file__).parent / "golden"
 PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
@@ -257,10 +258,10 @@ def test_derivation_ignores_models_that_fuse_or_resize():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PACKAGED, ids=lambda p: p.name)
 def test_yaml_channel_inference_matches_the_built_model(path):
-    """attnsurgeon.channels (torch-free) gives every layer's output channels as Ultralytics builds them."""
+    """attnsurgeon.core.channels (torch-free) gives every layer's output channels as Ultralytics builds them."""
     import torch
 
-    from attnsurgeon import ultra
+    from attnsurgeon.ultralytics_bridge import ultra
 
     doc = yamlio.load(path)
     scale = doc.scales[0] if doc.scales else ""

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import gate_plugin
 
-from attnsurgeon import diskcache
 from attnsurgeon.catalog import plugins, scan
 from attnsurgeon.catalog.spec import from_plain, to_plain
+from attnsurgeon.core import diskcache
 
 
 @pytest.fixture

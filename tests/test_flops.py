@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnsurgeon import flops
 from attnsurgeon.catalog import REGISTRY
+from attnsurgeon.costs import flops
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # figures, not speed (conftest.one_thread)
 

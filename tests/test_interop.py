@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnsurgeon import _autoload, api, ultra
+from attnsurgeon.ops import surgery as api
+from attnsurgeon.ultralytics_bridge import autoload as _autoload
+from attnsurgeon.ultralytics_bridge import ultra
 
 REPO = Path(__file__).resolve().parents[1]
 PTH_NAME = "attnsurgeon-autoload.pth"
@@ -65,8 +67,9 @@ def test_pth_file_is_installed_in_site_packages():
     assert pth.is_file(), f"{pth} is missing: reinstall attnsurgeon (pip install -e . or pip install .)"
     lines = [ln for ln in pth.read_text().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("import ")
-    assert "ATTNSURGEON_AUTOLOAD" in lines[0] and "import attnsurgeon._autoload" in lines[0]
-    assert lines[0].index("ultralytics.nn.tasks") < lines[0].index("import attnsurgeon._autoload")  # lazily
+    assert "ATTNSURGEON_AUTOLOAD" in lines[0] and "import attnsurgeon.ultralytics_bridge.autoload" in lines[0]
+    # lazily
+    assert lines[0].index("ultralytics.nn.tasks") < lines[0].index("import attnsurgeon.ultralytics_bridge.autoload")
     assert "except Exception" in lines[0]  # never raises at start-up
 
 
@@ -155,8 +158,9 @@ def work(tmp_path_factory) -> Path:
     )
     built = last_json(out)
     assert built["se"] == "SE" and built["cbam"] == ["IdentityInit", "CBAM"]
-    assert "attnsurgeon.ultra" in built["modules"]  # the hook registered...
-    assert not {"attnsurgeon.api", "attnsurgeon.cli", "attnsurgeon.yamlio"} & set(built["modules"])  # ...nothing else
+    assert "attnsurgeon.ultralytics_bridge.ultra" in built["modules"]  # the hook registered...
+    # ...nothing else
+    assert not {"attnsurgeon.ops.surgery", "attnsurgeon.cli", "attnsurgeon.core.yamlio"} & set(built["modules"])
     # a trainer's mid-training last.pt: model None, the EMA, optimizer state, train_args
     ema = torch.load(tmp / "yolo11n-SE.pt", weights_only=False)["model"]
     optimizer = torch.optim.SGD(ema.float().parameters(), lr=0.01, momentum=0.9)
@@ -222,7 +226,7 @@ def test_every_catalog_module_survives_ultralytics_safe_load(tmp_path):
     from ultralytics.nn.tasks import torch_safe_load
 
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.wrappers import IdentityInit
+    from attnsurgeon.ultralytics_bridge.wrappers import IdentityInit
 
     ultra.register()
     modules = {}

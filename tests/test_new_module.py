@@ -176,7 +176,7 @@ def test_installed_wheel_finds_the_template_through_the_package(tmp_path):
     code = f"""
         import sys
         sys.path.insert(0, {str(site)!r})
-        from attnsurgeon import scaffold
+        from attnsurgeon.ops import scaffold
         print(scaffold.template_dir())
         from attnsurgeon.cli import main
         sys.argv = ["attnsurgeon", "new-module", "Wheeled"]
@@ -203,7 +203,7 @@ def test_editable_install_serves_the_template_from_the_checkout(tmp_path):
         finder = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(finder)
         finder.install()
-        from attnsurgeon import scaffold
+        from attnsurgeon.ops import scaffold
         print(scaffold.__file__)
         print(scaffold.template_dir())
         """

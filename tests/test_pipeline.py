@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from attnsurgeon import api, yamlio
 from attnsurgeon.cli import app
+from attnsurgeon.core import yamlio
+from attnsurgeon.core.report import Check, SurgeryReport
 from attnsurgeon.errors import OutputError
-from attnsurgeon.report import Check, SurgeryReport
+from attnsurgeon.ops import surgery as api
 
 runner = CliRunner()
 
@@ -119,7 +120,7 @@ def test_gflops_of_base_and_new_by_the_same_method(monkeypatch):
     import torch
     from ultralytics.utils import torch_utils
 
-    from attnsurgeon import flops
+    from attnsurgeon.costs import flops
 
     base = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1))
     new = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1))

@@ -15,9 +15,9 @@ import pytest
 from conftest import gate_plugin
 from typer.testing import CliRunner
 
-from attnsurgeon import yamlio
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
+from attnsurgeon.core import yamlio
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from attnsurgeon import graph, positions, yamlio
+from attnsurgeon.core import graph, positions, yamlio
 from attnsurgeon.errors import SurgeryError, UsageError
 
 PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
@@ -127,7 +127,7 @@ def built_heights(path) -> list[int | None]:
     """Output height of every layer of the real model on a 640x640 image, measured with forward hooks."""
     import torch
 
-    from attnsurgeon import ultra
+    from attnsurgeon.ultralytics_bridge import ultra
 
     doc = yamlio.load(path)
     scale = doc.scales[0] if doc.scales else None
@@ -198,7 +198,8 @@ def test_attention_at_every_named_position_builds_and_runs(model, tmp_path, torc
     """SE after every fixed position a sample model has, all in one file: it builds and runs forward."""
     import torch
 
-    from attnsurgeon import api, ultra
+    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ultralytics_bridge import ultra
 
     g = yamlio.load(model).graph
     names = [n for n, hits in positions.table(g).items() if isinstance(hits, list) and n in FIXED]

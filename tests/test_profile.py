@@ -13,9 +13,12 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from attnsurgeon import checkpoints, flops, profile, sizes, timing
 from attnsurgeon.cli import app
+from attnsurgeon.core import sizes
+from attnsurgeon.costs import flops, timing
 from attnsurgeon.errors import CheckpointError, DeviceError, ModelFileError, UsageError
+from attnsurgeon.ops import profile
+from attnsurgeon.ultralytics_bridge import checkpoints
 
 runner = CliRunner()
 CUDA = torch.cuda.is_available()
@@ -51,7 +54,7 @@ def yolo11n_report(one_thread, yolo11n) -> profile.ProfileReport:  # profiled un
 
 
 def _model_info(model: nn.Module, imgsz: int) -> tuple:
-    from attnsurgeon import ultra
+    from attnsurgeon.ultralytics_bridge import ultra
 
     with ultra.quiet():
         return model.info(verbose=True, imgsz=imgsz)  # (layers, params, gradients, GFLOPs), as Ultralytics prints
@@ -206,7 +209,7 @@ JSON_KEYS |= {"throughput", "memory_mb", "threads", "not_counted"}
 @pytest.fixture(scope="session")
 def se_yaml(tmp_path_factory):
     """yolo11n with SE inserted after layer 8 (P5, 256 channels at scale n): SE is layer 9."""
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery as api
 
     out = tmp_path_factory.mktemp("models") / "yolo11n-SE.yaml"
     api.insert("yolo11n.yaml", "SE", after=8, output=out, verify=False)

@@ -12,8 +12,8 @@ import dataclasses
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from attnsurgeon import graph, yamlio
-from attnsurgeon.graph import Graph
+from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core.graph import Graph
 
 ATTN = "Attn"  # stands for a catalog attention module: shape-keeping, single input
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from attnsurgeon import api, yamlio
 from attnsurgeon.cli import app
+from attnsurgeon.core import yamlio
+from attnsurgeon.ops import surgery as api
 
 runner = CliRunner()
 YOLO11 = yamlio.packaged_models_dir() / "11" / "yolo11.yaml"
@@ -141,7 +142,7 @@ def checkpoint_with_se(tmp_path_factory):
     import torch
     from ultralytics import YOLO
 
-    from attnsurgeon import ultra
+    from attnsurgeon.ultralytics_bridge import ultra
 
     ultra.register()
     folder = tmp_path_factory.mktemp("ckpt")
@@ -229,7 +230,7 @@ def test_a_checkpoint_and_its_yaml_are_written_both_or_neither(checkpoint_with_s
 @pytest.mark.parametrize("path", sorted(yamlio.packaged_models_dir().rglob("*.yaml")), ids=lambda p: p.name)
 def test_insert_no_verify_then_remove_restores_every_packaged_file(path, tmp_path):
     """Every packaged YAML x every valid index, through the API and the files it writes."""
-    from attnsurgeon import graph
+    from attnsurgeon.core import graph
     from attnsurgeon.errors import SurgeryError
 
     g = yamlio.load(path).graph

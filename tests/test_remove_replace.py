@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attnsurgeon import graph, yamlio
+from attnsurgeon.core import graph, yamlio
 from attnsurgeon.errors import SurgeryError
 
 PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from attnsurgeon import graph, yamlio
+from attnsurgeon.core import graph, yamlio
 from attnsurgeon.errors import SurgeryError
 
 PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
@@ -176,7 +176,7 @@ GOLDEN_CASES = [
 
 @pytest.mark.parametrize(("model", "after", "module", "args", "rewire", "golden"), GOLDEN_CASES, ids=lambda v: str(v))
 def test_golden_yaml(model, after, module, args, rewire, golden, tmp_path):
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery as api
 
     out = tmp_path / golden
     report = api.insert(model, module, after, args=args, rewire=rewire, output=out, verify=False)

@@ -40,7 +40,8 @@ def cost_sweep(tmp_path_factory):
 
 
 def test_sweep_writes_insert_yamls_and_results(cost_sweep):
-    from attnsurgeon import api, yamlio
+    from attnsurgeon.core import yamlio
+    from attnsurgeon.ops import surgery as api
 
     out, result = cost_sweep
     assert result.exit_code == 0, result.output
@@ -59,8 +60,8 @@ def test_sweep_writes_insert_yamls_and_results(cost_sweep):
 
 def test_sweep_costs_agree_with_independent_counts(cost_sweep):
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.flops import count_params
-    from attnsurgeon.profile import profile
+    from attnsurgeon.costs.flops import count_params
+    from attnsurgeon.ops.profile import profile
 
     out, _ = cost_sweep
     rows = {r["name"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
@@ -88,7 +89,7 @@ def test_rerun_skips_everything_and_touches_nothing(cost_sweep):
 
 
 def test_other_settings_are_new_rows_beside_the_old(cost_sweep, tmp_path):
-    from attnsurgeon import sweeper
+    from attnsurgeon.sweeps import runner as sweeper
 
     out, _ = cost_sweep
     copy = tmp_path / "copy"
@@ -102,7 +103,7 @@ def test_other_settings_are_new_rows_beside_the_old(cost_sweep, tmp_path):
 
 
 def test_an_interrupted_sweep_loses_nothing_and_a_rerun_completes_it(tmp_path):
-    from attnsurgeon import sweeper
+    from attnsurgeon.sweeps import runner as sweeper
 
     out = tmp_path / "out"
 
@@ -147,7 +148,7 @@ def test_a_failing_variant_is_a_row_and_the_exit_code_says_so(tmp_path):
 
 
 def test_checks_are_reproducible(tmp_path):
-    from attnsurgeon import sweeper
+    from attnsurgeon.sweeps import runner as sweeper
 
     first = sweeper.sweep("yolo11n.yaml", "SE", "16", tmp_path / "a", imgsz=64, runs=5)
     second = sweeper.sweep("yolo11n.yaml", "SE", "16", tmp_path / "b", imgsz=64, runs=5)
@@ -157,10 +158,10 @@ def test_checks_are_reproducible(tmp_path):
 
 
 def test_named_positions_are_one_variant_each(tmp_path):
-    from attnsurgeon import sweeper
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.flops import count_params
-    from attnsurgeon.profile import profile
+    from attnsurgeon.costs.flops import count_params
+    from attnsurgeon.ops.profile import profile
+    from attnsurgeon.sweeps import runner as sweeper
 
     rows = sweeper.sweep("yolo11n.yaml", "SE", "heads,p4+sppf", tmp_path / "out", imgsz=64, runs=5)
     assert [(r["name"], r["layers"]) for r in rows] == [
@@ -176,7 +177,7 @@ def test_named_positions_are_one_variant_each(tmp_path):
 
 
 def test_whole_model_checks_give_the_same_costs(cost_sweep, tmp_path):
-    from attnsurgeon import sweeper
+    from attnsurgeon.sweeps import runner as sweeper
 
     out, _ = cost_sweep
     rows = sweeper.sweep("yolo11n.yaml", "CBAM", "8", tmp_path / "model", imgsz=64, runs=5, checks="model")
@@ -187,7 +188,7 @@ def test_whole_model_checks_give_the_same_costs(cost_sweep, tmp_path):
 
 
 def test_cost_plots_label_every_variant(cost_sweep):
-    from attnsurgeon.sweep_plot import plot_data
+    from attnsurgeon.sweeps.plot import plot_data
 
     out, result = cost_sweep
     assert "plot: " in result.output
@@ -217,7 +218,8 @@ def test_fuse_layer_is_ultralytics_fuse_for_one_layer():
 
     import torch
 
-    from attnsurgeon import ultra, yamlio
+    from attnsurgeon.core import yamlio
+    from attnsurgeon.ultralytics_bridge import ultra
 
     model = ultra.build_model(yamlio.load("yolo11n.yaml").plain(), "n", "yolo11n.yaml").eval()
     fused_model = copy.deepcopy(model).fuse(verbose=False)
@@ -230,7 +232,8 @@ def test_fuse_layer_is_ultralytics_fuse_for_one_layer():
 
 
 def test_an_edited_model_is_swept_again(tmp_path):
-    from attnsurgeon import sweeper, yamlio
+    from attnsurgeon.core import yamlio
+    from attnsurgeon.sweeps import runner as sweeper
 
     model = tmp_path / "yolo11n.yaml"
     model.write_text(yamlio.load("yolo11n.yaml").text)
@@ -244,7 +247,7 @@ def test_an_edited_model_is_swept_again(tmp_path):
 
 
 def test_full_latency_times_whole_variants_with_the_same_counts(cost_sweep, tmp_path):
-    from attnsurgeon import sweeper
+    from attnsurgeon.sweeps import runner as sweeper
 
     out, _ = cost_sweep
     rows = sweeper.sweep("yolo11n.yaml", "EMA", "16", tmp_path / "full", imgsz=64, runs=5, latency="full")
@@ -255,7 +258,7 @@ def test_full_latency_times_whole_variants_with_the_same_counts(cost_sweep, tmp_
 
 
 def test_retry_failed_redoes_only_failed_rows(tmp_path):
-    from attnsurgeon import sweeper
+    from attnsurgeon.sweeps import runner as sweeper
 
     args = ("yolo11n.yaml", "EfficientAttention", "4", tmp_path / "out")
     grid = {"args_grid": ["EfficientAttention=[0, [1, 1, 1], [7], 4]|[0, [1, 1], [7], 4]"], "imgsz": 64, "runs": 5}
@@ -268,8 +271,8 @@ def test_retry_failed_redoes_only_failed_rows(tmp_path):
 
 def test_augment_variants_cost_what_the_whole_model_costs(tmp_path):
     """--op augment: each variant's params and exact FLOPs equal the written YAML's, counted whole by profile."""
-    from attnsurgeon import sweeper
-    from attnsurgeon.profile import profile
+    from attnsurgeon.ops.profile import profile
+    from attnsurgeon.sweeps import runner as sweeper
 
     rows = sweeper.sweep("yolo11n.yaml", "SE", "2,every:C3k2", tmp_path / "out", op="augment", imgsz=64, runs=5)
     assert [r["name"] for r in rows] == ["yolo11n", "yolo11n-SE-in2", "yolo11n-SE-in-every-C3k2"]

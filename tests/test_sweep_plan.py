@@ -38,7 +38,7 @@ def one_line_error(result, code: int, contains: str) -> str:
 
 def test_modules_all_and_category_follow_the_catalog():
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.sweep_plan import parse_modules
+    from attnsurgeon.sweeps.plan import parse_modules
 
     assert [s.name for s in parse_modules("all")] == REGISTRY.names()
     channel = [s.name for s in REGISTRY.specs() if s.category == "channel"]
@@ -47,7 +47,7 @@ def test_modules_all_and_category_follow_the_catalog():
 
 
 def test_variant_names_are_systematic():
-    from attnsurgeon.sweep_plan import parse_args_grid, parse_at, parse_modules, plan
+    from attnsurgeon.sweeps.plan import parse_args_grid, parse_at, parse_modules, plan
 
     specs = parse_modules("SE,CascadedGroupAttention")
     grid = parse_args_grid(["SE=[8]|[16]", "CascadedGroupAttention=[16, 4, 0.0, 7, [3, 3, 3, 3]]"], specs)
@@ -94,8 +94,8 @@ def test_ray_missing_says_how_to_install(tmp_path, monkeypatch):
 
 
 def test_api_name_is_the_function_whatever_was_imported_first():
-    import attnsurgeon.sweeper  # the submodule imported first: it must not shadow the function
-    from attnsurgeon import sweeper
+    import attnsurgeon.sweeps.runner  # the submodule imported first: it must not shadow the function
+    from attnsurgeon.sweeps import runner as sweeper
 
     assert attnsurgeon.sweep is sweeper.sweep and callable(attnsurgeon.sweep)
 
@@ -105,7 +105,7 @@ def test_api_name_is_the_function_whatever_was_imported_first():
 
 
 def test_store_rows_survive_reopen_and_csv_matches_json(tmp_path):
-    from attnsurgeon.sweep_store import COLUMNS, ResultsStore
+    from attnsurgeon.sweeps.store import COLUMNS, ResultsStore
 
     store = ResultsStore.open(tmp_path)
     store.put({"key": "a", "name": "m-SE-after8", "params": 5, "args": [16], "status": "ok"})
@@ -130,7 +130,7 @@ def test_a_foreign_results_file_is_refused(tmp_path):
 
 
 def test_pareto_front_by_hand():
-    from attnsurgeon.sweep_store import pareto_front
+    from attnsurgeon.sweeps.store import pareto_front
 
     # (cost, quality): B is dominated by C (cheaper and better); E ties A on cost with lower quality.
     points = [(1.0, 0.30), (2.0, 0.31), (1.5, 0.35), (3.0, 0.40), (1.0, 0.20)]
@@ -152,7 +152,7 @@ def trained_rows():
 
 
 def test_plot_data_labels_every_point_and_draws_the_front(tmp_path):
-    from attnsurgeon.sweep_plot import plot_data, render
+    from attnsurgeon.sweeps.plot import plot_data, render
 
     plots = {p.stem: p for p in plot_data(trained_rows())}
     assert set(plots) == {"cost_params", "cost_latency", "map_gflops", "map_latency"}

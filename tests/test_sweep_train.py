@@ -96,7 +96,7 @@ def test_metrics_are_the_best_epoch_of_ultralytics_results(trained):
 
 
 def test_trained_plots_label_every_point(trained):
-    from attnsurgeon.sweep_plot import plot_data
+    from attnsurgeon.sweeps.plot import plot_data
 
     out, _, _ = trained
     rows = rows_of(out)
@@ -151,7 +151,7 @@ def test_a_killed_sweep_is_completed_by_a_rerun(dataset, tmp_path):
 
 def test_ray_trials_give_the_same_rows(trained, dataset, tmp_path):
     ray = pytest.importorskip("ray")
-    from attnsurgeon import sweeper
+    from attnsurgeon.sweeps import runner as sweeper
 
     out, _, _ = trained
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -169,7 +169,7 @@ def test_ray_trials_give_the_same_rows(trained, dataset, tmp_path):
 
 
 def test_weights_start_every_variant_from_the_same_checkpoint(trained, dataset, tmp_path):
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery as api
 
     out, _, _ = trained
     weights = out / "runs" / "yolo11n" / "weights" / "last.pt"  # the base trained above (2 classes)

@@ -9,7 +9,8 @@ import re
 import pytest
 from ultralytics.nn import tasks
 
-from attnsurgeon import checkpoints, graph, ultra, yamlio
+from attnsurgeon.core import graph, yamlio
+from attnsurgeon.ultralytics_bridge import checkpoints, ultra
 
 PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
 

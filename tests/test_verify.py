@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import module_meta
 
-from attnsurgeon import api
 from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module
 from attnsurgeon.errors import VerificationError
+from attnsurgeon.ops import surgery as api
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from attnsurgeon import api, ultra, weights, yamlio
 from attnsurgeon.cli import app
+from attnsurgeon.core import yamlio
 from attnsurgeon.errors import CheckpointError, ModelFileError, OutputError, UsageError
+from attnsurgeon.ops import surgery as api
+from attnsurgeon.ops import weights
+from attnsurgeon.ultralytics_bridge import ultra
 
 runner = CliRunner()
 AFTER = 8  # yolo11: C3k2 before SPPF; layers 9.. move down by one, the head's Concat/Detect inputs are renumbered
@@ -170,7 +173,7 @@ def test_identity_init_outputs_equal_the_original(saved, identity_out):
 def test_identity_init_training_moves_away_from_the_identity(identity_out):
     from ultralytics import YOLO
 
-    from attnsurgeon import verify
+    from attnsurgeon.checks import verify
 
     _, out = identity_out
     with ultra.quiet():

@@ -2,7 +2,8 @@
 
 Ultralytics' ``parse_model`` calls a module it does not know with the YAML args only, without input channels.
 ``AttentionModule``'s metaclass asks a resolver for the input channels of the layer being built and passes them
-first, so a YAML row lists only hyper-parameters. The resolver is installed by ``attnsurgeon.ultra``, the only room
+first, so a YAML row lists only hyper-parameters. The resolver is installed by
+``attnsurgeon.ultralytics_bridge.ultra``, the only room
 that knows how ``parse_model`` works; called directly (``SE(256, 16)``), a module takes its arguments as written.
 Built by ``parse_model``, arguments that cannot be what the module means on those input channels are refused
 (:func:`check_placed`).

@@ -29,9 +29,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from attnsurgeon import diskcache
-from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry, scan_file
+from attnsurgeon.core import diskcache
+from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.errors import AttnSurgeonError, PluginError, RegistryError
 
 ENTRY_POINT_GROUP = "attnsurgeon.modules"

@@ -26,8 +26,8 @@ from attnsurgeon.catalog.spec import (
     ArgSpec,
     ModuleSpec,
 )
+from attnsurgeon.core.names import close_names
 from attnsurgeon.errors import PluginError, RegistryError, UnknownModuleError
-from attnsurgeon.names import close_names
 
 __all__ = [
     "CATALOG_DIR",

@@ -1,6 +1,6 @@
 """The torch-free view of the built-in catalog: each module file's ``register_module`` decorator and ``__init__``
 signature read from its syntax tree, so ``list``, ``info`` and ``insert --no-verify`` never import torch. The result
-is cached on disk (attnsurgeon.diskcache), keyed by the catalog files' stat, as every command reads it.
+is cached on disk (attnsurgeon.core.diskcache), keyed by the catalog files' stat, as every command reads it.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import ast
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import diskcache
 from attnsurgeon.catalog.argcheck import check_names, limits_from
 from attnsurgeon.catalog.spec import C1_FIRST, META_FIELDS, MISSING, ArgSpec, ModuleSpec, from_plain, to_plain
+from attnsurgeon.core import diskcache
 from attnsurgeon.errors import RegistryError
 
 CATALOG_DIR = Path(__file__).resolve().parent

@@ -11,7 +11,8 @@ from attnsurgeon.catalog.argcheck import Problem, ambiguity, problems
 from attnsurgeon.catalog.values import format_flow
 from attnsurgeon.errors import ModuleArgsError
 
-IDENTITY_INIT = "IdentityInit"  # the layer attnsurgeon.wrappers writes around a module; no catalog entry may take it
+# the layer attnsurgeon.ultralytics_bridge.wrappers writes around a module; no catalog entry may take it
+IDENTITY_INIT = "IdentityInit"
 CATEGORIES = ("channel", "spatial", "channel+spatial", "self-attention", "convolutional attention")
 META_FIELDS = ("category", "paper", "venue", "year", "link", "reference")
 # Ultralytics' parse_model writes these attributes on every layer module (docs/architecture.md).

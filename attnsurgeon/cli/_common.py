@@ -18,7 +18,7 @@ import typer
 from attnsurgeon.errors import AttnSurgeonError
 
 F = TypeVar("F", bound=Callable[..., Any])
-# The position names (attnsurgeon.positions.POSITION_NAMES), written out here so --help imports no surgery code;
+# The position names (attnsurgeon.core.positions.POSITION_NAMES), written out here so --help imports no surgery code;
 # a test keeps the two equal.
 POSITIONS_HELP = (
     "heads, backbone-end, sppf, before-sppf, p3, p4, p5, every:MODULE, backbone:every:MODULE, head:every:MODULE"
@@ -126,7 +126,8 @@ def with_plugins(fn: F) -> F:
 
     A command that reads the paths itself declares ``plugin: list[Path] = plugin_option()``; it receives them.
     """
-    signature = inspect.signature(fn)
+    # eval_str: the signature set below is read as is, so string annotations (Annotated options) are resolved here
+    signature = inspect.signature(fn, eval_str=True)
     own = "plugin" in signature.parameters
     option = inspect.Parameter("plugin", inspect.Parameter.KEYWORD_ONLY, default=plugin_option(), annotation=list[Path])
 

@@ -47,7 +47,7 @@ def modules(incomplete: str) -> Candidates:
 
 
 def _packaged_names() -> Candidates:
-    from attnsurgeon.yamlio import SCALES, packaged_models_dir
+    from attnsurgeon.core.yamlio import SCALES, packaged_models_dir
 
     folder = packaged_models_dir()
     if folder is None:
@@ -92,7 +92,7 @@ def models(incomplete: str) -> Candidates:
 
 def _position_names() -> tuple[str, ...]:
     try:  # named positions are optional: the module may not exist in this version
-        from attnsurgeon import positions
+        from attnsurgeon.core import positions
     except ImportError:
         return ()
     return tuple(getattr(positions, "POSITION_NAMES", ()))
@@ -102,7 +102,7 @@ def _rows(model: Any) -> list[Any]:
     if not model:
         return []
     try:
-        from attnsurgeon import yamlio
+        from attnsurgeon.core import yamlio
 
         return list(yamlio.load(str(model)).graph.rows)
     except Exception:  # completion must never fail: a model that does not load just gives no indices
@@ -158,7 +158,7 @@ def categories(incomplete: str) -> Candidates:
 
 def checks(incomplete: str) -> Candidates:
     """--checks: the names after the last comma, with what was typed before it kept."""
-    from attnsurgeon.deploy_checks import ALL, EXTRA_CHECKS
+    from attnsurgeon.checks.deploy import ALL, EXTRA_CHECKS
 
     done, _, last = incomplete.rpartition(",")
     prefix = f"{done}," if done else ""

@@ -11,15 +11,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
-
-class ProgressCallback(Protocol):
-    def __call__(self, step: str, done: int | None = None, total: int | None = None) -> None: ...
-
-
-def _quiet(step: str, done: int | None = None, total: int | None = None) -> None:
-    return None
+from attnsurgeon.core.progress import Progress as ProgressCallback
+from attnsurgeon.core.progress import no_progress as _quiet
 
 
 @contextlib.contextmanager

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, with_plugins
+from attnsurgeon.cli._options import JsonOpt, with_run_options
 from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._report import render_checks
 from attnsurgeon.errors import AttnSurgeonError
+from attnsurgeon.ops.options import RunOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -25,43 +26,31 @@ def register(app: typer.Typer) -> None:
 
 @errors_to_exit
 @with_plugins
+@with_run_options(
+    "", "force", "dry_run", "scale", "imgsz", "no_verify",
+    output_help="Output YAML (default: <input stem>-adopted.yaml next to the input).",
+)  # fmt: skip
 def adopt(
-    model: str = typer.Argument(..., help="The forked-Ultralytics model YAML."),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Output YAML (default: <input stem>-adopted.yaml next to the input)."
-    ),
-    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the changes and the diff; write nothing."),
-    scale: str | None = typer.Option(
-        None, "--scale", help="Check and verify at this scale (n/s/m/l/x) or 'all'. Default: the file name's."
-    ),
-    imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks."),
-    no_verify: bool = typer.Option(
-        False, "--no-verify", help="Skip building and checking the result (no torch import)."
-    ),
-    fix_stale: bool = typer.Option(
-        False,
-        "--fix-stale",
-        help="Also point each stale reference (a renumbering that missed an added row; see the diagnosis) at the "
-        "layer it meant in the packaged model the file derives from.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    model: Annotated[str, typer.Argument(help="The forked-Ultralytics model YAML.")],
+    options: RunOptions = RunOptions(),
+    fix_stale: Annotated[
+        bool,
+        typer.Option(
+            "--fix-stale",
+            help="Also point each stale reference (a renumbering that missed an added row; see the diagnosis) at the "
+            "layer it meant in the packaged model the file derives from.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    from attnsurgeon.api_adopt import adopt as run_adopt
+    from attnsurgeon.ops.adopt import adopt as run_adopt
+
+    dry_run = options.dry_run
 
     try:
-        with progress(enabled=not as_json and not no_verify) as step:
+        with progress(enabled=not as_json and options.verify) as step:
             step(f"adopting {model}: building and checking the result")
-            report = run_adopt(
-                model,
-                output=output,
-                force=force,
-                scale=scale,
-                imgsz=imgsz,
-                verify=not no_verify,
-                write=not dry_run,
-                fix_stale=fix_stale,
-            )
+            report = run_adopt(model, fix_stale=fix_stale, options=options)
     except AttnSurgeonError as exc:
         failed = getattr(exc, "report", None)
         if failed is not None:

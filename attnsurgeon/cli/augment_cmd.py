@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import errors_to_exit, esc, from_text, with_plugins
-from attnsurgeon.cli._report import AT_HELP, DRY_RUN_HELP, MODEL_HELP, SCALE_HELP, run_and_render
+from attnsurgeon.cli._options import (
+    SHARED,
+    ArgsOpt,
+    JsonOpt,
+    ModelArg,
+    ModuleOpt,
+    with_run_options,
+)
+from attnsurgeon.cli._report import AT_HELP, run_and_render
+from attnsurgeon.ops.options import RunOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -23,51 +31,30 @@ def register(app: typer.Typer) -> None:
 
 @errors_to_exit
 @with_plugins
+@with_run_options("<stem>-<Block>_<Module>.yaml/.pt", *(n for n in SHARED if n not in ("checks", "device")))
 def augment(
-    model: str = typer.Argument(..., autocompletion=_complete.models, help=MODEL_HELP),
-    module: str = typer.Option(
-        ...,
-        "--module",
-        "-m",
-        autocompletion=_complete.modules,
-        help="Catalog module name ('attnsurgeon list' shows them).",
-    ),
-    at: list[str] = typer.Option(..., "--at", "-a", autocompletion=_complete.positions, help=AT_HELP),
-    args: str | None = typer.Option(
-        None, "--args", help='Module hyper-parameters as a YAML list, e.g. "[8]". Default: the module defaults.'
-    ),
-    where: str = typer.Option(
-        "bottleneck",
-        "--where",
-        help="bottleneck: in every residual unit (Bottleneck after cv2, CIB after its last conv; PSABlock/ABlock "
-        "after the FFN in blocks without such units), before the addition; output: after the block's last conv.",
-    ),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Output YAML, or .pt for a checkpoint (default: <stem>-<Block>_<Module>.yaml/.pt)."
-    ),
-    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
-    identity_init: bool = typer.Option(
-        False,
-        "--identity-init",
-        help="Start every attention as the identity ([IdentityInit, [Module, args]]: y + gamma * (M(y) - y), "
-        "gamma = 0), so a checkpoint's outputs are unchanged until training moves gamma.",
-    ),
-    scale: str | None = typer.Option(None, "--scale", autocompletion=_complete.scales_or_all, help=SCALE_HELP),
-    imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks and GFLOPs."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Skip building and checking the model (no torch)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    model: ModelArg,
+    module: ModuleOpt,
+    at: Annotated[list[str], typer.Option("--at", "-a", autocompletion=_complete.positions, help=AT_HELP)],
+    args: ArgsOpt = None,
+    where: Annotated[
+        str,
+        typer.Option(
+            "--where",
+            help="bottleneck: in every residual unit (Bottleneck after cv2, CIB after its last conv; PSABlock/ABlock "
+            "after the FFN in blocks without such units), before the addition; output: after the block's last conv.",
+        ),
+    ] = "bottleneck",
+    options: RunOptions = RunOptions(),
+    as_json: JsonOpt = False,
 ) -> None:
-    from attnsurgeon import api_augment
+    from attnsurgeon.ops import augment as augment_op
 
     def call(progress: Any) -> Any:
         progress(f"augmenting {model} with {module}")
-        return api_augment.augment(
-            model, module, at, args=args, where=where, output=output, force=force, scale=scale, imgsz=imgsz,
-            verify=not no_verify, identity_init=identity_init, dry_run=dry_run, progress=progress,
-        )  # fmt: skip
+        return augment_op.augment(model, module, at, args, where=where, options=options.reporting_to(progress))
 
-    run_and_render(call, as_json, _headline, quiet=no_verify)
+    run_and_render(call, as_json, _headline, quiet=not options.verify)
 
 
 def _headline(report: Any) -> str:

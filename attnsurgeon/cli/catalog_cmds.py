@@ -105,8 +105,8 @@ def list_modules(
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (the one in the README)."),
 ) -> None:
     from attnsurgeon.catalog import CATEGORIES, REGISTRY
+    from attnsurgeon.costs.modules import REFERENCE_CHANNELS, REFERENCE_SIZE, reference_costs
     from attnsurgeon.errors import UsageError
-    from attnsurgeon.module_costs import REFERENCE_CHANNELS, REFERENCE_SIZE, reference_costs
 
     specs = REGISTRY.specs()
     if category is not None:
@@ -155,7 +155,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
 ) -> None:
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.module_costs import reference_costs
+    from attnsurgeon.costs.modules import reference_costs
 
     spec = REGISTRY.get(name)
     cost = reference_costs([spec]).get(spec.name)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import POSITIONS_HELP, errors_to_exit, from_text, with_plugins
-from attnsurgeon.cli._report import CHECKS_DEVICE_HELP, CHECKS_HELP, DRY_RUN_HELP, SCALE_HELP, run_and_render
+from attnsurgeon.cli._options import (
+    ArgsOpt,
+    JsonOpt,
+    ModuleOpt,
+    with_run_options,
+)
+from attnsurgeon.cli._report import run_and_render
+from attnsurgeon.ops.options import RunOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -22,68 +28,46 @@ def register(app: typer.Typer) -> None:
 
 @errors_to_exit
 @with_plugins
+@with_run_options("<input stem>-<Module>.yaml/.pt")
 def insert(
-    model: str = typer.Argument(
-        ...,
-        autocompletion=_complete.models,
-        help="Model YAML path or packaged Ultralytics name (yolo11n.yaml, yolov8s-seg.yaml), or an Ultralytics .pt "
-        "checkpoint (its weights move to their new indices; the new YAML is written beside the output).",
-    ),
-    module: str = typer.Option(
-        ...,
-        "--module",
-        "-m",
-        autocompletion=_complete.modules,
-        help="Catalog module name ('attnsurgeon list' shows them).",
-    ),
-    after: list[str] = typer.Option(
-        ...,
-        "--after",
-        "-a",
-        autocompletion=_complete.positions,
-        help="Insert after this layer index of the input file, or after a named position: "
-        f"{POSITIONS_HELP}; repeatable, or comma-separated.",
-    ),
-    args: str | None = typer.Option(
-        None, "--args", help='Module hyper-parameters as a YAML list, e.g. "[2, 1]". Default: the module defaults.'
-    ),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Output YAML, or .pt for a checkpoint (default: <input stem>-<Module>.yaml/.pt)."
-    ),
-    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
-    identity_init: bool = typer.Option(
-        False,
-        "--identity-init",
-        help="Start the new layer as the identity: the row becomes [IdentityInit, [Module, args]], "
-        "x + gamma * (M(x) - x) with gamma = 0, so a checkpoint's outputs are unchanged until training moves gamma.",
-    ),
-    rewire: str = typer.Option(
-        "all",
-        "--rewire",
-        autocompletion=_complete.rewire,
-        help="all: every later reader of layer K reads the attention; next: only the next layer does.",
-    ),
-    scale: str | None = typer.Option(None, "--scale", autocompletion=_complete.scales_or_all, help=SCALE_HELP),
-    imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks and GFLOPs."),
-    no_verify: bool = typer.Option(
-        False, "--no-verify", help="Skip building and checking the model (no torch import)."
-    ),
-    checks: str | None = typer.Option(None, "--checks", autocompletion=_complete.checks, help=CHECKS_HELP),
-    device: str = typer.Option("cpu", "--device", autocompletion=_complete.devices, help=CHECKS_DEVICE_HELP),
-    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    model: Annotated[
+        str,
+        typer.Argument(
+            autocompletion=_complete.models,
+            help="Model YAML path or packaged Ultralytics name (yolo11n.yaml, yolov8s-seg.yaml), or an Ultralytics .pt "
+            "checkpoint (its weights move to their new indices; the new YAML is written beside the output).",
+        ),
+    ],
+    module: ModuleOpt,
+    after: Annotated[
+        list[str],
+        typer.Option(
+            "--after",
+            "-a",
+            autocompletion=_complete.positions,
+            help="Insert after this layer index of the input file, or after a named position: "
+            f"{POSITIONS_HELP}; repeatable, or comma-separated.",
+        ),
+    ],
+    args: ArgsOpt = None,
+    rewire: Annotated[
+        str,
+        typer.Option(
+            "--rewire",
+            autocompletion=_complete.rewire,
+            help="all: every later reader of layer K reads the attention; next: only the next layer does.",
+        ),
+    ] = "all",
+    options: RunOptions = RunOptions(),
+    as_json: JsonOpt = False,
 ) -> None:
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery
 
     def call(progress: Any) -> Any:
         progress(f"inserting {module} into {model}")
-        return api.insert(
-            model, module, after, args=args, output=output, force=force, rewire=rewire, scale=scale, imgsz=imgsz,
-            verify=not no_verify, identity_init=identity_init, dry_run=dry_run, progress=progress, checks=checks,
-            device=device,
-        )  # fmt: skip
+        return surgery.insert(model, module, after, args, rewire=rewire, options=options.reporting_to(progress))
 
-    run_and_render(call, as_json, _headline, quiet=no_verify)
+    run_and_render(call, as_json, _headline, quiet=not options.verify)
 
 
 def _headline(report: Any) -> str:

@@ -35,7 +35,7 @@ def new_module(
         help="channel, spatial, channel+spatial, self-attention or convolutional attention.",
     ),
 ) -> None:
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery as api
 
     made = api.new_module(name, directory, category)
     out = console()
@@ -57,8 +57,8 @@ def check_module(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     plugin: list[Path] = plugin_option(),
 ) -> None:
-    from attnsurgeon import api
     from attnsurgeon.errors import UsageError, VerificationError
+    from attnsurgeon.ops import surgery as api
 
     names = [name] if name else api.plugin_module_names(plugin)
     if not names:

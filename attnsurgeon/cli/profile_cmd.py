@@ -10,6 +10,7 @@ import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, with_plugins
 from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._tables import Col, Row, fit_table
+from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 
 # Every figure whole; the share bar takes the room left (cut, never wrapped).
 LAYER_COLUMNS = (
@@ -43,7 +44,7 @@ def profile(
     device: str = typer.Option(
         "cpu", "--device", "-d", autocompletion=_complete.devices, help="cpu, cuda, cuda:N or a CUDA index N."
     ),
-    imgsz: str = typer.Option("640", "--imgsz", help="Image size: 640, or height,width like 480,640."),
+    imgsz: str = typer.Option(str(DEFAULT_IMGSZ), "--imgsz", help="Image size: 640, or height,width like 480,640."),
     batch: int = typer.Option(1, "--batch", "-b", help="Images per forward pass (throughput counts them)."),
     half: bool = typer.Option(False, "--half", help="float16 inference (CUDA only)."),
     runs: int | None = typer.Option(
@@ -64,7 +65,7 @@ def profile(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
-    from attnsurgeon import profile as prof
+    from attnsurgeon.ops import profile as prof
 
     specs = [model] if compare is None else [model, compare]
     with progress(enabled=not as_json) as step:
@@ -134,7 +135,7 @@ def _delta(new: float | None, old: float | None, label: str) -> tuple[str, str]:
 
 
 def _render(new: Any, base: Any | None) -> None:
-    from attnsurgeon.profile import NOT_COUNTED
+    from attnsurgeon.ops.profile import NOT_COUNTED
 
     out = console()
     err = console(stderr=True)

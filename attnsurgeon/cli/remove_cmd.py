@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
-import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import errors_to_exit, esc, with_plugins
-from attnsurgeon.cli._report import (
-    AT_HELP,
-    CHECKS_DEVICE_HELP,
-    CHECKS_HELP,
-    DRY_RUN_HELP,
-    MODEL_HELP,
-    SCALE_HELP,
-    run_and_render,
+from attnsurgeon.cli._options import (
+    SHARED,
+    AtOpt,
+    JsonOpt,
+    ModelArg,
+    with_run_options,
 )
+from attnsurgeon.cli._report import run_and_render
+from attnsurgeon.ops.options import RunOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -31,39 +29,19 @@ def register(app: typer.Typer) -> None:
 
 @errors_to_exit
 @with_plugins
+@with_run_options("<input stem>-no<K>.yaml/.pt", *(n for n in SHARED if n != "identity_init"))
 def remove(
-    model: str = typer.Argument(..., autocompletion=_complete.models, help=MODEL_HELP),
-    at: list[str] = typer.Option(..., "--at", autocompletion=_complete.positions, help=AT_HELP),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Output YAML, or .pt for a checkpoint (default: <input stem>-no<K>.yaml/.pt)."
-    ),
-    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
-    scale: str | None = typer.Option(None, "--scale", autocompletion=_complete.scales_or_all, help=SCALE_HELP),
-    imgsz: int = typer.Option(640, "--imgsz", help="Square image size for the checks and GFLOPs."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Skip building and checking the model (no torch)."),
-    checks: str | None = typer.Option(None, "--checks", autocompletion=_complete.checks, help=CHECKS_HELP),
-    device: str = typer.Option("cpu", "--device", autocompletion=_complete.devices, help=CHECKS_DEVICE_HELP),
-    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    model: ModelArg,
+    at: AtOpt,
+    options: RunOptions = RunOptions(),
+    as_json: JsonOpt = False,
 ) -> None:
-    from attnsurgeon import api
+    from attnsurgeon.ops import surgery
 
     def call(progress: Any) -> Any:
-        return api.remove(
-            model,
-            at,
-            output=output,
-            force=force,
-            scale=scale,
-            imgsz=imgsz,
-            verify=not no_verify,
-            dry_run=dry_run,
-            progress=progress,
-            checks=checks,
-            device=device,
-        )
+        return surgery.remove(model, at, options=options.reporting_to(progress))
 
-    run_and_render(call, as_json, _removed_headline, quiet=no_verify)
+    run_and_render(call, as_json, _removed_headline, quiet=not options.verify)
 
 
 def _removed_headline(report: Any) -> str:

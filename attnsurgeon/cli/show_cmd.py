@@ -8,6 +8,7 @@ import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, from_text, with_plugins
 from attnsurgeon.cli._progress import progress, progress_kwargs
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
+from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 
 # Index, module and the built numbers stay whole; `from` and args wrap; the `from` as written gives way first
 # (the absolute `reads` is what --after and the references need).
@@ -44,11 +45,12 @@ def show(
     scale: str | None = typer.Option(
         None, "--scale", autocompletion=_complete.scales, help="Scale to build at (default: the one in the file name)."
     ),
-    imgsz: int = typer.Option(640, "--imgsz", help="Image size used to measure strides."),
+    imgsz: int = typer.Option(DEFAULT_IMGSZ, "--imgsz", help="Image size used to measure strides."),
     no_build: bool = typer.Option(False, "--no-build", help="Only the YAML view: no channels, strides or params."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
-    from attnsurgeon import api, positions
+    from attnsurgeon.core import positions
+    from attnsurgeon.ops import surgery as api
 
     with progress(enabled=not as_json and not no_build) as step:
         step(f"building {model}")

@@ -13,6 +13,7 @@ import typer
 
 import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fail, fmt_int, with_plugins
+from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 
 FAILED_EXIT = 9  # as VerificationError: some variant failed a check or its training
 
@@ -55,7 +56,7 @@ def sweep(
     scale: str | None = typer.Option(
         None, "--scale", autocompletion=_complete.scales, help="Scale n/s/m/l/x. Default: the one in the file name."
     ),
-    imgsz: int = typer.Option(640, "--imgsz", help="Square image size for checks and costs (and training)."),
+    imgsz: int = typer.Option(DEFAULT_IMGSZ, "--imgsz", help="Square image size for checks and costs (and training)."),
     device: str = typer.Option(
         "cpu",
         "--device",
@@ -113,15 +114,19 @@ def sweep(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots into OUTPUT/plots."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON; progress as plain lines."),
 ) -> None:
-    from attnsurgeon import sweeper as sweep_mod
-    from attnsurgeon.sweep_store import METRICS
+    from attnsurgeon.sweeps import runner as sweep_mod
+    from attnsurgeon.sweeps.store import METRICS
 
     for value, option, allowed in ((sort, "--sort", METRICS), (pareto, "--pareto", ("gflops", "latency_ms", "params"))):
         if value is not None and value not in allowed:
             raise fail(f"{option} {value!r}: use one of {', '.join(allowed)}", 2)
     job = sweep_mod.start(
-        model, modules, at, output, op, args_grid, scale, imgsz, device.split(",")[0], checks, latency, runs, train,
-        epochs, batch, train_imgsz, device if train is not None else None, weights, identity_init,
+        sweep_mod.SweepPlan(
+            model, modules, at, output, op=op, args_grid=args_grid, scale=scale, imgsz=imgsz,
+            device=device.split(",")[0], checks=checks, latency=latency, runs=runs, train=train, epochs=epochs,
+            batch=batch, train_imgsz=train_imgsz, train_device=device if train is not None else None, weights=weights,
+            identity_init=identity_init,
+        )
     )  # fmt: skip
     for warning in job.warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
@@ -136,7 +141,7 @@ def sweep(
     rows = job.rows()
     written = []
     if plots:
-        from attnsurgeon.sweep_plot import write_plots
+        from attnsurgeon.sweeps.plot import write_plots
 
         written = write_plots(rows, job.directory)
     trained = any(isinstance(r.get("mAP50-95"), (int, float)) for r in rows)
@@ -217,7 +222,7 @@ COLUMNS = (  # (row key, header, formatter)
 
 def table_cells(rows: list[dict[str, Any]], metric: str, pareto: str | None) -> tuple[list[str], list[list[str]]]:
     """Header and cells, best first by ``metric``; ★ marks the Pareto-optimal rows; failures last with reasons."""
-    from attnsurgeon.sweep_store import pareto_rows, sort_rows
+    from attnsurgeon.sweeps.store import pareto_rows, sort_rows
 
     front = pareto_rows(rows, pareto) if pareto else set()
     shown = [c for c in COLUMNS if c[0] == "name" or any(r.get(c[0]) is not None for r in rows)]

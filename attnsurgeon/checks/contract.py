@@ -1,0 +1,243 @@
+"""The module contract: what every catalog entry, built-in or plugin, must do (imports torch).
+
+``attnsurgeon check-module`` runs :func:`run`; the built-in catalog's tests (tests/test_catalog_contract.py and
+tests/test_catalog_models.py) call the same check functions, so a plugin passes exactly what a built-in passes.
+Each check returns a :class:`~attnsurgeon.checks.verify.Check`: ``ok`` True, False (``detail`` says why) or None
+(skipped).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
+from attnsurgeon.catalog.registry import RESERVED_ATTRIBUTES
+from attnsurgeon.checks import verify
+from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core.report import Check
+from attnsurgeon.ultralytics_bridge import ultra
+from attnsurgeon.ultralytics_bridge.ultra import first_line
+
+CHANNELS = 64  # a channel count a YOLO model really feeds an attention layer (n scale: 64..256)
+SIZES = ((1, 1), (7, 7), (8, 8), (15, 20), (20, 20), (40, 40), (80, 80))  # 7x7: odd; 15x20: P5 of 480x640
+BATCHES = (1, 2)
+MODEL = "yolo11n.yaml"
+MODEL_AFTER = (4, 6, 8)  # after the P3, P4 and P5 backbone blocks of yolo11n and yolov8n
+SCALES = ("n", "s")
+
+
+def build(name: str, c1: int = CHANNELS) -> nn.Module:
+    """The module at ``c1`` channels with its default hyper-parameters, seeded."""
+    torch.manual_seed(0)
+    return REGISTRY.load_class(name)(c1)
+
+
+def _sample(*shape: int, dtype: torch.dtype = torch.float32, grad: bool = False) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(*shape, generator=g).to(dtype).requires_grad_(grad)
+
+
+def check_metadata(spec: ModuleSpec) -> Check:
+    """Paper, venue, year and links; every hyper-parameter has a default that fits its annotation."""
+    name = "metadata and defaults"
+    problems = []
+    if not spec.paper.strip() or not spec.venue.strip():
+        problems.append("paper and venue must not be empty")
+    if not (1990 < spec.year <= datetime.date.today().year + 1):
+        problems.append(f"year {spec.year} is not a publication year")
+    for field in ("link", "reference"):
+        if not getattr(spec, field).startswith(("https://", "http://")):
+            problems.append(f"{field} {getattr(spec, field)!r} is not an http(s) link")
+    required = [a.name for a in spec.args if a.required]
+    if required:
+        problems.append(f"hyper-parameters without a default: {', '.join(required)} (a YAML row may list none)")
+    else:
+        try:
+            spec.check_args(spec.defaults())
+        except Exception as exc:
+            problems.append(first_line(exc))
+    try:
+        runtime = getattr(REGISTRY.load_class(spec.name), "spec", None)
+    except Exception as exc:
+        return Check(name, False, f"import: {first_line(exc)}")
+    if runtime is not None and runtime != spec:
+        problems.append("the registered class's spec differs from the one read from its source")
+    return Check(name, not problems, "; ".join(problems))
+
+
+def check_shape(spec: ModuleSpec, size: tuple[int, int]) -> Check:
+    """Output shaped like the input, finite, at batch 1 and 2."""
+    name = f"shape {size[0]}x{size[1]}"
+    try:
+        module = build(spec.name).eval()
+        for batch in BATCHES:
+            x = _sample(batch, CHANNELS, *size)
+            change = plugins.shape_change(module, x)
+            if change:
+                return Check(name, False, change)
+            with torch.no_grad():
+                y = module(x)
+            if not torch.isfinite(y).all():
+                return Check(name, False, f"output has NaN or Inf at batch {batch}")
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    return Check(name, True, f"batch {', '.join(map(str, BATCHES))}")
+
+
+def check_dtype(spec: ModuleSpec, dtype: torch.dtype, device: str = "cpu") -> Check:
+    """A forward in ``dtype`` keeps the dtype and the shape and stays finite."""
+    name = f"{str(dtype).removeprefix('torch.')} ({device})"
+    if device == "cuda" and not torch.cuda.is_available():
+        return Check(name, None, "skipped: no CUDA device here")
+    try:
+        module = build(spec.name).to(device=device, dtype=dtype).eval()
+        x = _sample(2, CHANNELS, 15, 20, dtype=dtype).to(device)
+        with torch.no_grad():
+            y = module(x)
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    if y.dtype != dtype or y.shape != x.shape:
+        return Check(name, False, f"returns {y.dtype} {tuple(y.shape)} for {dtype} {tuple(x.shape)}")
+    if not torch.isfinite(y.float()).all():
+        return Check(name, False, "output has NaN or Inf")
+    return Check(name, True, "")
+
+
+def check_gradients(spec: ModuleSpec) -> Check:
+    """One backward reaches every parameter and the input with finite, not all-zero gradients."""
+    name = "gradients"
+    try:
+        module = build(spec.name).train()
+        x = _sample(2, CHANNELS, 15, 20, grad=True)
+        module(x).square().mean().backward()
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    grads = [("input", x.grad), *((n, p.grad) for n, p in module.named_parameters())]
+    missing = [n for n, g in grads if g is None]
+    bad = [n for n, g in grads if g is not None and not torch.isfinite(g).all()]
+    dead = [n for n, g in grads if g is not None and torch.isfinite(g).all() and g.abs().sum() == 0]
+    found = (("no gradient", missing), ("non-finite gradient", bad), ("all-zero gradient", dead))
+    problems = [f"{what}: {', '.join(names[:4])}" for what, names in found if names]
+    return Check(name, not problems, "; ".join(problems) or f"input and {len(grads) - 1} parameter tensors")
+
+
+def check_determinism(spec: ModuleSpec) -> Check:
+    """Two eval forwards of the same input give the same output."""
+    name = "eval determinism"
+    try:
+        module = build(spec.name).eval()
+        x = _sample(2, CHANNELS, 15, 20)
+        with torch.no_grad():
+            a, b = module(x), module(x)
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    same = torch.equal(a, b)
+    return Check(name, same, "" if same else f"max difference {float((a - b).abs().max()):.3g}")
+
+
+def check_reserved_names(spec: ModuleSpec) -> Check:
+    """parse_model writes i, f, type and np on every layer: a module must not own those names."""
+    name = "reserved names (i, f, type, np)"
+    try:
+        module = build(spec.name)
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    owned = [*module.named_parameters(), *module.named_modules(), *module.named_buffers()]
+    clashes = sorted(
+        {n for n, _ in owned if set(n.split(".")) & RESERVED_ATTRIBUTES} | (RESERVED_ATTRIBUTES & set(vars(module)))
+    )
+    return Check(name, not clashes, f"{', '.join(clashes)} collide with attributes Ultralytics sets" if clashes else "")
+
+
+def check_in_model(spec: ModuleSpec, scale: str, model: str = MODEL) -> Check:
+    """Inserted after layers 4, 6 and 8: the model builds at ``scale`` and passes the checks ``insert`` runs (forward
+    at 640x640 and the two rectangular sizes, one training step giving every inserted parameter a gradient)."""
+    name = f"in {model.removesuffix('.yaml')} at {scale}: build, forward, train"
+    try:
+        doc = yamlio.load(model)
+        result = graph.insert(doc.graph, list(MODEL_AFTER), spec.name, spec.defaults())
+        cfg = yamlio.to_plain(yamlio.apply(doc, result))
+        built = ultra.build_model(cfg, scale, f"{doc.stem}-{spec.name}.yaml", seed=0)  # as insert verifies it
+    except Exception as exc:
+        return Check(name, False, f"build: {first_line(exc)}")
+    layers = [i.index for i in result.insertions]
+    cls = REGISTRY.load_class(spec.name)
+    if not all(type(built.model[i]) is cls for i in layers):
+        return Check(name, False, f"layers {layers} are not all {cls.__name__}")
+    checks = verify.check_new_model(built, layers, {}, 640)
+    failed = next((c for c in checks if c.ok is False), None)
+    if failed is not None:
+        return Check(name, False, f"{failed.name}: {failed.detail}")
+    return Check(name, True, checks[-1].detail)
+
+
+def check_onnx(spec: ModuleSpec) -> Check:
+    """Exported to ONNX (opset 17) at 1x64x15x20, onnxruntime gives the torch output (1e-4). An odd height, as
+    rectangular validation feeds (480x640 at stride 32): padding and block arithmetic traced from the shape must
+    export right, not only at sizes every block divides."""
+    name = "ONNX export parity"
+    if not (importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime")):
+        return Check(name, None, "skipped: onnx/onnxruntime not installed (pip install attnsurgeon[export])")
+    import numpy as np
+    import onnxruntime as ort
+
+    try:
+        module = build(spec.name).eval()
+        x = _sample(1, CHANNELS, 15, 20)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "module.onnx"
+            names = {"input_names": ["x"], "output_names": ["y"]}
+            torch.onnx.export(module, (x,), str(path), opset_version=17, dynamo=False, **names)
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            (y_onnx,) = session.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            y = module(x).numpy()
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    diff = float(np.abs(y_onnx - y).max())
+    ok = bool(np.allclose(y_onnx, y, atol=1e-4, rtol=1e-4))
+    return Check(name, ok, f"max difference {diff:.2e}" + ("" if ok else " (tolerance 1e-4)"))
+
+
+def check_cost(spec: ModuleSpec) -> Check:
+    """Parameters and exact GFLOPs at the reference point C=256, 20x20 (what ``list`` shows)."""
+    from attnsurgeon.costs.modules import REFERENCE_CHANNELS, REFERENCE_SIZE, reference_costs
+
+    name = f"cost at C={REFERENCE_CHANNELS}, {REFERENCE_SIZE[0]}x{REFERENCE_SIZE[1]}"
+    try:
+        cost = reference_costs([spec])[spec.name]
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    return Check(name, True, f"{cost['params']:,} params, {cost['gflops']:.4f} GFLOPs")
+
+
+def checks(spec: ModuleSpec, models: bool = True) -> Iterator[Callable[[], Check]]:
+    """Every check of the contract, in the order ``check-module`` prints them (lazily: each runs when called)."""
+    yield lambda: check_metadata(spec)
+    for size in SIZES:
+        yield lambda size=size: check_shape(spec, size)
+    yield lambda: check_dtype(spec, torch.float32)
+    yield lambda: check_dtype(spec, torch.bfloat16)
+    yield lambda: check_dtype(spec, torch.float16, "cuda")
+    yield lambda: check_gradients(spec)
+    yield lambda: check_determinism(spec)
+    yield lambda: check_reserved_names(spec)
+    if models:
+        for scale in SCALES:
+            yield lambda scale=scale: check_in_model(spec, scale)
+    yield lambda: check_onnx(spec)
+    yield lambda: check_cost(spec)
+
+
+def run(name: str, models: bool = True) -> list[Check]:
+    """Run the whole contract on one catalog or plugin module."""
+    spec = REGISTRY.get(name)
+    ultra.register()
+    return [check() for check in checks(spec, models)]

@@ -1,0 +1,70 @@
+"""Rows and their comments in the round-trip tree, edited in place, and the packaged models as layer graphs.
+
+``adopt`` rewrites rows (module and args) and index comments; the diagnosis reads index comments and compares a
+file with the models that ship with Ultralytics. No torch, no printing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from attnsurgeon.core import yamltree
+from attnsurgeon.core.graph import Graph
+from attnsurgeon.core.yamlio import _section_slots, packaged_models_dir
+from attnsurgeon.errors import SurgeryError
+
+_INDEX_ONLY_RE = re.compile(r"^#\s*(\d+)(?:\s*$|\s*[-:(])")  # "# 9", "# 0-P1/2", "# 16 (P3/8-small)", "# 4: CBAM"
+
+
+def row_slot(data: CommentedMap, index: int) -> tuple[CommentedSeq, int]:
+    """The section list holding layer ``index`` and its position there."""
+    section, pos = _section_slots(data)[index]
+    return data[section], pos
+
+
+def set_row(data: CommentedMap, index: int, module: str, args: list[Any]) -> None:
+    """Change a row's module and args in place; its ``from``, repeats, flow style, comment and the gap before the
+    comment stay."""
+    yamltree.replace_row(*row_slot(data, index), module, args)
+
+
+def set_from(data: CommentedMap, index: int, from_: int | list[int]) -> None:
+    """Change a row's ``from`` in place (flow style and the gap before its comment kept)."""
+    yamltree.set_from(*row_slot(data, index), from_)
+
+
+def index_comments(data: CommentedMap) -> dict[int, int]:
+    """Layer -> the index its trailing comment names (``# 16 (P3/8-small)`` -> 16; not ``# 2 heads``)."""
+    out = {}
+    for index in range(len(_section_slots(data))):
+        token = yamltree.comment_token(*row_slot(data, index))
+        match = _INDEX_ONLY_RE.match(token.value.partition("\n")[0]) if token is not None else None
+        if match:
+            out[index] = int(match.group(1))
+    return out
+
+
+def renumber_index_comment(data: CommentedMap, index: int, old: int) -> None:
+    """Make layer ``index``'s trailing comment start with ``index`` instead of ``old``."""
+    yamltree.renumber_comment(yamltree.comment_token(*row_slot(data, index)), old, index)
+
+
+@functools.lru_cache(maxsize=1)
+def packaged_graphs() -> tuple[tuple[str, Graph], ...]:
+    """(file name, layer graph) of every model YAML that ships with Ultralytics (read once per process)."""
+    import yaml  # PyYAML (an Ultralytics dependency): its C loader reads the ~70 files 15x faster than ruamel
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    folder = packaged_models_dir()
+    out = []
+    for path in sorted(folder.rglob("*.yaml")) if folder is not None else ():
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        try:
+            out.append((path.name, Graph.from_sections(data["backbone"], data["head"])))
+        except (KeyError, TypeError, SurgeryError):
+            continue  # not a model layout this tool reads
+    return tuple(out)

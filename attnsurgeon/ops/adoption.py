@@ -1,0 +1,337 @@
+"""Adopting a YAML written for a forked Ultralytics: the plan, and the check every command runs on load. No torch.
+
+Forks edit ``parse_model`` so attention rows carry a channel count (``[-1, 1, CBAM, [1024]]``) or list their
+hyper-parameters in the fork's own order (Ultralytics' ``CBAM(c1, kernel_size)``: ``[7]`` is a kernel size there).
+Plain Ultralytics with attnsurgeon would build those rows as different modules, so :func:`load_checked` refuses them
+and :func:`plan` rewrites them: catalog names for the forks' names, channel counts dropped (attnsurgeon infers input
+channels), hyper-parameters in the catalog's order. Rows it cannot map are listed with the closest catalog names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
+from attnsurgeon.catalog.argcheck import format_flow
+from attnsurgeon.core import yamledit, yamlio
+from attnsurgeon.core.augment_graph import AUGMENT_MODULE
+from attnsurgeon.core.graph import Graph
+from attnsurgeon.core.names import close_names
+from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError
+from attnsurgeon.ops import diagnose
+
+PLUGIN_ROUTE = "make it a plugin module (`--plugin FILE.py`, or an `attnsurgeon.modules` entry point) so it builds"
+MAX_CHANNEL_ARGS = 2  # forks write (c1) or (c1, c2) before the hyper-parameters (CoordAtt, GAM_Attention)
+
+
+def adopt_command(path: Path) -> str:
+    return f"attnsurgeon adopt {path}"
+
+
+def line_endings(path: Path) -> tuple[str, bool]:
+    """('\\r\\n' or '\\n', whether the file ends with a newline): kept when a file is rewritten."""
+    raw = path.read_bytes()
+    return ("\r\n" if b"\r\n" in raw else "\n"), raw.endswith(b"\n")
+
+
+def with_line_endings(text: str, newline: str, final_newline: bool) -> str:
+    text = text if final_newline else text.rstrip("\n")
+    return text.replace("\n", newline) if newline != "\n" else text
+
+
+def build_scale(doc: yamlio.ModelDoc, scale: str | None = None) -> str:
+    """The scale a command builds at: the one asked for, else the name's letter, else the first (Ultralytics' rule)."""
+    if scale and scale in doc.scales:
+        return scale
+    return doc.scale if doc.scale in doc.scales else (doc.scales[0] if doc.scales else "")
+
+
+def findings(doc: yamlio.ModelDoc, scale: str | None = None, compare: bool = True) -> list[diagnose.Finding]:
+    """Every diagnosis of a loaded file; ``compare`` also compares it with the packaged models (stale references)."""
+    references = yamledit.packaged_graphs() if compare and not doc.packaged else ()  # a packaged file derives from none
+    return diagnose.diagnose(
+        doc.graph,
+        doc.plain(),
+        doc.stem,
+        build_scale(doc, scale),
+        yamledit.index_comments(doc.data),
+        references,
+        adopt_command(doc.path),
+    )
+
+
+def refuse_blocking(doc: yamlio.ModelDoc, found: list[diagnose.Finding]) -> None:
+    blocking = [f for f in found if f.blocking]
+    if blocking:
+        more = f" ({len(blocking) - 1} more row(s) too)" if len(blocking) > 1 else ""
+        raise NeedsAdoptionError(f"{doc.path}: {blocking[0].message}{more}")
+
+
+def refuse_placed(graph: Graph, data: dict[str, Any], stem: str, rows: list[int], scale: str | None = None) -> None:
+    """Refuse new rows (an insert, a replace) whose args cannot be what their module means where they land, at
+    ``scale`` or the one the file name asks for (``data``: the model's YAML dict, for its scales and channels)."""
+    scales = list(data["scales"]) if isinstance(data.get("scales"), dict) else []
+    named = scale or yamlio.guess_scale(stem)
+    scale = named if named in scales else (scales[0] if scales else "")
+    written, scaled = diagnose.channel_views(graph, data, scale)
+    for i, problem in diagnose.arg_problems(graph, written, scaled):
+        if i in rows:
+            spec, values = diagnose.catalog_row(graph.rows[i])  # type: ignore[misc]
+            at = f" at scale {scale}" if scale else ""
+            raise ModuleArgsError(
+                f"{spec.name} {format_flow(values)} as layer {i}: {problem.text}{at}; signature {spec.signature()}"
+            )
+
+
+def refuse_new_rows(source: Any, edit: Any, probe: bool) -> None:
+    """Before a pipeline builds anything: a plugin module that changes the shape (one line naming it), and new rows
+    whose args cannot be what their module means where they land (:func:`refuse_placed`)."""
+    plugins.refuse_shape_change(edit.spec, probe=probe)
+    ckpt = source.checkpoint
+    data, scale = (source.doc.plain(), None) if source.doc is not None else (ckpt.cfg, ckpt.scale)
+    refuse_placed(edit.result.graph, data, source.stem, edit.result.fresh_layers, scale)
+
+
+def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:
+    """What ``show`` prints about a file (one line each); a file that needs adoption raises instead."""
+    found = findings(doc, scale)
+    refuse_blocking(doc, found)
+    return [f.message for f in found]
+
+
+def check_loaded(doc: yamlio.ModelDoc, scale: str | None = None) -> yamlio.ModelDoc:
+    """A loaded model YAML, if no command should refuse it; a file that needs adoption stops here (one line)."""
+    refuse_blocking(doc, findings(doc, scale, compare=False))
+    return doc
+
+
+def load_checked(model: str | Path, scale: str | None = None) -> yamlio.ModelDoc:
+    """Load a model YAML for any command, with the plugin files it lists; a file that needs adoption stops here
+    with a one-line error."""
+    return check_loaded(plugins.with_recorded(yamlio.load(model)), scale)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The plan
+
+
+@dataclass
+class Change:
+    layer: int
+    old: str
+    new: str
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "old": self.old, "new": self.new, "why": self.why}
+
+
+@dataclass
+class Unmapped:
+    layer: int
+    row: str
+    why: str
+    closest: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "row": self.row, "why": self.why, "closest": self.closest}
+
+
+@dataclass
+class AdoptPlan:
+    doc: yamlio.ModelDoc
+    scale: str
+    changes: list[Change] = field(default_factory=list)
+    unmapped: list[Unmapped] = field(default_factory=list)
+    findings: list[diagnose.Finding] = field(default_factory=list)  # of the adopted file
+    text: str = ""  # the adopted YAML, line endings as the input's
+    new_cfg: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def attention_layers(self) -> list[int]:
+        """Catalog layers whose output reaches the head (a dead one is a diagnosis, not a failed gradient check)."""
+        graph = self.doc.graph
+        last = len(graph) - 1
+        return [
+            i for i, row in enumerate(graph.rows) if diagnose.catalog_row(row) is not None and graph.reaches(i, last)
+        ]
+
+
+def _channel_counts(doc: yamlio.ModelDoc, graph: Graph, index: int) -> list[int]:
+    """The input channels of row ``index`` as written and at every scale of the file."""
+    scales = doc.scales or [""]
+    views = [diagnose.channel_views(graph, doc.plain(), s)[j] for s in scales for j in (0, 1)]
+    return diagnose.input_channels(graph, index, views)
+
+
+def _map_args(spec: ModuleSpec, values: list[Any], channels: list[int]) -> tuple[list[Any] | None, str]:
+    """The catalog args a fork row means, and why; (None, reason) when they cannot be read."""
+    rest = list(values)
+    dropped = []
+    while rest and len(dropped) < MAX_CHANNEL_ARGS and rest[0] in channels and not isinstance(rest[0], bool):
+        dropped.append(rest.pop(0))
+    order = list(spec.fork_args) or [a.name for a in spec.args]
+    if len(rest) > len(order):  # more values than the forks' usual order holds: the catalog's own (cbam_block's)
+        order = [a.name for a in spec.args]
+    convention = f"{spec.name}(c1, {', '.join(order)})" if order else f"{spec.name}(c1)"
+    if len(rest) > len(order):
+        what = (
+            f"after the channel count{'s' * (len(dropped) > 1)} {dropped}" if dropped else "and none is a channel count"
+        )
+        return None, f"{len(rest)} argument(s) {what}, but the forks' {convention} takes at most {len(order)}"
+    chosen = dict(zip(order, rest, strict=False))
+    new = [chosen.get(a.name, a.default) for a in spec.args]
+    why = []
+    if dropped:
+        why.append(f"channel count {format_flow(dropped)} dropped (attnsurgeon infers input channels)")
+    if chosen:
+        why.append(f"{', '.join(f'{k}={v!r}' for k, v in chosen.items())} kept as in the forks' {convention}")
+    defaults = [a.name for a in spec.args if a.name not in chosen]
+    if defaults:
+        why.append(f"default {', '.join(defaults)}")
+    return new, "; ".join(why)
+
+
+def _closest(name: str) -> tuple[list[str], bool]:
+    """Catalog names close to an unknown module name, and whether the name embeds one (``C2f_CBAM``)."""
+    tokens = [t for t in re.split(r"[_\-]", name) if t]
+    embedded = [spec.name for t in tokens if (spec := REGISTRY.find(t)) is not None]
+    if embedded:
+        return list(dict.fromkeys(embedded)), True
+    index = {n.lower(): s.name for s in REGISTRY.specs() for n in (s.name, *s.aliases)}
+    return list(dict.fromkeys(index[key] for key in close_names(name.lower(), list(index))))[:3], False
+
+
+def _fix_stale(
+    doc: yamlio.ModelDoc, graph: Graph, derived: tuple[str, Graph, dict[int, int]] | None, result: AdoptPlan
+) -> None:
+    """Point each stale reference at the layer it meant: the packaged model's input, renumbered here. Rows the file
+    added after that layer stay read by what reads them already (as ``insert --rewire next`` splices a row)."""
+    by_row: dict[int, list[diagnose.StaleRef]] = {}
+    for stale in diagnose.stale_refs(graph, derived):
+        by_row.setdefault(stale.layer, []).append(stale)
+    for layer, found in sorted(by_row.items()):
+        row = graph.rows[layer]
+        refs = row.refs()
+        for s in found:
+            refs[s.slot] = s.meant - layer if refs[s.slot] < 0 else s.meant  # a relative reference stays relative
+        new_from: int | list[int] = refs if isinstance(row.from_, (list, tuple)) else refs[0]
+        yamledit.set_from(doc.data, layer, new_from)
+        new_text = diagnose.row_text(replace(row, from_=new_from))
+        why = "; ".join(
+            f"read layer {s.target} ({graph.rows[s.target].module}); in {s.model} this input is layer {s.packaged} "
+            f"({graph.rows[s.meant].module}), layer {s.meant} here"
+            + (
+                f" (the {graph.rows[s.after].module} added after it stays on its own path)"
+                if s.after != s.meant
+                else ""
+            )
+            for s in found
+        )
+        result.changes.append(Change(layer, diagnose.row_text(row), new_text, why))
+
+
+def plan(
+    model: str | Path, scale: str | None = None, known: frozenset[str] = frozenset(), fix_stale: bool = False
+) -> AdoptPlan:
+    """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
+    names plain Ultralytics resolves (``attnsurgeon.ultralytics_bridge.ultra.ultralytics_module_names``); ``fix_stale``
+    also points
+    stale references (a renumbering that missed a row) at the layers they meant (:func:`_fix_stale`)."""
+    doc = plugins.with_recorded(yamlio.load(model))
+    result = AdoptPlan(doc, build_scale(doc, scale))
+    graph = doc.graph
+    written, scaled = diagnose.channel_views(graph, doc.plain(), result.scale)
+    problems = {i for i, _ in diagnose.arg_problems(graph, written, scaled)}
+    for i, row in enumerate(graph.rows):
+        text = diagnose.row_text(row)
+        found = diagnose.catalog_row(row)
+        if found is None:
+            own = row.module in (diagnose.IDENTITY_INIT, AUGMENT_MODULE)  # attnsurgeon's own layers
+            if row.module not in known and not own and not row.module.startswith(("nn.", "torchvision.")):
+                closest, embedded = _closest(row.module)
+                why = f"{row.module} is neither a catalog module nor an Ultralytics module; " + (
+                    f"it looks like a block with {' or '.join(closest)} inside: use the plain block and insert "
+                    f"{closest[0]} after it (attnsurgeon insert), or {PLUGIN_ROUTE}"
+                    if embedded
+                    else PLUGIN_ROUTE
+                )
+                result.unmapped.append(Unmapped(i, text, why, closest))
+            continue
+        spec, values = found
+        if row.module in (diagnose.IDENTITY_INIT, AUGMENT_MODULE):
+            if i in problems:
+                result.unmapped.append(Unmapped(i, text, f"a {row.module} row with fork arguments: edit it", []))
+            continue
+        if i not in problems:
+            if row.module != spec.name:
+                yamledit.set_row(doc.data, i, spec.name, values)
+                new_text = diagnose.row_text(replace(row, module=spec.name))
+                result.changes.append(Change(i, text, new_text, f"{row.module} is the catalog's {spec.name}"))
+            continue
+        new, why = _map_args(spec, values, _channel_counts(doc, graph, i))
+        if new is None:
+            result.unmapped.append(Unmapped(i, text, why, [spec.name]))
+            continue
+        renamed = f"{row.module} is the catalog's {spec.name}; " if row.module != spec.name else ""
+        yamledit.set_row(doc.data, i, spec.name, new)
+        new_text = diagnose.row_text(replace(row, module=spec.name, args=tuple(new)))
+        result.changes.append(Change(i, text, new_text, renamed + why))
+    derived = diagnose.derivation(graph, yamledit.packaged_graphs())  # the rows' from are unchanged so far
+    if fix_stale:
+        _fix_stale(doc, graph, derived, result)
+    old_index = {new: old for old, new in derived[2].items()} if derived else {}
+    for index, old in sorted(yamledit.index_comments(doc.data).items()):
+        if old != index and old_index.get(index) == old:  # the row's number in the packaged model it derives from
+            yamledit.renumber_index_comment(doc.data, index, old)
+            why = f"index comment renumbered to its row (it was layer {old} in {derived[0]})"  # type: ignore[index]
+            result.changes.append(Change(index, f"# {old}", f"# {index}", why))
+    result.changes.sort(key=lambda change: change.layer)  # read top to bottom, as the diff
+    result.new_cfg = yamlio.to_plain(doc.data)
+    text = yamlio.dump(doc.data)
+    result.text = with_line_endings(text, *line_endings(doc.path))
+    adopted = yamlio.ModelDoc(yamlio.loads(text), graph_of(result.new_cfg), doc.path, doc.stem, doc.packaged, text)
+    result.findings = findings(adopted, scale)
+    return result
+
+
+def graph_of(cfg: dict[str, Any]) -> Graph:
+    return Graph.from_sections(cfg["backbone"], cfg["head"])
+
+
+@dataclass
+class AdoptReport:
+    """What ``adopt`` changed, could not map, diagnosed and proved; ``checks`` is empty without verification."""
+
+    source: Path
+    output: Path | None
+    scale: str
+    changes: list[Change]
+    unmapped: list[Unmapped]
+    findings: list[diagnose.Finding]
+    yaml_text: str
+    diff: str
+    checks: list[Any] = field(default_factory=list)
+    params: dict[int, int] = field(default_factory=dict)  # attention layer -> parameters at ``scale``
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "output": str(self.output) if self.output else None,
+            "scale": self.scale or None,
+            "changes": [c.as_dict() for c in self.changes],
+            "unmapped": [u.as_dict() for u in self.unmapped],
+            "findings": [f.as_dict() for f in self.findings],
+            "checks": [c.as_dict() for c in self.checks],
+            "params": {str(k): v for k, v in self.params.items()},
+            "warnings": self.warnings,
+        }
+
+
+def default_output(doc: yamlio.ModelDoc) -> Path:
+    name = f"{doc.stem}-adopted.yaml"
+    return Path(name) if doc.packaged else doc.path.parent / name
