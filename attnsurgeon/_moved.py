@@ -52,9 +52,7 @@ class _AliasLoader:
 class MovedModuleFinder:
     """Resolves an old flat-layout name to the module at its new place."""
 
-    def find_spec(
-        self, fullname: str, path: object = None, target: object = None
-    ) -> ModuleSpec | None:
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
         new = MOVED.get(fullname)
         if new is None:
             return None
