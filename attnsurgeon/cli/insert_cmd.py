@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import POSITIONS_HELP, errors_to_exit, from_text, with_plugins
+from attnsurgeon.cli._common import POSITIONS_HELP, channel_arg_option, errors_to_exit, from_text, with_plugins
 from attnsurgeon.cli._report import CHECKS_DEVICE_HELP, CHECKS_HELP, DRY_RUN_HELP, SCALE_HELP, run_and_render
 
 
@@ -34,7 +34,8 @@ def insert(
         "--module",
         "-m",
         autocompletion=_complete.modules,
-        help="Catalog module name ('attnsurgeon list' shows them).",
+        help="Catalog module name ('attnsurgeon list' shows them), or a plain nn.Module class as its authors wrote "
+        "it: FILE.py:ClassName, timm:CbamModule, ultralytics:CBAM ('attnsurgeon list --source timm').",
     ),
     after: list[str] = typer.Option(
         ...,
@@ -45,8 +46,12 @@ def insert(
         f"{POSITIONS_HELP}; repeatable, or comma-separated.",
     ),
     args: str | None = typer.Option(
-        None, "--args", help='Module hyper-parameters as a YAML list, e.g. "[2, 1]". Default: the module defaults.'
+        None,
+        "--args",
+        help='Module hyper-parameters as a YAML list, e.g. "[2, 1]"; a plain nn.Module class also takes them by '
+        'keyword, "{reduction: 8, kernel_size: 7}" or "[8, {kernel_size: 7}]". Default: the module defaults.',
     ),
+    channel_arg: str | None = channel_arg_option(),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Output YAML, or .pt for a checkpoint (default: <input stem>-<Module>.yaml/.pt)."
     ),
@@ -74,6 +79,9 @@ def insert(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     from attnsurgeon import api
+    from attnsurgeon.catalog import sources
+
+    module = sources.with_channel(module, channel_arg)  # FILE.py:Class?channel=NAME
 
     def call(progress: Any) -> Any:
         progress(f"inserting {module} into {model}")
