@@ -14,20 +14,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attnsurgeon.catalog.plugins as plugins
 from attnsurgeon.augment_graph import AUGMENT_MODULE
-from attnsurgeon.catalog import plugins, sources
-from attnsurgeon.catalog.foreign import ForeignSpec, channel_param, is_foreign
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry
 from attnsurgeon.errors import PluginError
 
-is_source = sources.is_source
+# sources and foreign are imported when a foreign class is asked for: every command imports the catalog package.
+
+
+def is_source(text: str) -> bool:
+    """``FILE.py:Class``, ``LIBRARY:Class`` or ``...?channel=NAME`` (a catalog name or a plugin file is not)."""
+    if ":" not in text and "?channel=" not in text:
+        return False
+    import attnsurgeon.catalog.sources as sources
+
+    return sources.is_source(text)
+
+
+def is_foreign(spec: Any) -> bool:
+    return hasattr(spec, "channel_arg")  # a catalog.foreign.ForeignSpec, told apart without importing it
 
 
 def _reserved() -> frozenset[str]:
     return plugins.ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
 
 
-def _register(specs: list[ForeignSpec], label: str, registry: Registry) -> list[ModuleSpec]:
+def _register(specs: list[Any], label: str, registry: Registry) -> list[ModuleSpec]:
+    import attnsurgeon.catalog.sources as sources
+
     fresh = [s for s in specs if registry.find(s.name) is not s]
     if fresh:
         plugins.check_names(fresh, label, registry)
@@ -39,6 +53,8 @@ def _register(specs: list[ForeignSpec], label: str, registry: Registry) -> list[
 
 def add(text: str, registry: Registry = REGISTRY) -> list[ModuleSpec]:
     """One class from a source text (``FILE.py:Class``, ``timm:CbamModule``, ``?channel=NAME``)."""
+    import attnsurgeon.catalog.sources as sources
+
     source = sources.parse(text)
     if source is None or source.cls is None:
         if source is not None and source.is_file:
@@ -55,7 +71,9 @@ def add_file_classes(
 ) -> list[ModuleSpec]:
     """Every ``nn.Module`` class a file defines that takes a channel argument and keeps a feature map's shape at 20x20
     and 15x20 with its defaults (a file that registers nothing with ``@register_module``)."""
-    from attnsurgeon.catalog import probe
+    import attnsurgeon.catalog.probe as probe
+    import attnsurgeon.catalog.sources as sources
+    from attnsurgeon.catalog.foreign import channel_param
 
     found, refused = [], []
     for name, cls in sources.file_classes(path.resolve(), label).items():
@@ -79,6 +97,8 @@ def add_file_classes(
 
 def add_recorded(items: Sequence[Any], base: Path) -> list[ModuleSpec]:
     """The sources a YAML records (``attnsurgeon_plugins``), files resolved against its folder."""
+    import attnsurgeon.catalog.sources as sources
+
     out: list[ModuleSpec] = []
     for item in items:
         text = sources.recorded_source(str(item), base)
@@ -93,12 +113,18 @@ def add_recorded(items: Sequence[Any], base: Path) -> list[ModuleSpec]:
 
 def recorded(specs: Sequence[Any], directory: Path) -> list[str]:
     """The ``attnsurgeon_plugins`` entries of the foreign modules among ``specs``."""
-    return list(dict.fromkeys(sources.recorded_entry(s, directory) for s in specs if is_foreign(s)))
+    foreign = [s for s in specs if is_foreign(s)]
+    if not foreign:
+        return []
+    import attnsurgeon.catalog.sources as sources
+
+    return list(dict.fromkeys(sources.recorded_entry(s, directory) for s in foreign))
 
 
 def refuse(spec: Any, args: Sequence[Any]) -> None:
     """Before a model is built with a foreign class: the contract's first failure, in one line."""
-    from attnsurgeon.catalog import probe
+    import attnsurgeon.catalog.probe as probe
+    import attnsurgeon.catalog.sources as sources
 
     cls = sources.adapter_class(spec)
     why = probe.problem(lambda: cls(probe.CHANNELS, *args))

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from attnsurgeon.catalog import foreign
+import attnsurgeon.catalog.foreign as foreign
 from attnsurgeon.catalog.foreign import HOLDER_NAME, NOT_MODULE, ForeignSpec
 from attnsurgeon.catalog.registry import REGISTRY
 from attnsurgeon.errors import AttnSurgeonError, PluginError
@@ -189,12 +189,12 @@ def _library_class(source: Source, label: str) -> Any:
         modules = library_modules(source.where)
     except ModuleNotFoundError as exc:
         how = INSTALL.get(source.library, f"pip install {source.library}")
-        raise PluginError(f"{label}: {exc.name or source.where} is not installed ({how})") from None
+        raise PluginError(f"plugin {label}: {exc.name or source.where} is not installed ({how})") from None
     found = next((getattr(m, str(source.cls)) for m in modules if hasattr(m, str(source.cls))), None)
     if found is None:
         layers = LIBRARIES.get(source.where)
         where = f"{source.where} nor {layers}" if layers else source.where
-        raise PluginError(f"{label}: {'neither ' if layers else ''}{where} defines {source.cls}")
+        raise PluginError(f"plugin {label}: {'neither ' if layers else ''}{where} defines {source.cls}")
     return found
 
 
