@@ -116,7 +116,7 @@ def test_plugin_then_module_by_name_and_the_renamed_class(here):
     assert result.exit_code == 0, result.output
     result = cli("insert", "yolo11n.yaml", "--plugin", "se_attention.py:SEAttention", "-m", "SEAttention",
                  "--after", "8", "--no-verify", "--dry-run")  # fmt: skip
-    assert result.exit_code == 5
+    assert result.exit_code == 2
     assert result.output == (
         "error: SEAttention names the catalog's SE; the class SEAttention you added is SeAttentionSEAttention: "
         "use -m SeAttentionSEAttention\n"

@@ -134,7 +134,8 @@ def spec_of(cls: type, *, name: str, origin: str, label: str, channel_arg: str |
         annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
         default = MISSING if p.default is inspect.Parameter.empty else p.default
         args.append(ArgSpec(p.name, default, "" if p.annotation is inspect.Parameter.empty else str(annotation)))
-    doc = inspect.getdoc(cls) or ""
+    doc = cls.__doc__ if isinstance(cls.__dict__.get("__doc__"), str) else ""  # its own, not nn.Module's
+    doc = inspect.cleandoc(doc) if doc else ""
     try:
         source = inspect.getsourcefile(cls) or cls.__module__
     except TypeError:

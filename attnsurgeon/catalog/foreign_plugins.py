@@ -17,7 +17,7 @@ from typing import Any
 import attnsurgeon.catalog.plugins as plugins
 from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry
-from attnsurgeon.errors import PluginError
+from attnsurgeon.errors import PluginError, UsageError
 
 # sources and foreign are imported when a foreign class is asked for: every command imports the catalog package.
 
@@ -35,7 +35,8 @@ def is_foreign(spec: Any) -> bool:
     return hasattr(spec, "channel_arg")  # a catalog.foreign.ForeignSpec, told apart without importing it
 
 
-def _reserved() -> frozenset[str]:
+def reserved_names() -> frozenset[str]:
+    """Names an adapter must not take as they are: Ultralytics' and attnsurgeon's own layers."""
     return plugins.ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
 
 
@@ -63,7 +64,7 @@ def add(text: str, registry: Registry = REGISTRY) -> list[ModuleSpec]:
     if source.is_file and not Path(source.where).expanduser().is_file():
         what = "is a directory" if Path(source.where).is_dir() else "no such file"
         raise PluginError(f"plugin {text}: {source.where} {what}")
-    return _register([sources.adapt(source, text, _reserved())], text, registry)
+    return _register([sources.adapt(source, text, reserved_names())], text, registry)
 
 
 def add_file_classes(
@@ -80,7 +81,7 @@ def add_file_classes(
         source = sources.Source(str(path.resolve()), name, channel, True)
         try:
             channel_param(cls, channel, label)
-            spec = sources.adapt(source, f"{path}:{name}", _reserved())
+            spec = sources.adapt(source, f"{path}:{name}", reserved_names())
         except PluginError as exc:
             refused.append(f"{name} ({str(exc).rpartition(': ')[2] if 'channel' not in str(exc) else 'no channel'})")
             continue
@@ -130,6 +131,16 @@ def refuse(spec: Any, args: Sequence[Any]) -> None:
     why = probe.problem(lambda: cls(probe.CHANNELS, *args))
     if why:
         raise PluginError(f"{spec.name} ({spec.origin}): {why}")
+
+
+def refuse_renamed(name: str, registry: Registry = REGISTRY) -> None:
+    """A module name a user typed that is the own name of a class added under a prefixed name (``-m SEAttention``
+    after ``--plugin se.py:SEAttention``): one line saying which name to use, never the catalog's module silently."""
+    renamed = registry.renamed.get(str(name).lower())
+    spec = registry.find(name)
+    if renamed is not None and (spec is None or spec.name != renamed):
+        what = f"the catalog's {spec.name}" if spec is not None else "no module"
+        raise UsageError(f"{name} names {what}; the class {name} you added is {renamed}: use -m {renamed}")
 
 
 def resolve(name: str) -> ModuleSpec | None:

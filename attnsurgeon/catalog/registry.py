@@ -222,10 +222,6 @@ class Registry:
         spec = self.find(name)
         if spec is None and ":" in str(name) and self.resolve_source is not None:
             spec = self.resolve_source(str(name))  # a class as its authors wrote it, from a file or a library
-        renamed = self.renamed.get(str(name).lower())
-        if renamed is not None and (spec is None or spec.name != renamed):
-            what = f"the catalog's {spec.name}" if spec is not None else "no module"
-            raise UnknownModuleError(f"{name} names {what}; the class {name} you added is {renamed}: use -m {renamed}")
         if spec is None:
             raise UnknownModuleError(f"unknown module {name!r}; {self.suggestion(name)}")
         return spec

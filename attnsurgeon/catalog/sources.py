@@ -89,7 +89,7 @@ def _camel(text: str) -> str:
 
 
 def adapter_name(source: Source, cls: type, reserved: Iterable[str]) -> str:
-    name = cls.__name__
+    name = source.cls or cls.__name__  # as the user wrote it (timm:ConvBnAct is timm's alias of ConvNormAct)
     if source.library == "ultralytics":
         return f"Ultralytics{name}"
     taken = {n.lower() for n in reserved}

@@ -79,9 +79,10 @@ def insert(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     from attnsurgeon import api
-    from attnsurgeon.catalog import sources
+    from attnsurgeon.catalog import foreign_plugins, sources
 
     module = sources.with_channel(module, channel_arg)  # FILE.py:Class?channel=NAME
+    foreign_plugins.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
 
     def call(progress: Any) -> Any:
         progress(f"inserting {module} into {model}")
