@@ -96,7 +96,10 @@ def _register_safe_globals(classes: Any) -> None:
         for value in list(vars(module).values()) if module is not None else ():
             if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == name:
                 allowed.add(value)
-    plugins.allow_in_safe_load([*allowed, plugins.rebuild])  # rebuild: how plugin-file modules unpickle
+    from attnsurgeon.catalog import sources  # how plain nn.Module classes (FILE.py:Class, timm:Class) unpickle
+
+    rebuilds = [plugins.rebuild, sources.rebuild_adapter, sources.rebuild_file_class]
+    plugins.allow_in_safe_load([*allowed, *rebuilds])  # rebuild: how plugin-file modules unpickle
 
 
 def ultralytics_module_names() -> frozenset[str]:

@@ -67,6 +67,20 @@ def test_a_library_class_is_inserted_as_it_is(here, module, args, row, direct, o
     assert params(built.model[9]) == params(expected)
 
 
+def test_a_library_module_checkpoint_reloads_in_a_fresh_process_with_safe_load(here):
+    result = cli("insert", "yolo11n.yaml", "-m", "timm:CbamModule", "--after", "8", "--no-verify", "-o", "m.yaml")
+    assert result.exit_code == 0, result.output
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env.pop("ATTNSURGEON_AUTOLOAD", None)
+    save = "from ultralytics import YOLO; YOLO('m.yaml').save('yolo11n-m.pt')"
+    subprocess.run([sys.executable, "-c", save], env=env, cwd=here, check=True, timeout=300, capture_output=True)
+    load = "from ultralytics import YOLO; print(type(YOLO('yolo11n-m.pt').model.model[9].block).__name__)"
+    loaded = subprocess.run([sys.executable, "-c", load], env={**env, "ULTRALYTICS_SAFE_LOAD": "1"}, cwd=here,
+                            timeout=300, capture_output=True, text=True)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.split() == ["CbamModule"]
+
+
 def test_list_source_is_computed_once_then_read_from_the_cache(tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("ATTNSURGEON_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("ATTNSURGEON_NO_CACHE", raising=False)

@@ -201,7 +201,7 @@ for path in sys.argv[1:]:
 """
 
 
-def test_the_yamls_build_in_a_fresh_process_and_checkpoints_reload(written, folder, tmp_path):
+def test_the_yamls_build_in_a_fresh_process_and_checkpoints_reload_safely(written, folder, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     env.pop("ATTNSURGEON_AUTOLOAD", None)
     built = subprocess.run([sys.executable, "-c", FRESH, *map(str, written)], capture_output=True, text=True,
@@ -213,3 +213,10 @@ def test_the_yamls_build_in_a_fresh_process_and_checkpoints_reload(written, fold
                               env=env, cwd=tmp_path, timeout=300)  # fmt: skip
     assert reloaded.returncode == 0, reloaded.stderr[-2000:]
     assert reloaded.stdout == built.stdout
+    # weights_only=True with an allow-list: the adapters and the files' classes are on it. SqueezeGate keeps
+    # torch.sigmoid as an attribute, a global no allow-list takes, so it loads only the ordinary way.
+    safe = [p for p, f in zip(written, INSERTED, strict=True) if f != "timm_style.py"]
+    reloaded = subprocess.run([sys.executable, "-c", RELOAD, *map(str, safe)], capture_output=True, text=True,
+                              env={**env, "ULTRALYTICS_SAFE_LOAD": "1"}, cwd=tmp_path, timeout=300)  # fmt: skip
+    assert reloaded.returncode == 0, reloaded.stderr[-2000:]
+    assert len(reloaded.stdout.splitlines()) == len(safe) == len(INSERTED) - 1

@@ -131,12 +131,31 @@ def _file_module(path: Path, label: str) -> ModuleType:
 
 
 def _picklable_by_path(module: ModuleType, path: Path) -> None:
+    for value in _module_classes(module, own=True):
+        value.__attnsurgeon_source__ = str(path)  # type: ignore[attr-defined]
+        value.__reduce_ex__ = _reduce_file_class  # type: ignore[method-assign,assignment]
+    _allow(_module_classes(module, own=True))
+
+
+def _module_classes(module: ModuleType, own: bool = False) -> list[type]:
     import torch
 
-    for value in list(vars(module).values()):
-        if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == module.__name__:
-            value.__attnsurgeon_source__ = str(path)  # type: ignore[attr-defined]
-            value.__reduce_ex__ = _reduce_file_class  # type: ignore[method-assign,assignment]
+    return [
+        value
+        for value in list(vars(module).values())
+        if isinstance(value, type)
+        and issubclass(value, torch.nn.Module)
+        and (value.__module__ == module.__name__ or not own)
+    ]
+
+
+def _allow(objects: Iterable[Any]) -> None:
+    """Allow classes in ``torch.load(weights_only=True)`` (``ULTRALYTICS_SAFE_LOAD=1``): a checkpoint names each
+    class of every layer it holds."""
+    import torch
+
+    if hasattr(torch.serialization, "add_safe_globals"):
+        torch.serialization.add_safe_globals(sorted(set(objects), key=lambda c: f"{c.__module__}.{c.__qualname__}"))
 
 
 def _state(self: Any) -> Any:
@@ -249,14 +268,13 @@ def adapt(source: Source, label: str, reserved: Iterable[str] = (), name: str | 
 def install(specs: Iterable[ForeignSpec]) -> ModuleType:
     """Put adapters where ``Registry.load_class`` finds them (after their names were checked) and allow them in
     ``torch.load(weights_only=True)``; returns the module that holds them."""
-    import torch
-
     for spec in specs:
         adapter = _MADE[spec.origin][1]
         setattr(HOLDER, spec.name, adapter)
-        own = {adapter, adapter.foreign_class, rebuild_adapter, rebuild_file_class}  # type: ignore[attr-defined]
-        if hasattr(torch.serialization, "add_safe_globals"):
-            torch.serialization.add_safe_globals(sorted(own, key=lambda c: f"{c.__module__}.{c.__qualname__}"))
+        source = parse(spec.origin)
+        library = [] if source is None or source.is_file else library_modules(source.where)
+        layers = [c for m in library for c in _module_classes(m)]  # the blocks a library's class is built from
+        _allow([adapter, adapter.foreign_class, rebuild_adapter, rebuild_file_class, *layers])  # type: ignore[attr-defined]
     return HOLDER
 
 
