@@ -92,7 +92,7 @@ def _scan(library: str, reserved: frozenset[str]) -> tuple[dict[str, Any], ...]:
                 entry = _judge(library, name, cls, reserved)
             except Exception as exc:  # a class whose constructor or signature misbehaves is a refusal, not a crash
                 entry = {"source": f"{library}:{name}", "name": "", "class": name, "args": "", "ok": False}
-                entry["reason"] = probe._first_line(exc)
+                entry["reason"] = probe.first_line(exc)
             finally:
                 torch.set_num_threads(threads)
             if entry is not None:

@@ -39,7 +39,7 @@ def shape_problem(x: Any, y: Any) -> str:
     return f"{got}: the module changes the shape; it cannot be inserted between layers"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{exc.__class__.__name__}: {text.splitlines()[0]}" if text else exc.__class__.__name__
 
@@ -55,7 +55,7 @@ def problem(make: Callable[[], Any], channels: int = CHANNELS, full: bool = True
         torch.manual_seed(0)
         module = make().eval()
     except Exception as exc:
-        return f"cannot be built on {channels} channels: {_first_line(exc)}"
+        return f"cannot be built on {channels} channels: {first_line(exc)}"
     sizes = [*FIRST, *(s for s in SIZES if s not in FIRST)] if full else list(FIRST)
     for size in sizes:
         x = torch.randn(1, channels, *size, generator=g)
@@ -63,7 +63,7 @@ def problem(make: Callable[[], Any], channels: int = CHANNELS, full: bool = True
             with torch.no_grad():
                 y = module(x)
         except Exception as exc:
-            return f"fails at {size[0]}x{size[1]}: {_first_line(exc)}"
+            return f"fails at {size[0]}x{size[1]}: {first_line(exc)}"
         bad = shape_problem(x, y)
         if bad:
             return bad
@@ -77,7 +77,7 @@ def problem(make: Callable[[], Any], channels: int = CHANNELS, full: bool = True
         module.float()
     except Exception as exc:
         module.float()
-        return f"fails in bfloat16: {_first_line(exc)}"
+        return f"fails in bfloat16: {first_line(exc)}"
     if half.dtype != torch.bfloat16 or half.shape != x.shape or not torch.isfinite(half.float()).all():
         return f"returns {half.dtype} {_dims(half.shape)} (or NaN/Inf) for bfloat16 {_dims(x.shape)}"
     if not torch.equal(a, b):
@@ -91,7 +91,7 @@ def _gradient_problem(module: Any, x: Any) -> str:
     try:
         module(x).square().mean().backward()
     except Exception as exc:
-        return f"fails in a training step: {_first_line(exc)}"
+        return f"fails in a training step: {first_line(exc)}"
     grads = [("the input", x.grad), *((n, p.grad) for n, p in module.named_parameters() if p.requires_grad)]
     none = [n for n, grad in grads if grad is None]
     if none:

@@ -30,7 +30,7 @@ from typing import Any
 import attnsurgeon.catalog.foreign as foreign
 from attnsurgeon.catalog.foreign import HOLDER_NAME, NOT_MODULE, ForeignSpec
 from attnsurgeon.catalog.registry import REGISTRY
-from attnsurgeon.errors import AttnSurgeonError, PluginError
+from attnsurgeon.errors import PluginError
 
 # Where ``LIBRARY:Class`` looks besides the library itself: its layer package and that package's submodules.
 LIBRARIES = {"timm": "timm.layers", "ultralytics": "ultralytics.nn.modules"}
@@ -331,9 +331,3 @@ def recorded_source(item: str, base: Path) -> str | None:
         return None if source is None else source.text()
     tries = [base / source.where, Path.cwd() / source.where]
     return source.text(str(next((p for p in tries if p.is_file()), tries[0])))
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else ""
-    return line if isinstance(exc, AttnSurgeonError) else f"{exc.__class__.__name__}: {line}".rstrip(": ")
