@@ -163,23 +163,17 @@ def test_check_module_takes_file_and_class(here):
     assert result.exit_code == 9
 
 
-@pytest.fixture(scope="module")
-def written(folder, one_thread) -> list[Path]:
-    """Every inserted module's YAML, written once for the fresh-process test."""
+def write_all(folder: Path) -> list[Path]:
+    """Every inserted module's YAML, for the fresh-process test."""
     paths = []
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        for file in INSERTED:
-            _, cls, args, _ = MODULES[file]
-            out = folder / "fresh" / f"yolo11n-{file[:-3]}.yaml"
-            out.parent.mkdir(exist_ok=True)
-            argv = ["insert", "yolo11n.yaml", "-m", f"{file}:{cls}", "--after", "8", "--no-verify", "-o", out]
-            result = cli(*argv, *(["--args", args] if args else []), "--force")
-            assert result.exit_code == 0, result.output
-            paths.append(out)
-    finally:
-        os.chdir(cwd)
+    for file in INSERTED:
+        _, cls, args, _ = MODULES[file]
+        out = folder / "fresh" / f"yolo11n-{file[:-3]}.yaml"
+        out.parent.mkdir(exist_ok=True)
+        argv = ["insert", "yolo11n.yaml", "-m", f"{file}:{cls}", "--after", "8", "--no-verify", "-o", out]
+        result = cli(*argv, *(["--args", args] if args else []), "--force")
+        assert result.exit_code == 0, result.output
+        paths.append(out)
     return paths
 
 
@@ -201,7 +195,8 @@ for path in sys.argv[1:]:
 """
 
 
-def test_the_yamls_build_in_a_fresh_process_and_checkpoints_reload_safely(written, folder, tmp_path):
+def test_the_yamls_build_in_a_fresh_process_and_checkpoints_reload_safely(here, tmp_path, one_thread):
+    written = write_all(here)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     env.pop("ATTNSURGEON_AUTOLOAD", None)
     built = subprocess.run([sys.executable, "-c", FRESH, *map(str, written)], capture_output=True, text=True,
