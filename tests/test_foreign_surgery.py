@@ -80,3 +80,22 @@ def test_the_python_api_takes_the_source_text(here, one_thread):
     built = ultra.build_model(yamlio.to_plain(yamlio.load(here / "api.yaml").data), "n", "yolo11n-api.yaml")
     assert built.model[9].block.fc1.out_channels == 64
     assert "attnsurgeon_plugins: [pool_gate.py:PoolGate?channel=in_planes]" in (here / "api.yaml").read_text()
+
+
+def test_a_yaml_whose_class_file_is_missing_names_it(here):
+    (here / "pool_gate.py").unlink()  # neither next to the YAML nor in the current folder
+    moved = here / "elsewhere"
+    moved.mkdir()
+    (moved / "g.yaml").write_text(
+        "nc: 2\nattnsurgeon_plugins: [pool_gate.py:PoolGate]\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n"
+        "  - [-1, 1, PoolGate, []]\nhead:\n  - [[1], 1, Detect, [nc]]\n"
+    )
+    result = cli("show", moved / "g.yaml", "--no-build")
+    assert result.exit_code == 7
+    assert result.output == (
+        "error: this model needs the class PoolGate of pool_gate.py (listed under attnsurgeon_plugins as "
+        f"pool_gate.py:PoolGate), which is not at {moved / 'pool_gate.py'}; put the file there or next to the YAML\n"
+    )
+    (moved / "pool_gate.py").write_text(GATE)  # next to the YAML: found
+    result = cli("show", moved / "g.yaml", "--no-build")
+    assert result.exit_code == 0, result.output

@@ -9,6 +9,7 @@ built with it (:mod:`attnsurgeon.catalog.probe`).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,6 +106,13 @@ def add_recorded(items: Sequence[Any], base: Path) -> list[ModuleSpec]:
         text = sources.recorded_source(str(item), base)
         if text is None:
             continue
+        source = sources.parse(text)
+        if source is not None and source.is_file and not Path(source.where).is_file():
+            raise PluginError(
+                f"this model needs the class {source.cls} of {Path(source.where).name} (listed under "
+                f"{plugins.YAML_KEY} as {item}), which is not at {os.path.abspath(source.where)}; put the file there "
+                "or next to the YAML"
+            )
         try:
             out += add(text)
         except PluginError as exc:
