@@ -70,7 +70,11 @@ def test_a_library_class_is_inserted_as_it_is(here, module, args, row, direct, o
 def test_a_library_module_checkpoint_reloads_in_a_fresh_process_with_safe_load(here):
     result = cli("insert", "yolo11n.yaml", "-m", "timm:CbamModule", "--after", "8", "--no-verify", "-o", "m.yaml")
     assert result.exit_code == 0, result.output
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("ATTNSURGEON_AUTOLOAD", None)
     save = "from ultralytics import YOLO; YOLO('m.yaml').save('yolo11n-m.pt')"
     subprocess.run([sys.executable, "-c", save], env=env, cwd=here, check=True, timeout=300, capture_output=True)
@@ -155,7 +159,11 @@ def test_every_class_list_says_passes_builds_and_trains_in_a_fresh_process(
         result = cli("insert", "yolo11n.yaml", "-m", entry["source"], "--after", "8", "--no-verify", "-o", out)
         assert result.exit_code == 0, result.output
         paths.append(str(out))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     run = subprocess.run([sys.executable, "-c", TRAIN, *paths], capture_output=True, text=True, env=env, timeout=1500)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.splitlines() == [f"{e['name']} ok" for e in passing]

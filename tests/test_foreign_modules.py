@@ -197,7 +197,11 @@ for path in sys.argv[1:]:
 
 def test_the_yamls_build_in_a_fresh_process_and_checkpoints_reload_safely(here, tmp_path, one_thread):
     written = write_all(here)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("ATTNSURGEON_AUTOLOAD", None)
     built = subprocess.run([sys.executable, "-c", FRESH, *map(str, written)], capture_output=True, text=True,
                            env=env, cwd=tmp_path, timeout=300)  # fmt: skip
