@@ -69,6 +69,7 @@ def clean_registry():
         list(REGISTRY.plugin_warnings),
         dict(plugins._FILES),
         dict(registry._RUNTIME),
+        dict(REGISTRY.renamed),
     )
     yield REGISTRY
     REGISTRY._plugins, REGISTRY._importers = saved[0], saved[1]
@@ -77,6 +78,8 @@ def clean_registry():
     plugins._FILES.update(saved[3])
     registry._RUNTIME.clear()
     registry._RUNTIME.update(saved[4])
+    REGISTRY.renamed.clear()
+    REGISTRY.renamed.update(saved[5])
 
 
 PLUGIN_HEADER = '''"""A plugin written by a test."""

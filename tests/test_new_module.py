@@ -83,8 +83,20 @@ def test_new_module_never_overwrites_and_checks_the_name(made):
     for name, message in cases.items():
         result = cli("new-module", name, "--dir", made)
         assert (result.exit_code, result.output) == (2, f"error: {message}\n"), name
-    result = cli("new-module", "Other", "--dir", made / "missing")
-    assert (result.exit_code, result.output) == (8, f"error: --dir {made / 'missing'}: no such directory\n")
+    (made / "a_file").write_text("")
+    result = cli("new-module", "Other", "--dir", made / "a_file" / "mods")
+    assert (result.exit_code, result.output) == (
+        8,
+        f"error: --dir {made / 'a_file' / 'mods'}: {made / 'a_file'} is a file, not a folder\n",
+    )
+    assert not (made / "other.py").exists()
+
+
+def test_a_missing_dir_is_made_as_mkdir_p_would(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("new-module", "Other", "--dir", "mymods/attention")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "mymods" / "attention").iterdir()) == ["other.py", "test_other.py"]
 
 
 def test_generated_files_pass_ruff(made):

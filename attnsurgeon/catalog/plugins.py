@@ -5,9 +5,8 @@ the built-ins, and is read the same way: its syntax tree first (so ``list``/``in
 itself only when a class is needed. Installed packages declare modules in the ``attnsurgeon.modules`` entry-point
 group; a broken one is skipped with a warning naming it, so it never disables the built-in catalog.
 
-Every rule is checked when a plugin is added, and each failure is one :class:`PluginError` line that names the
-plugin and the rule: a missing file, a syntax error, a file that registers nothing, a name or alias taken by a
-built-in, another plugin or Ultralytics, a constructor without ``c1`` first.
+Each rule is checked when a plugin is added, a failure is one :class:`PluginError` line naming the plugin and the rule.
+A plain ``nn.Module`` class (``FILE.py:Class``, ``timm:Class``, a file that registers nothing) goes to ``FOREIGN``.
 
 Instances of a plugin file's classes pickle as "the class ``Q`` of the plugin at ``PATH``" (:func:`rebuild`), so a
 checkpoint trained with a plugin module loads in a fresh process as long as the file is at that path or in the
@@ -39,6 +38,7 @@ ENTRY_POINT_GROUP = "attnsurgeon.modules"
 YAML_KEY = "attnsurgeon_plugins"
 YAML_COMMENT = "plugin files of this model's modules (see attnsurgeon)"
 _FILES: dict[Path, list[ModuleSpec]] = {}  # resolved path -> specs, so adding a file twice is free
+FOREIGN: list[Any] = []  # attnsurgeon.catalog.foreign_plugins puts itself here: plain nn.Module classes as plugins
 
 
 def first_line(exc: BaseException) -> str:
@@ -79,6 +79,8 @@ def add_file(path: str | Path, registry: Registry = REGISTRY) -> list[ModuleSpec
     """Add the modules a plugin file registers; returns their specs. Raises PluginError naming the file and rule."""
     given = Path(path).expanduser()
     label = str(path)
+    if FOREIGN and FOREIGN[0].is_source(label):  # FILE.py:Class, timm:Class: a class as its authors wrote it
+        return FOREIGN[0].add(label, registry)
     if given.suffix != ".py":
         raise PluginError(f"plugin {label}: a plugin must be a Python file (.py)")
     if not given.is_file():
@@ -99,11 +101,8 @@ def add_file(path: str | Path, registry: Registry = REGISTRY) -> list[ModuleSpec
         if "must be literals" not in str(exc):
             raise PluginError(f"plugin {label}: {exc}") from None
         specs = [s for s in _runtime_specs(_import_file(resolved, module_name, label)) if s.source == str(resolved)]
-    if not specs:
-        raise PluginError(
-            f"plugin {label}: registers no module; decorate a class with @register_module(...) from "
-            "attnsurgeon.catalog (attnsurgeon new-module NAME writes one)"
-        )
+    if not specs:  # a file as its authors wrote it: its nn.Module classes that keep a feature map's shape
+        return FOREIGN[0].add_file_classes(resolved, label, registry)
     check_names(specs, label, registry)
     registry.add_plugin(specs, lambda: _import_file(resolved, module_name, label), strict=True)
     _FILES[resolved] = specs
@@ -281,7 +280,7 @@ def recorded_paths(data: Any, base: Path) -> list[Path]:
     if isinstance(listed, str):
         listed = [listed]
     out = []
-    for item in listed:
+    for item in (i for i in listed if not (FOREIGN and FOREIGN[0].is_source(str(i)))):  # classes: add_recorded
         candidate = Path(str(item)).expanduser()
         tries = [candidate] if candidate.is_absolute() else [base / candidate, Path.cwd() / candidate]
         out.append(next((p for p in tries if p.is_file()), tries[0]))
@@ -290,7 +289,8 @@ def recorded_paths(data: Any, base: Path) -> list[Path]:
 
 def add_recorded(data: Any, base: Path, needed: Iterable[str] = ()) -> list[ModuleSpec]:
     """Add the plugins a model YAML records; a missing one is an error naming the modules that need it."""
-    specs = []
+    listed = data.get(YAML_KEY) if isinstance(data, dict) else None
+    specs = FOREIGN[0].add_recorded([listed] if isinstance(listed, str) else listed or [], base) if FOREIGN else []
     for path in recorded_paths(data, base):
         if not path.is_file():
             wanted = ", ".join(sorted(set(needed))) or "its modules"
@@ -344,8 +344,9 @@ def record(data: Any, directory: Path, flow: Any = list) -> None:
     """List under ``attnsurgeon_plugins`` the plugin files the rows of a surgery's output need, relative to the
     ``directory`` it is written to (``flow`` makes the list, e.g. a flow-style YAML sequence); a new key goes after
     ``nc``, commented. Nothing when no row comes from a plugin file."""
-    files = [plugin_file(s) for s in map(REGISTRY.find, row_modules(data)) if s is not None]
-    listed = recorded_for([f for f in files if f is not None], directory)
+    used = [s for s in map(REGISTRY.find, row_modules(data)) if s is not None]
+    files = [f for f in map(plugin_file, used) if f is not None]
+    listed = recorded_for(files, directory) + (FOREIGN[0].recorded(used, directory) if FOREIGN else [])
     if not listed:
         return
     if YAML_KEY in data or not hasattr(data, "insert"):
@@ -365,9 +366,11 @@ def shape_change(module: Any, x: Any) -> str:
     return "" if got == tuple(x.shape) else f"changes the shape: {tuple(x.shape)} -> {got}"
 
 
-def refuse_shape_change(spec: ModuleSpec | None, probe: bool = True) -> None:
-    """Before a model is built with a plugin-file module (``probe``: only when verifying, it imports torch): one line
-    naming the plugin when the module changes its input's shape."""
+def refuse_shape_change(spec: ModuleSpec | None, probe: bool = True, args: Iterable[Any] = ()) -> None:
+    """Before a model is built with a plugin module (``probe``: only when verifying, it imports torch): one line
+    naming the plugin when the module changes its input's shape (a foreign class: fails the contract)."""
+    if probe and spec is not None and FOREIGN and FOREIGN[0].is_foreign(spec):
+        return FOREIGN[0].refuse(spec, list(args))
     if not probe or spec is None or plugin_file(spec) is None:
         return
     import torch

@@ -163,6 +163,8 @@ class Registry:
         self._importers: dict[str, tuple[Callable[[], Any], bool]] = {}  # module name -> (import it, strict)
         self.plugin_warnings: list[str] = []  # broken entry points, skipped; the CLI shows these
         self.discover: Callable[[Registry], None] | None = None  # entry-point discovery (set by catalog.plugins)
+        self.resolve_source: Callable[[str], ModuleSpec | None] | None = None  # timm:Class (catalog.foreign_plugins)
+        self.renamed: dict[str, str] = {}  # a foreign class's own name (lower case) -> the name it was added under
         self._index_memo: tuple[tuple[Any, ...], dict[str, ModuleSpec]] = ((), {})
 
     def _builtins(self) -> dict[str, ModuleSpec]:
@@ -218,6 +220,8 @@ class Registry:
 
     def get(self, name: str) -> ModuleSpec:
         spec = self.find(name)
+        if spec is None and ":" in str(name) and self.resolve_source is not None:
+            spec = self.resolve_source(str(name))  # a class as its authors wrote it, from a file or a library
         if spec is None:
             raise UnknownModuleError(f"unknown module {name!r}; {self.suggestion(name)}")
         return spec

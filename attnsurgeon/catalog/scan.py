@@ -16,6 +16,7 @@ from attnsurgeon.errors import RegistryError
 
 CATALOG_DIR = Path(__file__).resolve().parent
 _NOT_MODULES = {"__init__", "registry", "base", "layers", "plugins", "values", "spec", "scan", "argcheck"}
+_NOT_MODULES |= {"foreign", "foreign_plugins", "sources", "probe", "library"}  # plain nn.Module classes as plugins
 
 
 def _literal(node: ast.AST, where: str) -> Any:

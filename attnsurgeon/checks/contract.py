@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
+from attnsurgeon.catalog.foreign import is_foreign
+from attnsurgeon.catalog.probe import CHANNELS, SIZES  # the channels and sizes every module must keep
 from attnsurgeon.catalog.registry import RESERVED_ATTRIBUTES
 from attnsurgeon.checks import verify
 from attnsurgeon.core import graph, yamlio
@@ -25,8 +27,6 @@ from attnsurgeon.core.report import Check
 from attnsurgeon.ultralytics_bridge import ultra
 from attnsurgeon.ultralytics_bridge.ultra import first_line
 
-CHANNELS = 64  # a channel count a YOLO model really feeds an attention layer (n scale: 64..256)
-SIZES = ((1, 1), (7, 7), (8, 8), (15, 20), (20, 20), (40, 40), (80, 80))  # 7x7: odd; 15x20: P5 of 480x640
 BATCHES = (1, 2)
 MODEL = "yolo11n.yaml"
 MODEL_AFTER = (4, 6, 8)  # after the P3, P4 and P5 backbone blocks of yolo11n and yolov8n
@@ -70,6 +70,16 @@ def check_metadata(spec: ModuleSpec) -> Check:
     if runtime is not None and runtime != spec:
         problems.append("the registered class's spec differs from the one read from its source")
     return Check(name, not problems, "; ".join(problems))
+
+
+def check_constructor(spec: ModuleSpec) -> Check:
+    """A class as its authors wrote it: the parameter bound to the input channels; hyper-parameters with defaults."""
+    name = "constructor"
+    required = [a.name for a in spec.args if a.required]
+    if required:
+        return Check(name, False, f"hyper-parameters without a default: {', '.join(required)} (check it with --args)")
+    bound = ", ".join((spec.channel_arg, *spec.same_as_input))  # type: ignore[attr-defined]
+    return Check(name, True, f"{bound} = the input channels; {spec.signature()}")
 
 
 def check_shape(spec: ModuleSpec, size: tuple[int, int]) -> Check:
@@ -220,7 +230,7 @@ def check_cost(spec: ModuleSpec) -> Check:
 
 def checks(spec: ModuleSpec, models: bool = True) -> Iterator[Callable[[], Check]]:
     """Every check of the contract, in the order ``check-module`` prints them (lazily: each runs when called)."""
-    yield lambda: check_metadata(spec)
+    yield lambda: check_constructor(spec) if is_foreign(spec) else check_metadata(spec)
     for size in SIZES:
         yield lambda size=size: check_shape(spec, size)
     yield lambda: check_dtype(spec, torch.float32)

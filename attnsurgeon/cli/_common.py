@@ -107,8 +107,18 @@ def errors_to_exit(fn: F) -> F:
 
 PLUGIN_HELP = (
     "A Python file whose classes register attention modules with @register_module (attnsurgeon new-module writes "
-    "one); repeatable. Installed packages' modules (entry-point group attnsurgeon.modules) need no flag."
+    "one), or a plain nn.Module class as its authors wrote it: FILE.py:ClassName, or FILE.py for every class that "
+    "keeps a feature map's shape; repeatable. Installed packages' modules (entry-point group attnsurgeon.modules) "
+    "need no flag."
 )
+CHANNEL_ARG_HELP = (
+    "The constructor parameter of a plain nn.Module class (--plugin FILE.py:ClassName, --module timm:Class) that "
+    "takes the input channels. Default: the first one named like channel, channels, in_channels, in_planes, dim, c1."
+)
+
+
+def channel_arg_option() -> Any:
+    return typer.Option(None, "--channel-arg", help=CHANNEL_ARG_HELP, metavar="NAME")
 
 
 def plugin_option() -> Any:
@@ -133,7 +143,7 @@ def with_plugins(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, plugin: list[Path] | None = None, **kwargs: Any) -> Any:
-        use_plugins(plugin or [])
+        use_plugins(plugin or [], kwargs.get("channel_arg"))  # --channel-arg: of the commands that declare it
         try:
             return fn(*args, **kwargs, **({"plugin": plugin or []} if own else {}))
         finally:
@@ -146,11 +156,12 @@ def with_plugins(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def use_plugins(paths: list[Path]) -> None:
-    """Add plugin files to the catalog (torch-free) and show the warnings of broken installed plugins."""
-    from attnsurgeon.catalog import REGISTRY, plugins
+def use_plugins(paths: list[Path], channel_arg: str | None = None) -> None:
+    """Add plugin files to the catalog (torch-free; a plain nn.Module class imports torch) and show the warnings of
+    broken installed plugins."""
+    from attnsurgeon.catalog import REGISTRY, plugins, sources
 
-    plugins.add_files(paths)
+    plugins.add_files([sources.with_channel(str(p), channel_arg) for p in paths])
     REGISTRY.specs()  # discovers installed (entry-point) plugins; a broken one is a warning, not an error
     show_plugin_warnings()
 

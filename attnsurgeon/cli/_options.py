@@ -30,12 +30,20 @@ ModelArg = Annotated[str, typer.Argument(autocompletion=_complete.models, help=M
 ModuleOpt = Annotated[
     str,
     typer.Option(
-        "--module", "-m", autocompletion=_complete.modules, help="Catalog module name ('attnsurgeon list' shows them)."
+        "--module",
+        "-m",
+        autocompletion=_complete.modules,
+        help="Catalog module name ('attnsurgeon list' shows them), or a plain nn.Module class as its authors wrote "
+        "it: FILE.py:ClassName, timm:CbamModule, ultralytics:CBAM ('attnsurgeon list --source timm').",
     ),
 ]
 ArgsOpt = Annotated[
     str | None,
-    typer.Option("--args", help='Module hyper-parameters as a YAML list, e.g. "[2, 1]". Default: the module defaults.'),
+    typer.Option(
+        "--args",
+        help='Module hyper-parameters as a YAML list, e.g. "[2, 1]"; a plain nn.Module class also takes them by '
+        'keyword, "{reduction: 8, kernel_size: 7}" or "[8, {kernel_size: 7}]". Default: the module defaults.',
+    ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the output file if it exists.")]
 IdentityInitOpt = Annotated[

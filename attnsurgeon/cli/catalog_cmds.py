@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import typer
@@ -103,7 +104,15 @@ def list_modules(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
     no_cost: bool = typer.Option(False, "--no-cost", help="Skip the cost columns (never imports torch)."),
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (the one in the README)."),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="timm or ultralytics: which of the library's classes pass the module contract and can be inserted as "
+        "--module LIBRARY:Class (computed once per installed version, then cached).",
+    ),
 ) -> None:
+    if source is not None:
+        return _list_source(source, as_json)
     from attnsurgeon.catalog import CATEGORIES, REGISTRY
     from attnsurgeon.costs.modules import REFERENCE_CHANNELS, REFERENCE_SIZE, reference_costs
     from attnsurgeon.errors import UsageError
@@ -148,6 +157,32 @@ def list_modules(
         out.print(f"[dim]{left_out_note(out, left_out, 'attnsurgeon info NAME has them')}[/]")
 
 
+SOURCE_COLUMNS = (Col("module", key=True), Col("YAML name", key=True), Col("args", cut=True, drop=1))
+
+
+def _list_source(library: str, as_json: bool) -> None:
+    from attnsurgeon.catalog import foreign_plugins
+    from attnsurgeon.catalog import library as scanned
+
+    err = console(stderr=True)
+    status = err.status(f"probing {library}'s classes (once per version)") if err.is_terminal and not as_json else None
+    with status or contextlib.nullcontext():
+        entries = scanned.scan(library, foreign_plugins.reserved_names())
+    if as_json:
+        emit_json(entries)
+        return
+    passing = [e for e in entries if e["ok"]]
+    out = console()
+    rows = [Row((esc(e["source"]), esc(e["name"]), esc(e["args"] or "-"))) for e in passing]
+    title = f"{len(passing)} of {library}'s classes pass the module contract; insert one with --module MODULE"
+    table, left_out = fit_table(out, SOURCE_COLUMNS, rows, title=title)
+    out.print(table)
+    if left_out:
+        out.print(f"[dim]{left_out_note(out, left_out, 'attnsurgeon info MODULE has them')}[/]")
+    failed = len(entries) - len(passing)
+    out.print(f"{failed} more take a channel argument but fail the contract; --json gives each one's reason")
+
+
 @errors_to_exit
 @with_plugins
 def info(
@@ -168,9 +203,13 @@ def info(
     if spec.aliases:
         out.print(f"aliases: {', '.join(spec.aliases)}")
     out.print(f"category: {spec.category}")
-    out.print(esc(f"paper: {spec.paper} ({spec.venue} {spec.year})"))
-    out.print(f"link: {spec.link}")
-    out.print(f"reference implementation: {spec.reference}")
+    if spec.category == "foreign":  # a plain nn.Module class as its authors wrote it (catalog.foreign)
+        out.print(esc(f"source: {spec.origin} (--module {spec.origin})"))
+        out.print(esc(f"input channels go to: {', '.join((spec.channel_arg, *spec.same_as_input))}"))
+    else:
+        out.print(esc(f"paper: {spec.paper} ({spec.venue} {spec.year})"))
+        out.print(f"link: {spec.link}")
+        out.print(f"reference implementation: {spec.reference}")
     out.print("arguments (the YAML lists these; input channels are inferred):")
     if not spec.args:
         out.print("  (none)")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import POSITIONS_HELP, errors_to_exit, from_text, with_plugins
+from attnsurgeon.cli._common import POSITIONS_HELP, channel_arg_option, errors_to_exit, from_text, with_plugins
 from attnsurgeon.cli._options import (
     ArgsOpt,
     JsonOpt,
@@ -50,6 +50,7 @@ def insert(
         ),
     ],
     args: ArgsOpt = None,
+    channel_arg: str | None = channel_arg_option(),
     rewire: Annotated[
         str,
         typer.Option(
@@ -61,7 +62,11 @@ def insert(
     options: RunOptions = RunOptions(),
     as_json: JsonOpt = False,
 ) -> None:
+    from attnsurgeon.catalog import foreign_plugins, sources
     from attnsurgeon.ops import surgery
+
+    module = sources.with_channel(module, channel_arg)  # FILE.py:Class?channel=NAME
+    foreign_plugins.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
 
     def call(progress: Any) -> Any:
         progress(f"inserting {module} into {model}")

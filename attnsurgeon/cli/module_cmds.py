@@ -7,7 +7,15 @@ from typing import Any
 
 import typer
 
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, plugin_option, with_plugins
+from attnsurgeon.cli._common import (
+    channel_arg_option,
+    console,
+    emit_json,
+    errors_to_exit,
+    esc,
+    plugin_option,
+    with_plugins,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -49,18 +57,23 @@ def new_module(
 @with_plugins
 def check_module(
     name: str | None = typer.Argument(
-        None, help="Module name or alias. Default: every module the --plugin files register."
+        None,
+        help="Module name or alias, or a plain nn.Module class: FILE.py:ClassName, timm:CbamModule. Default: every "
+        "module the --plugin files register.",
     ),
     no_models: bool = typer.Option(
         False, "--no-models", help="Skip the checks that build and train yolo11n (the slowest)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     plugin: list[Path] = plugin_option(),
+    channel_arg: str | None = channel_arg_option(),
 ) -> None:
+    from attnsurgeon.catalog import sources
     from attnsurgeon.errors import UsageError, VerificationError
     from attnsurgeon.ops import surgery as api
 
-    names = [name] if name else api.plugin_module_names(plugin)
+    with_channel = [sources.with_channel(str(p), channel_arg) for p in plugin]
+    names = [sources.with_channel(name, channel_arg)] if name else api.plugin_module_names(with_channel)
     if not names:
         raise UsageError("name a module (attnsurgeon check-module SE) or give a plugin (--plugin my_module.py)")
     results: dict[str, list[Any]] = {}

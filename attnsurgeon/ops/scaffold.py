@@ -84,8 +84,9 @@ def new_module(name: str, directory: str | Path = ".", category: str = "channel"
     if category not in CATEGORIES:
         raise UsageError(f"--category {category!r} is not a category; use one of: {', '.join(CATEGORIES)}")
     folder = Path(directory).expanduser()
-    if not folder.is_dir():
-        raise OutputError(f"--dir {folder}: no such directory")
+    blocked = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:  # a missing folder is made (as mkdir -p would); a file in the way is refused
+        raise OutputError(f"--dir {folder}: {blocked} is a file, not a folder")
     module_name = snake_case(name)
     made = NewModule(name, folder / f"{module_name}.py", folder / f"test_{module_name}.py")
     for path in (made.module_file, made.test_file):
@@ -93,6 +94,10 @@ def new_module(name: str, directory: str | Path = ".", category: str = "channel"
             raise OutputError(f"{path} exists; new-module never overwrites (choose another name or --dir)")
     module_text = render(MODULE_TEMPLATE, name, category)
     test_text = render(TEST_TEMPLATE, name, category)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--dir {folder}: cannot be made: {exc.strerror or exc}") from None
     yamlio.write_atomic(made.module_file, module_text)
     yamlio.write_atomic(made.test_file, test_text)
     return made

@@ -99,7 +99,10 @@ def _register_safe_globals(classes: Any) -> None:
         for value in list(vars(module).values()) if module is not None else ():
             if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == name:
                 allowed.add(value)
-    plugins.allow_in_safe_load([*allowed, plugins.rebuild])  # rebuild: how plugin-file modules unpickle
+    from attnsurgeon.catalog import sources  # how plain nn.Module classes (FILE.py:Class, timm:Class) unpickle
+
+    rebuilds = [plugins.rebuild, sources.rebuild_adapter, sources.rebuild_file_class]
+    plugins.allow_in_safe_load([*allowed, *rebuilds])  # rebuild: how plugin-file modules unpickle
     # checkpoints written before the subpackages name the classes that moved by their old module path
     moved = [(c, old) for c in allowed for old in legacy_paths(c)]
     if moved and hasattr(torch.serialization, "add_safe_globals"):

@@ -1,0 +1,244 @@
+"""Attention modules as their authors wrote them: a plain ``torch.nn.Module`` class behind a generated adapter.
+
+A paper's repository, timm or Ultralytics write ``CBAMBlock(channel=512, reduction=16, kernel_size=49)``; a catalog
+module is ``(c1, *hyper)``. :func:`spec_of` reads the class's constructor once: the channel argument (the first
+parameter named like one, :data:`CHANNEL_NAMES`, or the one the user names), the output-channel arguments that must
+equal it to keep the shape (:data:`SAME_AS_INPUT`), and every other parameter as a hyper-parameter, positional or
+keyword-only. :func:`make_adapter` then makes a subclass of :class:`~attnsurgeon.catalog.base.AttentionModule`
+named after the module, whose constructor takes ``(c1, *hyper)`` and builds the class with the channel argument
+bound to ``c1``, always (a default such as ``channel=512`` never survives), and the hyper-parameters bound by the
+signature: by position after the channel, or by keyword from one mapping at the end of the YAML args
+(``[8, {kernel_size: 7}]``; Ultralytics' ``parse_model`` passes a mapping through untouched).
+
+Torch is imported only by :func:`make_adapter` and the probes of :mod:`attnsurgeon.catalog.sources`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from attnsurgeon.catalog.argcheck import Problem
+from attnsurgeon.catalog.spec import MISSING, ArgSpec, ModuleSpec
+from attnsurgeon.core.names import close_names
+from attnsurgeon.errors import ModuleArgsError, PluginError
+
+# Names public attention code gives the input channels (External-Attention-pytorch, timm, Ultralytics, mmcv, ...).
+CHANNEL_NAMES = (
+    "c1", "channel", "channels", "in_channels", "in_channel", "in_planes", "inplanes", "in_chs", "in_ch", "in_dim",
+    "dim", "inp", "gate_channels", "n_feats", "num_channels", "input_channels", "channels_in", "in_c", "inc", "nf",
+    "num_feat", "c", "ch", "planes", "d_model",
+)  # fmt: skip
+# Output channels: bound to the input channels as well, so the module keeps its input's shape (Ultralytics' PSA).
+SAME_AS_INPUT = (
+    "c2", "out_channels", "out_channel", "out_planes", "outplanes", "out_chs", "out_ch", "out_dim", "dim_out",
+    "oup", "ouc", "outc", "channels_out", "out_c",
+)  # fmt: skip
+NOT_MODULE = "is not a torch.nn.Module subclass; an attention module is a class whose forward(x) returns x's shape"
+
+
+@dataclass(frozen=True)
+class ForeignSpec(ModuleSpec):
+    """A plain ``nn.Module`` class as the catalog sees it. ``origin``: where it comes from (``/abs/path.py:Class``,
+    ``timm:CbamModule``), as recorded in a YAML; ``channel_arg``: the parameter bound to the input channels."""
+
+    origin: str = ""
+    channel_arg: str = ""
+    same_as_input: tuple[str, ...] = ()
+    keyword_only: tuple[str, ...] = ()
+    foreign_name: str = ""  # the class's own name (the adapter's may carry a prefix)
+
+    def defaults(self) -> list[Any]:
+        return []  # the class's own defaults apply; they need not be YAML literals (act_layer=nn.ReLU)
+
+    def signature(self) -> str:
+        given = [f"{self.channel_arg}=<input channels>", *(f"{n}=<input channels>" for n in self.same_as_input)]
+        plain = [a.render() for a in self.args if a.name not in self.keyword_only]
+        kw_only = [a.render() for a in self.args if a.name in self.keyword_only]
+        return f"{self.name}({', '.join([*given, *plain, *(['*', *kw_only] if kw_only else [])])})"
+
+    def yaml_line(self, args: Sequence[Any] | None = None) -> str:
+        return f"- [-1, 1, {self.name}, {format_args(list(args or []))}]"
+
+    def check_args(self, values: Sequence[Any]) -> list[Any]:
+        problem = binding_problem(self, values)
+        if problem:
+            raise ModuleArgsError(f"{self.name} {format_args(values)}: {problem}; signature: {self.signature()}")
+        return list(values)
+
+    def problems_at(self, values: Sequence[Any], c1: int | None, channels: Sequence[int] = ()) -> list[Problem]:
+        problem = binding_problem(self, values)
+        return [Problem(problem)] if problem else []
+
+
+def format_args(values: Sequence[Any]) -> str:
+    """YAML args as a row writes them, a trailing mapping included: ``[8, {kernel_size: 7}]``."""
+
+    def one(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {one(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(one(x) for x in v) + "]"
+        return f'"{v}"' if isinstance(v, str) else "None" if v is None else repr(v)
+
+    return one(list(values))
+
+
+def is_foreign(spec: Any) -> bool:
+    return isinstance(spec, ForeignSpec)
+
+
+def channel_param(cls: type, given: str | None, label: str) -> str:
+    """The constructor parameter that takes the input channels: ``given`` (``--channel-arg``), else the first one
+    named like a channel count."""
+    params = _params(cls, label)
+    names = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if given:
+        if given not in names:
+            raise PluginError(f"{label}: --channel-arg {given!r} is not a parameter of {cls.__name__}{_listed(names)}")
+        return given
+    found = next((n for n in names if n in CHANNEL_NAMES), None)
+    if found is None:
+        raise PluginError(
+            f"{label}: {cls.__name__}{_listed(names)} has no channel argument (a parameter named like channel, "
+            "channels, in_channels, in_planes, dim, c1...); name it with --channel-arg NAME"
+        )
+    return found
+
+
+def _listed(names: Sequence[str]) -> str:
+    return f"({', '.join(names)})" if names else " (its constructor takes no parameter)"
+
+
+def _params(cls: type, label: str) -> list[inspect.Parameter]:
+    try:
+        return list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"{label}: cannot read the constructor of {cls.__name__}: {exc}") from None
+
+
+def spec_of(cls: type, *, name: str, origin: str, label: str, channel_arg: str | None = None) -> ForeignSpec:
+    """The catalog entry of a plain ``nn.Module`` class (its constructor read with ``inspect``)."""
+    channel = channel_param(cls, channel_arg, label)
+    args, same, kw_only = [], [], []
+    for p in _params(cls, label):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == channel:
+            continue
+        if p.name in SAME_AS_INPUT:
+            same.append(p.name)
+            continue
+        if p.kind is p.KEYWORD_ONLY:
+            kw_only.append(p.name)
+        annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        default = MISSING if p.default is inspect.Parameter.empty else p.default
+        args.append(ArgSpec(p.name, default, "" if p.annotation is inspect.Parameter.empty else str(annotation)))
+    doc = cls.__doc__ if isinstance(cls.__dict__.get("__doc__"), str) else ""  # its own, not nn.Module's
+    doc = inspect.cleandoc(doc) if doc else ""
+    try:
+        source = inspect.getsourcefile(cls) or cls.__module__
+    except TypeError:
+        source = cls.__module__
+    return ForeignSpec(
+        name=name,
+        category="foreign",
+        paper="",
+        venue="",
+        year=0,
+        link="",
+        reference=origin,
+        import_path=f"{HOLDER_NAME}:{name}",
+        summary=doc.strip().splitlines()[0] if doc.strip() else f"{cls.__name__} from {origin}",
+        args=tuple(args),
+        source=source,
+        origin=origin,
+        channel_arg=channel,
+        same_as_input=tuple(same),
+        keyword_only=tuple(kw_only),
+        foreign_name=cls.__name__,
+    )
+
+
+HOLDER_NAME = "attnsurgeon_foreign"  # the module name of every adapter class (they are found through the registry)
+
+
+def split(values: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """YAML args -> (positional hyper-parameters, keywords): one mapping at the end holds the keywords."""
+    positional = list(values)
+    keywords = dict(positional.pop()) if positional and isinstance(positional[-1], dict) else {}
+    return positional, keywords
+
+
+def binding_problem(spec: ForeignSpec, values: Sequence[Any]) -> str:
+    """Why ``values`` do not bind to the class's constructor ('' when they do)."""
+    positional, keywords = split(values)
+    if any(isinstance(v, dict) for v in positional):
+        return "keyword arguments go in one mapping at the end, e.g. [8, {kernel_size: 7}]"
+    slots = [a.name for a in spec.args if a.name not in spec.keyword_only]
+    names = [a.name for a in spec.args]
+    if len(positional) > len(slots):
+        after = f"after {spec.channel_arg}: {', '.join(slots)}" if slots else f"besides {spec.channel_arg}"
+        return f"takes {len(slots)} positional hyper-parameter(s) ({after}), got {len(positional)}"
+    for key in keywords:
+        if key == spec.channel_arg or key in spec.same_as_input:
+            return f"{key} is the input channel count, inferred from the layer the module follows; do not give it"
+        if key not in names:
+            near = close_names(str(key), names)
+            hint = f"; did you mean {' or '.join(near[:2])}?" if near else f"; it takes {', '.join(names) or 'none'}"
+            return f"has no parameter {key!r}{hint}"
+        if key in slots[: len(positional)]:
+            return f"{key} is given twice, by position and by keyword"
+    bound = set(slots[: len(positional)]) | set(keywords)
+    missing = [a.name for a in spec.args if a.required and a.name not in bound]
+    if missing:
+        return f'needs {", ".join(missing)} (no default), e.g. --args "{{{missing[0]}: ...}}"'
+    return ""
+
+
+def call_arguments(spec: ForeignSpec, cls: type, c1: int, values: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The positional and keyword arguments that build ``cls`` on ``c1`` input channels."""
+    positional, keywords = split(values)
+    slots = [a.name for a in spec.args if a.name not in spec.keyword_only]
+    bound = {**dict(zip(slots, positional, strict=False)), **keywords}
+    bound.update({spec.channel_arg: c1, **{n: c1 for n in spec.same_as_input}})
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for p in _params(cls, spec.origin):
+        if p.name not in bound:
+            continue
+        if p.kind is p.POSITIONAL_ONLY:
+            args.append(bound[p.name])
+        else:
+            kwargs[p.name] = bound[p.name]
+    return args, kwargs
+
+
+def make_adapter(spec: ForeignSpec, cls: type, reduce: Callable[..., Any]) -> type:
+    """The catalog class of ``cls``: ``Adapter(c1, *hyper)`` holds ``cls`` built on ``c1`` channels as ``block``
+    (imports torch). ``reduce`` is its ``__reduce_ex__``: how an instance pickles so a fresh process finds it."""
+    from attnsurgeon.catalog.base import AttentionModule
+
+    def __init__(self: Any, c1: int, *args: Any, **kwargs: Any) -> None:
+        AttentionModule.__init__(self)
+        values = [*args, kwargs] if kwargs else list(args)
+        problem = binding_problem(spec, values)
+        if problem:
+            raise ModuleArgsError(f"{spec.name} {format_args(values)}: {problem}; signature: {spec.signature()}")
+        call_args, call_kwargs = call_arguments(spec, cls, int(c1), values)
+        self.block = cls(*call_args, **call_kwargs)
+
+    def forward(self: Any, x: Any) -> Any:
+        return self.block(x)
+
+    namespace = {
+        "__init__": __init__,
+        "forward": forward,
+        "__module__": HOLDER_NAME,
+        "__qualname__": spec.name,
+        "__doc__": f"{spec.summary}\n\n{cls.__module__}.{cls.__qualname__} from {spec.origin}, adapted by attnsurgeon.",
+        "__reduce_ex__": reduce,
+        "foreign_spec": spec,
+        "foreign_class": cls,
+    }
+    return type(AttentionModule)(spec.name, (AttentionModule,), namespace)

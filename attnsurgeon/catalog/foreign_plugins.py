@@ -1,0 +1,160 @@
+"""Plain ``nn.Module`` classes as plugins: what ``--plugin FILE.py:Class``, ``--plugin FILE.py`` (a file that
+registers nothing), ``--module timm:CbamModule`` and a YAML's recorded sources do.
+
+:mod:`attnsurgeon.catalog.plugins` hands these over here (it imports nothing of this module: this module puts itself
+into ``plugins.FOREIGN`` and ``Registry.resolve_source`` when the catalog package is imported). The classes' names are
+checked by the same rules as a plugin file's, and each one is probed by the module contract before a model is
+built with it (:mod:`attnsurgeon.catalog.probe`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attnsurgeon.catalog.plugins as plugins
+from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry
+from attnsurgeon.core.augment_graph import AUGMENT_MODULE
+from attnsurgeon.errors import PluginError, UsageError
+
+# sources and foreign are imported when a foreign class is asked for: every command imports the catalog package.
+
+
+def is_source(text: str) -> bool:
+    """``FILE.py:Class``, ``LIBRARY:Class`` or ``...?channel=NAME`` (a catalog name or a plugin file is not)."""
+    if ":" not in text and "?channel=" not in text:
+        return False
+    import attnsurgeon.catalog.sources as sources
+
+    return sources.is_source(text)
+
+
+def is_foreign(spec: Any) -> bool:
+    return hasattr(spec, "channel_arg")  # a catalog.foreign.ForeignSpec, told apart without importing it
+
+
+def reserved_names() -> frozenset[str]:
+    """Names an adapter must not take as they are: Ultralytics' and attnsurgeon's own layers."""
+    return plugins.ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
+
+
+def _register(specs: list[Any], label: str, registry: Registry) -> list[ModuleSpec]:
+    import attnsurgeon.catalog.sources as sources
+
+    fresh = [s for s in specs if registry.find(s.name) is not s]
+    if fresh:
+        plugins.check_names(fresh, label, registry)
+        sources.install(fresh)
+        registry.renamed.update({s.foreign_name.lower(): s.name for s in fresh if s.foreign_name != s.name})
+        registry.add_plugin(fresh, sources.holder, strict=True)
+    return list(specs)
+
+
+def add(text: str, registry: Registry = REGISTRY) -> list[ModuleSpec]:
+    """One class from a source text (``FILE.py:Class``, ``timm:CbamModule``, ``?channel=NAME``)."""
+    import attnsurgeon.catalog.sources as sources
+
+    source = sources.parse(text)
+    if source is None or source.cls is None:
+        if source is not None and source.is_file:
+            return add_file_classes(Path(source.where), text, registry, source.channel)
+        raise PluginError(f"plugin {text}: write FILE.py:ClassName, FILE.py or LIBRARY:ClassName")
+    if source.is_file and not Path(source.where).expanduser().is_file():
+        what = "is a directory" if Path(source.where).is_dir() else "no such file"
+        raise PluginError(f"plugin {text}: {source.where} {what}")
+    return _register([sources.adapt(source, text, reserved_names())], text, registry)
+
+
+def add_file_classes(
+    path: Path, label: str, registry: Registry = REGISTRY, channel: str | None = None
+) -> list[ModuleSpec]:
+    """Every ``nn.Module`` class a file defines that takes a channel argument and keeps a feature map's shape at 20x20
+    and 15x20 with its defaults (a file that registers nothing with ``@register_module``)."""
+    import attnsurgeon.catalog.probe as probe
+    import attnsurgeon.catalog.sources as sources
+    from attnsurgeon.catalog.foreign import channel_param
+
+    found, refused = [], []
+    for name, cls in sources.file_classes(path.resolve(), label).items():
+        source = sources.Source(str(path.resolve()), name, channel, True)
+        try:
+            channel_param(cls, channel, label)
+            spec = sources.adapt(source, f"{path}:{name}", reserved_names())
+        except PluginError as exc:
+            refused.append(f"{name} ({str(exc).rpartition(': ')[2] if 'channel' not in str(exc) else 'no channel'})")
+            continue
+        why = probe.problem(lambda spec=spec: sources.adapter_class(spec)(probe.CHANNELS), full=False)
+        (refused.append(f"{name} ({why})") if why else found.append(spec))
+    if not found:
+        which = f"; its nn.Module classes: {'; '.join(refused)}" if refused else " and defines no nn.Module class"
+        raise PluginError(
+            f"plugin {label}: registers no module and offers no class that keeps a feature map's shape{which} "
+            "(decorate a class with @register_module(...) from attnsurgeon.catalog, or name one: FILE.py:ClassName)"
+        )
+    return _register(found, label, registry)
+
+
+def add_recorded(items: Sequence[Any], base: Path) -> list[ModuleSpec]:
+    """The sources a YAML records (``attnsurgeon_plugins``), files resolved against its folder."""
+    import attnsurgeon.catalog.sources as sources
+
+    out: list[ModuleSpec] = []
+    for item in items:
+        text = sources.recorded_source(str(item), base)
+        if text is None:
+            continue
+        source = sources.parse(text)
+        if source is not None and source.is_file and not Path(source.where).is_file():
+            raise PluginError(
+                f"this model needs the class {source.cls} of {Path(source.where).name} (listed under "
+                f"{plugins.YAML_KEY} as {item}), which is not at {os.path.abspath(source.where)}; put the file there "
+                "or next to the YAML"
+            )
+        try:
+            out += add(text)
+        except PluginError as exc:
+            raise PluginError(f"this model needs {item} (listed under {plugins.YAML_KEY}): {exc}") from None
+    return out
+
+
+def recorded(specs: Sequence[Any], directory: Path) -> list[str]:
+    """The ``attnsurgeon_plugins`` entries of the foreign modules among ``specs``."""
+    foreign = [s for s in specs if is_foreign(s)]
+    if not foreign:
+        return []
+    import attnsurgeon.catalog.sources as sources
+
+    return list(dict.fromkeys(sources.recorded_entry(s, directory) for s in foreign))
+
+
+def refuse(spec: Any, args: Sequence[Any]) -> None:
+    """Before a model is built with a foreign class: the contract's first failure, in one line."""
+    import attnsurgeon.catalog.probe as probe
+    import attnsurgeon.catalog.sources as sources
+
+    cls = sources.adapter_class(spec)
+    why = probe.problem(lambda: cls(probe.CHANNELS, *args))
+    if why:
+        raise PluginError(f"{spec.name} ({spec.origin}): {why}")
+
+
+def refuse_renamed(name: str, registry: Registry = REGISTRY) -> None:
+    """A module name a user typed that is the own name of a class added under a prefixed name (``-m SEAttention``
+    after ``--plugin se.py:SEAttention``): one line saying which name to use, never the catalog's module silently."""
+    renamed = registry.renamed.get(str(name).lower())
+    spec = registry.find(name)
+    if renamed is not None and (spec is None or spec.name != renamed):
+        what = f"the catalog's {spec.name}" if spec is not None else "no module"
+        raise UsageError(f"{name} names {what}; the class {name} you added is {renamed}: use -m {renamed}")
+
+
+def resolve(name: str) -> ModuleSpec | None:
+    """``Registry.get`` of a name that is a source text (``--module timm:CbamModule``, ``--module f.py:C``)."""
+    return add(name)[0] if is_source(name) else None
+
+
+plugins.FOREIGN.append(sys.modules[__name__])
+REGISTRY.resolve_source = resolve

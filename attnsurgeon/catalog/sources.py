@@ -1,0 +1,333 @@
+"""Where plain ``nn.Module`` classes come from: a file as its authors wrote it, or an installed library.
+
+A source is written ``path.py:ClassName`` (one class), ``path.py`` (every class of the file that keeps a feature
+map's shape, see :mod:`attnsurgeon.catalog.plugins`), ``timm:CbamModule`` / ``timm.layers:EcaModule`` or
+``ultralytics:CBAM`` (a library and a class; ``timm`` and ``ultralytics`` are looked up where their layers live),
+with ``?channel=NAME`` when the channel argument is named by hand (``--channel-arg``). A model YAML records the
+sources its rows need under ``attnsurgeon_plugins`` (files relative to the YAML), so a fresh process rebuilds the
+same adapters (:mod:`attnsurgeon.catalog.foreign`) under the same names; pickled instances name their source too.
+
+The adapter is named after the class; where that name is a built-in catalog name or alias (``CBAMBlock`` is one of
+CBAM's) or an Ultralytics name, it is prefixed with where it comes from (``CbamCBAMBlock`` for ``cbam.py``,
+``TimmSEModule``), and an Ultralytics class is always prefixed (``UltralyticsCBAM``): the same name in every process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attnsurgeon.catalog.foreign as foreign
+from attnsurgeon.catalog.foreign import HOLDER_NAME, NOT_MODULE, ForeignSpec
+from attnsurgeon.catalog.registry import REGISTRY
+from attnsurgeon.errors import PluginError
+
+# Where ``LIBRARY:Class`` looks besides the library itself: its layer package and that package's submodules.
+LIBRARIES = {"timm": "timm.layers", "ultralytics": "ultralytics.nn.modules"}
+INSTALL = {"timm": "pip install 'attnsurgeon[timm]'"}
+HOLDER = ModuleType(HOLDER_NAME)  # the adapters, by name; Registry.load_class finds them here
+_MADE: dict[str, tuple[ForeignSpec, type]] = {}  # source text -> (spec, adapter)
+_FILE_PREFIX = "attnsurgeon_foreign_"
+
+
+@dataclass(frozen=True)
+class Source:
+    where: str  # a file path, or a module name
+    cls: str | None  # None: every class of the file
+    channel: str | None = None  # the channel argument named by hand
+    is_file: bool = False
+
+    def text(self, where: str | None = None, cls: str | None = None) -> str:
+        name = cls or self.cls
+        body = f"{where or self.where}:{name}" if name else (where or self.where)
+        return body + (f"?channel={self.channel}" if self.channel else "")
+
+    @property
+    def library(self) -> str:
+        return "" if self.is_file else self.where.split(".")[0]
+
+
+def parse(text: str) -> Source | None:
+    """A source text, or None when ``text`` is not one (a catalog name, a plugin file with no class)."""
+    body, _, channel = str(text).strip().partition("?channel=")
+    at = body.rfind(".py")
+    if at > 0 and (body.endswith(".py") or body[at + 3 :].startswith(":")):
+        cls = body[at + 4 :] or None
+        if cls is not None and not cls.isidentifier():
+            raise PluginError(f"plugin {text}: {cls!r} is not a class name (write FILE.py:ClassName)")
+        return Source(body[: at + 3], cls, channel or None, True)
+    found = re.fullmatch(r"([A-Za-z_][\w.]*):([A-Za-z_]\w*)", body)
+    return Source(found[1], found[2], channel or None, False) if found else None
+
+
+def is_source(text: str) -> bool:
+    """``FILE.py:Class``, ``LIBRARY:Class``, or anything with ``?channel=``: a foreign class, not a plugin file."""
+    source = parse(str(text))
+    return source is not None and (source.cls is not None or source.channel is not None)
+
+
+def with_channel(text: str, channel_arg: str | None) -> str:
+    """``--channel-arg NAME`` applied to a source text that names no channel argument yet."""
+    source = parse(str(text)) if channel_arg else None
+    if source is None or source.channel or (source.cls is None and not str(text).endswith(".py")):
+        return str(text)
+    return replace(source, channel=channel_arg).text()
+
+
+def _camel(text: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part)
+
+
+def adapter_name(source: Source, cls: type, reserved: Iterable[str]) -> str:
+    name = source.cls or cls.__name__  # as the user wrote it (timm:ConvBnAct is timm's alias of ConvNormAct)
+    if source.library == "ultralytics":
+        return f"Ultralytics{name}"
+    taken = {n.lower() for n in reserved}
+    taken |= {n.lower() for s in REGISTRY.specs() if REGISTRY.is_builtin(s.name) for n in (s.name, *s.aliases)}
+    if name.lower() not in taken:
+        return name
+    prefix = _camel(Path(source.where).stem) if source.is_file else _camel(source.library)
+    return f"{prefix}{name}"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading classes
+
+
+def _file_module(path: Path, label: str) -> ModuleType:
+    """Import a file as its authors wrote it (its own imports), once; its classes pickle by path."""
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    stem = re.sub(r"\W", "_", path.stem)
+    module_name = f"{_FILE_PREFIX}{stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin {label}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[module_name]
+        raise PluginError(f"plugin {label}: syntax error at line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        del sys.modules[module_name]
+        hint = f" (install it: pip install {exc.name})" if isinstance(exc, ModuleNotFoundError) and exc.name else ""
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PluginError(f"plugin {label}: importing it failed: {exc.__class__.__name__}: {why}{hint}") from None
+    _picklable_by_path(module, path)
+    return module
+
+
+def _picklable_by_path(module: ModuleType, path: Path) -> None:
+    for value in _module_classes(module, own=True):
+        value.__attnsurgeon_source__ = str(path)  # type: ignore[attr-defined]
+        value.__reduce_ex__ = _reduce_file_class  # type: ignore[method-assign,assignment]
+    _allow(_module_classes(module, own=True))
+
+
+def _module_classes(module: ModuleType, own: bool = False) -> list[type]:
+    import torch
+
+    return [
+        value
+        for value in list(vars(module).values())
+        if isinstance(value, type)
+        and issubclass(value, torch.nn.Module)
+        and (value.__module__ == module.__name__ or not own)
+    ]
+
+
+def _allow(objects: Iterable[Any]) -> None:
+    """Allow classes in ``torch.load(weights_only=True)`` (``ULTRALYTICS_SAFE_LOAD=1``): a checkpoint names each
+    class of every layer it holds."""
+    import torch
+
+    if hasattr(torch.serialization, "add_safe_globals"):
+        torch.serialization.add_safe_globals(sorted(set(objects), key=lambda c: f"{c.__module__}.{c.__qualname__}"))
+
+
+def _state(self: Any) -> Any:
+    return self.__getstate__() if hasattr(self, "__getstate__") else self.__dict__
+
+
+def _reduce_file_class(self: Any, protocol: int) -> tuple[Any, ...]:
+    cls = type(self)
+    return (rebuild_file_class, (cls.__attnsurgeon_source__, cls.__qualname__), _state(self))
+
+
+def _find_file(path: str, label: str) -> Path:
+    """A recorded file at its path, else in the current directory."""
+    recorded = Path(path).expanduser()
+    found = next((p for p in (recorded, Path.cwd() / recorded.name) if p.is_file()), None)
+    if found is None:
+        what = "is a directory" if recorded.is_dir() else "no such file"
+        raise PluginError(f"plugin {label}: {what}")
+    return found.resolve()
+
+
+def rebuild_file_class(path: str, qualname: str) -> Any:
+    """Unpickling an instance of a class from a source file: import the file, at its path or in the current folder."""
+    cls: Any = _file_module(_find_file(path, path), path)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    return cls.__new__(cls)
+
+
+def library_modules(where: str) -> list[ModuleType]:
+    """The modules ``LIBRARY:Class`` looks in: the library's layer package (timm.layers, ultralytics.nn.modules) and
+    its submodules, then the module named itself. Raises ModuleNotFoundError when the library is not installed."""
+    import pkgutil
+
+    out = []
+    layers = LIBRARIES.get(where)
+    if layers is not None:
+        package = importlib.import_module(layers)
+        out.append(package)
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                with contextlib.suppress(Exception):  # a submodule that needs an optional dependency
+                    out.append(importlib.import_module(f"{layers}.{info.name}"))
+    out.append(importlib.import_module(where))
+    return out
+
+
+def _library_class(source: Source, label: str) -> Any:
+    try:
+        modules = library_modules(source.where)
+    except ModuleNotFoundError as exc:
+        how = INSTALL.get(source.library, f"pip install {source.library}")
+        raise PluginError(f"plugin {label}: {exc.name or source.where} is not installed ({how})") from None
+    found = next((getattr(m, str(source.cls)) for m in modules if hasattr(m, str(source.cls))), None)
+    if found is None:
+        layers = LIBRARIES.get(source.where)
+        where = f"{source.where} nor {layers}" if layers else source.where
+        raise PluginError(f"plugin {label}: {'neither ' if layers else ''}{where} defines {source.cls}")
+    return found
+
+
+def file_classes(path: Path, label: str) -> dict[str, type]:
+    """The ``nn.Module`` classes a file defines itself (not the ones it imports), by name."""
+    import torch
+
+    module = _file_module(path, label)
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == module.__name__
+    }
+
+
+def load_class(source: Source, label: str) -> Any:
+    if not source.is_file:
+        return _library_class(source, label)
+    module = _file_module(_find_file(source.where, label), label)
+    cls = getattr(module, str(source.cls), None)
+    if cls is None:
+        own = ", ".join(file_classes(Path(str(module.__file__)), label)) or "none"
+        raise PluginError(f"plugin {label}: defines no class {source.cls} (its nn.Module classes: {own})")
+    return cls
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Adapters
+
+
+def origin_of(source: Source) -> str:
+    return source.text(str(_find_file(source.where, source.where))) if source.is_file else source.text()
+
+
+def adapt(source: Source, label: str, reserved: Iterable[str] = (), name: str | None = None) -> ForeignSpec:
+    """The spec of the adapter of one source class (made once per source; imports torch)."""
+    import torch
+
+    origin = origin_of(source)
+    if origin in _MADE:
+        return _MADE[origin][0]
+    cls = load_class(source, label)
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        what = cls.__name__ if isinstance(cls, type) else f"{source.cls} (a {type(cls).__name__})"
+        raise PluginError(f"plugin {label}: {what} {NOT_MODULE}")
+    given = name or adapter_name(source, cls, reserved)
+    spec = foreign.spec_of(cls, name=given, origin=origin, label=f"plugin {label}", channel_arg=source.channel)
+    _MADE[origin] = (spec, foreign.make_adapter(spec, cls, _reduce_adapter))
+    return spec
+
+
+def install(specs: Iterable[ForeignSpec]) -> ModuleType:
+    """Put adapters where ``Registry.load_class`` finds them (after their names were checked) and allow them in
+    ``torch.load(weights_only=True)``; returns the module that holds them."""
+    for spec in specs:
+        adapter = _MADE[spec.origin][1]
+        setattr(HOLDER, spec.name, adapter)
+        source = parse(spec.origin)
+        library = [] if source is None or source.is_file else library_modules(source.where)
+        layers = [c for m in library for c in _module_classes(m)]  # the blocks a library's class is built from
+        _allow([adapter, adapter.foreign_class, rebuild_adapter, rebuild_file_class, *layers])  # type: ignore[attr-defined]
+    return HOLDER
+
+
+def holder() -> ModuleType:
+    return HOLDER
+
+
+def adapter_class(spec: ForeignSpec) -> type:
+    return _MADE[spec.origin][1]
+
+
+def _reduce_adapter(self: Any, protocol: int) -> tuple[Any, ...]:
+    spec = type(self).foreign_spec
+    return (rebuild_adapter, (spec.origin, spec.name), _state(self))
+
+
+def rebuild_adapter(origin: str, name: str) -> Any:
+    """Unpickling an adapter in a fresh process: make it again from its source, under the name it was saved with."""
+    source = parse(origin)
+    if source is None:
+        raise PluginError(f"module {name} records the source {origin!r}, which is not FILE.py:Class or LIBRARY:Class")
+    recorded = Path(source.where)
+    if source.is_file and not any(p.is_file() for p in (recorded, Path.cwd() / recorded.name)):
+        raise PluginError(
+            f"module {name} needs the class {source.cls} of {recorded.name}, which is neither at {recorded} nor in "
+            f"the current directory; put {recorded.name} in one of those places"
+        )
+    spec = adapt(source, origin, name=name)
+    if REGISTRY.find(name) is None:
+        REGISTRY.add_plugin([spec], holder, strict=True)
+    install([spec])
+    cls = adapter_class(spec)
+    return cls.__new__(cls)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Recorded in a model YAML
+
+
+def recorded_entry(spec: ForeignSpec, directory: Path) -> str:
+    """The ``attnsurgeon_plugins`` entry of a foreign module in a YAML written to ``directory``."""
+    source = parse(spec.origin)
+    assert source is not None
+    if not source.is_file:
+        return spec.origin
+    return source.text(os.path.relpath(source.where, directory.resolve()))
+
+
+def recorded_source(item: str, base: Path) -> str | None:
+    """A YAML's recorded entry as a source text with the file resolved (YAML folder, then current folder), or None
+    when it is a plain plugin file."""
+    source = parse(item) if is_source(item) else None
+    if source is None or not source.is_file or Path(source.where).is_absolute():
+        return None if source is None else source.text()
+    tries = [base / source.where, Path.cwd() / source.where]
+    return source.text(str(next((p for p in tries if p.is_file()), tries[0])))
