@@ -25,6 +25,9 @@ TORCH_FREE = {
     "channels",
     "yamledit",
     "diskcache",
+    "flowstyle",
+    "yolo_repos",
+    "fork_blocks",
     "catalog.spec",
     "catalog.scan",
 }
