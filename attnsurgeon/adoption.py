@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import diagnose, yamledit, yamlio
+from attnsurgeon import diagnose, yamledit, yamlio, yolo_repos
 from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.catalog.argcheck import format_flow
@@ -89,6 +89,8 @@ def refuse_new_rows(source: Any, edit: Any, probe: bool) -> None:
     """Before a pipeline builds anything: a plugin module that changes the shape (one line naming it), and new rows
     whose args cannot be what their module means where they land (:func:`refuse_placed`)."""
     plugins.refuse_shape_change(edit.spec, probe=probe)
+    if probe and source.doc is not None:  # a YOLOv5/v7/v9-repository file: one line before anything is built
+        yolo_repos.buildable(source.doc)
     ckpt = source.checkpoint
     data, scale = (source.doc.plain(), None) if source.doc is not None else (ckpt.cfg, ckpt.scale)
     refuse_placed(edit.result.graph, data, source.stem, edit.result.fresh_layers, scale)
@@ -98,7 +100,8 @@ def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:
     """What ``show`` prints about a file (one line each); a file that needs adoption raises instead."""
     found = findings(doc, scale)
     refuse_blocking(doc, found)
-    return [f.message for f in found]
+    repo = yolo_repos.unbuildable(doc.graph, doc.plain())
+    return [yolo_repos.message(doc.path.name, repo)] * bool(repo) + [f.message for f in found]
 
 
 def check_loaded(doc: yamlio.ModelDoc, scale: str | None = None) -> yamlio.ModelDoc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import adoption, pipeline, positions, sizes, yamlio
+from attnsurgeon import adoption, pipeline, positions, sizes, yamlio, yolo_repos
 from attnsurgeon import graph as graph_mod
 from attnsurgeon.augment_graph import augment_info
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
@@ -381,7 +381,7 @@ def _layer_shapes(
 
     from attnsurgeon import ultra
 
-    model = ultra.build_model(doc.plain(), scale or None, f"{doc.stem}.yaml").eval()
+    model = ultra.build_model(yolo_repos.buildable(doc), scale or None, f"{doc.stem}.yaml").eval()
     shapes: dict[int, tuple[int, ...] | None] = {}
     handles = []
     for index, layer in enumerate(model.model):
