@@ -181,7 +181,7 @@ def _block_section(lines: list[str], n: int, source: str, name: str) -> tuple[li
 @functools.lru_cache(maxsize=8)
 def layout(text: str, source: str = "<string>") -> Layout | None:
     """The rows of ``text`` as lines, or None when both sections are block style (ruamel writes those exactly)."""
-    if not re.search(r"^(backbone|head)\s*:[ \t]*(#.*)?(\r?\n[ \t]*(#.*)?)*[ \t]*\[", text, re.M):
+    if not re.search(r"^(?:backbone|head)[ \t]*:(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*\[", text, re.M):
         return None  # no section opens with "[": the block path
     lines = text.splitlines(keepends=True)
     keys = {}
@@ -217,6 +217,8 @@ def layout(text: str, source: str = "<string>") -> Layout | None:
                 break
         rows += found
         section_of += [name] * len(found)
+    if not any(flow.values()):
+        return None
     return Layout(lines, rows, flow, section_of, keys)
 
 
