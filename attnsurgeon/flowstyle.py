@@ -18,7 +18,7 @@ from typing import Any
 from attnsurgeon.errors import ModelFileError
 
 SECTIONS = ("backbone", "head")
-_KEY_RE = re.compile(r"^([A-Za-z_][\w-]*)\s*:(?=\s|$)")
+KEY_RE = re.compile(r"^([A-Za-z_][\w-]*)\s*:(?=\s|$)")
 _INT_RE = re.compile(r"-?\d+")
 _INDEX_COMMENT_RE = re.compile(r"^(#\s*)(\d+)(?!\d)")  # as yamltree.INDEX_COMMENT_RE
 OWN_COMMENT = "(attnsurgeon)"
@@ -186,7 +186,7 @@ def layout(text: str, source: str = "<string>") -> Layout | None:
     lines = text.splitlines(keepends=True)
     keys = {}
     for n, raw in enumerate(lines):
-        match = _KEY_RE.match(raw)
+        match = KEY_RE.match(raw)
         if match:
             keys[match.group(1)] = n
     rows: list[RowLine] = []
@@ -332,10 +332,10 @@ def render(
         elif not prev.comment:
             between = " "
         prefix = _continuation_prefix(rows, section_of, k)
-        line = f"{prefix}{body}{between}# {new} {target.module} {OWN_COMMENT}{prev.end or _newline(lay.lines)}"
+        line = f"{prefix}{body}{between}# {new} {target.module} {OWN_COMMENT}{prev.end or newline(lay.lines)}"
         extra.setdefault(prev.line, []).append(line)
         if not prev.end:  # the row was the file's last line: it now needs a line ending
-            prev.end = _newline(lay.lines)
+            prev.end = newline(lay.lines)
             extra[prev.line][-1] = extra[prev.line][-1].rstrip("\r\n")
     by_line = {r.line: r for r in rows}
     out = []
@@ -347,66 +347,5 @@ def render(
     return "".join(out)
 
 
-def _newline(lines: list[str]) -> str:
+def newline(lines: list[str]) -> str:
     return "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# A surgery's output text
-
-
-def is_flow(doc: Any) -> bool:
-    """Whether ``doc`` (a yamlio.ModelDoc) has a flow-style section (its output is written by :func:`surgery_text`)."""
-    return layout(doc.text, str(doc.path)) is not None
-
-
-def surgery_text(doc: Any, result: Any, data: Any) -> str:
-    """The text a surgery writes: ruamel's dump of the edited tree ``data`` for a block-style file; for a flow-style
-    one, the input text with only the lines the surgery changes rewritten, checked to read as the edited tree."""
-    from attnsurgeon import yamlio
-
-    lay = layout(doc.text, str(doc.path))
-    if lay is None:
-        return yamlio.dump(data)
-    inserted = {ins.index: ins.after for ins in result.insertions}
-    text = render(
-        doc.text,
-        lay,
-        doc.graph.rows,
-        result.graph.rows,
-        result.index_map,
-        inserted,
-        (*result.replaced, *result.augmented),
-        lambda items: _row_text(yamlio, items),
-    )
-    text = _added_keys(text, lay, data, yamlio)
-    if yamlio.to_plain(yamlio.loads(text, str(doc.path))) != yamlio.to_plain(data):
-        raise ModelFileError(
-            f"{doc.path}: this flow-style file cannot be edited line by line (the rewritten lines would not read as "
-            "the edited model); nothing was written; write its rows in block style ('- [...]')"
-        )
-    return text
-
-
-def _row_text(yamlio: Any, items: list[Any]) -> str:
-    from ruamel.yaml.comments import CommentedMap
-
-    from attnsurgeon.yamltree import flow_seq
-
-    return yamlio.dump(CommentedMap(row=flow_seq(items))).rstrip("\r\n")[len("row: ") :]
-
-
-def _added_keys(text: str, lay: Layout, data: Any, yamlio: Any) -> str:
-    """Top-level keys the surgery added to the tree (``attnsurgeon_plugins``), as the block path writes them."""
-    added = [k for k in data if k not in lay.keys]
-    if not added:
-        return text
-    dumped = {m.group(1): line for line in yamlio.dump(data).splitlines() if (m := _KEY_RE.match(line))}
-    lines = text.splitlines(keepends=True)
-    keys = list(data)
-    for key in added:
-        before = keys[: keys.index(key)]
-        at = max((lay.keys[k] + 1 for k in before if k in lay.keys), default=0)
-        at += sum(1 for k in added[: added.index(key)] if k in before)
-        lines.insert(at, dumped[key] + _newline(lay.lines))
-    return "".join(lines)

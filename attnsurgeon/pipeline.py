@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import adoption, flowstyle, sizes, yamlio, yamltree
+from attnsurgeon import adoption, flowedit, sizes, yamlio, yamltree
 from attnsurgeon.catalog import ModuleSpec, plugins
 from attnsurgeon.deploy_checks import requested_checks
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
@@ -181,7 +181,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: Options, step: Progress) -> 
     old_graph, old_text = doc.graph, doc.text
     new_data = yamlio.apply(doc, edit.result, in_place=True)
     plugins.record(new_data, (out or doc.path).parent, yamltree.flow_seq)  # plugin files: read in every process
-    text = flowstyle.surgery_text(doc, edit.result, new_data)
+    text = flowedit.surgery_text(doc, edit.result, new_data)
     report = _new_report(source, edit, old_graph, out, text, warnings, opts.dry_run)
     if opts.dry_run:
         report.diff = unified_diff(old_text, text, str(doc.path), str(out or "<output>"))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import api, augment_graph, flowstyle, sizes, yamlio
+from attnsurgeon import api, augment_graph, flowedit, sizes, yamlio
 from attnsurgeon import graph as graph_mod
 from attnsurgeon.errors import AttnSurgeonError, UsageError
 from attnsurgeon.sweep_plan import Variant, parse_args_grid, parse_at, parse_modules, plan, resolve_at
@@ -280,7 +280,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
         result = augment_graph.augment(doc.graph, after, name, row_args)
         fresh = [sweep_cost.FreshLayer(i, replaces=i) for i in result.augmented]
     tree = yamlio.apply(doc, result, in_place=True)
-    text, cfg = flowstyle.surgery_text(base_doc, result, tree), yamlio.to_plain(tree)
+    text, cfg = flowedit.surgery_text(base_doc, result, tree), yamlio.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
     yamlio.write_atomic(path, text)
     row.update(yaml=path.name, layers=[f.index for f in fresh])

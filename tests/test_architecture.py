@@ -26,6 +26,7 @@ TORCH_FREE = {
     "yamledit",
     "diskcache",
     "flowstyle",
+    "flowedit",
     "yolo_repos",
     "fork_blocks",
     "catalog.spec",

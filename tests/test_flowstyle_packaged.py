@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flow_fixtures import to_flow
 
-from attnsurgeon import augment_graph, flowstyle, graph, yamlio
+from attnsurgeon import augment_graph, flowedit, flowstyle, graph, yamlio
 from attnsurgeon.errors import SurgeryError
 
 FILES = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
@@ -28,7 +28,7 @@ def parsed(text: str) -> dict:
 
 
 def written(doc: yamlio.ModelDoc, result: graph.SurgeryResult) -> str:
-    return flowstyle.surgery_text(doc, result, yamlio.apply(doc, result))
+    return flowedit.surgery_text(doc, result, yamlio.apply(doc, result))
 
 
 def test_the_fixture_is_the_same_model():
