@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import diagnose, yamledit, yamlio, yolo_repos
+from attnsurgeon import diagnose, fork_blocks, yamledit, yamlio, yolo_repos
 from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.catalog.argcheck import format_flow
@@ -237,7 +237,12 @@ def _fix_stale(
 
 
 def plan(
-    model: str | Path, scale: str | None = None, known: frozenset[str] = frozenset(), fix_stale: bool = False
+    model: str | Path,
+    scale: str | None = None,
+    known: frozenset[str] = frozenset(),
+    fix_stale: bool = False,
+    where: str | None = None,
+    fork: Path | None = None,
 ) -> AdoptPlan:
     """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
     names plain Ultralytics resolves (``attnsurgeon.ultra.ultralytics_module_names``); ``fix_stale`` also points
@@ -252,6 +257,10 @@ def plan(
         found = diagnose.catalog_row(row)
         if found is None:
             own = row.module in (diagnose.IDENTITY_INIT, AUGMENT_MODULE)  # attnsurgeon's own layers
+            block = fork_blocks.split_name(row.module, REGISTRY.find) if row.module not in known else None
+            if block is not None:  # C2f_EMA: the block with the attention inside, as an Augment row
+                result.changes.append(_fork_block_change(doc, i, block, where, fork))
+                continue
             if row.module not in known and not own and not row.module.startswith(("nn.", "torchvision.")):
                 closest, embedded = _closest(row.module)
                 why = f"{row.module} is neither a catalog module nor an Ultralytics module; " + (
@@ -297,6 +306,28 @@ def plan(
     adopted = yamlio.ModelDoc(yamlio.loads(text), graph_of(result.new_cfg), doc.path, doc.stem, doc.packaged, text)
     result.findings = findings(adopted, scale)
     return result
+
+
+def _fork_block_change(
+    doc: yamlio.ModelDoc, i: int, block: fork_blocks.ForkBlock, where: str | None, fork: Path | None
+) -> Change:
+    row = doc.graph.rows[i]
+    spec = REGISTRY.get(block.attention)
+    if where is None and fork is not None:
+        where, how = fork_blocks.placement(row.module, block, Path(fork), tuple(spec.aliases))
+    elif where is None:
+        where = fork_blocks.DEFAULT_WHERE
+        how = (
+            f"assumed --where {where} ({block.attention} in each bottleneck, as most forks do); if the fork applies it "
+            f"after the block's last conv, run adopt --where output, or adopt --fork PATH to read it from the fork"
+        )
+    else:
+        how = f"--where {where} as asked"
+    new = [block.block, list(row.args), spec.name, spec.defaults(), where]
+    yamledit.set_row(doc.data, i, AUGMENT_MODULE, new)
+    new_text = diagnose.row_text(replace(row, module=AUGMENT_MODULE, args=tuple(new)))
+    why = f"{row.module} is {block.block} with {spec.name} inside: {how}"
+    return Change(i, diagnose.row_text(row), new_text, why)
 
 
 def graph_of(cfg: dict[str, Any]) -> Graph:

@@ -45,6 +45,14 @@ def adopt(
         help="Also point each stale reference (a renumbering that missed an added row; see the diagnosis) at the "
         "layer it meant in the packaged model the file derives from.",
     ),
+    where: str | None = typer.Option(
+        None, "--where", help="Where a fork block's attention goes (C2f_EMA -> Augment): bottleneck or output."
+    ),
+    fork: Path | None = typer.Option(
+        None,
+        "--fork",
+        help="The fork's Python source folder or file: read (never run) to place a fork block's attention.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     from attnsurgeon.api_adopt import adopt as run_adopt
@@ -61,6 +69,8 @@ def adopt(
                 verify=not no_verify,
                 write=not dry_run,
                 fix_stale=fix_stale,
+                where=where,
+                fork=fork,
             )
     except AttnSurgeonError as exc:
         failed = getattr(exc, "report", None)
