@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import diagnose, fork_blocks, yamledit, yamlio, yolo_repos
+from attnsurgeon import diagnose, flowedit, fork_blocks, yamledit, yamlio, yolo_repos
 from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.catalog.argcheck import format_flow
@@ -294,14 +294,16 @@ def plan(
     if fix_stale:
         _fix_stale(doc, graph, derived, result)
     old_index = {new: old for old, new in derived[2].items()} if derived else {}
+    shown = {}
     for index, old in sorted(yamledit.index_comments(doc.data).items()):
         if old != index and old_index.get(index) == old:  # the row's number in the packaged model it derives from
             yamledit.renumber_index_comment(doc.data, index, old)
+            shown[index] = old
             why = f"index comment renumbered to its row (it was layer {old} in {derived[0]})"  # type: ignore[index]
             result.changes.append(Change(index, f"# {old}", f"# {index}", why))
     result.changes.sort(key=lambda change: change.layer)  # read top to bottom, as the diff
     result.new_cfg = yamlio.to_plain(doc.data)
-    text = yamlio.dump(doc.data)
+    text = flowedit.adopted_text(doc, graph_of(result.new_cfg), shown, doc.data)  # a flow-style file: line by line
     result.text = with_line_endings(text, *line_endings(doc.path))
     adopted = yamlio.ModelDoc(yamlio.loads(text), graph_of(result.new_cfg), doc.path, doc.stem, doc.packaged, text)
     result.findings = findings(adopted, scale)

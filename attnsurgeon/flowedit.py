@@ -76,3 +76,21 @@ def _reads_as(text: str, plain: dict[str, Any], source: str) -> bool:
     except Exception:  # PyYAML missing, or a value it reads otherwise: ask the exact reader
         pass
     return bool(yamlio.to_plain(yamlio.loads(text, source)) == plain)
+
+
+def adopted_text(doc: Any, new_graph: Any, shown: dict[int, int], data: Any) -> str:
+    """``adopt``'s output: rows changed in place (no row moves), index comments that showed ``shown[i]`` renumbered
+    to ``i``; the dump of ``data`` for a block-style file."""
+    lay = layout(doc.text, str(doc.path))
+    if lay is None:
+        return yamlio.dump(data)
+    old, new = doc.graph.rows, new_graph.rows
+    changed = [i for i in range(len(old)) if (old[i].module, old[i].args) != (new[i].module, new[i].args)]
+    identity = {i: i for i in range(len(old))}
+    text = render(doc.text, lay, old, new, identity, {}, changed, _row_text, shown)
+    if not _reads_as(text, yamlio.to_plain(data), str(doc.path)):
+        raise ModelFileError(
+            f"{doc.path}: this flow-style file cannot be adopted line by line; nothing was written; write its rows "
+            "in block style ('- [...]')"
+        )
+    return text

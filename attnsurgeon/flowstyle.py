@@ -283,12 +283,14 @@ def render(
     inserted: dict[int, int],
     changed_rows: Sequence[int],
     row_text: Callable[[list[Any]], str],
+    shown: dict[int, int] | None = None,
 ) -> str:
     """The text after a surgery.
 
     ``old_rows``/``new_rows``: the graphs' rows (``from_``, ``module``, ``args``); ``index_map``: old -> new index of
     kept rows; ``inserted``: new index -> the old index it follows; ``changed_rows``: new indices whose module and
-    args changed in place; ``row_text``: how a list is written as a flow row (the block path's spelling).
+    args changed in place; ``row_text``: how a list is written as a flow row (the block path's spelling); ``shown``:
+    old index -> the number its index comment shows where that is not the index (adopt renumbers those).
     """
     rows = [RowLine(r.line, r.prefix, r.text, r.between, r.comment, r.end, list(r.fields)) for r in lay.rows]
     section_of = list(lay.section_of)
@@ -303,7 +305,7 @@ def render(
             _set_field(row, 3, row_text(list(target.args)))
             if row.comment.endswith(mark):  # our own comment names the module: "# 9 SE (attnsurgeon)"
                 row.comment = f"{row.comment[: -len(mark)]} {target.module} {OWN_COMMENT}"
-        _renumber(row, old, new)
+        _renumber(row, (shown or {}).get(old, old), new)
     extra: dict[int, list[str]] = {}  # line -> new lines after it
     dropped: set[int] = set()
     for old in sorted(set(range(len(rows))) - set(index_map), reverse=True):  # removed rows
