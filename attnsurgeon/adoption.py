@@ -18,7 +18,7 @@ from attnsurgeon import diagnose, flowedit, fork_blocks, yamledit, yamlio, yolo_
 from attnsurgeon.augment_graph import AUGMENT_MODULE
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.catalog.argcheck import format_flow
-from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError
+from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError, UsageError
 from attnsurgeon.graph import Graph
 from attnsurgeon.names import close_names
 
@@ -315,6 +315,8 @@ def _fork_block_change(
 ) -> Change:
     row = doc.graph.rows[i]
     spec = REGISTRY.get(block.attention)
+    if where is not None and where not in fork_blocks.AUGMENT_WHERE:
+        raise UsageError(f"--where {where!r}: a fork block's attention goes in each bottleneck or at the output")
     if where is None and fork is not None:
         where, how = fork_blocks.placement(row.module, block, Path(fork), tuple(spec.aliases))
     elif where is None:

@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnsurgeon.augment_graph import AUGMENTABLE_BLOCKS
+from attnsurgeon.augment_graph import AUGMENT_WHERE, AUGMENTABLE_BLOCKS
 from attnsurgeon.errors import ModuleArgsError, UsageError
 
+__all__ = ["AUGMENT_WHERE", "DEFAULT_WHERE", "ForkBlock", "placement", "split_name"]
 DEFAULT_WHERE = "bottleneck"  # the most common published fork: Bottleneck_EMA inside C2f_EMA
 
 

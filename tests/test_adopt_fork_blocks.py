@@ -126,3 +126,12 @@ def test_the_adopted_rows_have_the_fork_blocks_parameter_count(here):
     # scale n: width 0.25, depth 0.33 -> C2f 32->32 channels, n=1; C3k2 64->64, n=1 (worked out from the YAML)
     assert count(model.model[2]) == count(C2f_EMA(32, 32, 1, True))
     assert count(model.model[4]) == count(C3k2_CBAM(64, 64, 1, False, 0.25))
+
+
+def test_an_unknown_where_is_a_usage_error(here):
+    result = runner.invoke(app, ["adopt", "yolo-fork-n.yaml", "--no-verify", "--where", "inside"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "error: --where 'inside': a fork block's attention goes in each bottleneck or at the output"
+    ]
+    assert not (here / "yolo-fork-n-adopted.yaml").exists()
