@@ -234,3 +234,16 @@ def to_flow(text: str, close: str = "own-line") -> str:
             out.append(line)
     finish()
     return "\n".join(out) + "\n"
+
+
+def block_head(text: str) -> str:
+    """A mixed file: ``text``'s flow-style head written as a block sequence of flow rows (the backbone stays flow)."""
+    start = text.index("\nhead:\n") + len("\nhead:\n")
+    out = []
+    for line in text[start:].splitlines():
+        match = re.match(r"^ {2}\[?\s*(\[.*\]),(.*)$", line)
+        if match and not line.strip().startswith("#"):
+            out.append(f"  - {match.group(1)}{match.group(2)}")
+        elif line.strip() != "]":
+            out.append(line)
+    return text[:start] + "\n".join(out) + "\n"

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from flow_fixtures import YOLOV5S, YOLOV7_TINY, YOLOV9_C, to_flow
+from flow_fixtures import YOLOV5S, YOLOV7_TINY, YOLOV9_C, block_head, to_flow
 from typer.testing import CliRunner
 
 from attnsurgeon import yamlio
@@ -23,6 +23,7 @@ runner = CliRunner()
 YOLO11 = (yamlio.packaged_models_dir() / "11" / "yolo11.yaml").read_text(encoding="utf-8")
 FIXTURES = {
     "yolov5s": YOLOV5S,
+    "yolov5s-mixed": block_head(YOLOV5S),  # flow backbone, block head of flow rows
     "yolov7-tiny": YOLOV7_TINY,
     "yolov9-c": YOLOV9_C,
     "yolo11n": to_flow(YOLO11),  # "]" on its own line
@@ -39,6 +40,7 @@ CASES = {
         [["insert", "-m", "SE", "--after", "9"], ["replace", "--at", "10", "-m", "ECA"]],
     ),
     "yolov5s-augment-C3-8": ("yolov5s", [["augment", "--at", "8", "-m", "SE"]]),
+    "yolov5s-mixed-insert-SE-8,13,16": ("yolov5s-mixed", [["insert", "-m", "SE", "--after", "8,13,16"]]),
     "yolov7-tiny-insert-SE-21,27": ("yolov7-tiny", [["insert", "-m", "SE", "--after", "21,27"]]),
     "yolov7-tiny-insert-replace": (
         "yolov7-tiny",
