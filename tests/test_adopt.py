@@ -180,14 +180,15 @@ def test_json_report(here):
 
 
 def test_rows_it_cannot_map_are_listed_and_nothing_is_written(here):
-    text = CASES[0].text.replace("- [-1, 3, C2f, [512]] # 13", "- [-1, 3, C2f_CBAM, [512]] # 13")
+    # RepC3 is no block augment knows (C2f_CBAM becomes an Augment row: test_adopt_fork_blocks.py)
+    text = CASES[0].text.replace("- [-1, 3, C2f, [512]] # 13", "- [-1, 3, RepC3_CBAM, [512]] # 13")
     text = text.replace("- [-1, 1, CBAM, [1024]] # 10", "- [-1, 1, ParNetAttention, [1024]] # 10")
     (here / "yolov8n-fork.yaml").write_text(text)
     result = run("adopt", "yolov8n-fork.yaml", "--no-verify")
     assert result.exit_code == 6
     assert "cannot map:" in result.output
     assert "layer 10: [-1, 1, ParNetAttention, [1024]]" in result.output
-    assert "layer 13: [-1, 3, C2f_CBAM, [512]] (closest: CBAM)" in result.output
+    assert "layer 13: [-1, 3, RepC3_CBAM, [512]] (closest: CBAM)" in result.output
     assert "it looks like a block with CBAM inside: use the plain block and insert CBAM after it" in result.output
     assert "--plugin FILE.py" in result.output
     assert result.output.strip().splitlines()[-1] == (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -41,6 +42,17 @@ def adopt(
             "layer it meant in the packaged model the file derives from.",
         ),
     ] = False,
+    where: Annotated[
+        str | None,
+        typer.Option("--where", help="Where a fork block's attention goes (C2f_EMA -> Augment): bottleneck or output."),
+    ] = None,
+    fork: Annotated[
+        Path | None,
+        typer.Option(
+            "--fork",
+            help="The fork's Python source folder or file: read (never run) to place a fork block's attention.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     from attnsurgeon.ops.adopt import adopt as run_adopt
@@ -50,7 +62,7 @@ def adopt(
     try:
         with progress(enabled=not as_json and options.verify) as step:
             step(f"adopting {model}: building and checking the result")
-            report = run_adopt(model, fix_stale=fix_stale, options=options)
+            report = run_adopt(model, fix_stale=fix_stale, where=where, fork=fork, options=options)
     except AttnSurgeonError as exc:
         failed = getattr(exc, "report", None)
         if failed is not None:

@@ -22,13 +22,22 @@ ADOPT_OPTIONS = ("output", "force", "scale", "imgsz", "verify", "write", "dry_ru
 
 
 def adopt(
-    model: str | Path, *, fix_stale: bool = False, options: RunOptions | None = None, **keywords: Any
+    model: str | Path,
+    *,
+    fix_stale: bool = False,
+    where: str | None = None,
+    fork: str | Path | None = None,
+    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> adoption.AdoptReport:
     """Rewrite a forked-Ultralytics YAML so plain Ultralytics with attnsurgeon builds the modules it meant, verify it as
     insert verifies (build, forward at square and rectangular sizes, one training step) and write it atomically.
 
     ``fix_stale`` also points each stale reference (a renumbering that missed an added row, found by comparing with
-    the packaged model the file derives from) at the layer it meant. ``plugin_files`` join the catalog first (as
+    the packaged model the file derives from) at the layer it meant. A fork block named after its attention
+    (``C2f_EMA``) becomes an ``Augment`` row: ``where`` (bottleneck/output) places the attention, else ``fork`` (the
+    fork's source folder or file, read with ``ast``, never run) decides, else bottleneck is assumed.
+    ``plugin_files`` join the catalog first (as
     ``--plugin``): a fork's own module made a plugin is adopted like a catalog one, and the output lists the plugin
     files it needs under ``attnsurgeon_plugins``.
 
@@ -44,7 +53,7 @@ def adopt(
     output, force, scale, imgsz = opts.output, opts.force, opts.scale, opts.imgsz
     verify, write = opts.verify, opts.write and not opts.dry_run  # a dry run: the report's diff, nothing written
     plugins.add_files(opts.plugin_files)
-    result = adoption.plan(model, scale, known=ultra.ultralytics_module_names(), fix_stale=fix_stale)
+    result = adoption.plan(model, scale, ultra.ultralytics_module_names(), fix_stale, where, fork)
     doc = result.doc
     scales, warnings = yamlio.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None

@@ -16,12 +16,12 @@ from typing import Any
 
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.catalog.argcheck import format_flow
-from attnsurgeon.core import yamledit, yamlio
+from attnsurgeon.core import flowedit, yamledit, yamlio, yolo_repos
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.names import close_names
-from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError
-from attnsurgeon.ops import diagnose
+from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError, UsageError
+from attnsurgeon.ops import diagnose, fork_blocks
 
 PLUGIN_ROUTE = "make it a plugin module (`--plugin FILE.py`, or an `attnsurgeon.modules` entry point) so it builds"
 MAX_CHANNEL_ARGS = 2  # forks write (c1) or (c1, c2) before the hyper-parameters (CoordAtt, GAM_Attention)
@@ -90,6 +90,8 @@ def refuse_new_rows(source: Any, edit: Any, probe: bool) -> None:
     """Before a pipeline builds anything: a plugin module that changes the shape (one line naming it), and new rows
     whose args cannot be what their module means where they land (:func:`refuse_placed`)."""
     plugins.refuse_shape_change(edit.spec, probe=probe, args=edit.args or ())
+    if probe and source.doc is not None:  # a YOLOv5/v7/v9-repository file: one line before anything is built
+        yolo_repos.buildable(source.doc)
     ckpt = source.checkpoint
     data, scale = (source.doc.plain(), None) if source.doc is not None else (ckpt.cfg, ckpt.scale)
     refuse_placed(edit.result.graph, data, source.stem, edit.result.fresh_layers, scale)
@@ -99,7 +101,8 @@ def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:
     """What ``show`` prints about a file (one line each); a file that needs adoption raises instead."""
     found = findings(doc, scale)
     refuse_blocking(doc, found)
-    return [f.message for f in found]
+    repo = yolo_repos.unbuildable(doc.graph, doc.plain())
+    return [yolo_repos.message(doc.path.name, repo)] * bool(repo) + [f.message for f in found]
 
 
 def check_loaded(doc: yamlio.ModelDoc, scale: str | None = None) -> yamlio.ModelDoc:
@@ -235,7 +238,12 @@ def _fix_stale(
 
 
 def plan(
-    model: str | Path, scale: str | None = None, known: frozenset[str] = frozenset(), fix_stale: bool = False
+    model: str | Path,
+    scale: str | None = None,
+    known: frozenset[str] = frozenset(),
+    fix_stale: bool = False,
+    where: str | None = None,
+    fork: Path | None = None,
 ) -> AdoptPlan:
     """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
     names plain Ultralytics resolves (``attnsurgeon.ultralytics_bridge.ultra.ultralytics_module_names``); ``fix_stale``
@@ -251,6 +259,10 @@ def plan(
         found = diagnose.catalog_row(row)
         if found is None:
             own = row.module in (diagnose.IDENTITY_INIT, AUGMENT_MODULE)  # attnsurgeon's own layers
+            block = fork_blocks.split_name(row.module, REGISTRY.find) if row.module not in known else None
+            if block is not None:  # C2f_EMA: the block with the attention inside, as an Augment row
+                result.changes.append(_fork_block_change(doc, i, block, where, fork))
+                continue
             if row.module not in known and not own and not row.module.startswith(("nn.", "torchvision.")):
                 closest, embedded = _closest(row.module)
                 why = f"{row.module} is neither a catalog module nor an Ultralytics module; " + (
@@ -284,18 +296,44 @@ def plan(
     if fix_stale:
         _fix_stale(doc, graph, derived, result)
     old_index = {new: old for old, new in derived[2].items()} if derived else {}
+    shown = {}
     for index, old in sorted(yamledit.index_comments(doc.data).items()):
         if old != index and old_index.get(index) == old:  # the row's number in the packaged model it derives from
             yamledit.renumber_index_comment(doc.data, index, old)
+            shown[index] = old
             why = f"index comment renumbered to its row (it was layer {old} in {derived[0]})"  # type: ignore[index]
             result.changes.append(Change(index, f"# {old}", f"# {index}", why))
     result.changes.sort(key=lambda change: change.layer)  # read top to bottom, as the diff
     result.new_cfg = yamlio.to_plain(doc.data)
-    text = yamlio.dump(doc.data)
+    text = flowedit.adopted_text(doc, graph_of(result.new_cfg), shown, doc.data)  # a flow-style file: line by line
     result.text = with_line_endings(text, *line_endings(doc.path))
     adopted = yamlio.ModelDoc(yamlio.loads(text), graph_of(result.new_cfg), doc.path, doc.stem, doc.packaged, text)
     result.findings = findings(adopted, scale)
     return result
+
+
+def _fork_block_change(
+    doc: yamlio.ModelDoc, i: int, block: fork_blocks.ForkBlock, where: str | None, fork: Path | None
+) -> Change:
+    row = doc.graph.rows[i]
+    spec = REGISTRY.get(block.attention)
+    if where is not None and where not in fork_blocks.AUGMENT_WHERE:
+        raise UsageError(f"--where {where!r}: a fork block's attention goes in each bottleneck or at the output")
+    if where is None and fork is not None:
+        where, how = fork_blocks.placement(row.module, block, Path(fork), tuple(spec.aliases))
+    elif where is None:
+        where = fork_blocks.DEFAULT_WHERE
+        how = (
+            f"assumed --where {where} ({block.attention} in each bottleneck, as most forks do); if the fork applies it "
+            f"after the block's last conv, run adopt --where output, or adopt --fork PATH to read it from the fork"
+        )
+    else:
+        how = f"--where {where} as asked"
+    new = [block.block, list(row.args), spec.name, spec.defaults(), where]
+    yamledit.set_row(doc.data, i, AUGMENT_MODULE, new)
+    new_text = diagnose.row_text(replace(row, module=AUGMENT_MODULE, args=tuple(new)))
+    why = f"{row.module} is {block.block} with {spec.name} inside: {how}"
+    return Change(i, diagnose.row_text(row), new_text, why)
 
 
 def graph_of(cfg: dict[str, Any]) -> Graph:

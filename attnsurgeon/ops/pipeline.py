@@ -27,7 +27,7 @@ from typing import Any
 
 from attnsurgeon.catalog import ModuleSpec, plugins
 from attnsurgeon.checks.deploy import requested_checks
-from attnsurgeon.core import yamlio, yamltree
+from attnsurgeon.core import flowedit, yamlio, yamltree
 from attnsurgeon.core.graph import Graph, SurgeryResult
 from attnsurgeon.core.progress import Progress
 from attnsurgeon.core.report import Check, ModelCost, SurgeryReport, augmented_rows, changed_rows, unified_diff
@@ -173,7 +173,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: RunOptions, step: Progress) 
     old_graph, old_text = doc.graph, doc.text
     new_data = yamlio.apply(doc, edit.result, in_place=True)
     plugins.record(new_data, (out or doc.path).parent, yamltree.flow_seq)  # plugin files: read in every process
-    text = yamlio.dump(new_data)
+    text = flowedit.surgery_text(doc, edit.result, new_data)
     report = _new_report(source, edit, old_graph, out, text, warnings, opts.dry_run)
     if opts.dry_run:
         report.diff = unified_diff(old_text, text, str(doc.path), str(out or "<output>"))

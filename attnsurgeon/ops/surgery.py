@@ -19,7 +19,7 @@ from typing import Any
 
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.core import graph as graph_mod
-from attnsurgeon.core import positions, yamlio
+from attnsurgeon.core import positions, yamlio, yolo_repos
 from attnsurgeon.core.augment_graph import augment_info
 from attnsurgeon.core.report import InsertReport, SurgeryReport, absolute
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
@@ -335,7 +335,7 @@ def _layer_shapes(
 
     from attnsurgeon.ultralytics_bridge import ultra
 
-    model = ultra.build_model(doc.plain(), scale or None, f"{doc.stem}.yaml").eval()
+    model = ultra.build_model(yolo_repos.buildable(doc), scale or None, f"{doc.stem}.yaml").eval()
     shapes: dict[int, tuple[int, ...] | None] = {}
     handles = []
     for index, layer in enumerate(model.model):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.core import augment_graph, sizes, yamlio
+from attnsurgeon.core import augment_graph, flowedit, sizes, yamlio
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core.progress import SweepProgress
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
@@ -284,7 +284,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
         result = augment_graph.augment(doc.graph, after, name, row_args)
         fresh = [sweep_cost.FreshLayer(i, replaces=i) for i in result.augmented]
     tree = yamlio.apply(doc, result, in_place=True)
-    text, cfg = yamlio.dump(tree), yamlio.to_plain(tree)
+    text, cfg = flowedit.surgery_text(base_doc, result, tree), yamlio.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
     yamlio.write_atomic(path, text)
     row.update(yaml=path.name, layers=[f.index for f in fresh])

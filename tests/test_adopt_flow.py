@@ -1,0 +1,43 @@
+"""``adopt`` on flow-style files: the forked-YAML corpus and a fork-block file, rows written in flow style, adopt to
+the same model as their block-style originals, and only the adopted rows' lines change."""
+
+from __future__ import annotations
+
+import difflib
+
+import pytest
+from flow_fixtures import to_flow
+from forked_yamls import CASES
+from test_adopt_fork_blocks import YAML
+
+from attnsurgeon.core import yamlio
+from attnsurgeon.ops import adoption
+from attnsurgeon.ultralytics_bridge import ultra
+
+KNOWN = ultra.ultralytics_module_names()
+
+
+def plan_text(path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return adoption.plan(path, known=KNOWN).text.replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.crlf], ids=lambda c: c.name)
+def test_flow_file_adopts_to_the_block_files_model(case, tmp_path):
+    block = plan_text(tmp_path / f"{case.name}.yaml", case.text)
+    flow_in = to_flow(case.text)
+    flow = plan_text(tmp_path / f"{case.name}.yaml", flow_in)
+    assert yamlio.to_plain(yamlio.loads(flow)) == yamlio.to_plain(yamlio.loads(block))
+    assert len(flow.splitlines()) == len(flow_in.splitlines())  # rows changed in place, nothing re-flowed
+
+
+def test_fork_block_rows_change_in_place_in_a_flow_file(tmp_path):
+    flow_in = to_flow(YAML)
+    flow = plan_text(tmp_path / "yolo-fork-n.yaml", flow_in)
+    diff = [d for d in difflib.ndiff(flow_in.splitlines(), flow.splitlines()) if d[:2] in ("- ", "+ ")]
+    assert diff == [
+        "-    [-1, 3, C2f_EMA, [128, True]],",
+        "+    [-1, 3, Augment, [C2f, [128, True], EMA, [32], bottleneck]],",
+        "-    [-1, 3, C3k2_CBAM, [256, False, 0.25]],",
+        "+    [-1, 3, Augment, [C3k2, [256, False, 0.25], CBAM, [16, 7], bottleneck]],",
+    ]

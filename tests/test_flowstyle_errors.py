@@ -1,0 +1,57 @@
+"""Flow-style files attnsurgeon cannot edit line by line: one line saying what is wrong and what would be right,
+a non-zero exit, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+from flow_fixtures import YOLOV5S
+from typer.testing import CliRunner
+
+from attnsurgeon.cli import app
+
+runner = CliRunner()
+ROW1 = "   [-1, 1, Conv, [128, 3, 2]],  # 1-P2/4\n"
+assert ROW1 in YOLOV5S
+
+BAD = {
+    "row-split-across-lines": (
+        YOLOV5S.replace(ROW1, "   [-1, 1, Conv,\n    [128, 3, 2]],  # 1-P2/4\n"),
+        "line 16: a row is not closed on its line; write each [from, repeats, module, args] on one line",
+    ),
+    "two-rows-on-a-line": (
+        YOLOV5S.replace(ROW1, "   [-1, 1, Conv, [128, 3, 2]], [-1, 3, C3, [128]],\n").replace(
+            "   [-1, 3, C3, [128]],\n", "", 1
+        ),
+        "line 16: two backbone rows on one line; put each row on its own line",
+    ),
+    "tab": (YOLOV5S.replace(ROW1, "\t" + ROW1.lstrip(" ")), "tab"),
+    "unclosed-bracket": (
+        YOLOV5S.replace("   [-1, 1, SPPF, [1024, 5]],  # 9\n  ]\n", "   [-1, 1, SPPF, [1024, 5]],  # 9\n"),
+        "not valid YAML",
+    ),
+    "anchor-and-alias": (
+        YOLOV5S.replace(ROW1, "   [-1, 1, Conv, &c [128, 3, 2]],  # 1-P2/4\n").replace(
+            "   [-1, 1, Conv, [256, 3, 2]],  # 3-P3/8", "   [-1, 1, Conv, *c],  # 3-P3/8"
+        ),
+        "a YAML anchor or alias (&name, *name) in a row; write the values out",
+    ),
+    "python-tag": (
+        YOLOV5S.replace(ROW1, "   [-1, 1, Conv, !!python/tuple [128, 3, 2]],  # 1-P2/4\n"),
+        "uses the YAML tag !!python/tuple; a model file holds plain values only, no tags",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_flow_file_is_one_line_and_writes_nothing(case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text, expected = BAD[case]
+    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["insert", "bad.yaml", "-m", "SE", "--after", "4", "--no-verify", "-o", "out.yaml"])
+    assert result.exit_code == 3, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: bad.yaml"), lines[0]
+    assert expected in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+    assert (tmp_path / "bad.yaml").read_text(encoding="utf-8") == text
