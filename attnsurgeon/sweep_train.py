@@ -89,11 +89,12 @@ def model_source(directory: Path, row: dict[str, Any], settings: dict[str, Any],
     if row["op"] == "base":
         return Path(weights)
     from attnsurgeon import api
+    from attnsurgeon.api_augment import augment  # not re-exported by api: api_augment imports api
     from attnsurgeon.sweep_plan import resolve_at
 
     (directory / WEIGHTS_DIR).mkdir(exist_ok=True)
     out = directory / WEIGHTS_DIR / f"{row['name']}.pt"  # its architecture YAML goes beside it, not over the variant's
-    operation = api.insert if row["op"] == "insert" else api.augment  # type: ignore[attr-defined]
+    operation = api.insert if row["op"] == "insert" else augment
     operation(weights, row["module"], resolve_at(base_graph, row["at"]), row["args"], output=out, force=True,
               identity_init=bool(settings.get("identity_init")), verify=False)  # fmt: skip
     return out
