@@ -119,7 +119,7 @@ class {name}(AttentionModule):
 # Golden files
 
 
-def golden(*pairs: tuple[Path, str | bytes]) -> None:
+def check_golden(*pairs: tuple[Path, str | bytes]) -> None:
     """Compare each output with its golden file; with ``ATTNSURGEON_UPDATE_GOLDEN`` set, write them all and skip.
 
     Updating must not pass: a test that writes its golden and compares it with itself cannot fail, so a run that
@@ -133,3 +133,9 @@ def golden(*pairs: tuple[Path, str | bytes]) -> None:
     for path, actual in pairs:
         expected = path.read_bytes() if isinstance(actual, bytes) else path.read_text()
         assert actual == expected, f"{path.name} differs (ATTNSURGEON_UPDATE_GOLDEN=1 rewrites it)"
+
+
+@pytest.fixture
+def golden():
+    """:func:`check_golden`, for a test that takes ``golden`` as an argument."""
+    return check_golden

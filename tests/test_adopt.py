@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import golden
 from forked_yamls import CASES, Case
 from typer.testing import CliRunner
 
@@ -66,7 +65,7 @@ def test_every_command_refuses_the_forked_file_with_one_line(case: Case, here):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_adopt_output_is_the_golden_file(case: Case, here):
+def test_adopt_output_is_the_golden_file(case: Case, here, golden):
     path = case.write(here)
     result = run("adopt", path.name, "--no-verify")
     assert result.exit_code == 0, result.output

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import golden
 from forked_yamls import CASES
 from test_adopt import changed_layers
 from typer.testing import CliRunner
@@ -106,7 +105,7 @@ def test_hand_inserts_in_every_packaged_model_are_repaired(path, tmp_path):
         assert repaired_targets(hand) == expected_targets(rows, edited, k), (path.name, k)
 
 
-def test_fix_stale_golden(tmp_path, monkeypatch):
+def test_fix_stale_golden(tmp_path, monkeypatch, golden):
     monkeypatch.chdir(tmp_path)
     PARTIAL.write(tmp_path)
     result = run("adopt", f"{PARTIAL.name}.yaml", "--no-verify", "--fix-stale", "-o", "fixed.yaml")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import golden
 from typer.testing import CliRunner
 
 from attnsurgeon import api_augment, augment_graph, ultra, yamlio
@@ -116,7 +115,7 @@ def test_augment_errors_name_what_can_be_augmented():
         augment_graph.augment(twice, 2, "ECA")
 
 
-def test_golden_yaml_and_no_torch(tmp_path):
+def test_golden_yaml_and_no_torch(tmp_path, golden):
     """--no-verify writes exactly the golden file, in a process that never imports torch."""
     out = tmp_path / "yolo11n-C3k2_EMA.yaml"
     code = textwrap.dedent(
@@ -131,13 +130,8 @@ def test_golden_yaml_and_no_torch(tmp_path):
         """
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
-    # the structure behind the snapshot: blocks C3k2, C3k2, C2PSA become Augment rows with EMA; no other row changes
-    base, rows = yamlio.load("yolo11n.yaml").graph.rows, yamlio.load(out).graph.rows
-    assert [i for i, r in enumerate(rows) if r.module != base[i].module] == [2, 6, 10]
-    blocks = [(rows[i].module, rows[i].args[0], rows[i].args[2]) for i in (2, 6, 10)]
-    assert blocks == [("Augment", base[i].module, "EMA") for i in (2, 6, 10)] and base[10].module == "C2PSA"
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+    assert [r.args[0] for r in yamlio.load(out).graph.rows if r.module == "Augment"] == ["C3k2", "C3k2", "C2PSA"]
     golden((GOLDEN / "yolo11n-augment2,6,10-EMA.yaml", out.read_text()))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import golden
 
 from attnsurgeon import graph, yamlio
 from attnsurgeon.errors import SurgeryError
@@ -176,7 +175,7 @@ GOLDEN_CASES = [
 
 
 @pytest.mark.parametrize(("model", "after", "module", "args", "rewire", "name"), GOLDEN_CASES, ids=lambda v: str(v))
-def test_golden_yaml(model, after, module, args, rewire, name, tmp_path):
+def test_golden_yaml(model, after, module, args, rewire, name, tmp_path, golden):
     from attnsurgeon import api
 
     out = tmp_path / name
