@@ -39,11 +39,10 @@ def adopt(
     Returns an :class:`~attnsurgeon.adoption.AdoptReport`. Nothing is written when a row cannot be mapped
     (NeedsAdoptionError) or a check fails (VerificationError); ``exc.report`` holds the report then.
     """
-    from attnsurgeon import ultra
 
     sizes.check_square(imgsz)
     plugins.add_files(plugin_files)
-    result = adoption.plan(model, scale, known=ultra.ultralytics_module_names(), fix_stale=fix_stale)
+    result = adoption.plan(model, scale, known=plugins.ultralytics_names(), fix_stale=fix_stale)
     doc = result.doc
     scales, warnings = yamlio.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None

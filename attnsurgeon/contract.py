@@ -19,8 +19,8 @@ from torch import nn
 from attnsurgeon import graph, ultra, verify, yamlio
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.catalog.registry import RESERVED_ATTRIBUTES
+from attnsurgeon.errors import first_line
 from attnsurgeon.report import Check
-from attnsurgeon.ultra import first_line
 
 CHANNELS = 64  # a channel count a YOLO model really feeds an attention layer (n scale: 64..256)
 SIZES = ((1, 1), (7, 7), (8, 8), (15, 20), (20, 20), (40, 40), (80, 80))  # 7x7: odd; 15x20: P5 of 480x640

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from attnsurgeon import ultra
-from attnsurgeon.errors import AttnSurgeonError, DeviceError, ModelFileError, UsageError
+from attnsurgeon.errors import AttnSurgeonError, DeviceError, ModelFileError, UsageError, first_line
 from attnsurgeon.flops import NOT_COUNTED, Gflops, count_params, exact_flops, ultralytics_gflops
 from attnsurgeon.layer_costs import LayerCost, layer_costs
 from attnsurgeon.sizes import Size, check_imgsz, parse_imgsz
@@ -109,7 +109,7 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
         raise
     except Exception as exc:
         at = f" at scale {chosen!r}" if chosen else ""
-        raise ModelFileError(f"{doc.path}: the model does not build{at}: {ultra.first_line(exc)}") from exc
+        raise ModelFileError(f"{doc.path}: the model does not build{at}: {first_line(exc)}") from exc
     return LoadedModel(built, doc.stem, str(doc.path), "yaml", chosen, warnings)
 
 
@@ -212,8 +212,7 @@ def _failures(name: str, size: tuple[int, int], batch: int, device: torch.device
         ) from exc
     except Exception as exc:
         raise ModelFileError(
-            f"{name}: the forward pass fails at batch {batch}, imgsz {size[0]}x{size[1]} on {device}: "
-            f"{ultra.first_line(exc)}"
+            f"{name}: the forward pass fails at batch {batch}, imgsz {size[0]}x{size[1]} on {device}: {first_line(exc)}"
         ) from exc
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from attnsurgeon import flops as flops_mod
 from attnsurgeon import profile, sizes, ultra, verify
+from attnsurgeon.errors import first_line
 from attnsurgeon.timing import measure_latency
 from attnsurgeon.wrappers import with_gates_opened
 
@@ -132,7 +133,7 @@ def _forward_check(
             y = layer(x)
     except Exception as exc:
         return verify.Check(name, False, f"{where} failed on a {'x'.join(map(str, shape))} feature map: "
-                            f"{ultra.first_line(exc)}")  # fmt: skip
+                            f"{first_line(exc)}")  # fmt: skip
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(expected):
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         return verify.Check(name, False, f"{where} returns {got} for input {tuple(shape)}; the model needs {expected}")
@@ -155,7 +156,7 @@ def _train_check(layer: nn.Module, shape: tuple[int, ...], where: str) -> verify
         y = layer(x)
         (y * torch.randn(y.shape, generator=g)).sum().backward()
     except Exception as exc:
-        return verify.Check("train step", False, f"{where} failed in training: {ultra.first_line(exc)}")
+        return verify.Check("train step", False, f"{where} failed in training: {first_line(exc)}")
     problems = []
     for pname, p in layer.named_parameters():
         if p.grad is None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from attnsurgeon import api, augment_graph, sizes, yamlio
 from attnsurgeon import graph as graph_mod
-from attnsurgeon.errors import AttnSurgeonError, UsageError
+from attnsurgeon.errors import AttnSurgeonError, UsageError, first_line
 from attnsurgeon.sweep_plan import Variant, parse_args_grid, parse_at, parse_modules, plan, resolve_at
 from attnsurgeon.sweep_store import ResultsStore, row_key
 
@@ -238,7 +238,6 @@ def _gc_frozen() -> Iterator[None]:
 
 def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.ModelDoc, done: int,
                total: int, step: Progress) -> None:  # fmt: skip
-    from attnsurgeon import ultra
 
     for v in todo:
         step("cost", v.name, done, total)
@@ -252,7 +251,7 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         except AttnSurgeonError as exc:
             row.update(status="failed", reason=str(exc))
         except Exception as exc:  # a variant's own failure (an exception in its module) must not end the sweep
-            row.update(status="failed", reason=ultra.first_line(exc))
+            row.update(status="failed", reason=first_line(exc))
         job.store.put(row)
         done += 1
         step("done", v.name, done, total)
@@ -288,7 +287,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
     try:
         model = ultra.build_model(cfg, s.scale or None, path.name, seed=0)
     except Exception as exc:
-        checks.append(verify.Check("build", False, ultra.first_line(exc)))
+        checks.append(verify.Check("build", False, first_line(exc)))
     else:
         checks.append(verify.Check("build", True, f"{len(model.model)} layers"))
         if s.checks == "layer":

@@ -24,7 +24,7 @@ from typing import Any
 
 from attnsurgeon import parse_hooks
 from attnsurgeon.catalog import REGISTRY, plugins
-from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError
+from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError, first_line
 
 _registered: dict[str, type] = {}
 
@@ -97,21 +97,6 @@ def _register_safe_globals(classes: Any) -> None:
             if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == name:
                 allowed.add(value)
     plugins.allow_in_safe_load([*allowed, plugins.rebuild])  # rebuild: how plugin-file modules unpickle
-
-
-def ultralytics_module_names() -> frozenset[str]:
-    """Names a plain Ultralytics YAML row can use, read from ``ultralytics/nn/tasks.py`` without importing it (torch):
-    every name it imports. ``nn.*`` and ``torchvision.ops.*`` rows are resolved by prefix."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or not spec.submodule_search_locations:
-        return frozenset()
-    tasks = Path(next(iter(spec.submodule_search_locations))) / "nn" / "tasks.py"
-    tree = ast.parse(tasks.read_text(encoding="utf-8"))
-    names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    return frozenset(names | {"TorchVision", "Index"})
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -269,13 +254,6 @@ def no_autoinstall() -> Iterator[None]:
         yield
     finally:
         checks.AUTOINSTALL = saved
-
-
-def first_line(exc: BaseException) -> str:
-    """``"KeyError: 'Foo'"``: an exception as one line, without Ultralytics' ``ERROR ❌`` prefix."""
-    text = str(exc).replace("ERROR ❌️", "").replace("ERROR ❌", "").strip()
-    line = text.splitlines()[0].strip() if text else ""
-    return f"{exc.__class__.__name__}: {line}" if line else exc.__class__.__name__
 
 
 def _load_reason(exc: BaseException) -> str:

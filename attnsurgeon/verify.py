@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from attnsurgeon import sizes, ultra
+from attnsurgeon.errors import first_line
 from attnsurgeon.graph import Graph
 from attnsurgeon.report import Check
 from attnsurgeon.wrappers import with_gates_opened
@@ -51,7 +52,7 @@ def layer_tracker(model: nn.Module) -> Iterator[dict[str, Any]]:
 
 
 def failure_text(state: dict[str, Any], exc: BaseException, hints: dict[int, str]) -> str:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    message = first_line(exc, typed=False)
     if "index" not in state:
         return f"{exc.__class__.__name__}: {message}"
     where = f"layer {state['index']} ({state['type']})"
@@ -205,7 +206,7 @@ def check_model_file(
         try:
             model = ultra.build_model(cfg, scale or None, f"{stem}.yaml")
         except Exception as exc:
-            checks.append(Check("build" + tag, False, ultra.first_line(exc)))
+            checks.append(Check("build" + tag, False, first_line(exc)))
             break
         checks.append(Check("build" + tag, True, f"{len(model.model)} layers at scale {scale or '-'}"))
         params = params or {i: sum(p.numel() for p in model.model[i].parameters()) for i in layers}
