@@ -50,7 +50,7 @@ LOAD_ALL = """
         rebuilt.eval()
         with torch.inference_mode():
             again = rebuilt(x)[0]
-        gates = [float(m.gamma) for m in model.modules() if type(m).__name__ == "IdentityInit"]
+        gates = [float(m.gamma.detach()) for m in model.modules() if type(m).__name__ == "IdentityInit"]
         report[path] = {
             "layers": [type(m).__name__ for m in model.model],
             "counts": {n: names.count(n) for n in set(names)},
