@@ -84,3 +84,14 @@ class DeviceError(AttnSurgeonError):
     """A device that does not exist here or does not support what was asked (e.g. --half on CPU)."""
 
     exit_code = 11
+
+
+def first_line(exc: BaseException, typed: bool = True) -> str:
+    """An exception as one line for a message: ``"KeyError: 'Foo'"`` (``typed=False``: ``"'Foo'"``, for an error
+    whose own message already says what it is), without Ultralytics' ``ERROR ❌`` prefix; the class name when the
+    exception has no text. The one definition every room uses (errors imports nothing, so all of them can)."""
+    text = str(exc).replace("ERROR ❌️", "").replace("ERROR ❌", "").strip()
+    line = text.splitlines()[0].strip() if text else ""
+    if not line:
+        return exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {line}" if typed else line

@@ -14,6 +14,8 @@ from attnsurgeon.cli import app
 
 runner = CliRunner()
 README = Path(__file__).resolve().parents[1] / "README.md"
+# modules with no convolution or matrix product: gates from pooling, normalisation or per-channel scales only
+ELEMENTWISE_ONLY = {"GCT", "NAM", "ShuffleAttention", "SimAM"}
 
 
 @pytest.fixture(autouse=True)
@@ -37,9 +39,17 @@ def test_list_json():
     for row in rows:
         assert {"name", "aliases", "category", "paper", "year", "args", "params", "gflops"} <= set(row)
         assert all({"name", "default"} <= set(a) for a in row["args"])
-        assert isinstance(row["params"], int) and row["gflops"] >= 0
-    se = next(r for r in rows if r["name"] == "SE")
+        assert isinstance(row["params"], int) and isinstance(row["gflops"], float)
+        # a real figure: FLOPs count convolutions and matrix products, so only modules made of element-wise,
+        # pooling and normalisation arithmetic cost 0 (an error in profiling would also read 0, as get_flops does)
+        assert (row["gflops"] == 0) is (row["name"] in ELEMENTWISE_ONLY), (row["name"], row["gflops"])
+    by_name = {r["name"]: r for r in rows}
+    se = by_name["SE"]
     assert se["params"] == 2 * 256 * 16 and se["args"][0]["name"] == "reduction" and se["args"][0]["default"] == 16
+    # at C=256, 20x20: SE's two bias-free FC layers on the pooled vector, 256->16->256, 2 FLOPs per multiply-add;
+    # ECA's 1-D conv of k=5 (C=256) across the 256 channels. list rounds to 1e-6 GFLOPs.
+    assert se["gflops"] == pytest.approx(2 * (256 * 16 + 16 * 256) / 1e9, abs=5e-7)
+    assert by_name["ECA"]["gflops"] == pytest.approx(2 * 256 * 5 / 1e9, abs=5e-7)
 
 
 def test_list_category_filter_and_bad_category():

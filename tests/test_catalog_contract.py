@@ -3,17 +3,40 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.checks import contract
+from attnsurgeon.core.report import Check
 
 NAMES = REGISTRY.names()
 
 
 def passed(check) -> None:
-    assert check.ok is not False, f"{check.name}: {check.detail}"
+    """The check ran and passed: a skipped check (``ok`` None) is not a pass, as ``check-module`` reports it."""
+    assert check.ok is True, f"{check.name}: {check.detail or 'skipped'}"
+
+
+def test_a_skipped_check_is_not_a_pass():
+    with pytest.raises(AssertionError, match=r"float16 \(cuda\): skipped: no CUDA device here"):
+        passed(Check("float16 (cuda)", None, "skipped: no CUDA device here"))
+
+
+def test_only_what_this_machine_lacks_is_skipped():
+    """On a CPU-only machine the CUDA float16 check is the one skipped; ONNX parity is skipped only without
+    onnx/onnxruntime. Every other check of the contract runs (the tests above require ``ok is True``)."""
+    spec = REGISTRY.get("SE")
+    half = contract.check_dtype(spec, torch.float16, "cuda")
+    if torch.cuda.is_available():
+        assert half.ok is True, half.detail
+    else:
+        assert (half.ok, half.detail) == (None, "skipped: no CUDA device here")
+    onnx = contract.check_onnx(spec)
+    installed = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
+    assert onnx.ok is (True if installed else None), onnx.detail
 
 
 def test_registry_is_not_empty():

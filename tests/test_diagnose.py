@@ -16,7 +16,7 @@ from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.catalog.registry import _RUNTIME, register_module, scan_file
 from attnsurgeon.cli import app
 from attnsurgeon.core import channels, graph, yamledit, yamlio
-from attnsurgeon.errors import RegistryError
+from attnsurgeon.errors import RegistryError, SurgeryError
 from attnsurgeon.ops import adoption, diagnose
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -42,14 +42,17 @@ def test_every_yaml_attnsurgeon_wrote_has_no_findings(path):
 
 
 def _insertable(g: graph.Graph) -> list[int]:
-    out = []
-    for k in range(len(g) - 1):
+    """Every layer index insert accepts. In these models only the head (the last layer) is refused, with the
+    surgery error a user sees; any other exception, or any other refusal, fails the test instead of shrinking it."""
+    refused = {}
+    for k in range(len(g)):
         try:
             graph.check_target(g, k)
-        except Exception:
-            continue
-        out.append(k)
-    return out
+        except SurgeryError as exc:
+            refused[k] = str(exc)
+    last = len(g) - 1
+    assert list(refused) == [last] and refused[last].startswith(f"--after {last} is the head ("), refused
+    return list(range(last))
 
 
 SURGERY_MODELS = [

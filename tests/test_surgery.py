@@ -174,11 +174,17 @@ GOLDEN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("model", "after", "module", "args", "rewire", "golden"), GOLDEN_CASES, ids=lambda v: str(v))
-def test_golden_yaml(model, after, module, args, rewire, golden, tmp_path):
+@pytest.mark.parametrize(("model", "after", "module", "args", "rewire", "name"), GOLDEN_CASES, ids=lambda v: str(v))
+def test_golden_yaml(model, after, module, args, rewire, name, tmp_path, golden):
     from attnsurgeon.ops import surgery as api
 
-    out = tmp_path / golden
+    out = tmp_path / name
     report = api.insert(model, module, after, args=args, rewire=rewire, output=out, verify=False)
     assert report.output == out
-    assert out.read_text() == (GOLDEN / golden).read_text()
+    # the structure behind the snapshot: one new row per --after, each right after its target (shifted by the rows
+    # inserted before it), every original row kept in order
+    base, new = yamlio.load(model).graph.rows, yamlio.load(out).graph.rows
+    at = [k + 1 + j for j, k in enumerate(sorted(after))]
+    assert len(new) == len(base) + len(after) and [new[i].module for i in at] == [module] * len(after)
+    assert [r.module for i, r in enumerate(new) if i not in at] == [r.module for r in base]
+    golden((GOLDEN / name, out.read_text()))

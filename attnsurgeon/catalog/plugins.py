@@ -31,7 +31,7 @@ from typing import Any
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry, scan_file
 from attnsurgeon.core import diskcache
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
-from attnsurgeon.errors import AttnSurgeonError, PluginError, RegistryError
+from attnsurgeon.errors import AttnSurgeonError, PluginError, RegistryError, first_line
 
 ENTRY_POINT_GROUP = "attnsurgeon.modules"
 # The top-level key of a model YAML that lists the plugin files its rows need (relative to the YAML's directory).
@@ -41,15 +41,12 @@ _FILES: dict[Path, list[ModuleSpec]] = {}  # resolved path -> specs, so adding a
 FOREIGN: list[Any] = []  # attnsurgeon.catalog.foreign_plugins puts itself here: plain nn.Module classes as plugins
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
-
-
 @functools.lru_cache(maxsize=1)
 def ultralytics_names() -> frozenset[str]:
     """The names ``parse_model`` resolves in ``ultralytics.nn.tasks``, read from its source (no torch import; cached
-    on disk while tasks.py is unchanged)."""
+    on disk while tasks.py is unchanged): its module namespace (top-level imports, classes, functions), which
+    ``globals()[name]`` looks in; an import inside a function is no such name. The one reader of tasks.py: plugin
+    name checks, ``new-module`` and ``adopt`` all use it."""
     spec = importlib.util.find_spec("ultralytics")
     if spec is None or not spec.origin:
         return frozenset()
@@ -158,7 +155,7 @@ def _import_file(path: Path, module_name: str, label: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[module_name]
-        why = first_line(exc) if isinstance(exc, AttnSurgeonError) else f"{exc.__class__.__name__}: {first_line(exc)}"
+        why = first_line(exc, typed=not isinstance(exc, AttnSurgeonError))
         raise PluginError(f"plugin {label}: importing it failed: {why}") from None
     _check_classes(module, label)
     _picklable_by_path(module, path)
@@ -252,7 +249,7 @@ def discover_entry_points(registry: Registry) -> None:
                 raise PluginError(f"plugin {label}: registers no module with @register_module")
             check_names(specs, label, registry)
         except Exception as exc:
-            why = first_line(exc)
+            why = first_line(exc, typed=False)
             message = why if why.startswith(f"plugin {label}") else f"plugin {label}: {why}"
             registry.plugin_warnings.append(f"{message}; skipped")
             continue

@@ -24,8 +24,8 @@ from attnsurgeon.catalog.registry import RESERVED_ATTRIBUTES
 from attnsurgeon.checks import verify
 from attnsurgeon.core import graph, yamlio
 from attnsurgeon.core.report import Check
+from attnsurgeon.errors import first_line
 from attnsurgeon.ultralytics_bridge import ultra
-from attnsurgeon.ultralytics_bridge.ultra import first_line
 
 BATCHES = (1, 2)
 MODEL = "yolo11n.yaml"

@@ -20,6 +20,7 @@ from torch import nn
 from attnsurgeon.core import sizes
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.report import Check
+from attnsurgeon.errors import first_line
 from attnsurgeon.ultralytics_bridge import ultra
 from attnsurgeon.ultralytics_bridge.wrappers import with_gates_opened
 
@@ -52,7 +53,7 @@ def layer_tracker(model: nn.Module) -> Iterator[dict[str, Any]]:
 
 
 def failure_text(state: dict[str, Any], exc: BaseException, hints: dict[int, str]) -> str:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    message = first_line(exc, typed=False)
     if "index" not in state:
         return f"{exc.__class__.__name__}: {message}"
     where = f"layer {state['index']} ({state['type']})"
@@ -206,7 +207,7 @@ def check_model_file(
         try:
             model = ultra.build_model(cfg, scale or None, f"{stem}.yaml")
         except Exception as exc:
-            checks.append(Check("build" + tag, False, ultra.first_line(exc)))
+            checks.append(Check("build" + tag, False, first_line(exc)))
             break
         checks.append(Check("build" + tag, True, f"{len(model.model)} layers at scale {scale or '-'}"))
         params = params or {i: sum(p.numel() for p in model.model[i].parameters()) for i in layers}

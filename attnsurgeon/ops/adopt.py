@@ -47,13 +47,11 @@ def adopt(
     Returns an :class:`~attnsurgeon.ops.adoption.AdoptReport`. Nothing is written when a row cannot be mapped
     (NeedsAdoptionError) or a check fails (VerificationError); ``exc.report`` holds the report then.
     """
-    from attnsurgeon.ultralytics_bridge import ultra
-
     opts = resolve(options, keywords, "adopt", ADOPT_OPTIONS)
     output, force, scale, imgsz = opts.output, opts.force, opts.scale, opts.imgsz
     verify, write = opts.verify, opts.write and not opts.dry_run  # a dry run: the report's diff, nothing written
     plugins.add_files(opts.plugin_files)
-    result = adoption.plan(model, scale, ultra.ultralytics_module_names(), fix_stale, where, fork)
+    result = adoption.plan(model, scale, plugins.ultralytics_names(), fix_stale, where, fork)
     doc = result.doc
     scales, warnings = yamlio.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None

@@ -246,8 +246,7 @@ def plan(
     fork: Path | None = None,
 ) -> AdoptPlan:
     """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
-    names plain Ultralytics resolves (``attnsurgeon.ultralytics_bridge.ultra.ultralytics_module_names``); ``fix_stale``
-    also points
+    names plain Ultralytics resolves (``attnsurgeon.catalog.plugins.ultralytics_names``); ``fix_stale`` also points
     stale references (a renumbering that missed a row) at the layers they meant (:func:`_fix_stale`)."""
     doc = plugins.with_recorded(yamlio.load(model))
     result = AdoptPlan(doc, build_scale(doc, scale))

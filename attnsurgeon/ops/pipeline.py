@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon import errors
 from attnsurgeon.catalog import ModuleSpec, plugins
 from attnsurgeon.checks.deploy import requested_checks
 from attnsurgeon.core import flowedit, yamlio, yamltree
@@ -217,13 +218,13 @@ def _verify_yaml_scale(
         base = ultra.build_model(base_cfg, scale or None, f"{stem}.yaml")
     except Exception as exc:
         raise ModelFileError(
-            f"{report.source}: the input model itself does not build at scale {scale!r}: {ultra.first_line(exc)}"
+            f"{report.source}: the input model itself does not build at scale {scale!r}: {errors.first_line(exc)}"
         ) from exc
     step(f"building {stem}-{edit.label}{at}")
     try:
         new = ultra.build_model(new_cfg, scale or None, f"{stem}-{edit.label}.yaml", seed=0)
     except Exception as exc:
-        report.checks.append(Check("build" + tag, False, ultra.first_line(exc)))
+        report.checks.append(Check("build" + tag, False, errors.first_line(exc)))
         return None
     report.checks.append(Check("build" + tag, True, f"{len(new.model)} layers at scale {scale or '-'}"))
     if edit.result.augmented:
@@ -270,7 +271,7 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: RunOptions, step: Prog
     except AttnSurgeonError:
         raise
     except Exception as exc:
-        detail = ultra.first_line(exc)
+        detail = errors.first_line(exc)
         raise VerificationError(
             f"check 'build' failed: {detail}; nothing was written", [Check("build", False, detail)]
         ) from exc

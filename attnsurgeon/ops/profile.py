@@ -31,7 +31,7 @@ from attnsurgeon.costs.timing import (
     measure_latency,
     peak_memory_mb,
 )
-from attnsurgeon.errors import AttnSurgeonError, DeviceError, ModelFileError, UsageError
+from attnsurgeon.errors import AttnSurgeonError, DeviceError, ModelFileError, UsageError, first_line
 from attnsurgeon.ultralytics_bridge import ultra
 
 
@@ -74,7 +74,7 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
         raise
     except Exception as exc:
         at = f" at scale {chosen!r}" if chosen else ""
-        raise ModelFileError(f"{doc.path}: the model does not build{at}: {ultra.first_line(exc)}") from exc
+        raise ModelFileError(f"{doc.path}: the model does not build{at}: {first_line(exc)}") from exc
     return LoadedModel(built, doc.stem, str(doc.path), "yaml", chosen, warnings)
 
 
@@ -160,8 +160,7 @@ def _failures(name: str, size: tuple[int, int], batch: int, device: torch.device
         ) from exc
     except Exception as exc:
         raise ModelFileError(
-            f"{name}: the forward pass fails at batch {batch}, imgsz {size[0]}x{size[1]} on {device}: "
-            f"{ultra.first_line(exc)}"
+            f"{name}: the forward pass fails at batch {batch}, imgsz {size[0]}x{size[1]} on {device}: {first_line(exc)}"
         ) from exc
 
 

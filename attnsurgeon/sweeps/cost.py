@@ -28,6 +28,7 @@ from attnsurgeon.checks import verify
 from attnsurgeon.core import sizes
 from attnsurgeon.costs import flops as flops_mod
 from attnsurgeon.costs.timing import measure_latency
+from attnsurgeon.errors import first_line
 from attnsurgeon.ops import profile
 from attnsurgeon.ultralytics_bridge import ultra
 from attnsurgeon.ultralytics_bridge.wrappers import with_gates_opened
@@ -135,7 +136,7 @@ def _forward_check(
             y = layer(x)
     except Exception as exc:
         return verify.Check(name, False, f"{where} failed on a {'x'.join(map(str, shape))} feature map: "
-                            f"{ultra.first_line(exc)}")  # fmt: skip
+                            f"{first_line(exc)}")  # fmt: skip
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(expected):
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         return verify.Check(name, False, f"{where} returns {got} for input {tuple(shape)}; the model needs {expected}")
@@ -158,7 +159,7 @@ def _train_check(layer: nn.Module, shape: tuple[int, ...], where: str) -> verify
         y = layer(x)
         (y * torch.randn(y.shape, generator=g)).sum().backward()
     except Exception as exc:
-        return verify.Check("train step", False, f"{where} failed in training: {ultra.first_line(exc)}")
+        return verify.Check("train step", False, f"{where} failed in training: {first_line(exc)}")
     problems = []
     for pname, p in layer.named_parameters():
         if p.grad is None:

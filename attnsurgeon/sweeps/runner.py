@@ -27,7 +27,7 @@ from attnsurgeon.core import augment_graph, flowedit, sizes, yamlio
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core.progress import SweepProgress
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
-from attnsurgeon.errors import AttnSurgeonError, UsageError
+from attnsurgeon.errors import AttnSurgeonError, UsageError, first_line
 from attnsurgeon.ops import surgery as api
 from attnsurgeon.sweeps.plan import Variant, parse_args_grid, parse_at, parse_modules, plan, resolve_at
 from attnsurgeon.sweeps.store import ResultsStore, row_key
@@ -240,7 +240,6 @@ def _gc_frozen() -> Iterator[None]:
 
 def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.ModelDoc, done: int,
                total: int, step: SweepProgress) -> None:  # fmt: skip
-    from attnsurgeon.ultralytics_bridge import ultra
 
     for v in todo:
         step("cost", v.name, done, total)
@@ -254,7 +253,7 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         except AttnSurgeonError as exc:
             row.update(status="failed", reason=str(exc))
         except Exception as exc:  # a variant's own failure (an exception in its module) must not end the sweep
-            row.update(status="failed", reason=ultra.first_line(exc))
+            row.update(status="failed", reason=first_line(exc))
         job.store.put(row)
         done += 1
         step("done", v.name, done, total)
@@ -292,7 +291,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
     try:
         model = ultra.build_model(cfg, s.scale or None, path.name, seed=0)
     except Exception as exc:
-        checks.append(verify.Check("build", False, ultra.first_line(exc)))
+        checks.append(verify.Check("build", False, first_line(exc)))
     else:
         checks.append(verify.Check("build", True, f"{len(model.model)} layers"))
         if s.checks == "layer":

@@ -25,7 +25,7 @@ from typing import Any
 
 from attnsurgeon._moved import legacy_paths
 from attnsurgeon.catalog import REGISTRY, plugins
-from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError
+from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError, first_line
 from attnsurgeon.ultralytics_bridge import parse_hooks
 
 _registered: dict[str, type] = {}
@@ -107,21 +107,6 @@ def _register_safe_globals(classes: Any) -> None:
     moved = [(c, old) for c in allowed for old in legacy_paths(c)]
     if moved and hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(moved)
-
-
-def ultralytics_module_names() -> frozenset[str]:
-    """Names a plain Ultralytics YAML row can use, read from ``ultralytics/nn/tasks.py`` without importing it (torch):
-    every name it imports. ``nn.*`` and ``torchvision.ops.*`` rows are resolved by prefix."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or not spec.submodule_search_locations:
-        return frozenset()
-    tasks = Path(next(iter(spec.submodule_search_locations))) / "nn" / "tasks.py"
-    tree = ast.parse(tasks.read_text(encoding="utf-8"))
-    names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    return frozenset(names | {"TorchVision", "Index"})
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -279,13 +264,6 @@ def no_autoinstall() -> Iterator[None]:
         yield
     finally:
         checks.AUTOINSTALL = saved
-
-
-def first_line(exc: BaseException) -> str:
-    """``"KeyError: 'Foo'"``: an exception as one line, without Ultralytics' ``ERROR ❌`` prefix."""
-    text = str(exc).replace("ERROR ❌️", "").replace("ERROR ❌", "").strip()
-    line = text.splitlines()[0].strip() if text else ""
-    return f"{exc.__class__.__name__}: {line}" if line else exc.__class__.__name__
 
 
 def _load_reason(exc: BaseException) -> str:
