@@ -84,3 +84,15 @@ class DeviceError(AttnSurgeonError):
     """A device that does not exist here or does not support what was asked (e.g. --half on CPU)."""
 
     exit_code = 11
+
+
+class ImageError(AttnSurgeonError):
+    """An image file that is missing or that is not an image (cam)."""
+
+    exit_code = 12
+
+
+class MissingExtraError(AttnSurgeonError):
+    """An optional dependency a command needs is not installed; the message gives the pip command."""
+
+    exit_code = 13

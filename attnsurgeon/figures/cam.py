@@ -1,0 +1,234 @@
+"""``attnsurgeon cam``: where a base model and its variant look, on the same images, as heat maps side by side.
+
+The images go through the model the way Ultralytics predicts (letterboxed to ``imgsz`` with grey 114 padding, RGB,
+0..1). The target is the score of the model's own predictions, as the grad-cam package's YOLO examples define it:
+for a detector, the class scores of the boxes it keeps after NMS at ``conf`` (its most confident box when it keeps
+none); for a classifier, the score of its top class. The heat maps come from the grad-cam package (``pip install
+grad-cam``, extra ``cam``), imported with torch only when a map is computed. Which layers: ``heads`` (the feature maps
+the head reads), ``new`` (the variant's new layers; the base is looked at in the same places,
+:mod:`attnsurgeon.figures.layers`), or a layer index of the variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnsurgeon import yamlio
+from attnsurgeon.errors import CheckpointError, ImageError, MissingExtraError, UsageError
+from attnsurgeon.figures.layers import correspondence
+from attnsurgeon.figures.panels import grid, overlay, side_by_side
+from attnsurgeon.graph import Graph
+
+METHODS = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "eigencam": "EigenCAM",
+    "layercam": "LayerCAM",
+    "hirescam": "HiResCAM",
+    "xgradcam": "XGradCAM",
+    "eigengradcam": "EigenGradCAM",
+}
+INSTALL = "pip install 'attnsurgeon[cam]' (or: pip install grad-cam)"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Loaded:
+    name: str
+    model: Any
+    graph: Graph
+    task: str  # "detect" or "classify"
+    random: bool  # built from a YAML: random weights
+
+
+@dataclass
+class CamResult:
+    files: list[Path]
+    base_layers: list[int]
+    variant_layers: list[int]
+    maps: list[dict[str, Any]] = field(default_factory=list)  # per image: image, base, variant (H x W in 0..1), boxes
+    warnings: list[str] = field(default_factory=list)
+
+
+def _grad_cam() -> Any:
+    try:
+        import pytorch_grad_cam
+    except ImportError:
+        raise MissingExtraError(f"attnsurgeon cam needs the grad-cam package: {INSTALL}") from None
+    return pytorch_grad_cam
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 H x W x 3; ImageError naming the file for anything PIL cannot read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageError(f"{path}: not an image ({type(exc).__name__})") from None
+
+
+def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
+    from ultralytics.data.augment import LetterBox
+
+    return LetterBox(new_shape=(imgsz, imgsz), auto=False)(image=image)
+
+
+def load(spec: str | Path) -> Loaded:
+    """A checkpoint (its weights) or a YAML (random weights), float32, gradients on, in eval mode."""
+    from attnsurgeon import checkpoints, ultra
+
+    path = Path(spec)
+    if path.suffix.lower() in (".pt", ".pth"):
+        ckpt = checkpoints.load_checkpoint(path)
+        model, graph, random = ckpt.model, ckpt.graph, False
+    else:
+        doc = yamlio.load(spec)
+        model = ultra.build_model(doc.plain(), doc.scale or None, f"{doc.stem}.yaml")
+        graph, random = doc.graph, True
+    head = graph.rows[-1].module
+    task = "classify" if head == "Classify" else "detect"
+    if head not in ("Classify", "Detect"):
+        raise CheckpointError(f"{spec}: a {head} model; cam draws detection and classification models")
+    model = model.float().eval()
+    model.requires_grad_(True)
+    return Loaded(path.name, model, graph, task, random)
+
+
+def scores_module(model: Any) -> Any:
+    """The model as grad-cam calls it: the prediction tensor only (B x (4+nc) x anchors, or B x nc)."""
+    from torch import nn
+
+    class Scores(nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: Any) -> Any:
+            out = self.inner(x)
+            return out[0] if isinstance(out, (tuple, list)) else out
+
+    return Scores(model)
+
+
+def predictions(loaded: Loaded, batch: Any, conf: float) -> tuple[list[Callable[[Any], Any]], list[np.ndarray]]:
+    """Per image: the target (a function of that image's output) and the boxes to draw (x1 y1 x2 y2 conf cls)."""
+    import torch
+
+    with torch.no_grad():
+        out = scores_module(loaded.model)(batch)
+    if loaded.task == "classify":
+        top = out.argmax(1).tolist()
+        boxes = [np.array([[0, 0, 0, 0, float(out[i, c]), c]]) for i, c in enumerate(top)]
+        return [lambda o, c=c: o[c] for c in top], boxes
+    from ultralytics.utils.nms import non_max_suppression
+
+    kept, idxs = non_max_suppression(out, conf, 0.45, return_idxs=True)
+    targets, boxes = [], []
+    for i, (det, idx) in enumerate(zip(kept, idxs, strict=True)):
+        idx = idx.reshape(-1).long().tolist()
+        cls = det[:, 5].long().tolist()
+        if not idx:  # nothing above conf: its most confident anchor
+            scores = out[i, 4:]
+            best = int(scores.max(0).values.argmax())
+            idx, cls = [best], [int(scores[:, best].argmax())]
+        targets.append(lambda o, idx=idx, cls=cls: sum(o[4 + c, a] for a, c in zip(idx, cls, strict=True)))
+        boxes.append(det.cpu().numpy())
+    return targets, boxes
+
+
+def pick_layers(base: Loaded, variant: Loaded, layer: str) -> tuple[list[int], list[int]]:
+    """(base layers, variant layers) for ``--layer heads|new|K`` (K: an index of the variant)."""
+    new, place = correspondence(base.graph, variant.graph)
+    last = len(variant.graph) - 1
+    if layer == "heads":
+        return base.graph.outputs(), variant.graph.outputs()
+    if layer == "new":
+        if not new:
+            raise UsageError(f"--layer new: {variant.name} has no layer that {base.name} does not have")
+        return sorted({place[j] for j in new}), new
+    if not layer.lstrip("-").isdigit():
+        raise UsageError(f"--layer {layer!r}: give heads, new or a layer index of the variant (0 to {last - 1})")
+    k = int(layer)
+    if not 0 <= k < last:
+        raise UsageError(f"--layer {k} is not a feature-map layer of {variant.name}, which has layers 0 to {last - 1}")
+    return [place[k]], [k]
+
+
+def heat_maps(loaded: Loaded, layers: list[int], batch: Any, targets: list, method: str) -> np.ndarray:
+    """N x H x W maps in 0..1 from grad-cam's ``method`` on ``layers`` (several layers: their mean)."""
+    gc = _grad_cam()
+    cam_class = getattr(gc, METHODS[method])
+    wrapped = scores_module(loaded.model)
+    with cam_class(model=wrapped, target_layers=[loaded.model.model[i] for i in layers]) as cam:
+        maps = cam(input_tensor=batch, targets=targets)
+    return np.nan_to_num(np.asarray(maps, dtype=np.float32))
+
+
+def cam(
+    base: str | Path,
+    variant: str | Path,
+    images: Sequence[str | Path],
+    output: str | Path,
+    method: str = "gradcam",
+    layer: str = "heads",
+    conf: float = 0.25,
+    imgsz: int = 640,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CamResult:
+    """Write ``<image>.png`` (image | base | variant, detections drawn) per image and ``grid.png`` into ``output``."""
+    say = progress or (lambda _msg: None)
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    if not images:
+        raise UsageError("no image given")
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: is a file; give a directory")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: directory {out.parent} does not exist")
+    pictures = [read_image(p) for p in images]
+    files = [out / f"{Path(p).stem}.png" for p in images] + [out / "grid.png"]
+    if len({f.name for f in files}) != len(files):
+        raise UsageError("two images have the same file name; their pictures would overwrite each other")
+    for f in files:
+        if f.exists() and not force:
+            raise UsageError(f"{f}: already exists; pass --force to overwrite it")
+    _grad_cam()
+    say(f"loading {base} and {variant}")
+    models = load(base), load(variant)
+    warnings = [f"{m.name}: random weights (a YAML, no checkpoint): its heat map means nothing before training"
+                for m in models if m.random]  # fmt: skip
+    layers = pick_layers(*models, layer)
+    import torch
+
+    boxed = [letterbox(p, imgsz) for p in pictures]
+    batch = torch.from_numpy(np.stack(boxed)).permute(0, 3, 1, 2).float().div(255).contiguous()
+    result = CamResult(files, layers[0], layers[1], warnings=warnings)
+    per_model = []
+    for loaded, chosen in zip(models, layers, strict=True):
+        say(f"{method} on {loaded.name}, layers {chosen}")
+        targets, boxes = predictions(loaded, batch, conf)
+        per_model.append((heat_maps(loaded, chosen, batch, targets, method), boxes))
+    rows = []
+    for i, image in enumerate(boxed):
+        (bmap, bbox), (vmap, vbox) = ((m[i], b[i]) for m, b in per_model)
+        result.maps.append({"image": image, "base": bmap, "variant": vmap, "base_boxes": bbox, "variant_boxes": vbox})
+        rows.append(side_by_side(image, overlay(image, bmap, bbox), overlay(image, vmap, vbox),
+                                 ("image", models[0].name, models[1].name)))  # fmt: skip
+    say(f"writing {len(files)} files to {out}")
+    out.mkdir(exist_ok=True)
+    from attnsurgeon.figures.panels import png_bytes
+
+    yamlio.write_all_or_none([*((f, png_bytes(r)) for f, r in zip(files, rows, strict=False)),
+                              (files[-1], png_bytes(grid(rows)))])  # fmt: skip
+    return result
