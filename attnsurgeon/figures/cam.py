@@ -72,8 +72,8 @@ def read_image(path: str | Path) -> np.ndarray:
             return np.asarray(img.convert("RGB"))
     except FileNotFoundError:
         raise ImageError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(f"{path}: not an image ({type(exc).__name__})") from None
+    except (UnidentifiedImageError, OSError, ValueError, ImportError):  # ImportError: a format plugin PIL lacks
+        raise ImageError(f"{path}: not an image (PIL cannot read it)") from None
 
 
 def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
