@@ -40,13 +40,19 @@ def cam(
     ),
     conf: float = typer.Option(0.25, "--conf", help="Confidence of the detections that make the target."),
     imgsz: int = typer.Option(640, "--imgsz", help="Letterboxed input size, as predict uses."),
+    attention_map: bool = typer.Option(
+        False,
+        "--attention-map",
+        help="Add a panel with the variant layers' own spatial attention map (CBAM-like modules; use with --layer "
+        "new or K).",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite PNGs that exist."),
     as_json: bool = typer.Option(False, "--json", help="Print the files written (and the layers) as JSON."),
 ) -> None:
     from attnsurgeon.figures import cam as cam_mod
 
     with progress(enabled=not as_json) as step:
-        result = cam_mod.cam(base, variant, images, output, method, layer, conf, imgsz, force, progress=step)
+        result = cam_mod.cam(base, variant, images, output, method, layer, conf, imgsz, force, step, attention_map)
     for warning in result.warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
     if as_json:

@@ -20,7 +20,7 @@ import numpy as np
 
 from attnsurgeon import yamlio
 from attnsurgeon.errors import CheckpointError, ImageError, MissingExtraError, UsageError
-from attnsurgeon.figures.layers import correspondence
+from attnsurgeon.figures.layers import correspondence, label
 from attnsurgeon.figures.panels import grid, overlay, side_by_side
 from attnsurgeon.graph import Graph
 
@@ -173,6 +173,43 @@ def heat_maps(loaded: Loaded, layers: list[int], batch: Any, targets: list, meth
     return np.nan_to_num(np.asarray(maps, dtype=np.float32))
 
 
+def attention_maps(loaded: Loaded, layers: list[int], batch: Any) -> np.ndarray:
+    """N x H x W in 0..1: the module's own spatial attention map in each layer (the last submodule whose output has one
+    channel, as CBAM's 7x7 gate), upsampled to the input and averaged over ``layers``."""
+    import torch
+    import torch.nn.functional as F
+
+    found: dict[int, Any] = {}
+    handles = []
+    for i in layers:
+        for sub in loaded.model.model[i].modules():
+
+            def hook(_m: Any, _inputs: Any, out: Any, i: int = i) -> None:
+                if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[1] == 1:
+                    found[i] = out
+
+            handles.append(sub.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            loaded.model(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [i for i in layers if i not in found]
+    if missing:
+        row = loaded.graph.rows[missing[0]]
+        raise UsageError(
+            f"--attention-map: layer {missing[0]} ({label(row)}) of {loaded.name} computes no spatial attention map "
+            "(a one-channel map, as CBAM's); leave --attention-map out to see its Grad-CAM"
+        )
+    maps = []
+    for i in layers:
+        up = F.interpolate(found[i].float(), size=batch.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+        low = up.amin((1, 2), keepdim=True)
+        maps.append((up - low) / (up.amax((1, 2), keepdim=True) - low).clamp_min(1e-12))
+    return torch.stack(maps).mean(0).cpu().numpy()
+
+
 def cam(
     base: str | Path,
     variant: str | Path,
@@ -184,8 +221,10 @@ def cam(
     imgsz: int = 640,
     force: bool = False,
     progress: Progress | None = None,
+    attention_map: bool = False,
 ) -> CamResult:
-    """Write ``<image>.png`` (image | base | variant, detections drawn) per image and ``grid.png`` into ``output``."""
+    """Write ``<image>.png`` (image | base | variant, detections drawn) per image and ``grid.png`` into ``output``.
+    With ``attention_map`` a fourth panel: the variant's layers' own spatial attention maps."""
     say = progress or (lambda _msg: None)
     if method not in METHODS:
         raise UsageError(f"--method {method!r} is not one of {', '.join(METHODS)}")
@@ -218,13 +257,26 @@ def cam(
     for loaded, chosen in zip(models, layers, strict=True):
         say(f"{method} on {loaded.name}, layers {chosen}")
         targets, boxes = predictions(loaded, batch, conf)
-        per_model.append((heat_maps(loaded, chosen, batch, targets, method), boxes))
+        maps = heat_maps(loaded, chosen, batch, targets, method)
+        flat = [Path(p).name for p, m in zip(images, maps, strict=True) if not m.max() > m.min()]
+        if flat:
+            result.warnings.append(
+                f"{loaded.name}: the {method} map is constant on {', '.join(flat)} (the weighted activations are "
+                "nowhere positive, common before the model has learned much); eigencam or layercam may show more"
+            )
+        per_model.append((maps, boxes))
+    own = attention_maps(models[1], layers[1], batch) if attention_map else None
     rows = []
     for i, image in enumerate(boxed):
         (bmap, bbox), (vmap, vbox) = ((m[i], b[i]) for m, b in per_model)
         result.maps.append({"image": image, "base": bmap, "variant": vmap, "base_boxes": bbox, "variant_boxes": vbox})
-        rows.append(side_by_side(image, overlay(image, bmap, bbox), overlay(image, vmap, vbox),
-                                 ("image", models[0].name, models[1].name)))  # fmt: skip
+        panels = [image, overlay(image, bmap, bbox), overlay(image, vmap, vbox)]
+        titles = ["image", models[0].name, models[1].name]
+        if own is not None:
+            result.maps[-1]["attention"] = own[i]
+            panels.append(overlay(image, own[i]))
+            titles.append(f"{models[1].name} attention")
+        rows.append(side_by_side(*panels, titles))
     say(f"writing {len(files)} files to {out}")
     out.mkdir(exist_ok=True)
     from attnsurgeon.figures.panels import png_bytes
