@@ -174,3 +174,12 @@ def test_without_grad_cam_the_install_command(models, tmp_path, monkeypatch):
         "error: attnsurgeon cam needs the grad-cam package: pip install 'attnsurgeon[cam]' (or: pip install grad-cam)"
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_thin_projection_is_grad_cams():
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+    a = np.random.default_rng(0).normal(size=(2, 16, 12, 10)).astype(np.float32)
+    ours, theirs = cam_mod._projection(a), get_2d_projection(a)
+    for x, y in zip(ours, theirs, strict=True):  # a principal component's sign is arbitrary
+        assert np.allclose(x, y, atol=1e-4) or np.allclose(x, -y, atol=1e-4)

@@ -83,7 +83,7 @@ def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
 
 
 def load(spec: str | Path) -> Loaded:
-    """A checkpoint (its weights) or a YAML (random weights), float32, gradients on, in eval mode."""
+    """A checkpoint (its weights) or a YAML (random weights), float32, in eval mode."""
     from attnsurgeon import checkpoints, ultra
 
     path = Path(spec)
@@ -99,7 +99,6 @@ def load(spec: str | Path) -> Loaded:
     if head not in ("Classify", "Detect"):
         raise CheckpointError(f"{spec}: a {head} model; cam draws detection and classification models")
     model = model.float().eval()
-    model.requires_grad_(True)
     return Loaded(path.name, model, graph, task, random)
 
 
@@ -119,30 +118,63 @@ def scores_module(model: Any) -> Any:
     return Scores(model)
 
 
-def predictions(loaded: Loaded, batch: Any, conf: float) -> tuple[list[Callable[[Any], Any]], list[np.ndarray]]:
-    """Per image: the target (a function of that image's output) and the boxes to draw (x1 y1 x2 y2 conf cls)."""
-    import torch
+class Target:
+    """The target of one image, as grad-cam calls it with that image's output: the scores of the model's own
+    predictions, chosen from that same output (so no separate predict pass); ``boxes`` what to draw."""
 
-    with torch.no_grad():
-        out = scores_module(loaded.model)(batch)
-    if loaded.task == "classify":
-        top = out.argmax(1).tolist()
-        boxes = [np.array([[0, 0, 0, 0, float(out[i, c]), c]]) for i, c in enumerate(top)]
-        return [lambda o, c=c: o[c] for c in top], boxes
-    from ultralytics.utils.nms import non_max_suppression
+    def __init__(self, task: str, conf: float) -> None:
+        self.task, self.conf = task, conf
+        self.picks: list[tuple[int, int]] | None = None  # (class, anchor) or (class, -1) for a classifier
+        self.boxes = np.zeros((0, 6), dtype=np.float32)
 
-    kept, idxs = non_max_suppression(out, conf, 0.45, return_idxs=True)
-    targets, boxes = [], []
-    for i, (det, idx) in enumerate(zip(kept, idxs, strict=True)):
-        idx = idx.reshape(-1).long().tolist()
-        cls = det[:, 5].long().tolist()
-        if not idx:  # nothing above conf: its most confident anchor
-            scores = out[i, 4:]
-            best = int(scores.max(0).values.argmax())
-            idx, cls = [best], [int(scores[:, best].argmax())]
-        targets.append(lambda o, idx=idx, cls=cls: sum(o[4 + c, a] for a, c in zip(idx, cls, strict=True)))
-        boxes.append(det.cpu().numpy())
-    return targets, boxes
+    def choose(self, out: Any) -> None:
+        out = out.detach()
+        if self.task == "classify":
+            c = int(out.argmax())
+            self.picks, self.boxes = [(c, -1)], np.array([[0, 0, 0, 0, float(out[c]), c]], dtype=np.float32)
+            return
+        from ultralytics.utils.nms import non_max_suppression
+
+        kept, idxs = non_max_suppression(out[None], self.conf, 0.45, return_idxs=True)
+        anchors, det = idxs[0].reshape(-1).long().tolist(), kept[0]
+        self.picks = list(zip(det[:, 5].long().tolist(), anchors, strict=True))
+        self.boxes = det.cpu().numpy()
+        if not self.picks:  # nothing above conf: its most confident anchor
+            best = int(out[4:].max(0).values.argmax())
+            self.picks = [(int(out[4:, best].argmax()), best)]
+
+    def __call__(self, out: Any) -> Any:
+        if self.picks is None:
+            self.choose(out)
+        assert self.picks is not None
+        if self.task == "classify":
+            return out[self.picks[0][0]]
+        return sum(out[4 + c, a] for c, a in self.picks)
+
+
+def _projection(activations: np.ndarray) -> np.ndarray:
+    """EigenCAM's map: each image's activations (C x H x W) projected on their first principal component. The same
+    as grad-cam's get_2d_projection, with the thin SVD (its full one builds an HW x HW matrix: 6400 x 6400 at P3)."""
+    out = []
+    for a in np.nan_to_num(activations):
+        flat = a.reshape(a.shape[0], -1).T
+        flat = flat - flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat, full_matrices=False)
+        out.append((flat @ vt[0]).reshape(a.shape[1:]))
+    return np.float32(out)
+
+
+def _cam_class(gc: Any, method: str) -> Any:
+    base = getattr(gc, METHODS[method])
+    if method not in ("eigencam", "eigengradcam"):
+        return base
+
+    class Thin(base):  # type: ignore[misc, valid-type]
+        def get_cam_image(self, *args: Any) -> np.ndarray:  # (input, layer, category, activations, grads, smooth)
+            activations, grads = args[3], args[4]
+            return _projection(activations if method == "eigencam" else grads * activations)
+
+    return Thin
 
 
 def pick_layers(base: Loaded, variant: Loaded, layer: str) -> tuple[list[int], list[int]]:
@@ -163,14 +195,20 @@ def pick_layers(base: Loaded, variant: Loaded, layer: str) -> tuple[list[int], l
     return [place[k]], [k]
 
 
-def heat_maps(loaded: Loaded, layers: list[int], batch: Any, targets: list, method: str) -> np.ndarray:
-    """N x H x W maps in 0..1 from grad-cam's ``method`` on ``layers`` (several layers: their mean)."""
+def heat_maps(loaded: Loaded, layers: list[int], batch: Any, conf: float, method: str) -> tuple[np.ndarray, list]:
+    """(N x H x W maps in 0..1 from grad-cam's ``method`` on ``layers`` (several layers: their mean), the boxes of
+    each image). Gradients flow to the input, not into the weights (half the backward work)."""
     gc = _grad_cam()
-    cam_class = getattr(gc, METHODS[method])
-    wrapped = scores_module(loaded.model)
-    with cam_class(model=wrapped, target_layers=[loaded.model.model[i] for i in layers]) as cam:
+    targets = [Target(loaded.task, conf) for _ in range(batch.shape[0])]
+    loaded.model.requires_grad_(False)
+    batch = batch.clone().requires_grad_(True)
+    cam_class = _cam_class(gc, method)
+    with cam_class(model=scores_module(loaded.model), target_layers=[loaded.model.model[i] for i in layers]) as cam:
         maps = cam(input_tensor=batch, targets=targets)
-    return np.nan_to_num(np.asarray(maps, dtype=np.float32))
+        for target, out in zip(targets, cam.outputs, strict=True):
+            if target.picks is None:  # gradient-free methods never call their targets
+                target.choose(out)
+    return np.nan_to_num(np.asarray(maps, dtype=np.float32)), [t.boxes for t in targets]
 
 
 def attention_maps(loaded: Loaded, layers: list[int], batch: Any) -> np.ndarray:
@@ -256,8 +294,7 @@ def cam(
     per_model = []
     for loaded, chosen in zip(models, layers, strict=True):
         say(f"{method} on {loaded.name}, layers {chosen}")
-        targets, boxes = predictions(loaded, batch, conf)
-        maps = heat_maps(loaded, chosen, batch, targets, method)
+        maps, boxes = heat_maps(loaded, chosen, batch, conf, method)
         flat = [Path(p).name for p, m in zip(images, maps, strict=True) if not m.max() > m.min()]
         if flat:
             result.warnings.append(
