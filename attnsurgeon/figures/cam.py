@@ -83,7 +83,7 @@ def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
 
 
 def load(spec: str | Path) -> Loaded:
-    """A checkpoint (its weights) or a YAML (random weights), float32, in eval mode."""
+    """A checkpoint (its weights) or a YAML (random weights), float32, fused, in eval mode."""
     from attnsurgeon import checkpoints, ultra
 
     path = Path(spec)
@@ -98,7 +98,8 @@ def load(spec: str | Path) -> Loaded:
     task = "classify" if head == "Classify" else "detect"
     if head not in ("Classify", "Detect"):
         raise CheckpointError(f"{spec}: a {head} model; cam draws detection and classification models")
-    model = model.float().eval()
+    with ultra.quiet():
+        model = model.float().eval().fuse(verbose=False)  # as predict runs it: Conv and BatchNorm folded into one
     return Loaded(path.name, model, graph, task, random)
 
 
