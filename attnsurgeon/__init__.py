@@ -29,6 +29,7 @@ __all__ = [
     "adopt",
     "augment",
     "build_model",
+    "cam",
     "check_module",
     "errors",
     "insert",
@@ -37,6 +38,7 @@ __all__ = [
     "new_module",
     "plan_augment",
     "plan_insert",
+    "plot_model",
     "profile_model",
     "register",
     "remove",
@@ -63,6 +65,8 @@ _LAZY = {
     "build_model": "attnsurgeon.ultralytics_bridge.ultra",
     "insert_checkpoint": "attnsurgeon.ops.surgery",
     "load_checkpoint": "attnsurgeon.ultralytics_bridge.checkpoints",
+    "plot_model": "attnsurgeon.figures.diagram",
+    "cam": "attnsurgeon.figures.cam",
 }
 
 

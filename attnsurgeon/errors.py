@@ -86,6 +86,18 @@ class DeviceError(AttnSurgeonError):
     exit_code = 11
 
 
+class ImageError(AttnSurgeonError):
+    """An image file that is missing or that is not an image (cam)."""
+
+    exit_code = 12
+
+
+class MissingExtraError(AttnSurgeonError):
+    """An optional dependency a command needs is not installed; the message gives the pip command."""
+
+    exit_code = 13
+
+
 def first_line(exc: BaseException, typed: bool = True) -> str:
     """An exception as one line for a message: ``"KeyError: 'Foo'"`` (``typed=False``: ``"'Foo'"``, for an error
     whose own message already says what it is), without Ultralytics' ``ERROR ❌`` prefix; the class name when the

@@ -20,11 +20,21 @@ ALLOWED = {
     "checks": {"costs", "ultralytics_bridge", "catalog", "core"},
     "ops": {"checks", "costs", "ultralytics_bridge", "catalog", "core"},
     "sweeps": {"ops", "checks", "costs", "ultralytics_bridge", "catalog", "core"},
-    "cli": {"sweeps", "ops", "checks", "costs", "ultralytics_bridge", "catalog", "core"},
+    "figures": {"ops", "checks", "costs", "ultralytics_bridge", "catalog", "core"},
+    "cli": {"figures", "sweeps", "ops", "checks", "costs", "ultralytics_bridge", "catalog", "core"},
 }
 # Pure modules: importable and usable without torch or Ultralytics (--help, list, insert --no-verify stay fast).
 TORCH_FREE_ROOMS = {"core"}
-TORCH_FREE = {"errors", "_moved", "ops.diagnose", "ops.adoption", "ops.fork_blocks", "catalog.spec", "catalog.scan"}
+TORCH_FREE = {
+    "errors",
+    "_moved",
+    "ops.diagnose",
+    "ops.adoption",
+    "ops.fork_blocks",
+    "figures.layers",
+    "catalog.spec",
+    "catalog.scan",
+}
 # Within the core: the layer graph knows no YAML, the YAML layer no catalog.
 CORE_NEVER_IMPORTS = {"core.graph": {"core.yamlio", "core.yamltree", "core.yamledit", "core.report"}}
 

@@ -12,6 +12,7 @@ from attnsurgeon.cli import (
     _common,
     adopt_cmd,
     augment_cmd,
+    cam_cmd,
     catalog_cmds,
     insert_cmd,
     module_cmds,
@@ -52,6 +53,7 @@ profile_cmd.register(app)
 sweep_cmd.register(app)
 module_cmds.register(app)
 adopt_cmd.register(app)
+cam_cmd.register(app)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 import attnsurgeon.cli._complete as _complete
@@ -48,9 +50,24 @@ def show(
     imgsz: int = typer.Option(DEFAULT_IMGSZ, "--imgsz", help="Image size used to measure strides."),
     no_build: bool = typer.Option(False, "--no-build", help="Only the YAML view: no channels, strides or params."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Also draw the layer graph to this .png or .svg (new layers highlighted; no torch)."
+    ),
+    highlight: list[int] = typer.Option([], "--highlight", help="Also highlight this layer in --plot; repeatable."),
+    base: str | None = typer.Option(
+        None, "--base", help="With --plot: highlight the layers new against this base YAML, not every attention row."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite the --plot file if it exists."),
 ) -> None:
     from attnsurgeon.core import positions
     from attnsurgeon.ops import surgery as api
+
+    plotted = None
+    if plot is not None:
+        from attnsurgeon.figures.diagram import plot_model
+
+        plotted = plot_model(model, plot, scale, highlight, base, force)
+        console(stderr=True).print(f"wrote {esc(plot)} (highlighted: {from_text(plotted.highlighted)})")
 
     with progress(enabled=not as_json and not no_build) as step:
         step(f"building {model}")
@@ -67,6 +84,7 @@ def show(
                 "layers": [r.as_dict() for r in layers],
                 "positions": named,
                 "warnings": warnings,
+                **({"plot": {"file": str(plot), "highlighted": plotted.highlighted}} if plotted else {}),
             }
         )
         return
