@@ -28,10 +28,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from attnsurgeon.catalog.file_import import import_file
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry, scan_file
 from attnsurgeon.core import diskcache
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
-from attnsurgeon.errors import AttnSurgeonError, PluginError, RegistryError, first_line
+from attnsurgeon.errors import PluginError, RegistryError, first_line
 
 ENTRY_POINT_GROUP = "attnsurgeon.modules"
 # The top-level key of a model YAML that lists the plugin files its rows need (relative to the YAML's directory).
@@ -144,19 +145,7 @@ def _runtime_specs(module: ModuleType) -> list[ModuleSpec]:
 
 def _import_file(path: Path, module_name: str, label: str) -> ModuleType:
     """Import a plugin file once (imports torch through it); its classes become picklable by path."""
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"plugin {label}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[module_name]
-        why = first_line(exc, typed=not isinstance(exc, AttnSurgeonError))
-        raise PluginError(f"plugin {label}: importing it failed: {why}") from None
+    module = import_file(path, module_name, label)
     _check_classes(module, label)
     _picklable_by_path(module, path)
     return module

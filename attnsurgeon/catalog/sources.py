@@ -20,7 +20,6 @@ import importlib
 import importlib.util
 import os
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 import attnsurgeon.catalog.foreign as foreign
+from attnsurgeon.catalog.file_import import import_file
 from attnsurgeon.catalog.foreign import HOLDER_NAME, NOT_MODULE, ForeignSpec
 from attnsurgeon.catalog.registry import REGISTRY
 from attnsurgeon.errors import PluginError
@@ -109,23 +109,7 @@ def _file_module(path: Path, label: str) -> ModuleType:
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
     stem = re.sub(r"\W", "_", path.stem)
     module_name = f"{_FILE_PREFIX}{stem}_{digest}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"plugin {label}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        del sys.modules[module_name]
-        raise PluginError(f"plugin {label}: syntax error at line {exc.lineno}: {exc.msg}") from None
-    except Exception as exc:
-        del sys.modules[module_name]
-        hint = f" (install it: pip install {exc.name})" if isinstance(exc, ModuleNotFoundError) and exc.name else ""
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise PluginError(f"plugin {label}: importing it failed: {exc.__class__.__name__}: {why}{hint}") from None
+    module = import_file(path, module_name, label)
     _picklable_by_path(module, path)
     return module
 

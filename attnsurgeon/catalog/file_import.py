@@ -1,0 +1,34 @@
+"""Importing a Python file given by path, once, under a fixed module name: the one way plugin files (``--plugin``)
+and files of plain ``nn.Module`` classes (``FILE.py:Class``) are loaded. A file that does not import is a one-line
+:class:`~attnsurgeon.errors.PluginError` (a missing dependency names the package to install)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from attnsurgeon.errors import AttnSurgeonError, PluginError, first_line
+
+
+def import_file(path: Path, module_name: str, label: str) -> ModuleType:
+    """The module of ``path`` (imported now, or the one imported before under ``module_name``)."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin {label}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # its classes pickle by this name
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[module_name]
+        raise PluginError(f"plugin {label}: syntax error at line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        del sys.modules[module_name]
+        hint = f" (install it: pip install {exc.name})" if isinstance(exc, ModuleNotFoundError) and exc.name else ""
+        why = first_line(exc, typed=not isinstance(exc, AttnSurgeonError))
+        raise PluginError(f"plugin {label}: importing it failed: {why}{hint}") from None
+    return module
