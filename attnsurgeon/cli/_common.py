@@ -159,9 +159,14 @@ def with_plugins(fn: F) -> F:
 def use_plugins(paths: list[Path], channel_arg: str | None = None) -> None:
     """Add plugin files to the catalog (torch-free; a plain nn.Module class imports torch) and show the warnings of
     broken installed plugins."""
-    from attnsurgeon.catalog import REGISTRY, plugins, sources
+    from attnsurgeon.catalog import REGISTRY, plugins
 
-    plugins.add_files([sources.with_channel(str(p), channel_arg) for p in paths])
+    if channel_arg is not None:  # only then: the plain-class sources import torch-free but cost a few ms
+        from attnsurgeon.catalog import sources
+
+        plugins.add_files([sources.with_channel(str(p), channel_arg) for p in paths])
+    else:
+        plugins.add_files(paths)
     REGISTRY.specs()  # discovers installed (entry-point) plugins; a broken one is a warning, not an error
     show_plugin_warnings()
 

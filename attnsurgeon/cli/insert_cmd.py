@@ -62,10 +62,13 @@ def insert(
     options: RunOptions = RunOptions(),
     as_json: JsonOpt = False,
 ) -> None:
-    from attnsurgeon.catalog import foreign_plugins, sources
+    from attnsurgeon.catalog import foreign_plugins
     from attnsurgeon.ops import surgery
 
-    module = sources.with_channel(module, channel_arg)  # FILE.py:Class?channel=NAME
+    if channel_arg is not None:
+        from attnsurgeon.catalog import sources
+
+        module = sources.with_channel(module, channel_arg)  # FILE.py:Class?channel=NAME
     foreign_plugins.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
 
     def call(progress: Any) -> Any:
