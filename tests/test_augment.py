@@ -392,11 +392,3 @@ def test_fused_model_keeps_the_attention():
     convs = [conv for _, conv in attended_convs(new)]
     assert convs and not any(hasattr(conv, "bn") for conv in convs)
     assert torch.allclose(before, after, atol=1e-3, rtol=1e-3)
-
-
-def test_identity_init_yaml_row_and_verification(tmp_path):
-    out = tmp_path / "yolo11n-C3k2_EMA.yaml"
-    report = api_augment.augment("yolo11n.yaml", "EMA", [4], [8], output=out, identity_init=True, imgsz=64)
-    assert all(c.ok for c in report.checks), [(c.name, c.detail) for c in report.checks]
-    assert "- [-1, 2, Augment, [C3k2, [512, False, 0.25], IdentityInit, [EMA, [8]], bottleneck]]" in out.read_text()
-    assert report.attention["n"][4]["params"] == attention_params("EMA", [8], 32) + 1  # EMA and its gate

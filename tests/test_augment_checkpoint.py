@@ -199,3 +199,11 @@ def test_without_the_hook_an_augment_row_fails_loudly(augmented):
     env = {**os.environ, "ATTNSURGEON_AUTOLOAD": "0", "YOLO_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode != 0 and "KeyError: 'Augment'" in done.stderr
+
+
+def test_identity_init_yaml_row_and_verification(tmp_path):
+    out = tmp_path / "yolo11n-C3k2_EMA.yaml"
+    report = api_augment.augment("yolo11n.yaml", "EMA", [4], [8], output=out, identity_init=True, imgsz=64)
+    assert all(c.ok for c in report.checks), [(c.name, c.detail) for c in report.checks]
+    assert "- [-1, 2, Augment, [C3k2, [512, False, 0.25], IdentityInit, [EMA, [8]], bottleneck]]" in out.read_text()
+    assert report.attention["n"][4]["params"] == attention_params("EMA", [8], 32) + 1  # EMA and its gate
