@@ -10,11 +10,11 @@ from flow_fixtures import to_flow
 from forked_yamls import CASES
 from test_adopt_fork_blocks import YAML
 
+from attnsurgeon.catalog import plugins
 from attnsurgeon.core import yamlio
 from attnsurgeon.ops import adoption
-from attnsurgeon.ultralytics_bridge import ultra
 
-KNOWN = ultra.ultralytics_module_names()
+KNOWN = plugins.ultralytics_names()
 
 
 def plan_text(path, text: str) -> str:
