@@ -1,0 +1,106 @@
+"""Facts defined once (issue 21b, "One definition each"): the index-comment rule, the scale row, the shape-keeping set.
+
+Each is pinned by what a user sees: a renumbered comment, a diagnosis, a layer ``remove --at`` takes or refuses.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from attnsurgeon.core import comments, flowedit, graph, yamlio
+from attnsurgeon.ops import adoption
+
+V8 = (yamlio.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
+SPPF = "[-1, 1, SPPF, [1024, 5]] # 9"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# index comments: one pattern, two questions (begins with an index: renumbered; is an index comment: diagnosed)
+
+
+@pytest.mark.parametrize(
+    ("comment", "leading", "index"),
+    [
+        ("# 9", 9, 9),
+        ("#9", 9, 9),
+        ("# 0-P1/2", 0, 0),
+        ("# 7-P5/32", 7, 7),
+        ("# 16 (P3/8-small)", 16, 16),
+        ("# 4: CBAM", 4, 4),
+        # where the two old copies disagreed (yamledit saw no index, yamltree did): attnsurgeon's own comment is an
+        # index comment; a number followed by words only begins with an index (renumbered, never reported stale)
+        ("# 9 SE (attnsurgeon)", 9, 9),
+        ("# 2 heads", 2, None),
+        ("# 1024 channels", 1024, None),
+        ("# 12abc", 12, None),
+        ("# P3/8", None, None),
+        ("# lowercase booleans", None, None),
+    ],
+)
+def test_index_comment_rule(comment, leading, index):
+    assert comments.leading_index(comment) == leading
+    assert comments.index_of(comment) == index
+    if index is not None:
+        assert leading == index  # an index comment always begins with its index, so a surgery renumbers it
+
+
+def test_renumbered_changes_only_the_rows_own_number():
+    assert comments.renumbered("# 16 (P3/8-small)", 16, 17) == "# 17 (P3/8-small)"
+    assert comments.renumbered("#  2 heads", 2, 3) == "#  3 heads"
+    assert comments.renumbered("# 2 heads", 5, 6) == "# 2 heads"  # not the row's old index: kept
+    assert comments.renumbered("# 1024 channels", 102, 103) == "# 1024 channels"  # all the digits are the number
+
+
+def _load(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return yamlio.load(path)
+
+
+BLOCK = """\
+nc: 80
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]]  # 0-P1/2
+  - [-1, 1, Conv, [128, 3, 2]]  # 1 heads
+  - [-1, 1, SE, [16]]  # 2 SE (attnsurgeon)
+head:
+  - [-1, 1, Conv, [128, 3, 2]]  # 3 (P4/16)
+  - [[2, 3], 1, Detect, [nc]]  # 4
+"""
+FLOW = """\
+nc: 80
+backbone:
+  [[-1, 1, Conv, [64, 3, 2]],  # 0-P1/2
+   [-1, 1, Conv, [128, 3, 2]],  # 1 heads
+   [-1, 1, SE, [16]],  # 2 SE (attnsurgeon)
+  ]
+head:
+  [[-1, 1, Conv, [128, 3, 2]],  # 3 (P4/16)
+   [[2, 3], 1, Detect, [nc]],  # 4
+  ]
+"""
+
+
+@pytest.mark.parametrize("text", [BLOCK, FLOW], ids=["block", "flow"])
+def test_insert_renumbers_every_comment_that_begins_with_the_rows_index(tmp_path, text):
+    doc = _load(tmp_path, "m.yaml", text)
+    result = graph.insert(doc.graph, 0, "ECA")
+    data = yamlio.apply(yamlio.copy_doc(doc), result)
+    out = flowedit.surgery_text(doc, result, data) if flowedit.is_flow(doc) else yamlio.dump(data)
+    for old, new in (
+        ("# 1 heads", "# 2 heads"),
+        ("# 2 SE (attnsurgeon)", "# 3 SE (attnsurgeon)"),
+        ("# 3 (P4/16)", "# 4 (P4/16)"),
+        ("# 4\n", "# 5\n"),
+    ):
+        assert old not in out and new in out
+    assert "# 0-P1/2" in out and "# 1 ECA (attnsurgeon)" in out
+
+
+def test_diagnosis_reports_stale_index_comments_not_numbers_in_words(tmp_path):
+    stale_own = V8.replace(SPPF, "[-1, 1, SPPF, [1024, 5]] # 8 SE (attnsurgeon)")
+    assert [f.message for f in adoption.findings(_load(tmp_path, "yolov8n.yaml", stale_own))] == [
+        "layer 9 (SPPF) has the index comment '# 8'; renumber it to 9"
+    ]
+    words = V8.replace(SPPF, "[-1, 1, SPPF, [1024, 5]] # 8 heads")
+    assert adoption.findings(_load(tmp_path, "yolov8s.yaml", words)) == []
