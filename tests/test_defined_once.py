@@ -5,9 +5,12 @@ Each is pinned by what a user sees: a renumbered comment, a diagnosis, a layer `
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from attnsurgeon.core import comments, flowedit, graph, yamlio
+from attnsurgeon.core import channels, comments, flowedit, graph, scales, yamlio
+from attnsurgeon.errors import ModelFileError
 from attnsurgeon.ops import adoption
 
 V8 = (yamlio.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
@@ -104,3 +107,44 @@ def test_diagnosis_reports_stale_index_comments_not_numbers_in_words(tmp_path):
     ]
     words = V8.replace(SPPF, "[-1, 1, SPPF, [1024, 5]] # 8 heads")
     assert adoption.findings(_load(tmp_path, "yolov8s.yaml", words)) == []
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the scale row: one reader of [depth, width, max_channels] for channels, repeats, the diagnosis and the figures
+
+
+def test_scale_row_is_what_parse_model_unpacks_for_every_packaged_scale():
+    for path in sorted(yamlio.packaged_models_dir().rglob("*.yaml")):
+        data = yamlio.to_plain(yamlio.load(path).data)
+        for name, row in (data.get("scales") or {}).items():
+            assert tuple(scales.scale_row(data, name)) == tuple(float(x) for x in row), (path.name, name)
+        assert yamlio.load(path).scales == scales.scale_names(data)
+
+
+def test_scale_row_fallbacks():
+    data = {"scales": {"n": [0.5, 0.25, 1024], "s": [0.5, 0.5, 1024]}}
+    assert scales.scale_row(data, "s") == (0.5, 0.5, 1024.0)
+    assert scales.scale_row(data, "x") == scales.scale_row(data, "") == (0.5, 0.25, 1024.0)  # the first, as Ultralytics
+    legacy = {"depth_multiple": 0.33, "width_multiple": 0.25}
+    assert scales.scale_row(legacy, "n") == (0.33, 0.25, math.inf)
+    assert scales.scale_row({}, "") == (1.0, 1.0, math.inf)
+    assert scales.scale_names(legacy) == []
+
+
+def test_every_reader_of_the_scale_row_is_the_one_function():
+    from attnsurgeon.ultralytics_bridge import ultra
+
+    data = {"scales": {"n": [0.5, 0.25, 1024], "s": [0.33, 0.5, 512]}}
+    for scale in ("n", "s", "q"):
+        row = scales.scale_row(data, scale)
+        assert ultra.depth_gain(data, scale) == row.depth
+        assert channels.scale_factors(data, scale) == (row.width, row.max_channels)
+
+
+def test_a_scale_that_is_not_three_numbers_is_one_error():
+    # the copies disagreed here: the channel reader fell back to the first scale, the depth reader raised TypeError
+    data = {"scales": {"n": [0.5, 0.25, 1024], "s": None}}
+    with pytest.raises(ModelFileError, match=r"scale 's' is None; a scale is \[depth, width, max_channels\]"):
+        channels.scale_factors(data, "s")
+    with pytest.raises(ModelFileError, match="scale 'n' is"):
+        scales.scale_row({"scales": {"n": [0.5, 0.25]}}, "n")
