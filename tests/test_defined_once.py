@@ -148,3 +148,66 @@ def test_a_scale_that_is_not_three_numbers_is_one_error():
         channels.scale_factors(data, "s")
     with pytest.raises(ModelFileError, match="scale 'n' is"):
         scales.scale_row({"scales": {"n": [0.5, 0.25]}}, "n")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the shape-keeping modules: the graph's Ultralytics/torch names plus the catalog's, from one function
+
+
+def test_shape_keeping_modules_are_the_graphs_plus_the_catalogs():
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.ops import surgery
+
+    names = REGISTRY.shape_keeping_modules()
+    assert names >= graph.SHAPE_KEEPING_MODULES
+    assert {"SE", "CBAM", "CBAMBlock", "CoordAttention", "IdentityInit", "nn.Identity", "AIFI"} <= names
+    assert not names & {
+        "Conv",
+        "C3k2",
+        "SPPF",
+        "Concat",
+        "nn.Upsample",
+        "Detect",
+        "cbam",
+    }  # exact names, as Ultralytics
+    assert not hasattr(surgery, "shape_keeping_modules")  # no second copy
+
+
+def _with_row(tmp_path, module, args):
+    doc = yamlio.load("yolo11n.yaml")
+    path = tmp_path / "yolo11n-x.yaml"
+    path.write_text(yamlio.dump(yamlio.apply(doc, graph.insert(doc.graph, 8, module, args))))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("SE", [16]),
+        ("CBAMBlock", []),  # an alias
+        ("IdentityInit", ["SE", [16]]),
+        ("nn.Identity", []),
+        ("nn.Dropout", [0.1]),
+        ("AIFI", [1024, 8]),
+    ],
+)
+def test_remove_at_takes_a_shape_keeping_layer(tmp_path, module, args):
+    from typer.testing import CliRunner
+
+    from attnsurgeon.cli import app
+
+    result = CliRunner().invoke(app, ["remove", str(_with_row(tmp_path, module, args)), "--at", "9", "--no-verify",
+                                      "--dry-run"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("at", "module"), [(1, "Conv"), (8, "C3k2"), (10, "SPPF")])
+def test_remove_at_refuses_a_layer_that_may_change_the_shape(tmp_path, at, module):
+    from typer.testing import CliRunner
+
+    from attnsurgeon.cli import app
+
+    path = _with_row(tmp_path, "SE", [16])
+    result = CliRunner().invoke(app, ["remove", str(path), "--at", str(at), "--no-verify", "--dry-run"])
+    assert result.exit_code != 0
+    assert f"--at {at} is {module}, which may change channels or stride" in result.output
