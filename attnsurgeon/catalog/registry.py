@@ -26,6 +26,7 @@ from attnsurgeon.catalog.spec import (
     ArgSpec,
     ModuleSpec,
 )
+from attnsurgeon.core.graph import SHAPE_KEEPING_MODULES
 from attnsurgeon.core.names import close_names
 from attnsurgeon.errors import PluginError, RegistryError, UnknownModuleError
 
@@ -201,6 +202,12 @@ class Registry:
 
     def names(self) -> list[str]:
         return [s.name for s in self.specs()]
+
+    def shape_keeping_modules(self) -> frozenset[str]:
+        """The module names whose layer outputs its single input's shape: the Ultralytics and torch ones the graph
+        knows (:data:`graph.SHAPE_KEEPING_MODULES`) and every catalog (and plugin) name and alias, by contract. What
+        ``remove --at`` and ``replace --at`` accept."""
+        return SHAPE_KEEPING_MODULES | {n for spec in self.specs() for n in (spec.name, *spec.aliases)}
 
     def _index(self) -> dict[str, ModuleSpec]:
         # Rebuilt only when the set of specs changed (every row of a model looks its module up).

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from attnsurgeon.core.graph import Graph
+from attnsurgeon.core.scales import scale_row
 
 # parse_model's base_modules: args[0] is the output channel count, scaled by width and capped by max_channels.
 BASE_MODULES = frozenset(
@@ -32,12 +33,9 @@ def make_divisible(x: float, divisor: int = 8) -> int:
 
 
 def scale_factors(data: dict[str, Any], scale: str) -> tuple[float, float]:
-    """(width, max_channels) of a YAML at ``scale`` ('' = the legacy ``width_multiple`` keys or none)."""
-    scales = data.get("scales")
-    if isinstance(scales, dict) and scales:
-        row = scales.get(scale) or next(iter(scales.values()))
-        return float(row[1]), float(row[2])
-    return float(data.get("width_multiple", 1.0)), math.inf
+    """(width, max_channels) of a YAML at ``scale`` (:func:`scales.scale_row`)."""
+    row = scale_row(data, scale)
+    return row.width, row.max_channels
 
 
 def layer_channels(

@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from attnsurgeon.core.comments import OWN_COMMENT, renumbered
 from attnsurgeon.errors import ModelFileError
 
 SECTIONS = ("backbone", "head")
 KEY_RE = re.compile(r"^([A-Za-z_][\w-]*)\s*:(?=\s|$)")
 _INT_RE = re.compile(r"-?\d+")
-_INDEX_COMMENT_RE = re.compile(r"^(#\s*)(\d+)(?!\d)")  # as yamltree.INDEX_COMMENT_RE
-OWN_COMMENT = "(attnsurgeon)"
 
 
 @dataclass
@@ -253,9 +252,7 @@ def _set_field(row: RowLine, k: int, new: str) -> None:
 
 
 def _renumber(row: RowLine, old: int, new: int) -> None:
-    match = _INDEX_COMMENT_RE.match(row.comment)
-    if match and int(match.group(2)) == old and old != new:
-        row.comment = f"{match.group(1)}{new}{row.comment[match.end() :]}"
+    row.comment = renumbered(row.comment, old, new)
 
 
 def _continuation_prefix(rows: list[RowLine], section_of: list[str], k: int) -> str:

@@ -46,8 +46,9 @@ NON_FEATURE_MAP_MODULES = frozenset(
     }
 )
 # Modules whose output has their single input's shape whatever their args (Ultralytics infers their channels from the
-# input, and none of them resizes): a layer of these can be removed, or replaced by an attention layer. Catalog modules
-# are added by the caller (the graph knows no catalog).
+# input, and none of them resizes): a layer of these can be removed, or replaced by an attention layer. The graph knows
+# no catalog: ``REGISTRY.shape_keeping_modules()`` (catalog/registry.py) is this set plus the catalog's names, and every
+# command passes it.
 SHAPE_KEEPING_MODULES = frozenset(
     {
         "IdentityInit",

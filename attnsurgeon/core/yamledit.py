@@ -7,17 +7,14 @@ file with the models that ship with Ultralytics. No torch, no printing.
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from attnsurgeon.core import yamltree
+from attnsurgeon.core import comments, yamltree
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.yamlio import _section_slots, packaged_models_dir
 from attnsurgeon.errors import SurgeryError
-
-_INDEX_ONLY_RE = re.compile(r"^#\s*(\d+)(?:\s*$|\s*[-:(])")  # "# 9", "# 0-P1/2", "# 16 (P3/8-small)", "# 4: CBAM"
 
 
 def row_slot(data: CommentedMap, index: int) -> tuple[CommentedSeq, int]:
@@ -38,13 +35,14 @@ def set_from(data: CommentedMap, index: int, from_: int | list[int]) -> None:
 
 
 def index_comments(data: CommentedMap) -> dict[int, int]:
-    """Layer -> the index its trailing comment names (``# 16 (P3/8-small)`` -> 16; not ``# 2 heads``)."""
+    """Layer -> the index its trailing comment names (:func:`comments.index_of`: ``# 16 (P3/8-small)`` -> 16; not
+    ``# 2 heads``)."""
     out = {}
     for index in range(len(_section_slots(data))):
         token = yamltree.comment_token(*row_slot(data, index))
-        match = _INDEX_ONLY_RE.match(token.value.partition("\n")[0]) if token is not None else None
-        if match:
-            out[index] = int(match.group(1))
+        written = comments.index_of(token.value.partition("\n")[0]) if token is not None else None
+        if written is not None:
+            out[index] = written
     return out
 
 

@@ -23,6 +23,7 @@ from ruamel.yaml.error import YAMLError
 
 from attnsurgeon.core import yamltree
 from attnsurgeon.core.graph import Graph, SurgeryResult
+from attnsurgeon.core.scales import scale_names
 from attnsurgeon.errors import ModelFileError, OutputError, SurgeryError, UsageError
 
 SCALES = "nslmx"
@@ -163,8 +164,7 @@ class ModelDoc:
 
     @property
     def scales(self) -> list[str]:
-        scales = self.data.get("scales")
-        return [str(k) for k in scales] if isinstance(scales, dict) else []
+        return scale_names(self.data)
 
     def plain(self) -> dict[str, Any]:
         return to_plain(self.data)

@@ -8,7 +8,6 @@ section's header); inserting and removing rows moves those lines so the file rea
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,10 +17,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
+from attnsurgeon.core.comments import OWN_COMMENT, renumbered
 from attnsurgeon.errors import ModelFileError
 
-INDEX_COMMENT_RE = re.compile(r"^(#\s*)(\d+)(?!\d)")
-OWN_COMMENT = "(attnsurgeon)"  # marks the comment of a row attnsurgeon wrote
 MAX_VALUES = 1_000_000  # far above any model (yolov9e: ~700 values), far below an alias bomb
 _WIDTH_YAML = YAML()  # only measures how wide a flow row is written (every spelling change is width-neutral)
 _WIDTH_YAML.width = 4096
@@ -71,9 +69,7 @@ def renumber_comment(token: CommentToken | None, old: int, new: int) -> None:
     if token is None or old == new:
         return
     first, sep, rest = token.value.partition("\n")
-    match = INDEX_COMMENT_RE.match(first)
-    if match and int(match.group(2)) == old:
-        token.value = f"{match.group(1)}{new}{first[match.end() :]}{sep}{rest}"
+    token.value = f"{renumbered(first, old, new)}{sep}{rest}"
 
 
 def insert_row(seq: CommentedSeq, position: int, row: CommentedSeq, comment: str) -> None:

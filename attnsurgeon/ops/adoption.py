@@ -20,6 +20,7 @@ from attnsurgeon.core import flowedit, yamledit, yamlio, yolo_repos
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.names import close_names
+from attnsurgeon.core.scales import scale_names
 from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError, UsageError
 from attnsurgeon.ops import diagnose, fork_blocks
 
@@ -73,7 +74,7 @@ def refuse_blocking(doc: yamlio.ModelDoc, found: list[diagnose.Finding]) -> None
 def refuse_placed(graph: Graph, data: dict[str, Any], stem: str, rows: list[int], scale: str | None = None) -> None:
     """Refuse new rows (an insert, a replace) whose args cannot be what their module means where they land, at
     ``scale`` or the one the file name asks for (``data``: the model's YAML dict, for its scales and channels)."""
-    scales = list(data["scales"]) if isinstance(data.get("scales"), dict) else []
+    scales = scale_names(data)
     named = scale or yamlio.guess_scale(stem)
     scale = named if named in scales else (scales[0] if scales else "")
     written, scaled = diagnose.channel_views(graph, data, scale)

@@ -25,6 +25,7 @@ from attnsurgeon.catalog.registry import IDENTITY_INIT
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.channels import BASE_MODULES, layer_channels, scale_factors
 from attnsurgeon.core.graph import INPUT, Graph, Row
+from attnsurgeon.core.scales import scale_names
 from attnsurgeon.core.yamlio import guess_scale
 
 FORK_CAUSE = "written in a forked Ultralytics' argument order"
@@ -279,7 +280,7 @@ def diagnose(
 ) -> list[Finding]:
     """Every finding for a model file; ``scale`` is the one it builds at, ``fix`` the command that adopts it."""
     written, scaled = channel_views(graph, data, scale)
-    scales = list(data["scales"]) if isinstance(data.get("scales"), dict) else []
+    scales = scale_names(data)
     return [
         *args_findings(graph, written, scaled, scale, fix),
         *dead_layers(graph),

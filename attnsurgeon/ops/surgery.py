@@ -169,11 +169,6 @@ def insert_checkpoint(
 # remove, replace
 
 
-def shape_keeping_modules() -> set[str]:
-    """Every catalog (and plugin) module name and alias: attention layers keep their input's shape by contract."""
-    return {name for spec in REGISTRY.specs() for name in (spec.name, *spec.aliases)}
-
-
 def _named(resolved: positions.Resolved) -> dict[str, list[int]]:
     return {name: list(indices) for name, indices in resolved.names.items()}
 
@@ -194,7 +189,7 @@ def remove(model: str | Path, at: Positions, *, options: RunOptions | None = Non
     """
     opts, source = pipeline.begin(model, options, keywords, "remove", WITHOUT_NEW_LAYER)
     resolved = positions.resolve(source.graph, at, "--at")
-    result = graph_mod.remove(source.graph, resolved.indices, shape_keeping_modules())
+    result = graph_mod.remove(source.graph, resolved.indices, REGISTRY.shape_keeping_modules())
     rows = ", ".join(f"{k} ({source.graph.rows[k].module})" for k in result.removed)
     edit = pipeline.Edit(
         "remove",
@@ -226,7 +221,7 @@ def replace(
     spec, values = module_args(module, args)
     resolved = positions.resolve(source.graph, at, "--at")
     name, row_args = surgery_row(spec, values, identity_init)
-    result = graph_mod.replace(source.graph, resolved.indices, name, row_args, shape_keeping_modules())
+    result = graph_mod.replace(source.graph, resolved.indices, name, row_args, REGISTRY.shape_keeping_modules())
     old = ", ".join(f"{k} ({source.graph.rows[k].module})" for k in result.replaced)
     init = " (identity-initialised)" if identity_init else ""
     edit = pipeline.Edit(

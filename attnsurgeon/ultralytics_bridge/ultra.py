@@ -25,6 +25,7 @@ from typing import Any
 
 from attnsurgeon._moved import legacy_paths
 from attnsurgeon.catalog import REGISTRY, plugins
+from attnsurgeon.core.scales import scale_row
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError, first_line
 from attnsurgeon.ultralytics_bridge import parse_hooks
 
@@ -189,11 +190,8 @@ def build_model(
 
 
 def depth_gain(cfg: dict[str, Any], scale: str) -> float:
-    """The depth multiple ``parse_model`` builds with: the scale's first number, else ``depth_multiple``, else 1."""
-    scales = cfg.get("scales")
-    if isinstance(scales, dict) and scales:
-        return float(scales[scale if scale in scales else next(iter(scales))][0])
-    return float(cfg.get("depth_multiple", 1.0))
+    """The depth multiple ``parse_model`` builds with (:func:`scales.scale_row`)."""
+    return scale_row(cfg, scale).depth
 
 
 def scaled_repeats(repeats: int, depth: float) -> int:
