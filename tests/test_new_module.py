@@ -220,4 +220,4 @@ def test_editable_install_serves_the_template_from_the_checkout(tmp_path):
         print(scaffold.template_dir())
         """
     lines = ok(python(code, tmp_path, PYTHONPATH="")).splitlines()
-    assert lines == [str(project / "attnsurgeon" / "scaffold.py"), str(project / "templates")]
+    assert lines == [str(project / "attnsurgeon" / "ops" / "scaffold.py"), str(project / "templates")]
