@@ -130,6 +130,12 @@ CASES = [
         "classes: Holder (no channel) (decorate a class with @register_module(...) from attnsurgeon.catalog, or name "
         "one: FILE.py:ClassName)",
     ),
+    (
+        ["-m", "SE", "--channel-arg", "width"],
+        2,
+        "--channel-arg width: no plain nn.Module class on the command line to give it to; it is for -m FILE.py:Class, "
+        "-m timm:Class or --plugin FILE.py:Class (catalog modules know their channel argument)",
+    ),
 ]
 
 

@@ -143,6 +143,7 @@ def with_plugins(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, plugin: list[Path] | None = None, **kwargs: Any) -> Any:
+        refuse_unused_channel_arg(kwargs.get("channel_arg"), kwargs.get("module") or kwargs.get("name"), plugin)
         use_plugins(plugin or [], kwargs.get("channel_arg"))  # --channel-arg: of the commands that declare it
         try:
             return fn(*args, **kwargs, **({"plugin": plugin or []} if own else {}))
@@ -154,6 +155,21 @@ def with_plugins(fn: F) -> F:
         wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {**fn.__annotations__, "plugin": list[Path]}
     return wrapper  # type: ignore[return-value]
+
+
+def refuse_unused_channel_arg(channel_arg: str | None, module: str | None, plugin: list[Path] | None) -> None:
+    """``--channel-arg`` names a parameter of a plain class; with none on the line it would be dropped unseen."""
+    if channel_arg is None:
+        return
+    from attnsurgeon.catalog import sources
+    from attnsurgeon.errors import UsageError
+
+    texts = [str(p) for p in plugin or []] + ([str(module)] if module else [])
+    if not any(sources.with_channel(t, channel_arg) != t or sources.is_source(t) for t in texts):
+        raise UsageError(
+            f"--channel-arg {channel_arg}: no plain nn.Module class on the command line to give it to; it is for "
+            "-m FILE.py:Class, -m timm:Class or --plugin FILE.py:Class (catalog modules know their channel argument)"
+        )
 
 
 def use_plugins(paths: list[Path], channel_arg: str | None = None) -> None:
