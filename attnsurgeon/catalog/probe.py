@@ -86,17 +86,17 @@ def problem(make: Callable[[], Any], channels: int = CHANNELS, full: bool = True
 
 
 def _gradient_problem(module: Any, x: Any) -> str:
-    import torch
+    from attnsurgeon.catalog.gradients import gradient_faults
 
     try:
         module(x).square().mean().backward()
     except Exception as exc:
         return f"fails in a training step: {first_line(exc)}"
-    grads = [("the input", x.grad), *((n, p.grad) for n, p in module.named_parameters() if p.requires_grad)]
-    none = [n for n, grad in grads if grad is None]
-    if none:
-        return f"no gradient reaches {', '.join(none[:3])}: those parameters would never train"
-    dead = [n for n, grad in grads if not torch.isfinite(grad).all() or grad.abs().sum() == 0]
-    if dead:
+    faults = gradient_faults(
+        [("the input", x.grad), *((n, p.grad) for n, p in module.named_parameters() if p.requires_grad)]
+    )
+    if faults.missing:
+        return f"no gradient reaches {', '.join(faults.missing[:3])}: those parameters would never train"
+    if dead := faults.non_finite + faults.zero:
         return f"all-zero or non-finite gradient at {', '.join(dead[:3])}"
     return ""

@@ -19,6 +19,7 @@ from torch import nn
 
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
 from attnsurgeon.catalog.foreign import is_foreign
+from attnsurgeon.catalog.gradients import gradient_faults
 from attnsurgeon.catalog.probe import CHANNELS, SIZES  # the channels and sizes every module must keep
 from attnsurgeon.catalog.registry import RESERVED_ATTRIBUTES
 from attnsurgeon.checks import verify
@@ -129,13 +130,10 @@ def check_gradients(spec: ModuleSpec) -> Check:
         module(x).square().mean().backward()
     except Exception as exc:
         return Check(name, False, first_line(exc))
-    grads = [("input", x.grad), *((n, p.grad) for n, p in module.named_parameters())]
-    missing = [n for n, g in grads if g is None]
-    bad = [n for n, g in grads if g is not None and not torch.isfinite(g).all()]
-    dead = [n for n, g in grads if g is not None and torch.isfinite(g).all() and g.abs().sum() == 0]
-    found = (("no gradient", missing), ("non-finite gradient", bad), ("all-zero gradient", dead))
-    problems = [f"{what}: {', '.join(names[:4])}" for what, names in found if names]
-    return Check(name, not problems, "; ".join(problems) or f"input and {len(grads) - 1} parameter tensors")
+    params = list(module.named_parameters())
+    faults = gradient_faults([("input", x.grad), *((n, p.grad) for n, p in params)])
+    problems = [f"{what}: {', '.join(names[:4])}" for what, names in faults.labelled(zero="all-zero gradient")]
+    return Check(name, not problems, "; ".join(problems) or f"input and {len(params)} parameter tensors")
 
 
 def check_determinism(spec: ModuleSpec) -> Check:

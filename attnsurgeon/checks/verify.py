@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnsurgeon.catalog.gradients import gradient_faults
 from attnsurgeon.core import sizes
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.report import Check
@@ -159,16 +160,10 @@ def check_train_step(model: nn.Module, layer_indices: Sequence[int], imgsz: int,
         total.backward()
     except Exception as exc:
         return Check(name, False, f"backward failed: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
-    problems, idle, counted = [], [], 0
-    for index in layer_indices:
-        for pname, q in model.model[index].named_parameters():
-            counted += 1
-            if q.grad is None:
-                problems.append(f"layer {index} {pname}: no gradient")
-            elif not torch.isfinite(q.grad).all():
-                problems.append(f"layer {index} {pname}: non-finite gradient")
-            elif q.grad.abs().sum() == 0:
-                idle.append(f"layer {index} {pname}")
+    grads = [(f"layer {i} {pname}", q.grad) for i in layer_indices for pname, q in model.model[i].named_parameters()]
+    faults, counted = gradient_faults(grads), len(grads)
+    problems = [f"{n}: no gradient" for n in faults.missing] + [f"{n}: non-finite gradient" for n in faults.non_finite]
+    idle = faults.zero
     for q in model.parameters():
         q.grad = None
     if problems:

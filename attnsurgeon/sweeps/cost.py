@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnsurgeon.catalog.gradients import gradient_faults
 from attnsurgeon.checks import verify
 from attnsurgeon.core import sizes
 from attnsurgeon.costs import flops as flops_mod
@@ -160,16 +161,11 @@ def _train_check(layer: nn.Module, shape: tuple[int, ...], where: str) -> verify
         (y * torch.randn(y.shape, generator=g)).sum().backward()
     except Exception as exc:
         return verify.Check("train step", False, f"{where} failed in training: {first_line(exc)}")
-    problems = []
-    for pname, p in layer.named_parameters():
-        if p.grad is None:
-            problems.append(f"{where} {pname}: no gradient")
-        elif not torch.isfinite(p.grad).all():
-            problems.append(f"{where} {pname}: non-finite gradient")
-        elif p.grad.abs().sum() == 0:
-            problems.append(f"{where} {pname}: zero gradient")
+    faults = gradient_faults((pname, p.grad) for pname, p in layer.named_parameters())
+    problems = [f"{where} {pname}: {what}" for what, names in faults.labelled() for pname in names]
+    for p in layer.parameters():
         p.grad = None
-    if x.grad is None or not torch.isfinite(x.grad).all() or x.grad.abs().sum() == 0:
+    if gradient_faults([("input", x.grad)]):
         problems.append(f"{where}: no finite non-zero gradient reaches its input")
     layer.eval()
     if problems:
