@@ -126,3 +126,28 @@ def test_checks_fail_for_broken_modules(monkeypatch):
     assert check.ok is False and check.detail.startswith("max difference ")
     check = contract.check_reserved_names(spec)
     assert check.ok is False and check.detail == "f collide with attributes Ultralytics sets"
+
+
+class _LiveInEvalOnly(torch.nn.Module):
+    """A parameter whose gradient is exactly zero in training and live in eval, as a bias right before a BatchNorm
+    is (BAM's channel gate: the batch mean cancels it, up to rounding); ``zeroed``: dead in both modes."""
+
+    def __init__(self, c1: int, zeroed: bool = False) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(c1, c1, 1)
+        self.shift = torch.nn.Parameter(torch.zeros(c1, 1, 1))
+        self.zeroed = zeroed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        live = 0.0 if self.training or self.zeroed else 1.0
+        return x * torch.sigmoid(self.conv(x) + live * self.shift)
+
+
+def test_a_gradient_cancelled_in_training_only_is_alive_but_a_dead_one_is_not(monkeypatch):
+    spec = REGISTRY.get("SE")
+    monkeypatch.setattr(contract, "build", lambda name, c1=contract.CHANNELS: _LiveInEvalOnly(c1))
+    check = contract.check_gradients(spec)
+    assert check.ok is True, check.detail
+    monkeypatch.setattr(contract, "build", lambda name, c1=contract.CHANNELS: _LiveInEvalOnly(c1, zeroed=True))
+    check = contract.check_gradients(spec)
+    assert (check.ok, check.detail) == (False, "all-zero gradient: shift")

@@ -132,8 +132,22 @@ def check_gradients(spec: ModuleSpec) -> Check:
         return Check(name, False, first_line(exc))
     params = list(module.named_parameters())
     faults = gradient_faults([("input", x.grad), *((n, p.grad) for n, p in params)])
+    if faults.zero:
+        # A bias right before a BatchNorm (BAM's channel gate, as its authors wrote it) has an exactly-zero gradient
+        # in training, where the batch mean cancels it, and a real one in eval, where the running mean does not.
+        faults.zero = _zero_in_eval(module, set(faults.zero))
     problems = [f"{what}: {', '.join(names[:4])}" for what, names in faults.labelled(zero="all-zero gradient")]
     return Check(name, not problems, "; ".join(problems) or f"input and {len(params)} parameter tensors")
+
+
+def _zero_in_eval(module: nn.Module, names: set[str]) -> list[str]:
+    """Of ``names`` (``input`` or parameter names), those whose gradient is exactly zero in eval mode too."""
+    module.eval().zero_grad(set_to_none=True)
+    x = _sample(2, CHANNELS, 15, 20, grad=True)
+    module(x).square().mean().backward()
+    grads = {"input": x.grad, **{n: p.grad for n, p in module.named_parameters()}}
+    still = gradient_faults((n, grads[n]) for n in sorted(names))
+    return still.missing + still.zero
 
 
 def check_determinism(spec: ModuleSpec) -> Check:
