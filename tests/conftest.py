@@ -7,6 +7,12 @@ import pytest
 
 os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    # pytest -n N: share the cores instead of N x all of them (oversubscribed OpenMP threads spin and slow every
+    # convolution down); set before torch is imported here or in a subprocess a test starts.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    # xdist hands its workers COLUMNS=80; the tests read output as a run with no terminal renders it (as CI's does).
+    os.environ.pop("COLUMNS", None)
 
 
 @pytest.fixture(scope="session")

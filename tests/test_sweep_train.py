@@ -156,12 +156,14 @@ def test_ray_trials_give_the_same_rows(trained, dataset, tmp_path):
     out, _, _ = trained
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        rows = sweeper.sweep("yolo11n.yaml", "SE,CBAM,EMA", "8,16", tmp_path / "ray", imgsz=64, runs=5, train=dataset,
+        # Three of the seven variants trained above: the same rows, at less than half the CI time.
+        rows = sweeper.sweep("yolo11n.yaml", "SE,EMA", "8", tmp_path / "ray", imgsz=64, runs=5, train=dataset,
                              epochs=1, batch=8, ray=True)  # fmt: skip
     finally:
         ray.shutdown()
-    same = [(r["name"], r["params"], r["gflops"]) for r in rows_of(out)]
-    assert [(r["name"], r["params"], r["gflops"]) for r in rows] == same
+    names = ["yolo11n", "yolo11n-SE-after8", "yolo11n-EMA-after8"]
+    same = {r["name"]: (r["name"], r["params"], r["gflops"]) for r in rows_of(out)}
+    assert [(r["name"], r["params"], r["gflops"]) for r in rows] == [same[n] for n in names]
     for r in rows:
         assert r["train_status"] == "ok", r["reason"]
         assert all(isinstance(r[c], (int, float)) for c in TRAIN_COLUMNS), r

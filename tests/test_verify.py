@@ -132,7 +132,7 @@ def test_yolov9e_with_cblinear_verifies(tmp_path):
 
 @pytest.mark.slow
 def test_scale_all(tmp_path):
-    report = api.insert("yolo11n.yaml", "ECA", 8, output=tmp_path / "yolo11n-ECA.yaml", scale="all")
+    report = api.insert("yolo11n.yaml", "ECA", 8, output=tmp_path / "yolo11n-ECA.yaml", scale="all", imgsz=320)
     assert list(report.costs) == ["n", "s", "m", "l", "x"] and report.verified
     assert report.as_dict()["scales"]["x"]["base"]["params"] == 56_966_176
 
