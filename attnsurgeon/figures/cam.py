@@ -325,6 +325,12 @@ def cam(
         variant_layers = sorted({j for _, v in pairs for j in v})
         found = attention_maps(models[1], variant_layers, batch)
         own = [mean_map(found[:, [variant_layers.index(j) for j in v]]) for _, v in pairs]
+        flat = sorted({Path(images[n]).name for m in own for n, one in enumerate(m) if not one.max() > one.min()})
+        if flat:
+            result.warnings.append(
+                f"{models[1].name}: the attention map is constant on {', '.join(flat)} (the module attends uniformly "
+                "there, as a model with random or barely trained weights does)"
+            )
     rows = []
     for n, image in enumerate(boxed):
         (bmaps, bbox), (vmaps, vbox) = shown[0], shown[1]
