@@ -348,6 +348,7 @@ def cam(
         result.maps.append({"image": image, "base_boxes": bbox[n], "variant_boxes": vbox[n], "layers": layers_shown,
                             **{k: first[k] for k in ("base", "variant", "attention") if k in first}})  # fmt: skip
         rows.append(side_by_side(*panels, titles))
+    result.warnings = list(dict.fromkeys(result.warnings))  # BASE and VARIANT the same file: said once
     say(f"writing {len(files)} files to {out}")
     out.mkdir(exist_ok=True)
     from attnsurgeon.figures.panels import png_bytes
