@@ -2,9 +2,10 @@
 images (target: cam within 3x).
 
 Both sides start from the files: the reference loads BASE.pt and VARIANT.pt with ``YOLO(path)`` and runs
-``predict(images, imgsz=640)`` on each; cam loads both, letterboxes, predicts (the targets), and computes the heat
-maps with one backward pass per model (gradcam, layercam) or none (eigencam), then writes 5 PNGs. yolo11n (seeded
-random weights) and its CBAM-after-8 variant; timed alternately, median of ``--runs``.
+``predict(images, imgsz=640)`` on each; cam loads both, letterboxes as predict does (640x480 stays 640x480), and per
+model runs one forward pass over the 4 images (the targets come from its output) and, for gradcam and layercam, one
+backward pass from the scores to the first target layer; then it writes 5 PNGs. yolo11n (seeded random weights) and
+its CBAM-after-8 variant; timed alternately, median of ``--runs``.
 
 Usage: python benchmarks/bench_cam.py [--runs N] [--threads T]
 """

@@ -88,7 +88,7 @@ def test_pngs_hold_the_panels_and_the_grid(models, tmp_path):
         written = np.asarray(Image.open(f))
         assert written.shape == (SIZE, 3 * SIZE + 2 * GAP, 3)
         panels = [overlay(m["image"], m[k], m[f"{k}_boxes"]) for k in ("base", "variant")]
-        expected = side_by_side(m["image"], *panels, ("image", "base.pt", "var.pt"))
+        expected = side_by_side(m["image"], *panels, ("image", "base.pt 4 C3k2", "var.pt 4 C3k2"))
         assert np.array_equal(written, expected)
         assert (written[:, SIZE : SIZE + GAP] == 255).all()  # the gap between panels
         assert (m["image"][:10] == 114).all() and (m["image"][-10:] == 114).all()  # letterboxed 128x96 -> 96x96
@@ -184,3 +184,52 @@ def test_thin_projection_is_grad_cams():
     ours, theirs = cam_mod._projection(a), get_2d_projection(a)
     for x, y in zip(ours, theirs, strict=True):  # a principal component's sign is arbitrary
         assert np.allclose(x, y, atol=1e-4) or np.allclose(x, -y, atol=1e-4)
+
+
+def test_one_pass_over_the_batch_gives_each_images_own_full_backward_maps(models, tmp_path):
+    """The batched pass whose backward stops at the first target layer gives, per image and layer, the map of
+    grad-cam used the plain way: one image, one layer, gradients all the way to the input. (On these random weights
+    the maps are small: grad-cam scales by max + 1e-7.)"""
+    import torch
+    from pytorch_grad_cam import GradCAM
+
+    base, _, _ = models
+    loaded = cam_mod.load(base)
+    boxed = cam_mod.letterbox([cam_mod.read_image(p) for p in _images(tmp_path, 2, 8)], SIZE)
+    batch = torch.from_numpy(np.stack(boxed)).permute(0, 3, 1, 2).float().div(255)
+    layers = [16, 19, 22]
+    maps, _ = cam_mod.heat_maps(loaded, layers, batch, 0.25, "gradcam")
+    assert maps.shape == (2, 3, SIZE, SIZE)
+    loaded.model.requires_grad_(True)
+    for n in range(2):
+        for k, i in enumerate(layers):
+            one = batch[n : n + 1].clone().requires_grad_(True)
+            with GradCAM(cam_mod.scores_module(loaded.model), [loaded.model.model[i]]) as plain:
+                expected = plain(one, [cam_mod.Target("detect", 0.25)])[0]
+            ours = cam_mod.mean_map(maps[n : n + 1, [k]])[0]  # a panel of one layer: grad-cam's aggregation
+            assert np.allclose(ours, expected, rtol=1e-3, atol=1e-5 * expected.max()), (n, i)
+
+
+def test_layer_new_shows_each_new_layer_next_to_the_base_at_its_place(models, tmp_path):
+    from PIL import Image
+
+    from attnsurgeon.ops import surgery as api
+
+    base, _, root = models
+    two = root / "two.pt"
+    if not two.exists():
+        api.insert_checkpoint(base, "CBAM", after=[4, 8], output=two, verify=False)
+    r = cam_mod.cam(base, two, _images(tmp_path, 2, 9), tmp_path / "o", method="layercam", layer="new", imgsz=SIZE)
+    assert (r.base_layers, r.variant_layers) == ([4, 8], [5, 10])
+    for m in r.maps:
+        pairs = m["layers"]
+        assert [(p["base_layers"], p["variant_layers"]) for p in pairs] == [([4], [5]), ([8], [10])]
+        assert not np.allclose(pairs[0]["variant"], pairs[1]["variant"])  # each new layer its own map
+        assert not np.allclose(pairs[0]["base"], pairs[1]["base"])
+        _check_maps(pairs)
+    written = np.asarray(Image.open(r.files[0]))
+    assert written.shape == (SIZE, 5 * SIZE + 4 * GAP, 3)  # image, then base | variant per new layer
+    m, pairs = r.maps[0], r.maps[0]["layers"]
+    panels = [overlay(m["image"], p[k], m[f"{k}_boxes"]) for p in pairs for k in ("base", "variant")]
+    titles = ("image", "base.pt 4 C3k2", "two.pt 5 CBAM", "base.pt 8 C3k2", "two.pt 10 CBAM")
+    assert np.array_equal(written, side_by_side(m["image"], *panels, titles))

@@ -104,5 +104,7 @@ def test_attention_map_of_a_module_without_one(tmp_path, one_thread):
     args += ["--method", "eigencam"]
     r = runner.invoke(app, args)
     assert r.exit_code == 2, r.output
-    assert r.stderr.startswith("error: --attention-map: layer 9 (SE) of var.pt computes no spatial attention map")
+    assert r.stderr.startswith("error: --attention-map: layer 9 (SE) of var.pt computes no attention map of its own")
+    assert "modules with one: CBAM, CrissCrossAttention, GC, HaloAttention, Ultralytics' PSA/C2PSA" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()

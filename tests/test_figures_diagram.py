@@ -123,3 +123,30 @@ def test_plot_no_build_imports_no_torch(tmp_path):
     assert out == ["False", "True"]  # matplotlib only where it draws
     code = "import sys; from attnsurgeon.cli import app; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False"] * 2
+
+
+def test_plot_of_a_checkpoint_draws_its_stored_architecture(tmp_path, one_thread):
+    from ultralytics import YOLO
+
+    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ultralytics_bridge import ultra
+
+    ultra.register()
+    with ultra.quiet():
+        YOLO("yolo11n.yaml").save(tmp_path / "b.pt")
+    api.insert_checkpoint(tmp_path / "b.pt", "CBAM", after=[4, 8], output=tmp_path / "v.pt", verify=False)
+    drawn = plot_model(tmp_path / "v.pt", tmp_path / "v.svg")
+    expected = yamlio.load("yolo11n.yaml").graph
+    for k in (8, 4):  # what insert --after 4 --after 8 does to the YAML
+        expected = graph_mod.insert(expected, k, "CBAM", []).graph
+    assert [(n.index, n.module) for n in drawn.nodes] == [(i, r.module) for i, r in enumerate(expected.rows)]
+    assert sorted(drawn.edges) == sorted((t, i) for i in range(len(expected)) for t in expected.absolute(i))
+    r = runner.invoke(app, ["show", str(tmp_path / "v.pt"), "--plot", str(tmp_path / "v.png"), "--base",
+                            str(tmp_path / "b.pt"), "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["plot"] == {"file": str(tmp_path / "v.png"), "highlighted": [5, 10]}
+    assert (tmp_path / "v.png").read_bytes().startswith(b"\x89PNG")
+    r = runner.invoke(app, ["show", str(tmp_path / "v.pt")])
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        f"error: {tmp_path / 'v.pt'}: show takes a checkpoint with --plot only (the drawing); give a YAML for the table"
+    )

@@ -63,11 +63,21 @@ class CBAM(AttentionModule):
         self.fc2 = nn.Conv2d(hidden, c1, 1, bias=False)
         self.spatial = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _gated(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x after the channel gate, the spatial gate's logits N x 1 x H x W)."""
         n = x.shape[0]
         # avg and max descriptors share the MLP: run them as one batch of 2N
         pooled = torch.cat((x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)), dim=0)
         logits = self.fc2(self.act(self.fc1(pooled)))
         x = x * (logits[:n] + logits[n:]).sigmoid()
         maps = torch.cat((x.mean(1, keepdim=True), x.amax(1, keepdim=True)), dim=1)
-        return x * self.spatial(maps).sigmoid()
+        return x, self.spatial(maps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, logits = self._gated(x)
+        return x * logits.sigmoid()
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The spatial gate on the input ``x``'s positions, before its sigmoid (N x H x W): the gate's ranking, kept
+        apart where float32 rounds the gate itself to one value (logits ~1e-8 on a fresh model)."""
+        return self._gated(x)[1][:, 0]

@@ -61,18 +61,32 @@ class CrissCrossAttention(AttentionModule):
         self.value_conv = nn.Conv2d(c1, c1, kernel_size=1)
         self.gamma = nn.Parameter(torch.full((1,), float(gamma_init)))
 
-    def _attend(self, x: torch.Tensor) -> torch.Tensor:
+    def _weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax weights (N, H, W, H + W): pixel (h, w) on its column's pixels, then on its row's."""
         h = x.shape[-2]
-        q, k, v = self.query_conv(x), self.key_conv(x), self.value_conv(x)
+        q, k = self.query_conv(x), self.key_conv(x)
         energy_h = torch.einsum("nchw,nckw->nhwk", q, k)  # pixel (h, w) vs (k, w): its column
         energy_w = torch.einsum("nchw,nchk->nhwk", q, k)  # pixel (h, w) vs (h, k): its row
         # The pixel itself appears in both; drop it from the column term so it is counted once.
         self_mask = torch.eye(int(h), dtype=torch.bool, device=x.device)[:, None, :]  # h, 1, k
         energy_h = energy_h.masked_fill(self_mask, float("-inf"))
-        attn = torch.cat([energy_h, energy_w], dim=-1).softmax(dim=-1)
+        return torch.cat([energy_h, energy_w], dim=-1).softmax(dim=-1)
+
+    def _attend(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.shape[-2]
+        attn, v = self._weights(x), self.value_conv(x)
         attn_h, attn_w = attn[..., : int(h)], attn[..., int(h) :]
         out = torch.einsum("nhwk,nckw->nchw", attn_h, v) + torch.einsum("nhwk,nchk->nchw", attn_w, v)
         return self.gamma * out + x
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention each position of the input ``x`` receives in the first pass (N x H x W): the sum of the
+        weights every query of its row and column puts on it."""
+        h = x.shape[-2]
+        attn = self._weights(x)
+        from_column = attn[..., :h].sum(1).transpose(1, 2)  # N w k -> N k w: key (k, w), summed over query rows
+        from_row = attn[..., h:].sum(2)  # N h k: key (h, k), summed over query columns
+        return from_column + from_row
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _ in range(self.recurrence):  # shared weights, as in RCCA

@@ -92,10 +92,21 @@ class GC(AttentionModule):
                     nn.init.zeros_(transform[-1].weight)
                     nn.init.zeros_(transform[-1].bias)
 
+    def _pooling_weights(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.conv_mask is not None
+        return self.conv_mask(x).flatten(2).softmax(dim=-1)  # (N, 1, HW)
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The softmax weights (N x H x W, summing to 1) that pool the context from the input ``x``; None for
+        ``pooling='avg'`` (a plain mean, no map)."""
+        if self.conv_mask is None:
+            return None
+        return self._pooling_weights(x).reshape(x.shape[0], *x.shape[2:])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
         if self.conv_mask is not None:
-            attn = self.conv_mask(x).flatten(2).softmax(dim=-1)  # (N, 1, HW)
+            attn = self._pooling_weights(x)
             context = torch.matmul(x.flatten(2), attn.transpose(1, 2)).reshape(b, c, 1, 1)
         else:
             context = x.mean(dim=(2, 3), keepdim=True)

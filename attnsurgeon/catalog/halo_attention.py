@@ -158,6 +158,22 @@ class HaloAttention(AttentionModule):
         """Softmax weights, shaped (N, heads, blocks, block_size^2, window^2); blocks in row-major order."""
         return self._attend(x)[0]
 
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention each pixel of the input ``x`` receives (N x H x W): the sum over the queries (pixels of the
+        image, not the padding to a multiple of block_size) whose window holds it of their weights on it, averaged
+        over heads."""
+        n, _, h, w = x.shape
+        b, halo = self.block, self.halo
+        hp, wp = ceil_div(h, b) * b, ceil_div(w, b) * b
+        inside = torch.zeros(hp, wp, device=x.device)
+        inside[:h, :w] = 1  # query pixels, in the (blocks, block^2) order of the weights
+        inside = inside.reshape(hp // b, b, wp // b, b).permute(0, 2, 1, 3).reshape(-1, b * b, 1)
+        weights = self.attention_weights(x)
+        received = (weights * inside.to(weights.dtype)).sum(3).mean(1).flatten(1)  # N (blocks window^2)
+        gather, _ = _windows(h, w, b, halo, x.device)
+        padded = received.new_zeros(n, (hp + 2 * halo) * (wp + 2 * halo)).index_add_(1, gather, received)
+        return padded.reshape(n, hp + 2 * halo, wp + 2 * halo)[:, halo : halo + h, halo : halo + w]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attn, v, (n, h, w, nh, nw) = self._attend(x)
         b, heads, d = self.block, self.heads, self.dim_head

@@ -43,8 +43,9 @@ def cam(
     attention_map: bool = typer.Option(
         False,
         "--attention-map",
-        help="Add a panel with the variant layers' own spatial attention map (CBAM-like modules; use with --layer "
-        "new or K).",
+        help="Add a panel with the variant layers' own attention map: CBAM's spatial gate, GC's pooling weights, the "
+        "attention each position receives in a self-attention (HaloAttention, CrissCrossAttention, C2PSA/PSA); use "
+        "with --layer new or K.",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite PNGs that exist."),
     as_json: bool = typer.Option(False, "--json", help="Print the files written (and the layers) as JSON."),

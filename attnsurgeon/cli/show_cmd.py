@@ -11,6 +11,7 @@ from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt
 from attnsurgeon.cli._progress import progress, progress_kwargs
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
+from attnsurgeon.errors import UsageError
 
 # Index, module and the built numbers stay whole; `from` and args wrap; the `from` as written gives way first
 # (the absolute `reads` is what --after and the references need).
@@ -42,7 +43,9 @@ def register(app: typer.Typer) -> None:
 @with_plugins
 def show(
     model: str = typer.Argument(
-        ..., autocompletion=_complete.models, help="Model YAML path or packaged Ultralytics name."
+        ...,
+        autocompletion=_complete.models,
+        help="Model YAML path or packaged Ultralytics name (or, with --plot, a .pt checkpoint).",
     ),
     scale: str | None = typer.Option(
         None, "--scale", autocompletion=_complete.scales, help="Scale to build at (default: the one in the file name)."
@@ -51,15 +54,20 @@ def show(
     no_build: bool = typer.Option(False, "--no-build", help="Only the YAML view: no channels, strides or params."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
     plot: Path | None = typer.Option(
-        None, "--plot", help="Also draw the layer graph to this .png or .svg (new layers highlighted; no torch)."
+        None,
+        "--plot",
+        help="Also draw the layer graph to this .png or .svg (new layers highlighted; no torch for a YAML).",
     ),
     highlight: list[int] = typer.Option([], "--highlight", help="Also highlight this layer in --plot; repeatable."),
     base: str | None = typer.Option(
-        None, "--base", help="With --plot: highlight the layers new against this base YAML, not every attention row."
+        None,
+        "--base",
+        help="With --plot: highlight the layers new against this base (YAML or .pt), not every attention row.",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite the --plot file if it exists."),
 ) -> None:
     from attnsurgeon.core import positions
+    from attnsurgeon.figures.diagram import CHECKPOINT_SUFFIXES
     from attnsurgeon.ops import surgery as api
 
     plotted = None
@@ -68,6 +76,12 @@ def show(
 
         plotted = plot_model(model, plot, scale, highlight, base, force)
         console(stderr=True).print(f"wrote {esc(plot)} (highlighted: {from_text(plotted.highlighted)})")
+        if Path(model).suffix.lower() in CHECKPOINT_SUFFIXES:  # the layer table is built from YAML files only
+            if as_json:
+                emit_json({"model": model, "plot": {"file": str(plot), "highlighted": plotted.highlighted}})
+            return
+    elif Path(model).suffix.lower() in CHECKPOINT_SUFFIXES:
+        raise UsageError(f"{model}: show takes a checkpoint with --plot only (the drawing); give a YAML for the table")
 
     with progress(enabled=not as_json and not no_build) as step:
         step(f"building {model}")

@@ -5,8 +5,9 @@ The images go through the model the way Ultralytics predicts (letterboxed to ``i
 for a detector, the class scores of the boxes it keeps after NMS at ``conf`` (its most confident box when it keeps
 none); for a classifier, the score of its top class. The heat maps come from the grad-cam package (``pip install
 grad-cam``, extra ``cam``), imported with torch only when a map is computed. Which layers: ``heads`` (the feature maps
-the head reads), ``new`` (the variant's new layers; the base is looked at in the same places,
-:mod:`attnsurgeon.figures.layers`), or a layer index of the variant.
+the head reads; one panel each for base and variant, the mean of their maps), ``new`` (one panel per new layer of
+the variant, next to the base looked at in the same place, :mod:`attnsurgeon.figures.layers`), or a layer index of
+the variant. Each model takes one forward (and for gradient methods one backward) pass over all images at once.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ class CamResult:
     files: list[Path]
     base_layers: list[int]
     variant_layers: list[int]
-    maps: list[dict[str, Any]] = field(default_factory=list)  # per image: image, base, variant (H x W in 0..1), boxes
+    # per image: image, base_boxes, variant_boxes, layers (per panel pair: base_layers, variant_layers, base, variant
+    # H x W in 0..1, attention with --attention-map); base, variant (and attention): the first pair's maps
+    maps: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -76,10 +79,14 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: not an image (PIL cannot read it)") from None
 
 
-def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
+def letterbox(images: Sequence[np.ndarray], imgsz: int, rect: bool = True, stride: int = 32) -> list[np.ndarray]:
+    """As predict letterboxes: images that all have one shape to the smallest multiple of ``stride`` that holds them
+    at ``imgsz`` (640x480 stays 640x480), otherwise (or without ``rect``) each to an ``imgsz`` square."""
     from ultralytics.data.augment import LetterBox
 
-    return LetterBox(new_shape=(imgsz, imgsz), auto=False)(image=image)
+    auto = rect and len({image.shape for image in images}) == 1
+    box = LetterBox(new_shape=(imgsz, imgsz), auto=auto, stride=stride)
+    return [box(image=image) for image in images]
 
 
 def load(spec: str | Path) -> Loaded:
@@ -155,98 +162,104 @@ class Target:
 
 def _projection(activations: np.ndarray) -> np.ndarray:
     """EigenCAM's map: each image's activations (C x H x W) projected on their first principal component. The same
-    as grad-cam's get_2d_projection, with the thin SVD (its full one builds an HW x HW matrix: 6400 x 6400 at P3)."""
+    as grad-cam's get_2d_projection (up to the component's sign), which runs a full SVD of the HW x C matrix (an HW x
+    HW one: 6400 x 6400 at P3); here the component is the top eigenvector of the C x C scatter matrix, in torch (one
+    thread pool with the model: numpy's BLAS threads contend with it on a busy CPU)."""
+    import torch
+
     out = []
     for a in np.nan_to_num(activations):
-        flat = a.reshape(a.shape[0], -1).T
-        flat = flat - flat.mean(axis=0)
-        _, _, vt = np.linalg.svd(flat, full_matrices=False)
-        out.append((flat @ vt[0]).reshape(a.shape[1:]))
+        flat = torch.from_numpy(np.ascontiguousarray(a.reshape(a.shape[0], -1).T)).double()
+        flat = flat - flat.mean(0)
+        top = torch.linalg.eigh(flat.T @ flat).eigenvectors[:, -1]
+        out.append((flat @ top).reshape(a.shape[1:]).numpy())
     return np.float32(out)
 
 
 def _cam_class(gc: Any, method: str) -> Any:
+    """grad-cam's class for ``method``, returning one map per target layer (N x L x H x W, each scaled to 0..1 as
+    grad-cam scales it) instead of their mean; the EigenCAM projections are :func:`_projection`."""
     base = getattr(gc, METHODS[method])
-    if method not in ("eigencam", "eigengradcam"):
-        return base
 
-    class Thin(base):  # type: ignore[misc, valid-type]
-        def get_cam_image(self, *args: Any) -> np.ndarray:  # (input, layer, category, activations, grads, smooth)
-            activations, grads = args[3], args[4]
-            return _projection(activations if method == "eigencam" else grads * activations)
+    class PerLayer(base):  # type: ignore[misc, valid-type]
+        def aggregate_multi_layers(self, cam_per_target_layer: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(cam_per_target_layer, axis=1)
 
-    return Thin
+        if method in ("eigencam", "eigengradcam"):
+
+            def get_cam_image(self, *args: Any) -> np.ndarray:  # (input, layer, category, activations, grads, smooth)
+                activations, grads = args[3], args[4]
+                return _projection(activations if method == "eigencam" else grads * activations)
+
+    return PerLayer
 
 
-def pick_layers(base: Loaded, variant: Loaded, layer: str) -> tuple[list[int], list[int]]:
-    """(base layers, variant layers) for ``--layer heads|new|K`` (K: an index of the variant)."""
+def _graph_starts_here(_module: Any, _inputs: Any, out: Any) -> Any:
+    """A target layer's output as the start of the autograd graph: the backward pass stops at the first target
+    layer instead of running back through the backbone to the input. The gradient reaching a layer's output depends
+    only on what comes after it, so the maps are the same."""
+    import torch
+
+    if isinstance(out, torch.Tensor) and not out.requires_grad:
+        return out.detach().requires_grad_(True)
+    return None
+
+
+Pair = tuple[list[int], list[int]]  # (base layers, variant layers) that one base panel and one variant panel show
+
+
+def pick_layers(base: Loaded, variant: Loaded, layer: str) -> list[Pair]:
+    """The panel pairs for ``--layer``: ``heads`` one pair (the head inputs of each model, their maps' mean), ``new``
+    one pair per new layer of the variant (and the base's layer at its place), ``K`` the variant's layer K."""
     new, place = correspondence(base.graph, variant.graph)
     last = len(variant.graph) - 1
     if layer == "heads":
-        return base.graph.outputs(), variant.graph.outputs()
+        return [(base.graph.outputs(), variant.graph.outputs())]
     if layer == "new":
         if not new:
             raise UsageError(f"--layer new: {variant.name} has no layer that {base.name} does not have")
-        return sorted({place[j] for j in new}), new
+        return [([place[j]], [j]) for j in new]
     if not layer.lstrip("-").isdigit():
         raise UsageError(f"--layer {layer!r}: give heads, new or a layer index of the variant (0 to {last - 1})")
     k = int(layer)
     if not 0 <= k < last:
         raise UsageError(f"--layer {k} is not a feature-map layer of {variant.name}, which has layers 0 to {last - 1}")
-    return [place[k]], [k]
+    return [([place[k]], [k])]
+
+
+def title(loaded: Loaded, layers: list[int]) -> str:
+    """A panel's title: the model, and for a single layer its index and module (``var.pt 9 CBAM``)."""
+    if len(layers) != 1:
+        return loaded.name
+    return f"{loaded.name} {layers[0]} {label(loaded.graph.rows[layers[0]])}"
 
 
 def heat_maps(loaded: Loaded, layers: list[int], batch: Any, conf: float, method: str) -> tuple[np.ndarray, list]:
-    """(N x H x W maps in 0..1 from grad-cam's ``method`` on ``layers`` (several layers: their mean), the boxes of
-    each image). Gradients flow to the input, not into the weights (half the backward work)."""
+    """(N x L x H x W maps in 0..1 from grad-cam's ``method``, one per layer in ``layers``, the boxes of each image),
+    from one forward (and, for gradient methods, one backward) pass over the whole batch. The backward pass runs
+    from the scores to the first target layer only (no gradient into the weights or the input)."""
     gc = _grad_cam()
     targets = [Target(loaded.task, conf) for _ in range(batch.shape[0])]
     loaded.model.requires_grad_(False)
-    batch = batch.clone().requires_grad_(True)
-    cam_class = _cam_class(gc, method)
-    with cam_class(model=scores_module(loaded.model), target_layers=[loaded.model.model[i] for i in layers]) as cam:
-        maps = cam(input_tensor=batch, targets=targets)
+    modules = [loaded.model.model[i] for i in layers]
+    with _cam_class(gc, method)(model=scores_module(loaded.model), target_layers=modules) as cam:
+        starts = [m.register_forward_hook(_graph_starts_here, prepend=True) for m in modules if cam.uses_gradients]
+        try:
+            maps = cam(input_tensor=batch, targets=targets)
+        finally:
+            for handle in starts:
+                handle.remove()
         for target, out in zip(targets, cam.outputs, strict=True):
             if target.picks is None:  # gradient-free methods never call their targets
                 target.choose(out)
     return np.nan_to_num(np.asarray(maps, dtype=np.float32)), [t.boxes for t in targets]
 
 
-def attention_maps(loaded: Loaded, layers: list[int], batch: Any) -> np.ndarray:
-    """N x H x W in 0..1: the module's own spatial attention map in each layer (the last submodule whose output has one
-    channel, as CBAM's 7x7 gate), upsampled to the input and averaged over ``layers``."""
-    import torch
-    import torch.nn.functional as F
-
-    found: dict[int, Any] = {}
-    handles = []
-    for i in layers:
-        for sub in loaded.model.model[i].modules():
-
-            def hook(_m: Any, _inputs: Any, out: Any, i: int = i) -> None:
-                if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[1] == 1:
-                    found[i] = out
-
-            handles.append(sub.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            loaded.model(batch)
-    finally:
-        for h in handles:
-            h.remove()
-    missing = [i for i in layers if i not in found]
-    if missing:
-        row = loaded.graph.rows[missing[0]]
-        raise UsageError(
-            f"--attention-map: layer {missing[0]} ({label(row)}) of {loaded.name} computes no spatial attention map "
-            "(a one-channel map, as CBAM's); leave --attention-map out to see its Grad-CAM"
-        )
-    maps = []
-    for i in layers:
-        up = F.interpolate(found[i].float(), size=batch.shape[2:], mode="bilinear", align_corners=False)[:, 0]
-        low = up.amin((1, 2), keepdim=True)
-        maps.append((up - low) / (up.amax((1, 2), keepdim=True) - low).clamp_min(1e-12))
-    return torch.stack(maps).mean(0).cpu().numpy()
+def mean_map(maps: np.ndarray) -> np.ndarray:
+    """N x L x H x W -> N x H x W: the layers' mean scaled to 0..1 per image, as grad-cam aggregates layers."""
+    mean = maps.mean(axis=1)
+    low = mean.min(axis=(1, 2), keepdims=True)
+    return np.float32((mean - low) / (1e-7 + (mean - low).max(axis=(1, 2), keepdims=True)))
 
 
 def cam(
@@ -286,35 +299,56 @@ def cam(
     models = load(base), load(variant)
     warnings = [f"{m.name}: random weights (a YAML, no checkpoint): its heat map means nothing before training"
                 for m in models if m.random]  # fmt: skip
-    layers = pick_layers(*models, layer)
+    pairs = pick_layers(*models, layer)
     import torch
 
-    boxed = [letterbox(p, imgsz) for p in pictures]
+    boxed = letterbox(pictures, imgsz, rect=models[0].task == "detect")
     batch = torch.from_numpy(np.stack(boxed)).permute(0, 3, 1, 2).float().div(255).contiguous()
-    result = CamResult(files, layers[0], layers[1], warnings=warnings)
-    per_model = []
-    for loaded, chosen in zip(models, layers, strict=True):
-        say(f"{method} on {loaded.name}, layers {chosen}")
-        maps, boxes = heat_maps(loaded, chosen, batch, conf, method)
-        flat = [Path(p).name for p, m in zip(images, maps, strict=True) if not m.max() > m.min()]
+    result = CamResult(files, [i for b, _ in pairs for i in b], [j for _, v in pairs for j in v], warnings=warnings)
+    shown = []  # per model: per pair, N x H x W; and the boxes
+    for side, loaded in enumerate(models):
+        wanted = sorted({i for pair in pairs for i in pair[side]})
+        say(f"{method} on {loaded.name}, layers {wanted}")
+        maps, boxes = heat_maps(loaded, wanted, batch, conf, method)
+        per_pair = [mean_map(maps[:, [wanted.index(i) for i in pair[side]]]) for pair in pairs]
+        flat = sorted({Path(images[n]).name for m in per_pair for n, one in enumerate(m) if not one.max() > one.min()})
         if flat:
             result.warnings.append(
                 f"{loaded.name}: the {method} map is constant on {', '.join(flat)} (the weighted activations are "
                 "nowhere positive, common before the model has learned much); eigencam or layercam may show more"
             )
-        per_model.append((maps, boxes))
-    own = attention_maps(models[1], layers[1], batch) if attention_map else None
+        shown.append((per_pair, boxes))
+    own = None
+    if attention_map:
+        from attnsurgeon.figures.attention import attention_maps
+
+        variant_layers = sorted({j for _, v in pairs for j in v})
+        found = attention_maps(models[1], variant_layers, batch)
+        own = [mean_map(found[:, [variant_layers.index(j) for j in v]]) for _, v in pairs]
+        flat = sorted({Path(images[n]).name for m in own for n, one in enumerate(m) if not one.max() > one.min()})
+        if flat:
+            result.warnings.append(
+                f"{models[1].name}: the attention map is constant on {', '.join(flat)} (the module attends uniformly "
+                "there, as a model with random or barely trained weights does)"
+            )
     rows = []
-    for i, image in enumerate(boxed):
-        (bmap, bbox), (vmap, vbox) = ((m[i], b[i]) for m, b in per_model)
-        result.maps.append({"image": image, "base": bmap, "variant": vmap, "base_boxes": bbox, "variant_boxes": vbox})
-        panels = [image, overlay(image, bmap, bbox), overlay(image, vmap, vbox)]
-        titles = ["image", models[0].name, models[1].name]
-        if own is not None:
-            result.maps[-1]["attention"] = own[i]
-            panels.append(overlay(image, own[i]))
-            titles.append(f"{models[1].name} attention")
+    for n, image in enumerate(boxed):
+        (bmaps, bbox), (vmaps, vbox) = shown[0], shown[1]
+        panels, titles, layers_shown = [image], ["image"], []
+        for k, (b, v) in enumerate(pairs):
+            entry = {"base_layers": b, "variant_layers": v, "base": bmaps[k][n], "variant": vmaps[k][n]}
+            panels += [overlay(image, bmaps[k][n], bbox[n]), overlay(image, vmaps[k][n], vbox[n])]
+            titles += [title(models[0], b), title(models[1], v)]
+            if own is not None:
+                entry["attention"] = own[k][n]
+                panels.append(overlay(image, own[k][n]))
+                titles.append(f"{title(models[1], v)} attention")
+            layers_shown.append(entry)
+        first = layers_shown[0]
+        result.maps.append({"image": image, "base_boxes": bbox[n], "variant_boxes": vbox[n], "layers": layers_shown,
+                            **{k: first[k] for k in ("base", "variant", "attention") if k in first}})  # fmt: skip
         rows.append(side_by_side(*panels, titles))
+    result.warnings = list(dict.fromkeys(result.warnings))  # BASE and VARIANT the same file: said once
     say(f"writing {len(files)} files to {out}")
     out.mkdir(exist_ok=True)
     from attnsurgeon.figures.panels import png_bytes

@@ -118,6 +118,23 @@ def plot_format(path: Path) -> str:
     return fmt
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def read_model(spec: str | Path) -> tuple[Graph, dict, str, Path, str]:
+    """(graph, plain YAML tree, name for the title, file read, its scale) of a YAML, a packaged name or a checkpoint
+    (the architecture it stores, ``model.yaml``; reading it needs torch)."""
+    path = Path(spec)
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        from attnsurgeon.ultralytics_bridge import checkpoints
+
+        ckpt = checkpoints.load_checkpoint(path)
+        return ckpt.graph, ckpt.cfg, path.name, ckpt.path, str(ckpt.cfg.get("scale") or "")
+    doc = yamlio.load(spec)
+    chosen = doc.scale if doc.scale in doc.scales else (doc.scales or [""])[0]
+    return doc.graph, doc.plain(), doc.stem, doc.path, chosen
+
+
 def plot_model(
     model: str | Path,
     output: str | Path,
@@ -126,16 +143,17 @@ def plot_model(
     base: str | Path | None = None,
     force: bool = False,
 ) -> Diagram:
-    """Draw ``model`` (a YAML or packaged name) to ``output`` (.png/.svg); returns the diagram drawn. Marks the
-    attention rows (or, with ``base``, the rows new against it) and the rows in ``highlight``."""
+    """Draw ``model`` (a YAML, packaged name or .pt checkpoint) to ``output`` (.png/.svg); returns the diagram drawn.
+    Marks the attention rows (or, with ``base``, a YAML or checkpoint, the rows new against it) and the rows in
+    ``highlight``."""
     out = Path(output)
     fmt = plot_format(out)
-    doc = yamlio.load(model)
-    yamlio.check_output(out, force, (doc.path,))
-    chosen = scale if scale is not None else (doc.scale if doc.scale in doc.scales else (doc.scales or [""])[0])
-    marked = highlight_rows(doc.graph, highlight, yamlio.load(base).graph if base is not None else None)
-    title = f"{doc.stem}" + (f" (scale {chosen})" if chosen else "")
-    made = diagram(doc.graph, title, doc.plain(), chosen, marked)
+    graph, plain, name, path, stored = read_model(model)
+    yamlio.check_output(out, force, (path,))
+    chosen = scale if scale is not None else stored
+    marked = highlight_rows(graph, highlight, read_model(base)[0] if base is not None else None)
+    title = f"{name}" + (f" (scale {chosen})" if chosen else "")
+    made = diagram(graph, title, plain, chosen, marked)
     yamlio.write_atomic(out, render(made, fmt))
     return made
 

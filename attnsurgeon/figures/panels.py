@@ -11,14 +11,21 @@ GAP = 4  # white pixels between panels
 ALPHA = 0.5
 
 
-def colorize(heat: np.ndarray) -> np.ndarray:
-    """H x W in 0..1 -> H x W x 3 uint8, a blue-green-yellow-red ramp (no matplotlib needed)."""
-    h = np.clip(heat, 0, 1)[..., None]
+def _ramp(levels: int = 1024) -> np.ndarray:
     stops = np.array([[0, 0, 128], [0, 128, 255], [0, 220, 120], [255, 230, 0], [220, 0, 0]], dtype=np.float32)
-    pos = h * (len(stops) - 1)
+    pos = np.linspace(0, len(stops) - 1, levels)
     lo = np.clip(np.floor(pos).astype(int), 0, len(stops) - 2)
-    frac = pos - lo
-    return (stops[lo[..., 0]] * (1 - frac) + stops[lo[..., 0] + 1] * frac).astype(np.uint8)
+    frac = (pos - lo)[:, None]
+    return (stops[lo] * (1 - frac) + stops[lo + 1] * frac).astype(np.uint8)
+
+
+RAMP = _ramp()
+
+
+def colorize(heat: np.ndarray) -> np.ndarray:
+    """H x W in 0..1 -> H x W x 3 uint8, a blue-green-yellow-red ramp in 1024 steps (a table look-up; no
+    matplotlib needed)."""
+    return RAMP[np.rint(np.clip(np.nan_to_num(heat), 0, 1) * (len(RAMP) - 1)).astype(np.intp)]
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, boxes: np.ndarray | None = None) -> np.ndarray:
