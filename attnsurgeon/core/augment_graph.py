@@ -21,6 +21,19 @@ AUGMENT_MODULE = "Augment"  # the row: [from, n, Augment, [Block, [block args], 
 AUGMENTABLE_BLOCKS = ("C2f", "C3k2", "C3", "C3k", "C3x", "C2fCIB", "C2fPSA", "C2PSA", "A2C2f")
 AUGMENT_WHERE = ("bottleneck", "output")
 Where = Literal["bottleneck", "output"]
+# The block's last convolution, whose output is the block's output (``--where output`` attends to it; a fork's
+# forward applying its attention to it is read as that placement).
+OUTPUT_CONV: dict[str, str] = {
+    "C2f": "cv2",
+    "C3k2": "cv2",
+    "C2fCIB": "cv2",
+    "C2fPSA": "cv2",
+    "C2PSA": "cv2",
+    "A2C2f": "cv2",
+    "C3": "cv3",
+    "C3k": "cv3",
+    "C3x": "cv3",
+}
 
 
 def augmented_block(row: Row) -> str | None:

@@ -156,7 +156,8 @@ class ModelDoc:
     path: Path  # file read
     stem: str  # stem as requested (keeps the scale letter of a packaged name)
     packaged: bool
-    text: str
+    text: str  # as read, "\n" line endings
+    newline: str = "\n"  # the file's own line ending ("\r\n" for a Windows file): what a rewrite of it writes
 
     @property
     def scale(self) -> str:
@@ -197,9 +198,12 @@ def load(model: str | Path) -> ModelDoc:
     """Read a model YAML (path or packaged name) and check it is an Ultralytics model."""
     path, stem, packaged = resolve_model_path(model)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: cannot be read as text ({exc.__class__.__name__}: {exc})") from exc
+    newline = "\r\n" if b"\r\n" in raw else "\n"
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as Python's text mode reads it
     data = loads(text, str(path))
     if not isinstance(data, dict):
         raise ModelFileError(
@@ -216,7 +220,12 @@ def load(model: str | Path) -> ModelDoc:
         graph.validate()
     except SurgeryError as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
-    return ModelDoc(data=data, graph=graph, path=path, stem=stem, packaged=packaged, text=text)
+    return ModelDoc(data=data, graph=graph, path=path, stem=stem, packaged=packaged, text=text, newline=newline)
+
+
+def with_newline(text: str, newline: str) -> str:
+    """``text`` (``"\n"`` line endings) with the line ending of the file it rewrites (``ModelDoc.newline``)."""
+    return text.replace("\n", newline) if newline != "\n" else text
 
 
 def copy_tree(doc: ModelDoc) -> CommentedMap:

@@ -57,7 +57,7 @@ def adopt(
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None
     plugins.record(doc.data, (out or doc.path).parent, yamltree.flow_seq)  # the plugin files plain YOLO(path) loads
     if plugins.YAML_KEY in doc.data:
-        result.text = adoption.with_line_endings(yamlio.dump(doc.data), *adoption.line_endings(doc.path))
+        result.text = adoption.with_line_endings(yamlio.dump(doc.data), *adoption.line_endings(doc))
     diff = unified_diff(doc.text, result.text.replace("\r\n", "\n"), str(doc.path), "adopted")
     report = adoption.AdoptReport(
         doc.path, out, result.scale, result.changes, result.unmapped, result.findings, result.text, diff,

@@ -32,15 +32,13 @@ def adopt_command(path: Path) -> str:
     return f"attnsurgeon adopt {path}"
 
 
-def line_endings(path: Path) -> tuple[str, bool]:
+def line_endings(doc: yamlio.ModelDoc) -> tuple[str, bool]:
     """('\\r\\n' or '\\n', whether the file ends with a newline): kept when a file is rewritten."""
-    raw = path.read_bytes()
-    return ("\r\n" if b"\r\n" in raw else "\n"), raw.endswith(b"\n")
+    return doc.newline, doc.text.endswith("\n")
 
 
 def with_line_endings(text: str, newline: str, final_newline: bool) -> str:
-    text = text if final_newline else text.rstrip("\n")
-    return text.replace("\n", newline) if newline != "\n" else text
+    return yamlio.with_newline(text if final_newline else text.rstrip("\n"), newline)
 
 
 def build_scale(doc: yamlio.ModelDoc, scale: str | None = None) -> str:
@@ -306,7 +304,7 @@ def plan(
     result.changes.sort(key=lambda change: change.layer)  # read top to bottom, as the diff
     result.new_cfg = yamlio.to_plain(doc.data)
     text = flowedit.adopted_text(doc, graph_of(result.new_cfg), shown, doc.data)  # a flow-style file: line by line
-    result.text = with_line_endings(text, *line_endings(doc.path))
+    result.text = with_line_endings(text, *line_endings(doc))
     adopted = yamlio.ModelDoc(yamlio.loads(text), graph_of(result.new_cfg), doc.path, doc.stem, doc.packaged, text)
     result.findings = findings(adopted, scale)
     return result

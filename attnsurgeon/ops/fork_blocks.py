@@ -1,8 +1,18 @@
 """Fork blocks named after their attention (``C2f_EMA``, ``C3k2_CBAM``, ``C3_SE``) as attnsurgeon ``Augment`` rows.
 
 Where the fork puts the attention is read, when its source is given, from the class definitions without running
-them (``ast``): a block whose own ``__init__`` builds the attention applies it to its output; a block that builds a
-bottleneck class whose ``__init__`` builds it has it in each bottleneck. No torch, no printing.
+them (``ast``). ``__init__`` says which attributes hold the attention (``self.att = EMA(c2)``, ``nn.Sequential(...,
+EMA(c2))``, a ``ModuleList`` of them) and which hold the block's bottlenecks (``self.m = nn.ModuleList(Bottleneck_EMA(
+...) for _ in range(n))``); ``forward`` says where the attention is applied:
+
+- to the block's last conv (``return self.att(self.cv2(...))``, ``y = self.cv2(...); return self.att(y)``, or the
+  base block's whole output, ``self.att(super().forward(x))``): ``output``, as :data:`OUTPUT_CONV` builds it;
+- in each bottleneck, to the result of its last conv before the residual addition (``x + self.att(self.cv2(
+  self.cv1(x)))``), or by the block to each bottleneck's output: ``bottleneck``, as Augment builds it (the two are
+  the same where the bottleneck has no shortcut; the report says so);
+- anywhere else (the block's input, one chunk, after the addition) or nowhere: refused, naming where.
+
+No torch, no printing.
 """
 
 from __future__ import annotations
@@ -12,17 +22,21 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnsurgeon.core.augment_graph import AUGMENT_WHERE, AUGMENTABLE_BLOCKS
+from attnsurgeon.core.augment_graph import AUGMENT_WHERE, AUGMENTABLE_BLOCKS, OUTPUT_CONV
 from attnsurgeon.errors import ModuleArgsError, UsageError
 
-__all__ = ["AUGMENT_WHERE", "DEFAULT_WHERE", "ForkBlock", "placement", "split_name"]
+__all__ = ["AUGMENT_WHERE", "DEFAULT_WHERE", "ForkBlock", "find_class", "placement", "split_name"]
 DEFAULT_WHERE = "bottleneck"  # the most common published fork: Bottleneck_EMA inside C2f_EMA
+UNIT_LAST_CONV = "cv2"  # Ultralytics' Bottleneck: x + cv2(cv1(x)); the conv before the residual addition
+PLACEMENTS = "attnsurgeon's placements are output (after the last conv) and bottleneck (in each bottleneck's branch)"
+MAX_DEPTH = 3  # C3k2_EMA -> C3k_EMA -> Bottleneck_EMA
+UNITS = {"m"}  # the attribute holding the bottlenecks in every Ultralytics block (C2f, C3, C3k2, ...)
 
 
 @dataclass(frozen=True)
 class ForkBlock:
     block: str  # the Ultralytics block: C2f
-    attention: str  # the catalog module: EMA
+    attention: str  # the attention module: EMA (a catalog name) or a class of the fork (Attention)
 
 
 def split_name(module: str, find: object) -> ForkBlock | None:
@@ -59,39 +73,190 @@ def _classes(path: Path) -> dict[str, tuple[ast.ClassDef, Path]]:
     return out
 
 
-def _called_names(cls: ast.ClassDef) -> set[str]:
-    """Names called in ``__init__`` (``EMA(c2)``, ``nn.ModuleList(Bottleneck_EMA(...) for _ in range(n))``)."""
-    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+def find_class(path: Path, names: list[str]) -> tuple[str, Path] | None:
+    """The first of ``names`` that a class of the fork's source at ``path`` is called, and the file defining it."""
+    classes = _classes(path)
+    return next(((n, classes[n][1]) for n in names if n in classes), None)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reading one class
+
+
+def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef | None:
+    return next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+
+
+def _called(node: ast.AST) -> set[str]:
+    """Names called anywhere in ``node`` (``EMA(c2)``, ``nn.ModuleList(Bottleneck_EMA(...) for _ in range(n))``)."""
     names = set()
-    for node in ast.walk(init) if init is not None else ():
-        if isinstance(node, ast.Call):
-            func = node.func
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            func = sub.func
             names.add(func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else "")
     return names
 
 
-def _calls(names: set[str], attention: str, aliases: tuple[str, ...]) -> bool:
-    return bool(names & {attention, *aliases})
+def _self_attr(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return node.attr
+    return None
+
+
+def _init_attrs(cls: ast.ClassDef) -> dict[str, ast.expr]:
+    """``self.X = value`` of ``__init__``: the attribute's name and what builds it (the last assignment)."""
+    init = _method(cls, "__init__")
+    out: dict[str, ast.expr] = {}
+    for node in ast.walk(init) if init is not None else ():
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if (name := _self_attr(target)) is not None:
+                    out[name] = node.value
+    return out
+
+
+def _ends_with(value: ast.expr, names: set[str]) -> bool:
+    """``nn.Sequential(Conv(...), EMA(c2))``: the attention is the last module the attribute applies."""
+    func = value.func if isinstance(value, ast.Call) else None
+    if getattr(func, "attr", getattr(func, "id", None)) != "Sequential":
+        return False
+    last = value.args[-1] if isinstance(value, ast.Call) and value.args else None
+    return isinstance(last, ast.Call) and bool(_called(last) & names)
+
+
+@dataclass
+class _Forward:
+    """One ``forward``: what its names were assigned (line, value), the loop names bound to an attribute's elements
+    (``for m, att in zip(self.m, self.atts)``), its input."""
+
+    node: ast.FunctionDef
+    assigned: dict[str, list[tuple[int, ast.expr]]]
+    bound: dict[str, str]
+    inputs: set[str]
+
+    @classmethod
+    def of(cls, fn: ast.FunctionDef) -> _Forward:
+        assigned: dict[str, list[tuple[int, ast.expr]]] = {}
+        bound: dict[str, str] = {}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                parts = [(target, node.value)] if isinstance(target, ast.Name) else []
+                if isinstance(target, ast.Tuple):  # a, b = self.cv1(x).chunk(2, 1): each name is one chunk
+                    parts = [(t, ast.Subscript(node.value, ast.Constant(k))) for k, t in enumerate(target.elts)]
+                for name, value in parts:
+                    if isinstance(name, ast.Name):
+                        assigned.setdefault(name.id, []).append((node.lineno, value))
+            if isinstance(node, (ast.comprehension, ast.For)):
+                zipped = isinstance(node.iter, ast.Call) and getattr(node.iter.func, "id", "") == "zip"
+                iters = node.iter.args if isinstance(node.iter, ast.Call) and zipped else []
+                one = [(node.target, node.iter)]
+                pairs = zip(node.target.elts, iters, strict=False) if isinstance(node.target, ast.Tuple) else one
+                for target, source in pairs:
+                    if isinstance(target, ast.Name) and (attr := _self_attr(source)) is not None:
+                        bound[target.id] = attr
+        return cls(fn, assigned, bound, {a.arg for a in fn.args.args[1:2]})
+
+    def callee(self, call: ast.Call) -> str | None:
+        """The attribute a call applies: ``self.att(..)``, ``self.atts[i](..)``, ``att(..)`` for ``att`` in it."""
+        func = call.func.value if isinstance(call.func, ast.Subscript) else call.func
+        if isinstance(func, ast.Name):
+            return self.bound.get(func.id)
+        return _self_attr(func)
+
+    def resolve(self, node: ast.expr, line: int, depth: int = 0) -> ast.expr:
+        """What a name read at ``line`` holds: its last assignment before that line (the input as it came in)."""
+        if not isinstance(node, ast.Name) or depth >= MAX_DEPTH:
+            return node
+        before = [(at, value) for at, value in self.assigned.get(node.id, []) if at < line]
+        return self.resolve(before[-1][1], before[-1][0], depth + 1) if before else node
+
+    def applications(self, attrs: set[str]) -> list[ast.expr]:
+        """What the attention attributes are applied to (the first argument of each call)."""
+        calls = [n for n in ast.walk(self.node) if isinstance(n, ast.Call) and self.callee(n) in attrs]
+        calls.sort(key=lambda call: (call.lineno, call.col_offset))
+        return [self.resolve(c.args[0], c.lineno) if c.args else c for c in calls]
+
+    def applied_to(self, node: ast.expr, last_conv: str, units: set[str]) -> str:
+        """What ``node`` is: "last" (the last conv's or the base block's output), "unit" (a bottleneck's output), or
+        where it is instead ("to the input (before cv1)")."""
+        if isinstance(node, ast.Call):
+            if self.callee(node) == last_conv:
+                return "last"
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "forward" and _called(node.func) >= {"super"}:
+                return "last"
+            if self.callee(node) in units:
+                return "unit"
+        if isinstance(node, ast.Name) and node.id in self.inputs:
+            return "to the input (before cv1)"
+        if isinstance(node, ast.Subscript) or "chunk" in _called(node) or "split" in _called(node):
+            return f"to one chunk ({ast.unparse(node)})"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return f"after the residual addition ({ast.unparse(node)})"
+        return f"to {ast.unparse(node)}"
+
+
+def _where(
+    classes: dict[str, tuple[ast.ClassDef, Path]], name: str, names: tuple[str, ...], last_conv: str, depth: int = 0
+) -> tuple[str, str]:
+    """Where class ``name`` applies the attention ``names``: ("last", how) after ``last_conv``, ("unit", how) in each of
+    its bottlenecks, ("refuse", where it does instead), or ("", "") when neither it nor a class it builds has it.
+    ``names``: the attention's name first, then its aliases."""
+    cls, att = classes[name][0], names[0]
+    attrs = _init_attrs(cls)
+    own = {a for a, value in attrs.items() if _called(value) & set(names)}
+    forward = _method(cls, "forward")
+    if own:
+        built = f"{name} builds {att} as self.{', self.'.join(sorted(own))}"
+        if forward is None:  # the base class's forward: only the attribute it applies last can hold the attention
+            at = next((a for a in own if a == last_conv and _ends_with(attrs[a], set(names))), None)
+            if at is not None:
+                return "last", f"{name}.{at} ends with {att}, applied last by the base forward"
+            return "refuse", f"{built} but its (inherited) forward never applies it"
+        read = _Forward.of(forward)
+        applied = read.applications(own)
+        if not applied and last_conv in own and _ends_with(attrs[last_conv], set(names)):
+            return "last", f"{name}.{last_conv} ends with {att}"
+        if not applied:
+            return "refuse", f"{built} but its forward never applies it"
+        places = {read.applied_to(node, last_conv, UNITS) for node in applied}
+        target = ast.unparse(applied[0])
+        if places == {"last"}:
+            return "last", f"{name}.forward applies {att} to {target}"
+        if places == {"unit"}:
+            return (
+                "unit",
+                f"{name}.forward applies {att} to each bottleneck's output, {target} (Augment attends before the "
+                "residual addition: the same where the bottleneck has no shortcut)",
+            )
+        return (
+            "refuse",
+            f"{name}.forward applies {att} {'; '.join(sorted(places - {'last', 'unit'})) or 'in two places'}",
+        )
+    refusal = ("", "")
+    for attr, value in attrs.items():
+        for inner in sorted(_called(value) & set(classes) - {name}) if depth < MAX_DEPTH else ():
+            place, how = _where(classes, inner, names, UNIT_LAST_CONV, depth + 1)
+            if place in ("last", "unit"):
+                return "unit", f"{name}.{attr} builds {inner}: {how}"
+            refusal = (place, f"{name}.{attr} builds {inner}: {how}") if place else refusal
+    return refusal
 
 
 def placement(module: str, fork: ForkBlock, path: Path, aliases: tuple[str, ...] = ()) -> tuple[str, str]:
     """(where, how it was decided) for the fork class ``module`` in the source at ``path``; refused where the class
-    is missing or builds the attention neither itself nor in a bottleneck class."""
+    is missing or its forward applies the attention neither after the last conv nor in each bottleneck."""
     classes = _classes(path)
     if module not in classes:
         raise ModuleArgsError(f"--fork {path}: no class {module} in its Python files; give the folder that defines it")
-    cls, file = classes[module]
-    called = _called_names(cls)
-    if _calls(called, fork.attention, aliases):
-        return "output", f"{file.name}: {module}.__init__ builds {fork.attention} itself (after its last conv)"
-    for name in sorted(called):
-        inner = classes.get(name)
-        if inner is not None and name != module and _calls(_called_names(inner[0]), fork.attention, aliases):
-            return (
-                "bottleneck",
-                f"{inner[1].name}: {module} builds {name}, which builds {fork.attention} (in each bottleneck)",
-            )
+    file = classes[module][1]
+    last_conv = OUTPUT_CONV.get(fork.block, "cv2")
+    place, how = _where(classes, module, (fork.attention, *aliases), last_conv)
+    if place == "last":
+        return "output", f"{file.name}: {how}, so --where output (after the block's last conv)"
+    if place == "unit":
+        return "bottleneck", f"{file.name}: {how}, so --where bottleneck (in each bottleneck)"
+    where = how or f"{module} builds {fork.attention} neither itself nor in a bottleneck class it builds"
     raise ModuleArgsError(
-        f"--fork {path}: {module} ({file.name}) builds {fork.attention} neither itself nor in a bottleneck class it "
-        f"builds, so its placement is neither --where output nor bottleneck; write the row by hand"
+        f"--fork {path}: {where} ({file.name}); {PLACEMENTS}: --where forces one, or write the row by hand"
     )

@@ -193,7 +193,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: RunOptions, step: Progress) 
         report.raise_if_failed()
     if out is not None and opts.write and not opts.dry_run:
         step(f"writing {out.name}")
-        yamlio.write_atomic(out, text)
+        yamlio.write_atomic(out, yamlio.with_newline(text, doc.newline))  # a CRLF input stays CRLF
     return report
 
 

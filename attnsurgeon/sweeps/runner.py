@@ -285,7 +285,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
     tree = yamlio.apply(doc, result, in_place=True)
     text, cfg = flowedit.surgery_text(base_doc, result, tree), yamlio.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
-    yamlio.write_atomic(path, text)
+    yamlio.write_atomic(path, yamlio.with_newline(text, base_doc.newline))
     row.update(yaml=path.name, layers=[f.index for f in fresh])
     checks = [verify.check_liveness(result.graph, [f.index for f in fresh])] if v.op == "insert" else []
     try:

@@ -36,22 +36,9 @@ from ultralytics.nn.modules import block as ublock
 from ultralytics.nn.modules.conv import Conv
 
 from attnsurgeon.catalog import REGISTRY
-from attnsurgeon.core.augment_graph import AUGMENT_MODULE, AUGMENT_WHERE, AUGMENTABLE_BLOCKS
+from attnsurgeon.core.augment_graph import AUGMENT_MODULE, AUGMENT_WHERE, AUGMENTABLE_BLOCKS, OUTPUT_CONV
 from attnsurgeon.errors import ModuleArgsError
 from attnsurgeon.ultralytics_bridge.wrappers import WRAPPERS
-
-# The block's last convolution, whose output is the block's output.
-OUTPUT_CONV: dict[str, str] = {
-    "C2f": "cv2",
-    "C3k2": "cv2",
-    "C2fCIB": "cv2",
-    "C2fPSA": "cv2",
-    "C2PSA": "cv2",
-    "A2C2f": "cv2",
-    "C3": "cv3",
-    "C3k": "cv3",
-    "C3x": "cv3",
-}
 
 # Residual units and the conv that ends their residual branch (the addition follows it).
 CONV_UNITS: dict[type, Callable[[nn.Module], nn.Module]] = {
