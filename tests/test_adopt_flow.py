@@ -37,7 +37,11 @@ def test_fork_block_rows_change_in_place_in_a_flow_file(tmp_path):
     diff = [d for d in difflib.ndiff(flow_in.splitlines(), flow.splitlines()) if d[:2] in ("- ", "+ ")]
     assert diff == [
         "-    [-1, 3, C2f_EMA, [128, True]],",
+        "-    [-1, 3, C2f_ECA, [128, False]],",
         "+    [-1, 3, Augment, [C2f, [128, True], EMA, [32], bottleneck]],",
+        "+    [-1, 3, Augment, [C2f, [128, False], ECA, [1, 2, 0], bottleneck]],",
         "-    [-1, 3, C3k2_CBAM, [256, False, 0.25]],",
+        "-    [-1, 3, C3_SE, [256]],",
         "+    [-1, 3, Augment, [C3k2, [256, False, 0.25], CBAM, [16, 7], bottleneck]],",
+        "+    [-1, 3, Augment, [C3, [256], SE, [16], bottleneck]],",
     ]
