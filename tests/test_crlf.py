@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from flow_fixtures import YOLOV5S, YOLOV9_C, to_flow
+from test_flowstyle import CASES, FIXTURES
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
@@ -19,17 +19,17 @@ from attnsurgeon.core import yamlio
 runner = CliRunner()
 GOLDEN = Path(__file__).parent / "golden"
 YOLO11 = (yamlio.packaged_models_dir() / "11" / "yolo11.yaml").read_text(encoding="utf-8")
-FLOW = {"yolov5s": YOLOV5S, "yolov9-c": YOLOV9_C, "yolo11n": to_flow(YOLO11)}
-# golden file (tests/golden/flow, written by test_flowstyle.py from the LF file) -> (fixture, commands in order)
+FLOW = {name: FIXTURES[name] for name in ("yolov5s", "yolov9-c", "yolo11n")}
+# test_flowstyle's cases (their golden files in tests/golden/flow) on those fixtures, one per edit kind
 FLOW_CASES = {
-    "yolov5s-insert-CBAM-8": ("yolov5s", [["insert", "-m", "CBAM", "--after", "8"]]),
-    "yolov5s-insert-replace": (
-        "yolov5s",
-        [["insert", "-m", "SE", "--after", "9"], ["replace", "--at", "10", "-m", "ECA"]],
-    ),
-    "yolov5s-augment-C3-8": ("yolov5s", [["augment", "--at", "8", "-m", "SE"]]),
-    "yolov9-c-insert-remove": ("yolov9-c", [["insert", "-m", "SE", "--after", "3"], ["remove", "--at", "4"]]),
-    "yolo11n-augment-EMA-6": ("yolo11n", [["augment", "--at", "6", "-m", "EMA"]]),
+    name: CASES[name]
+    for name in (
+        "yolov5s-insert-CBAM-8",
+        "yolov5s-insert-replace",
+        "yolov5s-augment-C3-8",
+        "yolov9-c-insert-remove",
+        "yolo11n-augment-EMA-6",
+    )
 }
 
 
