@@ -23,6 +23,14 @@ def scale_names(data: dict[str, Any]) -> list[str]:
     return [str(k) for k in scales] if isinstance(scales, dict) else []
 
 
+def builds_at(offered: list[str], named: str = "", asked: str | None = None) -> str:
+    """The scale a model is built at: ``asked`` where the file offers it, else the one its name carries (``named``),
+    else the first it offers, as ``parse_model`` falls back to; '' for a file with no scales."""
+    if asked and asked in offered:
+        return asked
+    return named if named in offered else (offered[0] if offered else "")
+
+
 def scale_row(data: dict[str, Any], scale: str) -> ScaleRow:
     """The row ``parse_model`` builds ``data`` with at ``scale``: that scale's, the first one where the YAML lacks it
     (or ``scale`` is ''), the legacy keys (default 1.0, no cap) where there is no ``scales`` mapping."""

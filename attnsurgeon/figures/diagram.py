@@ -18,6 +18,7 @@ from pathlib import Path
 from attnsurgeon.core import channels, positions, yamlio
 from attnsurgeon.core.augment_graph import augment_info
 from attnsurgeon.core.graph import INPUT, Graph
+from attnsurgeon.core.scales import builds_at
 from attnsurgeon.errors import UsageError
 from attnsurgeon.figures.layers import attention_rows, label, new_rows
 
@@ -131,8 +132,7 @@ def read_model(spec: str | Path) -> tuple[Graph, dict, str, Path, str]:
         ckpt = checkpoints.load_checkpoint(path)
         return ckpt.graph, ckpt.cfg, path.name, ckpt.path, str(ckpt.cfg.get("scale") or "")
     doc = yamlio.load(spec)
-    chosen = doc.scale if doc.scale in doc.scales else (doc.scales or [""])[0]
-    return doc.graph, doc.plain(), doc.stem, doc.path, chosen
+    return doc.graph, doc.plain(), doc.stem, doc.path, builds_at(doc.scales, doc.scale)
 
 
 def plot_model(

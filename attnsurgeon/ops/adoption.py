@@ -20,7 +20,7 @@ from attnsurgeon.core import flowedit, yamledit, yamlio, yolo_repos
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.names import close_names
-from attnsurgeon.core.scales import scale_names
+from attnsurgeon.core.scales import builds_at, scale_names
 from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError, UsageError
 from attnsurgeon.ops import diagnose, fork_blocks
 
@@ -43,9 +43,7 @@ def with_line_endings(text: str, newline: str, final_newline: bool) -> str:
 
 def build_scale(doc: yamlio.ModelDoc, scale: str | None = None) -> str:
     """The scale a command builds at: the one asked for, else the name's letter, else the first (Ultralytics' rule)."""
-    if scale and scale in doc.scales:
-        return scale
-    return doc.scale if doc.scale in doc.scales else (doc.scales[0] if doc.scales else "")
+    return builds_at(doc.scales, doc.scale, scale)
 
 
 def findings(doc: yamlio.ModelDoc, scale: str | None = None, compare: bool = True) -> list[diagnose.Finding]:
@@ -72,9 +70,7 @@ def refuse_blocking(doc: yamlio.ModelDoc, found: list[diagnose.Finding]) -> None
 def refuse_placed(graph: Graph, data: dict[str, Any], stem: str, rows: list[int], scale: str | None = None) -> None:
     """Refuse new rows (an insert, a replace) whose args cannot be what their module means where they land, at
     ``scale`` or the one the file name asks for (``data``: the model's YAML dict, for its scales and channels)."""
-    scales = scale_names(data)
-    named = scale or yamlio.guess_scale(stem)
-    scale = named if named in scales else (scales[0] if scales else "")
+    scale = builds_at(scale_names(data), yamlio.guess_scale(stem), scale)
     written, scaled = diagnose.channel_views(graph, data, scale)
     for i, problem in diagnose.arg_problems(graph, written, scaled):
         if i in rows:
