@@ -262,6 +262,12 @@ def mean_map(maps: np.ndarray) -> np.ndarray:
     return np.float32((mean - low) / (1e-7 + (mean - low).max(axis=(1, 2), keepdims=True)))
 
 
+def _constant_on(images: Sequence[str | Path], maps: list[np.ndarray]) -> str:
+    """The images (by name) on which any of ``maps`` (each N x H x W) is constant, for a warning; '' if none."""
+    flat = {Path(images[n]).name for m in maps for n, one in enumerate(m) if not one.max() > one.min()}
+    return ", ".join(sorted(flat))
+
+
 def cam(
     base: str | Path,
     variant: str | Path,
@@ -311,10 +317,9 @@ def cam(
         say(f"{method} on {loaded.name}, layers {wanted}")
         maps, boxes = heat_maps(loaded, wanted, batch, conf, method)
         per_pair = [mean_map(maps[:, [wanted.index(i) for i in pair[side]]]) for pair in pairs]
-        flat = sorted({Path(images[n]).name for m in per_pair for n, one in enumerate(m) if not one.max() > one.min()})
-        if flat:
+        if flat := _constant_on(images, per_pair):
             result.warnings.append(
-                f"{loaded.name}: the {method} map is constant on {', '.join(flat)} (the weighted activations are "
+                f"{loaded.name}: the {method} map is constant on {flat} (the weighted activations are "
                 "nowhere positive, common before the model has learned much); eigencam or layercam may show more"
             )
         shown.append((per_pair, boxes))
@@ -325,10 +330,9 @@ def cam(
         variant_layers = sorted({j for _, v in pairs for j in v})
         found = attention_maps(models[1], variant_layers, batch)
         own = [mean_map(found[:, [variant_layers.index(j) for j in v]]) for _, v in pairs]
-        flat = sorted({Path(images[n]).name for m in own for n, one in enumerate(m) if not one.max() > one.min()})
-        if flat:
+        if flat := _constant_on(images, own):
             result.warnings.append(
-                f"{models[1].name}: the attention map is constant on {', '.join(flat)} (the module attends uniformly "
+                f"{models[1].name}: the attention map is constant on {flat} (the module attends uniformly "
                 "there, as a model with random or barely trained weights does)"
             )
     rows = []
