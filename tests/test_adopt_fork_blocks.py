@@ -229,3 +229,12 @@ def test_an_unknown_where_is_a_usage_error(here):
         "error: --where 'inside': a fork block's attention goes in each bottleneck or at the output"
     ]
     assert not (here / "yolo-fork-n-adopted.yaml").exists()
+
+
+def test_a_catalog_attention_built_with_literal_args_keeps_them(here):
+    block = here / "fork" / "ultralytics" / "nn" / "modules" / "block.py"
+    block.write_text(block.read_text().replace("self.att = EMA(c2)", "self.att = EMA(c2, factor=8)"))
+    output, text = adopted(here, "--fork", "fork")
+    assert "  - [-1, 3, Augment, [C2f, [128, True], EMA, [8], bottleneck]]\n" in text
+    assert "EMA args [8] as the fork builds it (EMA(c2, factor=8))" in output
+    assert "  - [-1, 3, Augment, [C3, [256], SE, [16], output]]\n" in text  # SE(c2): the defaults

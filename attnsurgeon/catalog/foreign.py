@@ -22,6 +22,7 @@ from typing import Any
 
 from attnsurgeon.catalog.argcheck import Problem
 from attnsurgeon.catalog.spec import MISSING, ArgSpec, ModuleSpec
+from attnsurgeon.catalog.values import format_flow
 from attnsurgeon.core.names import close_names
 from attnsurgeon.errors import ModuleArgsError, PluginError
 
@@ -75,15 +76,7 @@ class ForeignSpec(ModuleSpec):
 
 def format_args(values: Sequence[Any]) -> str:
     """YAML args as a row writes them, a trailing mapping included: ``[8, {kernel_size: 7}]``."""
-
-    def one(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{k}: {one(x)}" for k, x in v.items()) + "}"
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(one(x) for x in v) + "]"
-        return f'"{v}"' if isinstance(v, str) else "None" if v is None else repr(v)
-
-    return one(list(values))
+    return format_flow(values)
 
 
 def is_foreign(spec: Any) -> bool:

@@ -11,9 +11,12 @@ def choices_text(choices: Sequence[Any] | None) -> str:
 
 
 def format_flow(values: Sequence[Any]) -> str:
-    """Render a list the way Ultralytics YAML files write args: ``[2, 1, True, "nearest"]``."""
+    """Render a list the way Ultralytics YAML files write args: ``[2, 1, True, "nearest"]``, a mapping (a plain
+    class's keyword args) as ``{kernel_size: 7}``."""
 
     def one(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {one(x)}" for k, x in v.items()) + "}"
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(one(x) for x in v) + "]"
         if isinstance(v, str):

@@ -50,7 +50,8 @@ def adopt(
         Path | None,
         typer.Option(
             "--fork",
-            help="The fork's Python source folder or file: read (never run) to place a fork block's attention.",
+            help="The fork's Python source folder or file: read (never run) to place a fork block's attention; a "
+            "fork's own attention class (C2f_Attention) is imported from the file defining it.",
         ),
     ] = None,
     as_json: JsonOpt = False,

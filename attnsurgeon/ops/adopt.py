@@ -36,7 +36,9 @@ def adopt(
     ``fix_stale`` also points each stale reference (a renumbering that missed an added row, found by comparing with
     the packaged model the file derives from) at the layer it meant. A fork block named after its attention
     (``C2f_EMA``) becomes an ``Augment`` row: ``where`` (bottleneck/output) places the attention, else ``fork`` (the
-    fork's source folder or file, read with ``ast``, never run) decides, else bottleneck is assumed.
+    fork's source folder or file, read with ``ast``, never run) decides, else bottleneck is assumed. With ``fork``,
+    a block named after a class the fork defines (``C2f_Attention``) uses that class as the module (``FILE.py:Class``,
+    imported from the file defining it), and the attention keeps the literal args the fork builds it with.
     ``plugin_files`` join the catalog first (as
     ``--plugin``): a fork's own module made a plugin is adopted like a catalog one, and the output lists the plugin
     files it needs under ``attnsurgeon_plugins``.

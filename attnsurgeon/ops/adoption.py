@@ -1,4 +1,5 @@
-"""Adopting a YAML written for a forked Ultralytics: the plan, and the check every command runs on load. No torch.
+"""Adopting a YAML written for a forked Ultralytics: the plan, and the check every command runs on load. No torch,
+but for a fork's own attention class (``C2f_Attention`` with ``--fork``), which is imported to be used as a module.
 
 Forks edit ``parse_model`` so attention rows carry a channel count (``[-1, 1, CBAM, [1024]]``) or list their
 hyper-parameters in the fork's own order (Ultralytics' ``CBAM(c1, kernel_size)``: ``[7]`` is a kernel size there).
@@ -9,19 +10,21 @@ channels), hyper-parameters in the catalog's order. Rows it cannot map are liste
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
+from attnsurgeon.catalog import foreign_plugins as fork_plugins
 from attnsurgeon.catalog.argcheck import format_flow
 from attnsurgeon.core import flowedit, yamledit, yamlio, yolo_repos
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.names import close_names
 from attnsurgeon.core.scales import builds_at, scale_names
-from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError, UsageError
+from attnsurgeon.errors import AttnSurgeonError, ModuleArgsError, NeedsAdoptionError, UsageError
 from attnsurgeon.ops import diagnose, fork_blocks
 
 PLUGIN_ROUTE = "make it a plugin module (`--plugin FILE.py`, or an `attnsurgeon.modules` entry point) so it builds"
@@ -151,7 +154,7 @@ class AdoptPlan:
     @property
     def attention_layers(self) -> list[int]:
         """Catalog layers whose output reaches the head (a dead one is a diagnosis, not a failed gradient check)."""
-        graph = self.doc.graph
+        graph = graph_of(self.new_cfg) if self.new_cfg else self.doc.graph  # adopted rows: an Augment row's module
         last = len(graph) - 1
         return [
             i for i, row in enumerate(graph.rows) if diagnose.catalog_row(row) is not None and graph.reaches(i, last)
@@ -258,12 +261,16 @@ def plan(
                 result.changes.append(_fork_block_change(doc, i, block, where, fork))
                 continue
             if row.module not in known and not own and not row.module.startswith(("nn.", "torchvision.")):
+                adopted = _fork_class_change(doc, i, where, fork)  # C2f_Attention: the fork's own attention class
+                if isinstance(adopted, Change):
+                    result.changes.append(adopted)
+                    continue
                 closest, embedded = _closest(row.module)
                 why = f"{row.module} is neither a catalog module nor an Ultralytics module; " + (
                     f"it looks like a block with {' or '.join(closest)} inside: use the plain block and insert "
                     f"{closest[0]} after it (attnsurgeon insert), or {PLUGIN_ROUTE}"
                     if embedded
-                    else PLUGIN_ROUTE
+                    else adopted or PLUGIN_ROUTE
                 )
                 result.unmapped.append(Unmapped(i, text, why, closest))
             continue
@@ -307,14 +314,26 @@ def plan(
 
 
 def _fork_block_change(
-    doc: yamlio.ModelDoc, i: int, block: fork_blocks.ForkBlock, where: str | None, fork: Path | None
+    doc: yamlio.ModelDoc,
+    i: int,
+    block: fork_blocks.ForkBlock,
+    where: str | None,
+    fork: Path | None,
+    spec: ModuleSpec | None = None,
+    defined: str = "",
 ) -> Change:
+    """The Augment row of a fork block: ``block.attention`` a catalog module, or the fork's own class ``spec``
+    (``defined``: where the fork defines it, for the report)."""
     row = doc.graph.rows[i]
-    spec = REGISTRY.get(block.attention)
+    spec = spec or REGISTRY.get(block.attention)
     if where is not None and where not in fork_blocks.AUGMENT_WHERE:
         raise UsageError(f"--where {where!r}: a fork block's attention goes in each bottleneck or at the output")
+    aliases = tuple(n for n in dict.fromkeys([*spec.aliases, getattr(spec, "foreign_name", "")]) if n)
+    values, said = spec.defaults(), f"default {spec.name} args"
+    if fork is not None:
+        values, said = _fork_call_args(row.module, Path(fork), spec, (block.attention, *aliases))
     if where is None and fork is not None:
-        where, how = fork_blocks.placement(row.module, block, Path(fork), tuple(spec.aliases))
+        where, how = fork_blocks.placement(row.module, block, Path(fork), aliases)
     elif where is None:
         where = fork_blocks.DEFAULT_WHERE
         how = (
@@ -323,11 +342,69 @@ def _fork_block_change(
         )
     else:
         how = f"--where {where} as asked"
-    new = [block.block, list(row.args), spec.name, spec.defaults(), where]
+    new = [block.block, list(row.args), spec.name, values, where]
     yamledit.set_row(doc.data, i, AUGMENT_MODULE, new)
     new_text = diagnose.row_text(replace(row, module=AUGMENT_MODULE, args=tuple(new)))
-    why = f"{row.module} is {block.block} with {spec.name} inside: {how}"
+    inside = f"the fork's own {block.attention} ({defined}, used as the module {spec.name})" if defined else spec.name
+    why = f"{row.module} is {block.block} with {inside} inside: {how}; {said}"
     return Change(i, diagnose.row_text(row), new_text, why)
+
+
+def _fork_call_args(module: str, fork: Path, spec: ModuleSpec, names: tuple[str, ...]) -> tuple[list[Any], str]:
+    """The attention's args as the fork's class builds it (``Attention(c2, 4)``: ``[4]``), and what the report says;
+    the module's defaults where the fork's call is not made of literals."""
+    from attnsurgeon.catalog import foreign  # the adapters' binding rules, only where a fork is read
+
+    call = fork_blocks.attention_call(module, fork, names)
+    if call is None:
+        return spec.defaults(), f"default {spec.name} args"
+    channel_names = {getattr(spec, "channel_arg", ""), *getattr(spec, "same_as_input", ())} - {""}
+    read = fork_blocks.call_values(call, channel_names or set(foreign.CHANNEL_NAMES + foreign.SAME_AS_INPUT))
+    if isinstance(read, str):
+        return spec.defaults(), f"default {spec.name} args ({read}: check them)"
+    positional, keywords = read
+    if not positional and not keywords:
+        return spec.defaults(), f"default {spec.name} args, as the fork builds it ({ast.unparse(call)})"
+    if fork_plugins.is_foreign(spec):
+        values: list[Any] = [*positional, *([dict(keywords)] if keywords else [])]
+        problem = foreign.binding_problem(spec, values)  # type: ignore[arg-type]
+    else:
+        mapped, why = _map_args(spec, positional, [])
+        unknown = sorted(set(keywords) - {a.name for a in spec.args})
+        problem = why if mapped is None else f"{spec.name} takes no {', '.join(unknown)}" if unknown else ""
+        values = [keywords.get(a.name, v) for a, v in zip(spec.args, mapped or [], strict=False)]
+    if problem:
+        return spec.defaults(), f"default {spec.name} args (the fork's {ast.unparse(call)}: {problem})"
+    return values, f"{spec.name} args {format_flow(values)} as the fork builds it ({ast.unparse(call)})"
+
+
+def _fork_class_change(doc: yamlio.ModelDoc, i: int, where: str | None, fork: Path | None) -> Change | str:
+    """``C2f_Attention`` where the fork's source (``--fork``) defines ``Attention``: an Augment row with that class as
+    a foreign module (``FILE.py:Attention``, imported to build it, recorded under ``attnsurgeon_plugins``); else what
+    to do, in words (no --fork, no such class, a file that does not import on its own)."""
+    module = doc.graph.rows[i].module
+    named = fork_blocks.named_block(module)
+    if named is None:
+        return ""
+    block, candidates = named
+    if fork is None:
+        return (
+            f"it looks like {block} with the fork's own {candidates[0]} inside: adopt --fork PATH (the fork's Python "
+            f"source) uses that class as the module, or {PLUGIN_ROUTE}"
+        )
+    found = fork_blocks.fork_class_name(module, Path(fork))
+    if found is None:
+        return f"it looks like {block} with {candidates[0]} inside, but --fork {fork} defines no class {candidates[0]}"
+    fork_block, file = found
+    source = f"{file}:{fork_block.attention}"
+    try:
+        spec = fork_plugins.add(source)[0]
+    except AttnSurgeonError as exc:
+        return (
+            f"it is {block} with the fork's own {fork_block.attention} inside, but {exc}; put the class in a file "
+            f"that imports on its own and run adopt with --plugin FILE.py:{fork_block.attention}"
+        )
+    return _fork_block_change(doc, i, fork_block, where, fork, spec, source)
 
 
 def graph_of(cfg: dict[str, Any]) -> Graph:

@@ -12,6 +12,10 @@ EMA(c2))``, a ``ModuleList`` of them) and which hold the block's bottlenecks (``
   the same where the bottleneck has no shortcut; the report says so);
 - anywhere else (the block's input, one chunk, after the addition) or nowhere: refused, naming where.
 
+The attention is a catalog module (``C2f_EMA``, :func:`split_name`) or a class the fork defines
+(``C2f_Attention``, :func:`fork_class_name`); :func:`attention_call` finds the call building it, whose literal args
+:func:`call_values` reads (``Attention(c2, 4)``: ``[4]``).
+
 No torch, no printing.
 """
 
@@ -21,11 +25,15 @@ import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from attnsurgeon.core.augment_graph import AUGMENT_WHERE, AUGMENTABLE_BLOCKS, OUTPUT_CONV
 from attnsurgeon.errors import ModuleArgsError, UsageError
 
-__all__ = ["AUGMENT_WHERE", "DEFAULT_WHERE", "ForkBlock", "find_class", "placement", "split_name"]
+__all__ = [
+    "AUGMENT_WHERE", "DEFAULT_WHERE", "ForkBlock", "attention_call", "call_values", "find_class", "fork_class_name",
+    "placement", "split_name",
+]  # fmt: skip
 DEFAULT_WHERE = "bottleneck"  # the most common published fork: Bottleneck_EMA inside C2f_EMA
 UNIT_LAST_CONV = "cv2"  # Ultralytics' Bottleneck: x + cv2(cv1(x)); the conv before the residual addition
 PLACEMENTS = "attnsurgeon's placements are output (after the last conv) and bottleneck (in each bottleneck's branch)"
@@ -42,14 +50,30 @@ class ForkBlock:
 def split_name(module: str, find: object) -> ForkBlock | None:
     """``C2f_EMA`` -> (C2f, EMA) when the first part is an augmentable block and a later part a catalog module
     (``find``: name -> spec or None, e.g. ``REGISTRY.find``)."""
+    named = named_block(module)
+    for part in named[1] if named is not None else ():
+        spec = find(part)  # type: ignore[operator]
+        if spec is not None:
+            return ForkBlock(named[0], spec.name)  # type: ignore[index]
+    return None
+
+
+def named_block(module: str) -> tuple[str, list[str]] | None:
+    """``C2f_MyAttn_v2`` -> (C2f, [MyAttn_v2, MyAttn, v2]): an augmentable block first, then what may name the
+    attention (the whole rest first, as a class name may hold an underscore); None where no block starts the name."""
     parts = [p for p in re.split(r"[_\-]", module) if p]
     if len(parts) < 2 or parts[0] not in AUGMENTABLE_BLOCKS:
         return None
-    for part in parts[1:]:
-        spec = find(part)  # type: ignore[operator]
-        if spec is not None:
-            return ForkBlock(parts[0], spec.name)
-    return None
+    rest = module[len(parts[0]) :].lstrip("_-")
+    return parts[0], list(dict.fromkeys([rest, *parts[1:]]))
+
+
+def fork_class_name(module: str, path: Path) -> tuple[ForkBlock, Path] | None:
+    """``C2f_Attention`` -> ((C2f, Attention), the file defining it) when the rest of the name is a class the fork's
+    source at ``path`` defines (its own attention: not a catalog module, which :func:`split_name` finds)."""
+    named = named_block(module)
+    found = find_class(path, named[1]) if named is not None else None
+    return (ForkBlock(named[0], found[0]), found[1]) if named is not None and found is not None else None
 
 
 def _sources(path: Path) -> list[Path]:
@@ -241,6 +265,47 @@ def _where(
                 return "unit", f"{name}.{attr} builds {inner}: {how}"
             refusal = (place, f"{name}.{attr} builds {inner}: {how}") if place else refusal
     return refusal
+
+
+def attention_call(module: str, path: Path, names: tuple[str, ...]) -> ast.Call | None:
+    """The call that builds the attention ``names`` in class ``module`` or a class it builds (``Attention(c2, 4)`` in
+    ``Bottleneck_Attention.__init__``), the first found; None where none does."""
+    classes = _classes(path)
+    todo, seen = [module], set()
+    while todo:
+        name = todo.pop(0)
+        if name in seen or name not in classes or len(seen) > MAX_DEPTH * 4:
+            continue
+        seen.add(name)
+        for value in _init_attrs(classes[name][0]).values():
+            for sub in ast.walk(value):
+                func = sub.func if isinstance(sub, ast.Call) else None
+                if getattr(func, "id", getattr(func, "attr", None)) in names:
+                    return sub  # type: ignore[return-value]
+            todo += sorted(_called(value) & set(classes))
+    return None
+
+
+def call_values(call: ast.Call, channel_names: set[str]) -> tuple[list[Any], dict[str, Any]] | str:
+    """The hyper-parameters a fork's call passes (the positional ones after the channels, the keywords but the
+    channel ones) as literals; where one is not a literal (``reduction=r``), what it is."""
+    try:
+        positional = [ast.literal_eval(a) for a in call.args[1:]]
+        keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg and k.arg not in channel_names}
+    except ValueError:
+        odd = [a for a in [*call.args[1:], *(k.value for k in call.keywords)] if not _literal(a)]
+        return f"it passes {ast.unparse(odd[0]) if odd else ast.unparse(call)}, not a literal"
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return f"it passes {ast.unparse(call)}, unpacked"
+    return positional, keywords
+
+
+def _literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except ValueError:
+        return False
+    return True
 
 
 def placement(module: str, fork: ForkBlock, path: Path, aliases: tuple[str, ...] = ()) -> tuple[str, str]:
