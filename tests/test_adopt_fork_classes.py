@@ -189,3 +189,17 @@ def test_a_class_whose_file_does_not_import_on_its_own_is_one_line(here):
     )
     assert "Traceback" not in result.output
     assert not (here / "yolo-fork-n-adopted.yaml").exists()
+
+
+def test_a_class_with_no_channel_argument_says_how_adopt_names_one(here):
+    path = here / ATTENTION_FILE
+    path.write_text(path.read_text().replace("channels", "width"))  # Attention(width, reduction=8)
+    result = adopt("--no-verify", "--fork", "fork")
+    assert result.exit_code == 6, result.output
+    last = result.output.strip().splitlines()[-1]
+    source = f"{ATTENTION_FILE}:Attention"
+    assert f"plugin {source}: Attention(width, reduction) has no channel argument" in last
+    assert last.endswith(f"name it: adopt --plugin {source}?channel=NAME; nothing was written")
+    named = adopt("--no-verify", "--fork", "fork", "--plugin", f"{source}?channel=width")
+    assert named.exit_code == 0, named.output
+    assert "Augment, [C2f, [128, True], Attention, [4], bottleneck]]" in (here / "yolo-fork-n-adopted.yaml").read_text()

@@ -11,6 +11,8 @@ from types import ModuleType
 
 from attnsurgeon.errors import AttnSurgeonError, PluginError, first_line
 
+IMPORT_FAILED = "importing it failed"
+
 
 def import_file(path: Path, module_name: str, label: str) -> ModuleType:
     """The module of ``path`` (imported now, or the one imported before under ``module_name``)."""
@@ -30,5 +32,5 @@ def import_file(path: Path, module_name: str, label: str) -> ModuleType:
         del sys.modules[module_name]
         hint = f" (install it: pip install {exc.name})" if isinstance(exc, ModuleNotFoundError) and exc.name else ""
         why = first_line(exc, typed=not isinstance(exc, AttnSurgeonError))
-        raise PluginError(f"plugin {label}: importing it failed: {why}{hint}") from None
+        raise PluginError(f"plugin {label}: {IMPORT_FAILED}: {why}{hint}") from None
     return module

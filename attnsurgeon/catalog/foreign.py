@@ -37,6 +37,7 @@ SAME_AS_INPUT = (
     "c2", "out_channels", "out_channel", "out_planes", "outplanes", "out_chs", "out_ch", "out_dim", "dim_out",
     "oup", "ouc", "outc", "channels_out", "out_c",
 )  # fmt: skip
+NAME_IT = "name it with --channel-arg NAME"  # adopt, which has no --channel-arg, says how it names one instead
 NOT_MODULE = "is not a torch.nn.Module subclass; an attention module is a class whose forward(x) returns x's shape"
 
 
@@ -96,7 +97,7 @@ def channel_param(cls: type, given: str | None, label: str) -> str:
     if found is None:
         raise PluginError(
             f"{label}: {cls.__name__}{_listed(names)} has no channel argument (a parameter named like channel, "
-            "channels, in_channels, in_planes, dim, c1...); name it with --channel-arg NAME"
+            f"channels, in_channels, in_planes, dim, c1...); {NAME_IT}"
         )
     return found
 

@@ -400,9 +400,14 @@ def _fork_class_change(doc: yamlio.ModelDoc, i: int, where: str | None, fork: Pa
     try:
         spec = fork_plugins.add(source)[0]
     except AttnSurgeonError as exc:
-        return (
-            f"it is {block} with the fork's own {fork_block.attention} inside, but {exc}; put the class in a file "
-            f"that imports on its own and run adopt with --plugin FILE.py:{fork_block.attention}"
+        from attnsurgeon.catalog.file_import import IMPORT_FAILED
+        from attnsurgeon.catalog.foreign import NAME_IT
+
+        why = str(exc).replace(NAME_IT, f"name it: adopt --plugin {source}?channel=NAME")
+        name = fork_block.attention
+        fix = f"put the class in a file that imports on its own and run adopt with --plugin FILE.py:{name}"
+        return f"it is {block} with the fork's own {name} inside, but {why}" + (
+            f"; {fix}" if IMPORT_FAILED in why else ""
         )
     return _fork_block_change(doc, i, fork_block, where, fork, spec, source)
 
