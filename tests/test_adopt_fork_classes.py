@@ -203,3 +203,17 @@ def test_a_class_with_no_channel_argument_says_how_adopt_names_one(here):
     named = adopt("--no-verify", "--fork", "fork", "--plugin", f"{source}?channel=width")
     assert named.exit_code == 0, named.output
     assert "Augment, [C2f, [128, True], Attention, [4], bottleneck]]" in (here / "yolo-fork-n-adopted.yaml").read_text()
+
+
+def test_a_fork_class_that_changes_the_shape_is_refused_before_a_build(here):
+    path = here / ATTENTION_FILE
+    doubled = path.read_text().replace("return x * torch", "return torch.cat([x, x], 1) * torch")
+    path.write_text(doubled.replace("nn.Conv2d(hidden, channels, 1)", "nn.Conv2d(hidden, 2 * channels, 1)"))
+    result = adopt("--fork", "fork", "--imgsz", "128")
+    assert result.exit_code == 7, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: Attention ({here / ATTENTION_FILE}:Attention): output 1x128x20x20 for input 1x64x20x20: the module "
+        "changes the channel count; it cannot be inserted between layers"
+    )
+    assert "✓ build" not in result.output and "RuntimeError" not in result.output
+    assert not (here / "yolo-fork-n-adopted.yaml").exists()

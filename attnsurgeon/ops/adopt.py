@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon.catalog import foreign_plugins as fork_plugins
 from attnsurgeon.catalog import plugins
 from attnsurgeon.core import yamlio, yamltree
 from attnsurgeon.core.report import unified_diff
@@ -78,6 +79,12 @@ def adopt(
         yamlio.check_output(out, force, inputs=(doc.path,))
     if verify:
         from attnsurgeon.checks.verify import check_model_file
+
+        try:  # a plain class (a fork's own, FILE.py:Class): the contract's first failure in one line, before a build
+            for spec, values in adoption.foreign_rows(result):
+                fork_plugins.refuse(spec, values)
+        except AttnSurgeonError as exc:
+            raise _with_report(exc, report) from None
 
         report.checks, report.params = check_model_file(
             result.new_cfg, doc.stem, scales, imgsz, result.attention_layers

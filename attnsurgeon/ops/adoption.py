@@ -412,6 +412,13 @@ def _fork_class_change(doc: yamlio.ModelDoc, i: int, where: str | None, fork: Pa
     return _fork_block_change(doc, i, fork_block, where, fork, spec, source)
 
 
+def foreign_rows(result: AdoptPlan) -> list[tuple[ModuleSpec, list[Any]]]:
+    """The plain classes (``FILE.py:Class``) the adopted rows build, with their args, once each."""
+    rows = [diagnose.catalog_row(row) for row in graph_of(result.new_cfg).rows] if result.new_cfg else []
+    found = [(spec, values) for spec, values in filter(None, rows) if fork_plugins.is_foreign(spec)]
+    return list({(spec.name, repr(values)): (spec, values) for spec, values in found}.values())
+
+
 def graph_of(cfg: dict[str, Any]) -> Graph:
     return Graph.from_sections(cfg["backbone"], cfg["head"])
 
