@@ -1,0 +1,159 @@
+"""The rows ``adopt`` rewrites from a fork's conventions: attention rows with channel counts (:func:`map_args`) and
+fork blocks named after their attention (:func:`fork_block_change`; the fork's own class, :func:`fork_class_change`).
+No torch, but for a fork's own attention class, which is imported to be used as a module."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from attnsurgeon.catalog import REGISTRY, ModuleSpec
+from attnsurgeon.catalog import foreign_plugins as fork_plugins
+from attnsurgeon.catalog.argcheck import format_flow
+from attnsurgeon.core import yamledit, yamlio
+from attnsurgeon.core.augment_graph import AUGMENT_MODULE
+from attnsurgeon.errors import AttnSurgeonError, UsageError
+from attnsurgeon.ops import diagnose, fork_blocks
+
+PLUGIN_ROUTE = "make it a plugin module (`--plugin FILE.py`, or an `attnsurgeon.modules` entry point) so it builds"
+MAX_CHANNEL_ARGS = 2  # forks write (c1) or (c1, c2) before the hyper-parameters (CoordAtt, GAM_Attention)
+
+
+@dataclass
+class Change:
+    layer: int
+    old: str
+    new: str
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "old": self.old, "new": self.new, "why": self.why}
+
+
+def map_args(spec: ModuleSpec, values: list[Any], channels: list[int]) -> tuple[list[Any] | None, str]:
+    """The catalog args a fork row means, and why; (None, reason) when they cannot be read."""
+    rest = list(values)
+    dropped = []
+    while rest and len(dropped) < MAX_CHANNEL_ARGS and rest[0] in channels and not isinstance(rest[0], bool):
+        dropped.append(rest.pop(0))
+    order = list(spec.fork_args) or [a.name for a in spec.args]
+    if len(rest) > len(order):  # more values than the forks' usual order holds: the catalog's own (cbam_block's)
+        order = [a.name for a in spec.args]
+    convention = f"{spec.name}(c1, {', '.join(order)})" if order else f"{spec.name}(c1)"
+    if len(rest) > len(order):
+        what = (
+            f"after the channel count{'s' * (len(dropped) > 1)} {dropped}" if dropped else "and none is a channel count"
+        )
+        return None, f"{len(rest)} argument(s) {what}, but the forks' {convention} takes at most {len(order)}"
+    chosen = dict(zip(order, rest, strict=False))
+    new = [chosen.get(a.name, a.default) for a in spec.args]
+    why = []
+    if dropped:
+        why.append(f"channel count {format_flow(dropped)} dropped (attnsurgeon infers input channels)")
+    if chosen:
+        why.append(f"{', '.join(f'{k}={v!r}' for k, v in chosen.items())} kept as in the forks' {convention}")
+    defaults = [a.name for a in spec.args if a.name not in chosen]
+    if defaults:
+        why.append(f"default {', '.join(defaults)}")
+    return new, "; ".join(why)
+
+
+def fork_block_change(
+    doc: yamlio.ModelDoc,
+    i: int,
+    block: fork_blocks.ForkBlock,
+    where: str | None,
+    fork: Path | None,
+    spec: ModuleSpec | None = None,
+    defined: str = "",
+) -> Change:
+    """The Augment row of a fork block: ``block.attention`` a catalog module, or the fork's own class ``spec``
+    (``defined``: where the fork defines it, for the report)."""
+    row = doc.graph.rows[i]
+    spec = spec or REGISTRY.get(block.attention)
+    if where is not None and where not in fork_blocks.AUGMENT_WHERE:
+        raise UsageError(f"--where {where!r}: a fork block's attention goes in each bottleneck or at the output")
+    aliases = tuple(n for n in dict.fromkeys([*spec.aliases, getattr(spec, "foreign_name", "")]) if n)
+    values, said = spec.defaults(), f"default {spec.name} args"
+    if fork is not None:
+        values, said = fork_call_args(row.module, Path(fork), spec, (block.attention, *aliases))
+    if where is None and fork is not None:
+        where, how = fork_blocks.placement(row.module, block, Path(fork), aliases)
+    elif where is None:
+        where = fork_blocks.DEFAULT_WHERE
+        how = (
+            f"assumed --where {where} ({block.attention} in each bottleneck, as most forks do); if the fork applies it "
+            f"after the block's last conv, run adopt --where output, or adopt --fork PATH to read it from the fork"
+        )
+    else:
+        how = f"--where {where} as asked"
+    new = [block.block, list(row.args), spec.name, values, where]
+    yamledit.set_row(doc.data, i, AUGMENT_MODULE, new)
+    new_text = diagnose.row_text(replace(row, module=AUGMENT_MODULE, args=tuple(new)))
+    inside = f"the fork's own {block.attention} ({defined}, used as the module {spec.name})" if defined else spec.name
+    why = f"{row.module} is {block.block} with {inside} inside: {how}; {said}"
+    return Change(i, diagnose.row_text(row), new_text, why)
+
+
+def fork_call_args(module: str, fork: Path, spec: ModuleSpec, names: tuple[str, ...]) -> tuple[list[Any], str]:
+    """The attention's args as the fork's class builds it (``Attention(c2, 4)``: ``[4]``), and what the report says;
+    the module's defaults where the fork's call is not made of literals."""
+    from attnsurgeon.catalog import foreign  # the adapters' binding rules, only where a fork is read
+
+    call = fork_blocks.attention_call(module, fork, names)
+    if call is None:
+        return spec.defaults(), f"default {spec.name} args"
+    channel_names = {getattr(spec, "channel_arg", ""), *getattr(spec, "same_as_input", ())} - {""}
+    read = fork_blocks.call_values(call, channel_names or set(foreign.CHANNEL_NAMES + foreign.SAME_AS_INPUT))
+    if isinstance(read, str):
+        return spec.defaults(), f"default {spec.name} args ({read}: check them)"
+    positional, keywords = read
+    if not positional and not keywords:
+        return spec.defaults(), f"default {spec.name} args, as the fork builds it ({ast.unparse(call)})"
+    if fork_plugins.is_foreign(spec):
+        values: list[Any] = [*positional, *([dict(keywords)] if keywords else [])]
+        problem = foreign.binding_problem(spec, values)  # type: ignore[arg-type]
+    else:
+        mapped, why = map_args(spec, positional, [])
+        unknown = sorted(set(keywords) - {a.name for a in spec.args})
+        problem = why if mapped is None else f"{spec.name} takes no {', '.join(unknown)}" if unknown else ""
+        values = [keywords.get(a.name, v) for a, v in zip(spec.args, mapped or [], strict=False)]
+    if problem:
+        return spec.defaults(), f"default {spec.name} args (the fork's {ast.unparse(call)}: {problem})"
+    return values, f"{spec.name} args {format_flow(values)} as the fork builds it ({ast.unparse(call)})"
+
+
+def fork_class_change(doc: yamlio.ModelDoc, i: int, where: str | None, fork: Path | None) -> Change | str:
+    """``C2f_Attention`` where the fork's source (``--fork``) defines ``Attention``: an Augment row with that class as
+    a foreign module (``FILE.py:Attention``, imported to build it, recorded under ``attnsurgeon_plugins``); else what
+    to do, in words (no --fork, no such class, a file that does not import on its own)."""
+    module = doc.graph.rows[i].module
+    named = fork_blocks.named_block(module)
+    if named is None:
+        return ""
+    block, candidates = named
+    if fork is None:
+        return (
+            f"it looks like {block} with the fork's own {candidates[0]} inside: adopt --fork PATH (the fork's Python "
+            f"source) uses that class as the module, or {PLUGIN_ROUTE}"
+        )
+    found = fork_blocks.fork_class_name(module, Path(fork))
+    if found is None:
+        return f"it looks like {block} with {candidates[0]} inside, but --fork {fork} defines no class {candidates[0]}"
+    fork_block, file = found
+    source = f"{file}:{fork_block.attention}"
+    try:
+        spec = fork_plugins.add(source)[0]
+    except AttnSurgeonError as exc:
+        from attnsurgeon.catalog.file_import import IMPORT_FAILED
+        from attnsurgeon.catalog.foreign import NAME_IT
+
+        why = str(exc).replace(NAME_IT, f"name it: adopt --plugin {source}?channel=NAME")
+        name = fork_block.attention
+        fix = f"put the class in a file that imports on its own and run adopt with --plugin FILE.py:{name}"
+        return f"it is {block} with the fork's own {name} inside, but {why}" + (
+            f"; {fix}" if IMPORT_FAILED in why else ""
+        )
+    return fork_block_change(doc, i, fork_block, where, fork, spec, source)
