@@ -209,6 +209,7 @@ def plan(
     graph = doc.graph
     written, scaled = diagnose.channel_views(graph, doc.plain(), result.scale)
     problems = {i for i, _ in diagnose.arg_problems(graph, written, scaled)}
+    source = fork_blocks.ForkSource(Path(fork)) if fork is not None else None  # read once, by the first fork row
     for i, row in enumerate(graph.rows):
         text = diagnose.row_text(row)
         found = diagnose.catalog_row(row)
@@ -216,12 +217,11 @@ def plan(
             own = row.module in (diagnose.IDENTITY_INIT, AUGMENT_MODULE)  # attnsurgeon's own layers
             block = fork_blocks.split_name(row.module, REGISTRY.find) if row.module not in known else None
             if block is not None:  # C2f_EMA: the block with the attention inside, as an Augment row
-                result.changes.append(fork_rows.fork_block_change(doc, i, block, where, fork))
+                result.changes.append(fork_rows.fork_block_change(doc, i, block, where, source))
                 continue
             if row.module not in known and not own and not row.module.startswith(("nn.", "torchvision.")):
-                adopted = fork_rows.fork_class_change(
-                    doc, i, where, fork
-                )  # C2f_Attention: the fork's own attention class
+                # C2f_Attention: the fork's own attention class
+                adopted = fork_rows.fork_class_change(doc, i, where, source)
                 if isinstance(adopted, Change):
                     result.changes.append(adopted)
                     continue

@@ -22,6 +22,7 @@ No torch, no printing.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,8 @@ from attnsurgeon.core.augment_graph import AUGMENT_WHERE, AUGMENTABLE_BLOCKS, OU
 from attnsurgeon.errors import ModuleArgsError, UsageError
 
 __all__ = [
-    "AUGMENT_WHERE", "DEFAULT_WHERE", "ForkBlock", "attention_call", "call_values", "find_class", "fork_class_name",
-    "placement", "split_name",
+    "AUGMENT_WHERE", "DEFAULT_WHERE", "ForkBlock", "ForkSource", "attention_call", "call_values", "find_class",
+    "fork_class_name", "placement", "split_name",
 ]  # fmt: skip
 DEFAULT_WHERE = "bottleneck"  # the most common published fork: Bottleneck_EMA inside C2f_EMA
 UNIT_LAST_CONV = "cv2"  # Ultralytics' Bottleneck: x + cv2(cv1(x)); the conv before the residual addition
@@ -68,11 +69,11 @@ def named_block(module: str) -> tuple[str, list[str]] | None:
     return parts[0], list(dict.fromkeys([rest, *parts[1:]]))
 
 
-def fork_class_name(module: str, path: Path) -> tuple[ForkBlock, Path] | None:
+def fork_class_name(module: str, source: ForkSource) -> tuple[ForkBlock, Path] | None:
     """``C2f_Attention`` -> ((C2f, Attention), the file defining it) when the rest of the name is a class the fork's
-    source at ``path`` defines (its own attention: not a catalog module, which :func:`split_name` finds)."""
+    ``source`` defines (its own attention: not a catalog module, which :func:`split_name` finds)."""
     named = named_block(module)
-    found = find_class(path, named[1]) if named is not None else None
+    found = find_class(source, named[1]) if named is not None else None
     return (ForkBlock(named[0], found[0]), found[1]) if named is not None and found is not None else None
 
 
@@ -97,9 +98,21 @@ def _classes(path: Path) -> dict[str, tuple[ast.ClassDef, Path]]:
     return out
 
 
-def find_class(path: Path, names: list[str]) -> tuple[str, Path] | None:
-    """The first of ``names`` that a class of the fork's source at ``path`` is called, and the file defining it."""
-    classes = _classes(path)
+@dataclass
+class ForkSource:
+    """The fork's Python source (``--fork PATH``: a folder or a file), its classes read with ``ast`` on first use and
+    once: a whole fork's tree takes seconds to parse, and every fork row of a file asks it several questions."""
+
+    path: Path
+
+    @functools.cached_property
+    def classes(self) -> dict[str, tuple[ast.ClassDef, Path]]:
+        return _classes(self.path)
+
+
+def find_class(source: ForkSource, names: list[str]) -> tuple[str, Path] | None:
+    """The first of ``names`` that a class of the fork's ``source`` is called, and the file defining it."""
+    classes = source.classes
     return next(((n, classes[n][1]) for n in names if n in classes), None)
 
 
@@ -267,10 +280,10 @@ def _where(
     return refusal
 
 
-def attention_call(module: str, path: Path, names: tuple[str, ...]) -> ast.Call | None:
+def attention_call(module: str, source: ForkSource, names: tuple[str, ...]) -> ast.Call | None:
     """The call that builds the attention ``names`` in class ``module`` or a class it builds (``Attention(c2, 4)`` in
     ``Bottleneck_Attention.__init__``), the first found; None where none does."""
-    classes = _classes(path)
+    classes = source.classes
     todo, seen = [module], set()
     while todo:
         name = todo.pop(0)
@@ -308,10 +321,10 @@ def _literal(node: ast.expr) -> bool:
     return True
 
 
-def placement(module: str, fork: ForkBlock, path: Path, aliases: tuple[str, ...] = ()) -> tuple[str, str]:
-    """(where, how it was decided) for the fork class ``module`` in the source at ``path``; refused where the class
+def placement(module: str, fork: ForkBlock, source: ForkSource, aliases: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(where, how it was decided) for the fork class ``module`` in the fork's ``source``; refused where the class
     is missing or its forward applies the attention neither after the last conv nor in each bottleneck."""
-    classes = _classes(path)
+    path, classes = source.path, source.classes
     if module not in classes:
         raise ModuleArgsError(f"--fork {path}: no class {module} in its Python files; give the folder that defines it")
     file = classes[module][1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
@@ -65,7 +64,7 @@ def fork_block_change(
     i: int,
     block: fork_blocks.ForkBlock,
     where: str | None,
-    fork: Path | None,
+    fork: fork_blocks.ForkSource | None,
     spec: ModuleSpec | None = None,
     defined: str = "",
 ) -> Change:
@@ -78,9 +77,9 @@ def fork_block_change(
     aliases = tuple(n for n in dict.fromkeys([*spec.aliases, getattr(spec, "foreign_name", "")]) if n)
     values, said = spec.defaults(), f"default {spec.name} args"
     if fork is not None:
-        values, said = fork_call_args(row.module, Path(fork), spec, (block.attention, *aliases))
+        values, said = fork_call_args(row.module, fork, spec, (block.attention, *aliases))
     if where is None and fork is not None:
-        where, how = fork_blocks.placement(row.module, block, Path(fork), aliases)
+        where, how = fork_blocks.placement(row.module, block, fork, aliases)
     elif where is None:
         where = fork_blocks.DEFAULT_WHERE
         how = (
@@ -97,7 +96,9 @@ def fork_block_change(
     return Change(i, diagnose.row_text(row), new_text, why)
 
 
-def fork_call_args(module: str, fork: Path, spec: ModuleSpec, names: tuple[str, ...]) -> tuple[list[Any], str]:
+def fork_call_args(
+    module: str, fork: fork_blocks.ForkSource, spec: ModuleSpec, names: tuple[str, ...]
+) -> tuple[list[Any], str]:
     """The attention's args as the fork's class builds it (``Attention(c2, 4)``: ``[4]``), and what the report says;
     the module's defaults where the fork's call is not made of literals."""
     from attnsurgeon.catalog import foreign  # the adapters' binding rules, only where a fork is read
@@ -125,7 +126,9 @@ def fork_call_args(module: str, fork: Path, spec: ModuleSpec, names: tuple[str, 
     return values, f"{spec.name} args {format_flow(values)} as the fork builds it ({ast.unparse(call)})"
 
 
-def fork_class_change(doc: yamlio.ModelDoc, i: int, where: str | None, fork: Path | None) -> Change | str:
+def fork_class_change(
+    doc: yamlio.ModelDoc, i: int, where: str | None, fork: fork_blocks.ForkSource | None
+) -> Change | str:
     """``C2f_Attention`` where the fork's source (``--fork``) defines ``Attention``: an Augment row with that class as
     a foreign module (``FILE.py:Attention``, imported to build it, recorded under ``attnsurgeon_plugins``); else what
     to do, in words (no --fork, no such class, a file that does not import on its own)."""
@@ -139,9 +142,10 @@ def fork_class_change(doc: yamlio.ModelDoc, i: int, where: str | None, fork: Pat
             f"it looks like {block} with the fork's own {candidates[0]} inside: adopt --fork PATH (the fork's Python "
             f"source) uses that class as the module, or {PLUGIN_ROUTE}"
         )
-    found = fork_blocks.fork_class_name(module, Path(fork))
+    found = fork_blocks.fork_class_name(module, fork)
     if found is None:
-        return f"it looks like {block} with {candidates[0]} inside, but --fork {fork} defines no class {candidates[0]}"
+        name = candidates[0]
+        return f"it looks like {block} with {name} inside, but --fork {fork.path} defines no class {name}"
     fork_block, file = found
     source = f"{file}:{fork_block.attention}"
     try:
