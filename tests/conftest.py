@@ -68,8 +68,9 @@ def plugin():
 @pytest.fixture
 def clean_registry():
     """Plugins a test adds leave the catalog (and Ultralytics' namespace) as they found them."""
-    from attnsurgeon.catalog import REGISTRY, plugins, registry
+    from attnsurgeon.catalog import REGISTRY, plugins, registry, sources
 
+    pending = dict(sources._PENDING)
     saved = (
         dict(REGISTRY._plugins),
         dict(REGISTRY._importers),
@@ -87,6 +88,8 @@ def clean_registry():
     registry._RUNTIME.update(saved[4])
     REGISTRY.renamed.clear()
     REGISTRY.renamed.update(saved[5])
+    sources._PENDING.clear()
+    sources._PENDING.update(pending)
 
 
 PLUGIN_HEADER = '''"""A plugin written by a test."""

@@ -178,7 +178,9 @@ def test_a_fork_without_the_class_is_named(here):
 def test_a_class_whose_file_does_not_import_on_its_own_is_one_line(here):
     path = here / ATTENTION_FILE
     path.write_text("from ..modules.conv import Conv\n" + path.read_text())  # a relative import: needs the fork
-    result = adopt("--no-verify", "--fork", "fork")
+    read = adopt("--no-verify", "--fork", "fork", "--dry-run")  # read with ast: adopted, the file never imported
+    assert read.exit_code == 0, read.output
+    result = adopt("--fork", "fork", "--imgsz", "64")  # verifying imports it
     assert result.exit_code == 6, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("error: yolo-fork-n.yaml: layer 2 [-1, 3, C2f_Attention, [128, True]] cannot be adopted:")

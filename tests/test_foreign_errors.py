@@ -47,8 +47,9 @@ class Gate(nn.Module):
 def here(tmp_path, monkeypatch, clean_registry):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "gate.py").write_text(GATE)
-    (tmp_path / "missing_dep.py").write_text("import not_a_real_package_xyz\n")
-    (tmp_path / "raises.py").write_text("raise RuntimeError('this file needs a GPU')\n")
+    # the class is read from the syntax tree; the import fails when the model is built (insert verifies)
+    (tmp_path / "missing_dep.py").write_text("import not_a_real_package_xyz\n\n\nclass Gate:\n    pass\n")
+    (tmp_path / "raises.py").write_text("raise RuntimeError('this file needs a GPU')\n\n\nclass Gate:\n    pass\n")
     (tmp_path / "bad_syntax.py").write_text("class Gate(:\n")
     (tmp_path / "nothing.py").write_text("import torch\n\n\nclass Holder(torch.nn.Module):\n    pass\n")
     return tmp_path
@@ -71,7 +72,7 @@ CASES = [
     (
         ["-m", "gate.py:Nope"],
         7,
-        "plugin gate.py:Nope: defines no class Nope (its nn.Module classes: SpatialOnly, Gate)",
+        "plugin gate.py:Nope: defines no class Nope (its classes: Config, SpatialOnly, Gate)",
     ),
     (
         ["-m", "gate.py:helper"],
@@ -126,8 +127,8 @@ CASES = [
     (
         ["-m", "SE", "--plugin", "nothing.py"],
         7,
-        "plugin nothing.py: registers no module and offers no class that keeps a feature map's shape; its nn.Module "
-        "classes: Holder (no channel) (decorate a class with @register_module(...) from attnsurgeon.catalog, or name "
+        "plugin nothing.py: registers no module and offers no class with a channel argument; its classes: Holder "
+        "(no channel) (decorate a class with @register_module(...) from attnsurgeon.catalog, or name "
         "one: FILE.py:ClassName)",
     ),
     (

@@ -169,8 +169,7 @@ def write_all(folder: Path) -> list[Path]:
     paths = []
     for file in INSERTED:
         _, cls, args, _ = MODULES[file]
-        out = folder / "fresh" / f"yolo11n-{file[:-3]}.yaml"
-        out.parent.mkdir(exist_ok=True)
+        out = folder / f"yolo11n-{file[:-3]}.yaml"  # beside the class files: a YAML names code only in its folder
         argv = ["insert", "yolo11n.yaml", "-m", f"{file}:{cls}", "--after", "8", "--no-verify", "-o", out]
         result = cli(*argv, *(["--args", args] if args else []), "--force")
         assert result.exit_code == 0, result.output

@@ -95,7 +95,7 @@ def test_a_yaml_whose_class_file_is_missing_names_it(here):
     assert result.exit_code == 7
     assert result.output == (
         "error: this model needs the class PoolGate of pool_gate.py (listed under attnsurgeon_plugins as "
-        f"pool_gate.py:PoolGate), which is not at {moved / 'pool_gate.py'}; put the file there or next to the YAML\n"
+        f"pool_gate.py:PoolGate), which is not at {moved / 'pool_gate.py'}; put the file there\n"
     )
     (moved / "pool_gate.py").write_text(GATE)  # next to the YAML: found
     result = cli("show", moved / "g.yaml", "--no-build")

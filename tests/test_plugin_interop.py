@@ -18,13 +18,13 @@ from test_interop import BIN, last_json, make_dataset, ok, python, run, train_ov
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
-    """plugins/gate.py, models/yolo11n-gate.yaml written by ``attnsurgeon insert --plugin``, and gate.pt."""
+    """models/plugins/gate.py, models/yolo11n-gate.yaml written by ``attnsurgeon insert --plugin``, and gate.pt (a
+    YAML names plugin files only inside its own folder)."""
     tmp = tmp_path_factory.mktemp("plugin-interop")
-    (tmp / "plugins").mkdir()
-    (tmp / "models").mkdir()
-    (tmp / "plugins" / "gate.py").write_text(gate_plugin())
+    (tmp / "models" / "plugins").mkdir(parents=True)
+    (tmp / "models" / "plugins" / "gate.py").write_text(gate_plugin())
     args = ["insert", "yolo11n.yaml", "-m", "TestGate", "-a", "8", "-o", "models/yolo11n-gate.yaml", "--no-verify"]
-    ok(run([str(BIN / "attnsurgeon"), *args, "--plugin", "plugins/gate.py"], tmp))
+    ok(run([str(BIN / "attnsurgeon"), *args, "--plugin", "models/plugins/gate.py"], tmp))
     built = last_json(
         ok(
             python(
@@ -46,7 +46,7 @@ def work(tmp_path_factory) -> Path:
 
 def test_the_yaml_names_its_plugin_relative_to_itself(work):
     text = (work / "models" / "yolo11n-gate.yaml").read_text()
-    assert "attnsurgeon_plugins: [../plugins/gate.py]" in text
+    assert "attnsurgeon_plugins: [plugins/gate.py]" in text
 
 
 @pytest.mark.parametrize("safe_load", ["0", "1"])
@@ -64,13 +64,12 @@ def test_checkpoint_loads_in_a_fresh_process_elsewhere(work, tmp_path, safe_load
 
 
 def test_a_missing_plugin_is_an_error_naming_module_and_plugin(work, tmp_path):
-    shutil.copy(work / "models" / "yolo11n-gate.yaml", tmp_path / "yolo11n-gate.yaml")  # without ../plugins/gate.py
+    shutil.copy(work / "models" / "yolo11n-gate.yaml", tmp_path / "yolo11n-gate.yaml")  # without plugins/gate.py
     result = python("from ultralytics import YOLO; YOLO('yolo11n-gate.yaml')", tmp_path)
     assert result.returncode != 0 and "KeyError" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "attnsurgeon.errors.PluginError: this model needs TestGate from the plugin gate.py (listed under "
-        f"attnsurgeon_plugins), which is not at {tmp_path.parent / 'plugins' / 'gate.py'}; put the file there or "
-        "next to the YAML"
+        f"attnsurgeon_plugins), which is not at {tmp_path / 'plugins' / 'gate.py'}; put the file there"
     )
     # without the key, the error says how to record it
     text = (tmp_path / "yolo11n-gate.yaml").read_text().replace("attnsurgeon_plugins:", "unused_key:")
@@ -85,21 +84,22 @@ def test_a_missing_plugin_is_an_error_naming_module_and_plugin(work, tmp_path):
 
 def test_a_checkpoint_whose_plugin_moved(work, tmp_path):
     moved = tmp_path / "moved"
-    shutil.copytree(work / "plugins", moved)
+    plugins = work / "models" / "plugins"
+    shutil.copytree(plugins, moved)
     shutil.copy(work / "gate.pt", tmp_path / "gate.pt")
-    (work / "plugins" / "gate.py").rename(work / "plugins" / "gate.py.away")
+    (plugins / "gate.py").rename(plugins / "gate.py.away")
     try:
         result = python("from ultralytics import YOLO; YOLO('gate.pt')", tmp_path)
         assert result.returncode != 0
         assert result.stderr.strip().splitlines()[-1] == (
             f"attnsurgeon.errors.PluginError: module TestGate needs the plugin gate.py, which is neither at "
-            f"{work / 'plugins' / 'gate.py'} nor in the current directory; put gate.py in one of those places"
+            f"{plugins / 'gate.py'} nor in the current directory; put gate.py in one of those places"
         )
         shutil.copy(moved / "gate.py", tmp_path / "gate.py")  # in the current directory: found
         code = "from ultralytics import YOLO; print(type(YOLO('gate.pt').model.model[9]).__name__)"
         assert ok(python(code, tmp_path)).strip().splitlines()[-1] == "TestGate"
     finally:
-        (work / "plugins" / "gate.py.away").rename(work / "plugins" / "gate.py")
+        (plugins / "gate.py.away").rename(plugins / "gate.py")
 
 
 @pytest.mark.slow

@@ -12,6 +12,12 @@ from types import ModuleType
 from attnsurgeon.errors import AttnSurgeonError, PluginError, first_line
 
 IMPORT_FAILED = "importing it failed"
+_IMPORTED: list[Path] = []  # every file this process ran, in order: a report names them (``imported``)
+
+
+def imported() -> list[Path]:
+    """The plugin and class files this process has imported so far (their code ran), once each, in order."""
+    return list(_IMPORTED)
 
 
 def import_file(path: Path, module_name: str, label: str) -> ModuleType:
@@ -23,6 +29,8 @@ def import_file(path: Path, module_name: str, label: str) -> ModuleType:
         raise PluginError(f"plugin {label}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # its classes pickle by this name
+    if path.resolve() not in _IMPORTED:
+        _IMPORTED.append(path.resolve())  # named even when it fails: its code ran
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:

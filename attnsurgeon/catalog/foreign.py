@@ -15,6 +15,7 @@ Torch is imported only by :func:`make_adapter` and the probes of :mod:`attnsurge
 
 from __future__ import annotations
 
+import ast
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,11 +52,20 @@ class ForeignSpec(ModuleSpec):
     same_as_input: tuple[str, ...] = ()
     keyword_only: tuple[str, ...] = ()
     foreign_name: str = ""  # the class's own name (the adapter's may carry a prefix)
+    # Read from the file's syntax tree, not imported yet (a command that builds no model runs no code of the file);
+    # ``channel_arg`` is "" when the constructor could not be read there (an inherited ``__init__``).
+    pending: bool = False
+
+    @property
+    def signature_known(self) -> bool:
+        return bool(self.channel_arg)
 
     def defaults(self) -> list[Any]:
         return []  # the class's own defaults apply; they need not be YAML literals (act_layer=nn.ReLU)
 
     def signature(self) -> str:
+        if not self.signature_known:
+            return f"{self.name}(...) (its constructor is read when the model is built)"
         given = [f"{self.channel_arg}=<input channels>", *(f"{n}=<input channels>" for n in self.same_as_input)]
         plain = [a.render() for a in self.args if a.name not in self.keyword_only]
         kw_only = [a.render() for a in self.args if a.name in self.keyword_only]
@@ -65,13 +75,13 @@ class ForeignSpec(ModuleSpec):
         return f"- [-1, 1, {self.name}, {format_args(list(args or []))}]"
 
     def check_args(self, values: Sequence[Any]) -> list[Any]:
-        problem = binding_problem(self, values)
+        problem = binding_problem(self, values) if self.signature_known else ""
         if problem:
             raise ModuleArgsError(f"{self.name} {format_args(values)}: {problem}; signature: {self.signature()}")
         return list(values)
 
     def problems_at(self, values: Sequence[Any], c1: int | None, channels: Sequence[int] = ()) -> list[Problem]:
-        problem = binding_problem(self, values)
+        problem = binding_problem(self, values) if self.signature_known else ""
         return [Problem(problem)] if problem else []
 
 
@@ -87,16 +97,20 @@ def is_foreign(spec: Any) -> bool:
 def channel_param(cls: type, given: str | None, label: str) -> str:
     """The constructor parameter that takes the input channels: ``given`` (``--channel-arg``), else the first one
     named like a channel count."""
-    params = _params(cls, label)
+    return choose_channel(_params(cls, label), cls.__name__, given, label)
+
+
+def choose_channel(params: Sequence[inspect.Parameter], class_name: str, given: str | None, label: str) -> str:
+    """:func:`channel_param` over a constructor's parameters (read by ``inspect`` or from the syntax tree)."""
     names = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if given:
         if given not in names:
-            raise PluginError(f"{label}: --channel-arg {given!r} is not a parameter of {cls.__name__}{_listed(names)}")
+            raise PluginError(f"{label}: --channel-arg {given!r} is not a parameter of {class_name}{_listed(names)}")
         return given
     found = next((n for n in names if n in CHANNEL_NAMES), None)
     if found is None:
         raise PluginError(
-            f"{label}: {cls.__name__}{_listed(names)} has no channel argument (a parameter named like channel, "
+            f"{label}: {class_name}{_listed(names)} has no channel argument (a parameter named like channel, "
             f"channels, in_channels, in_planes, dim, c1...); {NAME_IT}"
         )
     return found
@@ -115,9 +129,33 @@ def _params(cls: type, label: str) -> list[inspect.Parameter]:
 
 def spec_of(cls: type, *, name: str, origin: str, label: str, channel_arg: str | None = None) -> ForeignSpec:
     """The catalog entry of a plain ``nn.Module`` class (its constructor read with ``inspect``)."""
-    channel = channel_param(cls, channel_arg, label)
+    doc = cls.__doc__ if isinstance(cls.__dict__.get("__doc__"), str) else ""  # its own, not nn.Module's
+    doc = inspect.cleandoc(doc) if doc else ""
+    try:
+        source = inspect.getsourcefile(cls) or cls.__module__
+    except TypeError:
+        source = cls.__module__
+    summary = doc.strip().splitlines()[0] if doc.strip() else f"{cls.__name__} from {origin}"
+    params = _params(cls, label)
+    return spec_from_params(params, cls.__name__, name, origin, label, channel_arg, summary, source)
+
+
+def spec_from_params(
+    params: Sequence[inspect.Parameter] | None,
+    class_name: str,
+    name: str,
+    origin: str,
+    label: str,
+    channel_arg: str | None,
+    summary: str,
+    source: str,
+    pending: bool = False,
+) -> ForeignSpec:
+    """The entry of a class from its constructor's parameters; ``params`` None: not read yet (a pending entry whose
+    arguments are checked when the class is imported)."""
+    channel = choose_channel(params, class_name, channel_arg, label) if params is not None else ""
     args, same, kw_only = [], [], []
-    for p in _params(cls, label):
+    for p in params or ():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == channel:
             continue
         if p.name in SAME_AS_INPUT:
@@ -128,12 +166,6 @@ def spec_of(cls: type, *, name: str, origin: str, label: str, channel_arg: str |
         annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
         default = MISSING if p.default is inspect.Parameter.empty else p.default
         args.append(ArgSpec(p.name, default, "" if p.annotation is inspect.Parameter.empty else str(annotation)))
-    doc = cls.__doc__ if isinstance(cls.__dict__.get("__doc__"), str) else ""  # its own, not nn.Module's
-    doc = inspect.cleandoc(doc) if doc else ""
-    try:
-        source = inspect.getsourcefile(cls) or cls.__module__
-    except TypeError:
-        source = cls.__module__
     return ForeignSpec(
         name=name,
         category="foreign",
@@ -143,15 +175,66 @@ def spec_of(cls: type, *, name: str, origin: str, label: str, channel_arg: str |
         link="",
         reference=origin,
         import_path=f"{HOLDER_NAME}:{name}",
-        summary=doc.strip().splitlines()[0] if doc.strip() else f"{cls.__name__} from {origin}",
+        summary=summary,
         args=tuple(args),
         source=source,
         origin=origin,
         channel_arg=channel,
         same_as_input=tuple(same),
         keyword_only=tuple(kw_only),
-        foreign_name=cls.__name__,
+        foreign_name=class_name,
+        pending=pending,
     )
+
+
+class _Expression:
+    """A default the syntax tree holds as code (``act_layer=nn.ReLU``): shown as written, never evaluated."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def params_in_tree(node: ast.ClassDef) -> list[inspect.Parameter] | None:
+    """The constructor parameters of a class as its source writes them (no import); None when the class defines no
+    ``__init__`` of its own (inherited: only importing it tells)."""
+    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if init is None:  # nn.Module's own constructor takes nothing; another base's is read when imported
+        plain = node.bases and all(ast.unparse(b) in ("nn.Module", "torch.nn.Module", "Module") for b in node.bases)
+        return [] if plain else None
+    a = init.args
+
+    def value(expr: ast.expr | None) -> Any:
+        if expr is None:
+            return inspect.Parameter.empty
+        try:
+            return ast.literal_eval(expr)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return _Expression(ast.unparse(expr))
+
+    def annotation(expr: ast.expr | None) -> Any:
+        return inspect.Parameter.empty if expr is None else ast.unparse(expr)
+
+    plain = [*a.posonlyargs, *a.args]
+    defaults = [None] * (len(plain) - len(a.defaults)) + list(a.defaults)
+    out = []
+    for i, (arg, default) in enumerate(zip(plain, defaults, strict=True)):
+        kind = inspect.Parameter.POSITIONAL_ONLY if i < len(a.posonlyargs) else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        out.append(inspect.Parameter(arg.arg, kind, default=value(default), annotation=annotation(arg.annotation)))
+    out = out[1:]  # self
+    if a.vararg is not None:
+        out.append(inspect.Parameter(a.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        out.append(
+            inspect.Parameter(
+                arg.arg, inspect.Parameter.KEYWORD_ONLY, default=value(default), annotation=annotation(arg.annotation)
+            )
+        )
+    if a.kwarg is not None:
+        out.append(inspect.Parameter(a.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
+    return out
 
 
 HOLDER_NAME = "attnsurgeon_foreign"  # the module name of every adapter class (they are found through the registry)

@@ -9,7 +9,6 @@ built with it (:mod:`attnsurgeon.catalog.probe`).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,12 +48,14 @@ def _register(specs: list[Any], label: str, registry: Registry) -> list[ModuleSp
         plugins.check_names(fresh, label, registry)
         sources.install(fresh)
         registry.renamed.update({s.foreign_name.lower(): s.name for s in fresh if s.foreign_name != s.name})
-        registry.add_plugin(fresh, sources.holder, strict=True)
+        for spec in fresh:
+            registry.add_plugin([spec], sources.importer(spec), strict=True)
     return list(specs)
 
 
 def add(text: str, registry: Registry = REGISTRY) -> list[ModuleSpec]:
-    """One class from a source text (``FILE.py:Class``, ``timm:CbamModule``, ``?channel=NAME``)."""
+    """One class from a source text (``FILE.py:Class``, ``timm:CbamModule``, ``?channel=NAME``). A file's class is
+    read from its syntax tree and imported only when a model is built with it; a library's is imported now."""
     import attnsurgeon.catalog.sources as sources
 
     source = sources.parse(text)
@@ -65,59 +66,35 @@ def add(text: str, registry: Registry = REGISTRY) -> list[ModuleSpec]:
     if source.is_file and not Path(source.where).expanduser().is_file():
         what = "is a directory" if Path(source.where).is_dir() else "no such file"
         raise PluginError(f"plugin {text}: {source.where} {what}")
+    if source.is_file:
+        return _register([sources.pending(source, text, reserved_names())], text, registry)
     return _register([sources.adapt(source, text, reserved_names())], text, registry)
 
 
 def add_file_classes(
     path: Path, label: str, registry: Registry = REGISTRY, channel: str | None = None
 ) -> list[ModuleSpec]:
-    """Every ``nn.Module`` class a file defines that takes a channel argument and keeps a feature map's shape at 20x20
-    and 15x20 with its defaults (a file that registers nothing with ``@register_module``)."""
-    import attnsurgeon.catalog.probe as probe
+    """Every class a file defines that takes a channel argument (a file that registers nothing with
+    ``@register_module``), read from its syntax tree; when a model is built, a class that is no ``nn.Module`` is
+    dropped, and the module chosen is probed by the contract (:func:`refuse`)."""
+    import attnsurgeon.catalog.source_tree as source_tree
     import attnsurgeon.catalog.sources as sources
-    from attnsurgeon.catalog.foreign import channel_param
 
     found, refused = [], []
-    for name, cls in sources.file_classes(path.resolve(), label).items():
-        source = sources.Source(str(path.resolve()), name, channel, True)
+    resolved = path.expanduser().resolve()
+    for name in source_tree.classes(source_tree.read(resolved, f"plugin {label}")):
+        source = sources.Source(str(resolved), name, channel, True)
         try:
-            channel_param(cls, channel, label)
-            spec = sources.adapt(source, f"{path}:{name}", reserved_names())
+            found.append(sources.pending(source, f"{path}:{name}", reserved_names(), lenient=True))
         except PluginError as exc:
             refused.append(f"{name} ({str(exc).rpartition(': ')[2] if 'channel' not in str(exc) else 'no channel'})")
-            continue
-        why = probe.problem(lambda spec=spec: sources.adapter_class(spec)(probe.CHANNELS), full=False)
-        (refused.append(f"{name} ({why})") if why else found.append(spec))
     if not found:
-        which = f"; its nn.Module classes: {'; '.join(refused)}" if refused else " and defines no nn.Module class"
+        which = f"; its classes: {'; '.join(refused)}" if refused else " and defines no class"
         raise PluginError(
-            f"plugin {label}: registers no module and offers no class that keeps a feature map's shape{which} "
+            f"plugin {label}: registers no module and offers no class with a channel argument{which} "
             "(decorate a class with @register_module(...) from attnsurgeon.catalog, or name one: FILE.py:ClassName)"
         )
     return _register(found, label, registry)
-
-
-def add_recorded(items: Sequence[Any], base: Path) -> list[ModuleSpec]:
-    """The sources a YAML records (``attnsurgeon_plugins``), files resolved against its folder."""
-    import attnsurgeon.catalog.sources as sources
-
-    out: list[ModuleSpec] = []
-    for item in items:
-        text = sources.recorded_source(str(item), base)
-        if text is None:
-            continue
-        source = sources.parse(text)
-        if source is not None and source.is_file and not Path(source.where).is_file():
-            raise PluginError(
-                f"this model needs the class {source.cls} of {Path(source.where).name} (listed under "
-                f"{plugins.YAML_KEY} as {item}), which is not at {os.path.abspath(source.where)}; put the file there "
-                "or next to the YAML"
-            )
-        try:
-            out += add(text)
-        except PluginError as exc:
-            raise PluginError(f"this model needs {item} (listed under {plugins.YAML_KEY}): {exc}") from None
-    return out
 
 
 def recorded(specs: Sequence[Any], directory: Path) -> list[str]:
@@ -153,7 +130,10 @@ def refuse_renamed(name: str, registry: Registry = REGISTRY) -> None:
 
 def resolve(name: str) -> ModuleSpec | None:
     """``Registry.get`` of a name that is a source text (``--module timm:CbamModule``, ``--module f.py:C``)."""
-    return add(name)[0] if is_source(name) else None
+    if not is_source(name):
+        return None
+    plugins.given([name])  # typed on the command line (-m FILE.py:Class): the user's own word
+    return add(name)[0]
 
 
 plugins.FOREIGN.append(sys.modules[__name__])

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import attnsurgeon.catalog.source_tree as source_tree
 from attnsurgeon.catalog.file_import import import_file
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry, scan_file
 from attnsurgeon.core import diskcache
@@ -87,11 +88,7 @@ def add_file(path: str | Path, registry: Registry = REGISTRY) -> list[ModuleSpec
     resolved = given.resolve()
     if resolved in _FILES:
         return _FILES[resolved]
-    text = resolved.read_text(encoding="utf-8")
-    try:
-        tree = ast.parse(text, filename=label)
-    except SyntaxError as exc:
-        raise PluginError(f"plugin {label}: syntax error at line {exc.lineno}: {exc.msg}") from None
+    tree = source_tree.read(resolved, f"plugin {label}")
     module_name = module_name_for(resolved)
     try:
         specs = scan_file(resolved, module_name, tree)
@@ -108,6 +105,9 @@ def add_file(path: str | Path, registry: Registry = REGISTRY) -> list[ModuleSpec
 
 
 def add_files(paths: Iterable[str | Path], registry: Registry = REGISTRY) -> list[ModuleSpec]:
+    """Add the plugins the user names on purpose (``--plugin``; a YAML may then list them from any folder)."""
+    paths = list(paths)
+    given(paths)
     return [spec for path in paths for spec in add_file(path, registry)]
 
 
@@ -257,35 +257,16 @@ def _entry_point_specs(module_name: str) -> list[ModuleSpec]:
     return _runtime_specs(importlib.import_module(module_name))
 
 
-def recorded_paths(data: Any, base: Path) -> list[Path]:
-    """The plugin files a model YAML records under ``attnsurgeon_plugins``, resolved against its directory (then the
-    current directory)."""
-    listed = data.get(YAML_KEY) if isinstance(data, dict) else None
-    if not listed:
-        return []
-    if isinstance(listed, str):
-        listed = [listed]
-    out = []
-    for item in (i for i in listed if not (FOREIGN and FOREIGN[0].is_source(str(i)))):  # classes: add_recorded
-        candidate = Path(str(item)).expanduser()
-        tries = [candidate] if candidate.is_absolute() else [base / candidate, Path.cwd() / candidate]
-        out.append(next((p for p in tries if p.is_file()), tries[0]))
-    return out
+def given(paths: Iterable[str | Path]) -> None:
+    """Files the user named on purpose (``--plugin``, ``-m FILE.py:Class``): a YAML may then name them from anywhere."""
+    for path in paths:
+        where = str(path).partition("?channel=")[0]
+        at = where.rfind(".py")
+        if at > 0:
+            GIVEN.add(Path(os.path.abspath(Path(where[: at + 3]).expanduser())))
 
 
-def add_recorded(data: Any, base: Path, needed: Iterable[str] = ()) -> list[ModuleSpec]:
-    """Add the plugins a model YAML records; a missing one is an error naming the modules that need it."""
-    listed = data.get(YAML_KEY) if isinstance(data, dict) else None
-    specs = FOREIGN[0].add_recorded([listed] if isinstance(listed, str) else listed or [], base) if FOREIGN else []
-    for path in recorded_paths(data, base):
-        if not path.is_file():
-            wanted = ", ".join(sorted(set(needed))) or "its modules"
-            raise PluginError(
-                f"this model needs {wanted} from the plugin {path.name} (listed under {YAML_KEY}), which is not at "
-                f"{os.path.abspath(path)}; put the file there or next to the YAML"
-            )
-        specs += add_file(path)
-    return specs
+GIVEN: set[Path] = set()  # absolute paths of the files the user named on purpose in this process
 
 
 REGISTRY.discover = discover_entry_points
@@ -319,29 +300,6 @@ def row_modules(data: Any) -> list[Any]:
     return [r[2] for r in rows] + wrapped
 
 
-def add_needed(data: Any, base: Path) -> None:
-    """Add the plugins a model YAML records when some of its modules are not known yet (torch-free)."""
-    missing = unknown_modules(row_modules(data)) if isinstance(data, dict) else []
-    if missing:
-        add_recorded(data, base, needed=missing)
-
-
-def record(data: Any, directory: Path, flow: Any = list) -> None:
-    """List under ``attnsurgeon_plugins`` the plugin files the rows of a surgery's output need, relative to the
-    ``directory`` it is written to (``flow`` makes the list, e.g. a flow-style YAML sequence); a new key goes after
-    ``nc``, commented. Nothing when no row comes from a plugin file."""
-    used = [s for s in map(REGISTRY.find, row_modules(data)) if s is not None]
-    files = [f for f in map(plugin_file, used) if f is not None]
-    listed = recorded_for(files, directory) + (FOREIGN[0].recorded(used, directory) if FOREIGN else [])
-    if not listed:
-        return
-    if YAML_KEY in data or not hasattr(data, "insert"):
-        data[YAML_KEY] = flow(listed)
-        return
-    keys = list(data)
-    data.insert(keys.index("nc") + 1 if "nc" in keys else 0, YAML_KEY, flow(listed), comment=YAML_COMMENT)
-
-
 def shape_change(module: Any, x: Any) -> str:
     """What a module does to the shape of ``x`` ("" when it keeps it): an attention module must keep it."""
     import torch
@@ -368,19 +326,3 @@ def refuse_shape_change(spec: ModuleSpec | None, probe: bool = True, args: Itera
             f"plugin {spec.source}: {spec.name} {change}; an attention module must return a tensor shaped like its "
             "input ('attnsurgeon check-module' runs every check)"
         )
-
-
-def with_recorded(doc: Any) -> Any:
-    """A loaded model YAML (``yamlio.ModelDoc``), after adding the plugin files it lists for modules not known yet."""
-    add_needed(doc.data, doc.path.parent)
-    return doc
-
-
-def recorded_for(files: Iterable[Path], directory: Path) -> list[str]:
-    """The ``attnsurgeon_plugins`` entries for a YAML written to ``directory``: paths relative to it, once each."""
-    listed: list[str] = []
-    for path in files:
-        text = os.path.relpath(path.resolve(), directory.resolve())
-        if text not in listed:
-            listed.append(text)
-    return listed

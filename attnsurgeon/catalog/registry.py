@@ -186,6 +186,10 @@ class Registry:
             self._importers[spec.import_path.partition(":")[0]] = (importer, strict)
             self._plugins[spec.name] = spec
 
+    def drop(self, name: str) -> None:
+        """Forget a plugin entry (a class of a whole file that turned out not to be a module when imported)."""
+        self._plugins.pop(name, None)
+
     def plugin_spec(self, name: str) -> ModuleSpec | None:
         """The spec of a module that comes from a plugin file or entry point, else None."""
         spec = self.find(name)
@@ -261,6 +265,8 @@ class Registry:
             try:
                 cls = self.load_class(spec.name)
             except Exception as exc:
+                if self.find(spec.name) is None:  # dropped on import: one of a whole file's classes, no module
+                    continue
                 importer = self._importers.get(spec.import_path.partition(":")[0])
                 if importer is None or importer[1]:
                     raise

@@ -14,19 +14,21 @@ CBAM's) or an Ultralytics name, it is prefixed with where it comes from (``CbamC
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib
 import importlib.util
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import attnsurgeon.catalog.foreign as foreign
+import attnsurgeon.catalog.source_tree as source_tree
 from attnsurgeon.catalog.file_import import import_file
 from attnsurgeon.catalog.foreign import HOLDER_NAME, NOT_MODULE, ForeignSpec
 from attnsurgeon.catalog.registry import REGISTRY
@@ -37,6 +39,10 @@ LIBRARIES = {"timm": "timm.layers", "ultralytics": "ultralytics.nn.modules"}
 INSTALL = {"timm": "pip install 'attnsurgeon[timm]'"}
 HOLDER = ModuleType(HOLDER_NAME)  # the adapters, by name; Registry.load_class finds them here
 _MADE: dict[str, tuple[ForeignSpec, type]] = {}  # source text -> (spec, adapter)
+# Classes of files read from their syntax tree but not imported yet: origin -> (source, label, spec, lenient). A
+# command that builds no model never imports a file; building imports them all (``holder``). A lenient entry is one
+# of the classes of a whole file (``--plugin FILE.py``): one that turns out not to be a module is dropped, not an error.
+_PENDING: dict[str, tuple[Source, str, ForeignSpec, bool]] = {}
 _FILE_PREFIX = "attnsurgeon_foreign_"
 
 
@@ -88,8 +94,9 @@ def _camel(text: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part)
 
 
-def adapter_name(source: Source, cls: type, reserved: Iterable[str]) -> str:
-    name = source.cls or cls.__name__  # as the user wrote it (timm:ConvBnAct is timm's alias of ConvNormAct)
+def adapter_name(source: Source, cls: type | None, reserved: Iterable[str]) -> str:
+    # as the user wrote it (timm:ConvBnAct is timm's alias of ConvNormAct)
+    name = source.cls or (cls.__name__ if cls is not None else "")
     if source.library == "ultralytics":
         return f"Ultralytics{name}"
     taken = {n.lower() for n in reserved}
@@ -249,10 +256,68 @@ def adapt(source: Source, label: str, reserved: Iterable[str] = (), name: str | 
     return spec
 
 
+def pending(source: Source, label: str, reserved: Iterable[str] = (), lenient: bool = False) -> ForeignSpec:
+    """The spec of a file's class read from its syntax tree, without importing the file: its name, and its
+    constructor where the class defines one; the class is imported when a model is built (:func:`materialize`)."""
+    path = _find_file(source.where, label)
+    origin = source.text(str(path))
+    if origin in _MADE:
+        return _MADE[origin][0]
+    if origin in _PENDING:
+        return _PENDING[origin][2]
+    tree = source_tree.read(path, f"plugin {label}")
+    classes = source_tree.classes(tree)
+    node = classes.get(str(source.cls))
+    if node is None:
+        imported, star = source_tree.imported_names(tree)
+        if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == source.cls for n in tree.body):
+            raise PluginError(f"plugin {label}: {source.cls} (a function) {NOT_MODULE}")
+        if source.cls not in imported and not star:
+            own = ", ".join(classes) or "none"
+            raise PluginError(f"plugin {label}: defines no class {source.cls} (its classes: {own})")
+    doc = (ast.get_docstring(node) or "") if node is not None else ""
+    summary = doc.strip().splitlines()[0] if doc.strip() else f"{source.cls} from {origin}"
+    params = foreign.params_in_tree(node) if node is not None else None
+    name = adapter_name(source, None, reserved)
+    spec = foreign.spec_from_params(
+        params, str(source.cls), name, origin, f"plugin {label}", source.channel, summary, str(path), pending=True
+    )
+    # its own import path: Registry.load_class imports this class alone (materialize), not every pending one
+    digest = hashlib.sha256(origin.encode()).hexdigest()[:12]
+    spec = replace(spec, import_path=f"{HOLDER_NAME}_pending_{digest}:{name}")
+    _PENDING[origin] = (replace(source, where=str(path)), label, spec, lenient)  # imported from there, whatever cwd
+    return spec
+
+
+def materialize(origin: str) -> ModuleType:
+    """Import the class of ``origin``, read but not imported yet (a model is built with it); returns the module that
+    holds the adapters. One that fails leaves the catalog, so it is said once (a lenient one silently: one of a
+    whole file's classes that is no module is simply not offered)."""
+    if origin in _PENDING:
+        source, label, spec, lenient = _PENDING.pop(origin)
+        try:
+            real = adapt(source, label, name=spec.name)
+        except PluginError:
+            REGISTRY.drop(spec.name)
+            if lenient:
+                return HOLDER
+            raise
+        install([real])
+        REGISTRY.add_plugin([real], holder, strict=True)
+    return HOLDER
+
+
+def importer(spec: ForeignSpec) -> Callable[[], ModuleType]:
+    """What ``Registry.load_class`` calls to import a foreign class: the holder, after importing a pending one."""
+    return (lambda: materialize(spec.origin)) if spec.pending else holder
+
+
 def install(specs: Iterable[ForeignSpec]) -> ModuleType:
     """Put adapters where ``Registry.load_class`` finds them (after their names were checked) and allow them in
     ``torch.load(weights_only=True)``; returns the module that holds them."""
     for spec in specs:
+        if spec.origin not in _MADE:  # read, not imported yet: installed when it is (materialize)
+            continue
         adapter = _MADE[spec.origin][1]
         setattr(HOLDER, spec.name, adapter)
         source = parse(spec.origin)
@@ -267,6 +332,8 @@ def holder() -> ModuleType:
 
 
 def adapter_class(spec: ForeignSpec) -> type:
+    if spec.origin not in _MADE:
+        materialize(spec.origin)
     return _MADE[spec.origin][1]
 
 
@@ -305,13 +372,3 @@ def recorded_entry(spec: ForeignSpec, directory: Path) -> str:
     if not source.is_file:
         return spec.origin
     return source.text(os.path.relpath(source.where, directory.resolve()))
-
-
-def recorded_source(item: str, base: Path) -> str | None:
-    """A YAML's recorded entry as a source text with the file resolved (YAML folder, then current folder), or None
-    when it is a plain plugin file."""
-    source = parse(item) if is_source(item) else None
-    if source is None or not source.is_file or Path(source.where).is_absolute():
-        return None if source is None else source.text()
-    tries = [base / source.where, Path.cwd() / source.where]
-    return source.text(str(next((p for p in tries if p.is_file()), tries[0])))

@@ -64,6 +64,7 @@ class SurgeryReport:
     layer_map: dict[str, Any] | None = None  # dry run of a checkpoint: old -> new indices, fresh and dropped layers
     augmented: list[dict[str, Any]] = field(default_factory=list)  # augment: index, block, block_args, where
     attention: dict[str, dict[int, dict[str, int]]] = field(default_factory=dict)  # scale -> layer -> modules, params
+    imported: list[str] = field(default_factory=list)  # plugin and class files whose code ran (built with them)
 
     @property
     def verified(self) -> bool:
@@ -106,6 +107,7 @@ class SurgeryReport:
             "verified": self.verified,
             "skipped": [c.name for c in self.skipped],
             "warnings": self.warnings,
+            "imported": self.imported,
         }
         if self.removed:
             out["removed"] = self.removed

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon.catalog import foreign_plugins as fork_plugins
-from attnsurgeon.catalog import plugins
+from attnsurgeon.catalog import plugins, recorded
 from attnsurgeon.core import yamlio, yamltree
 from attnsurgeon.core.report import unified_diff
 from attnsurgeon.errors import AttnSurgeonError, NeedsAdoptionError, UsageError, VerificationError
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import adoption, fork_rows
 from attnsurgeon.ops.options import RunOptions, resolve
 
 # adopt rewrites a whole file: no module is chosen, no opt-in checks run
@@ -58,7 +58,7 @@ def adopt(
     doc = result.doc
     scales, warnings = yamlio.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None
-    plugins.record(doc.data, (out or doc.path).parent, yamltree.flow_seq)  # the plugin files plain YOLO(path) loads
+    recorded.record(doc.data, (out or doc.path).parent, yamltree.flow_seq)  # the plugin files plain YOLO(path) loads
     if plugins.YAML_KEY in doc.data:
         result.text = adoption.with_line_endings(yamlio.dump(doc.data), *adoption.line_endings(doc))
     diff = unified_diff(doc.text, result.text.replace("\r\n", "\n"), str(doc.path), "adopted")
@@ -80,11 +80,13 @@ def adopt(
     if verify:
         from attnsurgeon.checks.verify import check_model_file
 
-        try:  # a plain class (a fork's own, FILE.py:Class): the contract's first failure in one line, before a build
-            for spec, values in adoption.foreign_rows(result):
+        # a plain class (a fork's own, FILE.py:Class) is imported here, as verifying asks, and held to the contract
+        # (its first failure in one line) before a build
+        for spec, values in adoption.foreign_rows(result):
+            try:
                 fork_plugins.refuse(spec, values)
-        except AttnSurgeonError as exc:
-            raise _with_report(exc, report) from None
+            except AttnSurgeonError as exc:
+                raise _with_report(fork_rows.unusable(result, spec, exc), report) from None
 
         report.checks, report.params = check_model_file(
             result.new_cfg, doc.stem, scales, imgsz, result.attention_layers

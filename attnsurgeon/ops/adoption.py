@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
+from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins, recorded
 from attnsurgeon.catalog import foreign_plugins as fork_plugins
 from attnsurgeon.catalog.argcheck import format_flow
 from attnsurgeon.core import flowedit, yamledit, yamlio, yolo_repos
@@ -109,7 +109,7 @@ def check_loaded(doc: yamlio.ModelDoc, scale: str | None = None) -> yamlio.Model
 def load_checked(model: str | Path, scale: str | None = None) -> yamlio.ModelDoc:
     """Load a model YAML for any command, with the plugin files it lists; a file that needs adoption stops here
     with a one-line error."""
-    return check_loaded(plugins.with_recorded(yamlio.load(model)), scale)
+    return check_loaded(recorded.with_recorded(yamlio.load(model)), scale)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def plan(
     """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
     names plain Ultralytics resolves (``attnsurgeon.catalog.plugins.ultralytics_names``); ``fix_stale`` also points
     stale references (a renumbering that missed a row) at the layers they meant (:func:`_fix_stale`)."""
-    doc = plugins.with_recorded(yamlio.load(model))
+    doc = recorded.with_recorded(yamlio.load(model))
     result = AdoptPlan(doc, build_scale(doc, scale))
     graph = doc.graph
     written, scaled = diagnose.channel_views(graph, doc.plain(), result.scale)

@@ -149,15 +149,36 @@ def fork_class_change(
     fork_block, file = found
     source = f"{file}:{fork_block.attention}"
     try:
-        spec = fork_plugins.add(source)[0]
+        spec = fork_plugins.add(source)[0]  # read from its syntax tree: imported only when verification builds it
     except AttnSurgeonError as exc:
-        from attnsurgeon.catalog.file_import import IMPORT_FAILED
-        from attnsurgeon.catalog.foreign import NAME_IT
-
-        why = str(exc).replace(NAME_IT, f"name it: adopt --plugin {source}?channel=NAME")
-        name = fork_block.attention
-        fix = f"put the class in a file that imports on its own and run adopt with --plugin FILE.py:{name}"
-        return f"it is {block} with the fork's own {name} inside, but {why}" + (
-            f"; {fix}" if IMPORT_FAILED in why else ""
-        )
+        return f"it is {block} with the fork's own {fork_block.attention} inside, but {_why(exc, source)}"
     return fork_block_change(doc, i, fork_block, where, fork, spec, source)
+
+
+def _why(exc: Exception, source: str) -> str:
+    """An error of a fork's class, with the fix adopt takes (it has --plugin, not --channel-arg)."""
+    from attnsurgeon.catalog.file_import import IMPORT_FAILED
+    from attnsurgeon.catalog.foreign import NAME_IT
+
+    why = str(exc).replace(NAME_IT, f"name it: adopt --plugin {source}?channel=NAME")
+    name = source.rpartition(":")[2]
+    fix = f"put the class in a file that imports on its own and run adopt with --plugin FILE.py:{name}"
+    return why + (f"; {fix}" if IMPORT_FAILED in why else "")
+
+
+def unusable(plan: Any, spec: ModuleSpec, exc: AttnSurgeonError) -> AttnSurgeonError:
+    """The error of a plain class an adopted row builds, found when verification imports it: for a fork's own class
+    whose file does not import, the row it came from in one line (as adopt names a row it cannot map)."""
+    from attnsurgeon.catalog.file_import import IMPORT_FAILED
+    from attnsurgeon.errors import NeedsAdoptionError
+
+    rows = plan.doc.graph.rows if not plan.new_cfg else [*plan.new_cfg["backbone"], *plan.new_cfg["head"]]
+    used = [c for c in plan.changes if rows[c.layer][2] == AUGMENT_MODULE and rows[c.layer][3][2] == spec.name]
+    if not used or IMPORT_FAILED not in str(exc):
+        return exc
+    change, source = used[0], getattr(spec, "origin", spec.name)
+    block = rows[change.layer][3][0]
+    why = f"it is {block} with the fork's own {spec.name} inside, but {_why(exc, source)}"
+    return NeedsAdoptionError(
+        f"{plan.doc.path}: layer {change.layer} {change.old} cannot be adopted: {why}; nothing was written"
+    )

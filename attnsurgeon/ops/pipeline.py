@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon import errors
-from attnsurgeon.catalog import ModuleSpec, plugins
+from attnsurgeon.catalog import ModuleSpec, file_import, plugins, recorded
 from attnsurgeon.checks.deploy import requested_checks
 from attnsurgeon.core import flowedit, yamlio, yamltree
 from attnsurgeon.core.graph import Graph, SurgeryResult
@@ -124,7 +124,9 @@ def execute(source: Source, edit: Edit, options: RunOptions) -> SurgeryReport:
     adoption.refuse_new_rows(source, edit, options.verify)  # a plugin changing the shape, args no module means there
     opts = dataclasses.replace(options, checks=requested_checks(options.checks, options.verify))
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
-    return run(source, edit, opts, opts.step)
+    report = run(source, edit, opts, opts.step)
+    report.imported = [str(p) for p in file_import.imported()]
+    return report
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -173,7 +175,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: RunOptions, step: Progress) 
     base_cfg = doc.plain()
     old_graph, old_text = doc.graph, doc.text
     new_data = yamlio.apply(doc, edit.result, in_place=True)
-    plugins.record(new_data, (out or doc.path).parent, yamltree.flow_seq)  # plugin files: read in every process
+    warnings += recorded.record(new_data, (out or doc.path).parent, yamltree.flow_seq)  # read in every process
     text = flowedit.surgery_text(doc, edit.result, new_data)
     report = _new_report(source, edit, old_graph, out, text, warnings, opts.dry_run)
     if opts.dry_run:
@@ -263,7 +265,7 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: RunOptions, step: Prog
         raise UsageError(f"--scale does not apply to a checkpoint ({source.path.name} is scale {ckpt.scale or '-'!r})")
     result = edit.result
     cfg = checkpoints.new_config(ckpt, result.graph, yaml_out.name)
-    plugins.record(cfg, yaml_out.parent)  # the plugin files its rows need, for YOLO(yaml) in any process
+    warnings += recorded.record(cfg, yaml_out.parent)  # the plugin files its rows need, for YOLO(yaml) in any process
     base = ckpt.model.float()  # load_checkpoint's own copy; the file is never touched
     step(f"building {yaml_out.stem}")
     try:

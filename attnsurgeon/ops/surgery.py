@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
+from attnsurgeon.catalog import REGISTRY, ModuleSpec, recorded
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core import positions, yamlio, yolo_repos
 from attnsurgeon.core.augment_graph import augment_info
@@ -290,7 +290,7 @@ def show(
     model: str | Path, scale: str | None = None, imgsz: int = DEFAULT_IMGSZ, build: bool = True
 ) -> tuple[yamlio.ModelDoc, str, list[LayerInfo], list[str]]:
     """One row per layer: references, and (built at ``scale``) channels, stride, params; warnings: the diagnosis."""
-    doc = plugins.with_recorded(yamlio.load(model))
+    doc = recorded.with_recorded(yamlio.load(model))
     scales, warnings = yamlio.resolve_scales(doc, scale if scale != "all" else None)
     chosen = scales[0]
     warnings += adoption.diagnosis(doc, chosen)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from attnsurgeon.catalog import REGISTRY, plugins
+from attnsurgeon.catalog import REGISTRY, plugins, recorded
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.errors import PluginError, RegistryError
 
@@ -119,14 +119,14 @@ def _load_recorded_plugins(d: dict[str, Any], register: Callable[[], Any]) -> No
     if not missing:
         return
     base = Path(str(d.get("yaml_file") or "model.yaml")).parent
-    plugins.add_recorded(d, base, needed=missing)
+    recorded.add_recorded(d, base, needed=missing)
     register()
     still = _modules_needed(d)
     if still:
-        recorded = plugins.recorded_paths(d, base)
+        listed = recorded.recorded_paths(d, base)
         where = (
-            f"none of the plugins it lists ({', '.join(p.name for p in recorded)}) defines it"
-            if recorded
+            f"none of the plugins it lists ({', '.join(p.name for p in listed)}) defines it"
+            if listed
             else f"if it comes from a plugin file, list the file under '{plugins.YAML_KEY}:' in the YAML "
             "('attnsurgeon insert --plugin FILE.py' writes that)"
         )
