@@ -1,0 +1,98 @@
+"""Hostile inputs: names and paths a command must refuse in one line (an exit code per kind of error, nothing
+written, no traceback).
+
+- A model name with glob wildcards (``*.yaml``, ``yolo?1n.yaml``, ``[y]olo11n.yaml``) is no packaged name: the packaged
+  models are found with ``rglob``, which read the wildcards and picked whichever packaged file sorted first.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attnsurgeon.cli import app
+
+runner = CliRunner()
+
+FORK_YAML = """\
+nc: 80
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]]
+  - [-1, 3, C2f_EMA, [64, True]]
+head:
+  - [[1], 1, Detect, [nc]]
+"""
+NO_FILE = "no such file (nor a packaged Ultralytics model)"
+NO_CLASS = "no class C2f_EMA in its Python files"
+
+
+def _fork_folder(here: Path, *extra: Callable[[Path], object]) -> None:
+    """A fork folder ``fork/`` with one Python file that defines no C2f_EMA, and what ``extra`` adds."""
+    (here / "fork").mkdir()
+    (here / "fork" / "block.py").write_text("class Bottleneck:\n    pass\n")
+    for add in extra:
+        add(here / "fork")
+
+
+def _locked(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the user cannot read: chmod 000, and under root (which reads it anyway) an open that is refused."""
+    locked = folder / "locked.py"
+    locked.write_text("class C2f_EMA:\n    pass\n")
+    locked.chmod(0)
+    if os.geteuid() == 0:
+        real_open = pathlib.Path.open
+
+        def refuse(self: Path, *args: object, **kwargs: object) -> object:
+            if self.name == "locked.py":
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(pathlib.Path, "open", refuse)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: list[str]
+    code: int
+    says: str  # what the one line must contain (after "error: ")
+    setup: Callable[[Path, pytest.MonkeyPatch], object] = lambda here, mp: None
+
+
+def adopt(fork: str) -> list[str]:
+    return ["adopt", "m-n.yaml", "--no-verify", "--fork", fork]
+
+
+CASES = [
+    Case("show-star", ["show", "*.yaml"], 3, f"*.yaml: {NO_FILE}"),
+    Case("insert-star", ["insert", "yolo11*.yaml", "-m", "SE", "--after", "2", "--no-verify"], 3, NO_FILE),
+    Case("remove-question-mark", ["remove", "yolo?1n.yaml", "--at", "2", "--no-verify"], 3, f"yolo?1n.yaml: {NO_FILE}"),
+    Case("profile-brackets", ["profile", "[y]olo11n.yaml"], 3, f"[y]olo11n.yaml: {NO_FILE}"),
+]  # fmt: skip
+
+
+def _files(here: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(here)): (p.stat().st_size, p.stat().st_mtime_ns) for p in here.rglob("*") if p.is_file()}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_a_hostile_input_is_one_line_and_writes_nothing(case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m-n.yaml").write_text(FORK_YAML)
+    case.setup(tmp_path, monkeypatch)
+    before = _files(tmp_path)
+    result = runner.invoke(app, case.argv, env={"COLUMNS": "200"})
+    lines = result.output.strip().splitlines()
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    assert (result.exit_code, len(lines)) == (case.code, 1), result.output
+    assert lines[0].startswith("error: ") and case.says in lines[0], lines[0]
+    assert _files(tmp_path) == before  # nothing written
