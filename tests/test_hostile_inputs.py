@@ -3,6 +3,8 @@ written, no traceback).
 
 - A model name with glob wildcards (``*.yaml``, ``yolo?1n.yaml``, ``[y]olo11n.yaml``) is no packaged name: the packaged
   models are found with ``rglob``, which read the wildcards and picked whichever packaged file sorted first.
+- ``adopt --fork PATH`` reads the fork with ``ast``: a folder named ``x.py``, a FIFO, a file it cannot read, a binary
+  file or one with NUL bytes is named with what is wrong (a FIFO in a folder is not read: reading it never ends).
 """
 
 from __future__ import annotations
@@ -76,6 +78,24 @@ CASES = [
     Case("insert-star", ["insert", "yolo11*.yaml", "-m", "SE", "--after", "2", "--no-verify"], 3, NO_FILE),
     Case("remove-question-mark", ["remove", "yolo?1n.yaml", "--at", "2", "--no-verify"], 3, f"yolo?1n.yaml: {NO_FILE}"),
     Case("profile-brackets", ["profile", "[y]olo11n.yaml"], 3, f"[y]olo11n.yaml: {NO_FILE}"),
+    Case("fork-folder-named-x.py", adopt("x.py"), 2, "--fork x.py: a folder with no .py files",
+         lambda here, mp: (here / "x.py").mkdir()),
+    Case("fork-with-a-folder-named-x.py-inside", adopt("fork"), 6, f"--fork fork: {NO_CLASS}",
+         lambda here, mp: _fork_folder(here, lambda f: (f / "x.py").mkdir())),
+    Case("fork-nul-bytes", adopt("nul.py"), 2, "--fork nul.py: has NUL bytes: a binary file, not Python source",
+         lambda here, mp: (here / "nul.py").write_bytes(b"class C2f_EMA:\n    pass\x00\n")),
+    Case("fork-nul-bytes-in-a-folder", adopt("fork"), 6, f"{NO_CLASS} (not read: fork/nul.py: has NUL bytes",
+         lambda here, mp: _fork_folder(here, lambda f: (f / "nul.py").write_bytes(b"class C2f_EMA:\x00\n"))),
+    Case("fork-binary", adopt("blob.py"), 2, "--fork blob.py: not Python source this Python reads (line 1",
+         lambda here, mp: (here / "blob.py").write_bytes(bytes(range(128, 256)))),
+    Case("fork-empty-file", adopt("empty.py"), 6, f"--fork empty.py: {NO_CLASS}",
+         lambda here, mp: (here / "empty.py").write_bytes(b"")),
+    Case("fork-fifo", adopt("pipe.py"), 2, "--fork pipe.py: not a regular file or folder",
+         lambda here, mp: os.mkfifo(here / "pipe.py")),
+    Case("fork-fifo-in-a-folder", adopt("fork"), 6, f"--fork fork: {NO_CLASS}",  # not read: it would never end
+         lambda here, mp: _fork_folder(here, lambda f: os.mkfifo(f / "pipe.py"))),
+    Case("fork-unreadable-file", adopt("fork"), 2, "--fork fork: cannot read fork/locked.py (Permission denied)",
+         lambda here, mp: _fork_folder(here, lambda f: _locked(f, mp))),
 ]  # fmt: skip
 
 
@@ -96,3 +116,16 @@ def test_a_hostile_input_is_one_line_and_writes_nothing(case, tmp_path, monkeypa
     assert (result.exit_code, len(lines)) == (case.code, 1), result.output
     assert lines[0].startswith("error: ") and case.says in lines[0], lines[0]
     assert _files(tmp_path) == before  # nothing written
+
+
+def test_a_folder_named_x_py_in_a_fork_is_not_read_as_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m-n.yaml").write_text(FORK_YAML)
+    (tmp_path / "fork" / "x.py").mkdir(parents=True)
+    (tmp_path / "fork" / "block.py").write_text(
+        "class C2f_EMA(C2f):\n    def forward(self, x):\n        return self.att(self.cv2(x))\n\n"
+        "    def __init__(self, c1, c2):\n        self.att = EMA(c2)\n"
+    )
+    result = runner.invoke(app, adopt("fork"), env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Augment, [C2f, [64, True], EMA, [32], output]" in (tmp_path / "m-n-adopted.yaml").read_text()
