@@ -1,5 +1,5 @@
 """Hostile inputs: names and paths a command must refuse in one line (an exit code per kind of error, nothing
-written, no traceback).
+written, no traceback), and help texts whose brackets must survive Rich's rendering.
 
 - A model name with glob wildcards (``*.yaml``, ``yolo?1n.yaml``, ``[y]olo11n.yaml``) is no packaged name: the packaged
   models are found with ``rglob``, which read the wildcards and picked whichever packaged file sorted first.
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
@@ -129,3 +131,31 @@ def test_a_folder_named_x_py_in_a_fork_is_not_read_as_a_file(tmp_path, monkeypat
     result = runner.invoke(app, adopt("fork"), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "Augment, [C2f, [64, True], EMA, [32], output]" in (tmp_path / "m-n-adopted.yaml").read_text()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Help texts: brackets are text, not Rich markup
+
+BRACKETED = re.compile(r"\[[^\[\]]+\]")  # innermost: "[Module, args]" in "[IdentityInit, [Module, args]]"
+COMMANDS = list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def _flat(text: str) -> str:
+    """Rendered help as one line: panel borders gone, wrapped lines joined."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+@pytest.mark.parametrize("name", ["", *COMMANDS], ids=lambda n: n or "attnsurgeon")
+def test_every_bracketed_help_text_survives_rendering(name):
+    group = typer.main.get_command(app)
+    command = group.commands[name] if name else group  # type: ignore[attr-defined]
+    texts = [command.help, *(getattr(p, "help", None) for p in command.params)]
+    if not name:  # the list of commands shows each one's help
+        texts += [c.help for c in group.commands.values()]  # type: ignore[attr-defined]
+    wanted = sorted({b for t in texts if t for b in BRACKETED.findall(t)})
+    result = runner.invoke(app, [*([name] if name else []), "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rendered = _flat(result.output)
+    assert [b for b in wanted if _flat(b) not in rendered] == []
+    if name == "cam":
+        assert "Needs: pip install 'attnsurgeon[cam]'." in rendered
