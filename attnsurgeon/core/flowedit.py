@@ -111,8 +111,25 @@ def adopted_text(doc: Any, new_graph: Any, shown: dict[int, int], data: Any) -> 
     identity = {i: i for i in range(len(old))}
     text = render(doc.text, lay, old, new, identity, {}, changed, _row_text, shown)
     if not _reads_as(text, yamlio.to_plain(data), str(doc.path)):
-        raise ModelFileError(
-            f"{doc.path}: this flow-style file cannot be adopted line by line; nothing was written; write its rows "
-            "in block style ('- [...]')"
-        )
+        raise _not_adoptable(doc)
     return text
+
+
+def adopted_with_keys(doc: Any, text: str, data: Any) -> str:
+    """``adopt``'s output once keys were added to the tree after its rows were edited (``attnsurgeon_plugins``, which
+    names files relative to the output's folder): ``text`` (:func:`adopted_text`'s) with the added keys' lines, every
+    other line as it was; the dump of ``data`` for a block-style file."""
+    lay = layout(doc.text, str(doc.path))
+    if lay is None:
+        return yamlio.dump(data)
+    out = _added_keys(text, lay, data)  # adopt moves no row: the keys are on the lines the input has them
+    if not _reads_as(out, yamlio.to_plain(data), str(doc.path)):
+        raise _not_adoptable(doc)
+    return out
+
+
+def _not_adoptable(doc: Any) -> ModelFileError:
+    return ModelFileError(
+        f"{doc.path}: this flow-style file cannot be adopted line by line; nothing was written; write its rows "
+        "in block style ('- [...]')"
+    )

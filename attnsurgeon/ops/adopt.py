@@ -12,7 +12,7 @@ from typing import Any
 
 from attnsurgeon.catalog import foreign_plugins as fork_plugins
 from attnsurgeon.catalog import plugins
-from attnsurgeon.core import yamlio, yamltree
+from attnsurgeon.core import flowedit, yamlio, yamltree
 from attnsurgeon.core.report import unified_diff
 from attnsurgeon.errors import AttnSurgeonError, NeedsAdoptionError, UsageError, VerificationError
 from attnsurgeon.ops import adoption
@@ -59,8 +59,9 @@ def adopt(
     scales, warnings = yamlio.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None
     plugins.record(doc.data, (out or doc.path).parent, yamltree.flow_seq)  # the plugin files plain YOLO(path) loads
-    if plugins.YAML_KEY in doc.data:
-        result.text = adoption.with_line_endings(yamlio.dump(doc.data), *adoption.line_endings(doc))
+    if plugins.YAML_KEY in doc.data:  # the one key added to the rows adoption.plan wrote (a flow file: line by line)
+        text = flowedit.adopted_with_keys(doc, result.text.replace("\r\n", "\n"), doc.data)
+        result.text = adoption.with_line_endings(text, *adoption.line_endings(doc))
     diff = unified_diff(doc.text, result.text.replace("\r\n", "\n"), str(doc.path), "adopted")
     report = adoption.AdoptReport(
         doc.path, out, result.scale, result.changes, result.unmapped, result.findings, result.text, diff,
