@@ -9,12 +9,17 @@ import pytest
 from flow_fixtures import to_flow
 from forked_yamls import CASES
 from test_adopt_fork_blocks import YAML
+from test_adopt_fork_classes import ATTENTION_FILE, write_fork
+from test_adopt_fork_classes import YAML as CLASS_YAML
+from typer.testing import CliRunner
 
 from attnsurgeon.catalog import plugins
+from attnsurgeon.cli import app
 from attnsurgeon.core import yamlio
 from attnsurgeon.ops import adoption
 
 KNOWN = plugins.ultralytics_names()
+runner = CliRunner()
 
 
 def plan_text(path, text: str) -> str:
@@ -44,4 +49,31 @@ def test_fork_block_rows_change_in_place_in_a_flow_file(tmp_path):
         "-    [-1, 3, C3_SE, [256]],",
         "+    [-1, 3, Augment, [C3k2, [256, False, 0.25], CBAM, [16, 7], bottleneck]],",
         "+    [-1, 3, Augment, [C3, [256], SE, [16], bottleneck]],",
+    ]
+
+
+def test_a_flow_file_whose_adoption_needs_plugins_keeps_every_other_line(tmp_path, monkeypatch, clean_registry):
+    """adopt of a fork's own attention class (recorded under ``attnsurgeon_plugins``) writes a flow-style file as the
+    line edit does: the adopted rows and the one added key differ, every other line byte for byte (ruamel's dump of
+    the whole file re-flowed the rows and moved their comments)."""
+    monkeypatch.chdir(tmp_path)
+    write_fork(tmp_path)
+    flow_in = (
+        to_flow(CLASS_YAML)
+        .replace("nc: 80\n", "nc: 80  # number of classes\n")
+        .replace("[-1, 1, Conv, [64, 3, 2]],", "[-1, 1, Conv, [64,3,2]],   ")  # spacing ruamel would not keep
+        .replace("head:\n", "\n# the head\nhead:\n")
+    )
+    (tmp_path / "yolo-fork-n.yaml").write_text(flow_in)
+    result = runner.invoke(app, ["adopt", "yolo-fork-n.yaml", "--no-verify", "--fork", "fork"])
+    assert result.exit_code == 0, result.output
+    out = (tmp_path / "yolo-fork-n-adopted.yaml").read_text()
+    diff = [d for d in difflib.ndiff(flow_in.splitlines(), out.splitlines()) if d[:2] in ("- ", "+ ")]
+    assert diff == [
+        f"+ attnsurgeon_plugins: [{ATTENTION_FILE}:Attention, {ATTENTION_FILE}:LocalAttn] # plugin files of this "
+        "model's modules (see attnsurgeon)",
+        "-    [-1, 3, C2f_Attention, [128, True]],",
+        "+    [-1, 3, Augment, [C2f, [128, True], Attention, [4], bottleneck]],",
+        "-    [-1, 3, C3k2_LocalAttn, [256, False, 0.25]],",
+        "+    [-1, 3, Augment, [C3k2, [256, False, 0.25], LocalAttn, [kernel: 5], output]],",
     ]

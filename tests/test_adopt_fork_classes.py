@@ -92,6 +92,12 @@ ATTENTION_FILE = "fork/ultralytics/nn/extra_modules/attention.py"
 def here(tmp_path, monkeypatch, clean_registry):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "yolo-fork-n.yaml").write_text(YAML)
+    write_fork(tmp_path)
+    return tmp_path
+
+
+def write_fork(tmp_path):
+    """The fork's source under ``tmp_path/fork``: its blocks in block.py, its attention classes in their own file."""
     modules = tmp_path / "fork" / "ultralytics" / "nn" / "modules"
     modules.mkdir(parents=True)
     blocks = (Bottleneck_Attention, C2f_Attention, C3k2_LocalAttn)
@@ -101,7 +107,6 @@ def here(tmp_path, monkeypatch, clean_registry):
     attention.parent.mkdir(parents=True)
     classes = "\n\n".join(inspect.getsource(c) for c in (Attention, LocalAttn))
     attention.write_text("import torch\nfrom torch import nn\n\n\n" + classes)
-    return tmp_path
 
 
 def adopt(*extra: str):

@@ -55,3 +55,27 @@ def test_bad_flow_file_is_one_line_and_writes_nothing(case, tmp_path, monkeypatc
     assert expected in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
     assert (tmp_path / "bad.yaml").read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize("missed", ["from", "module"])
+def test_a_row_the_line_edit_left_unchanged_is_caught(missed, tmp_path, monkeypatch):
+    """The self-check reads every row of the written text, not only the lines whose text changed: a row that should
+    have been rewritten (a renumbered from, a replaced module) but was left as it was must not be written."""
+    from attnsurgeon.core import flowstyle
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "v5.yaml").write_text(YOLOV5S, encoding="utf-8")
+    if missed == "from":  # insert after 4: [[-1, 4], 1, Concat, [1]] must become [[-1, 5], ...]
+        monkeypatch.setattr(flowstyle, "_set_from", lambda row, new_from: None)
+        args = ["insert", "v5.yaml", "-m", "SE", "--after", "4"]
+    else:  # augment the C3 at 2: its module (C3 -> Augment) and args must change; both left
+        real = flowstyle._set_field
+        monkeypatch.setattr(flowstyle, "_set_field", lambda row, k, new: None if k >= 2 else real(row, k, new))
+        args = ["augment", "v5.yaml", "--at", "2", "-m", "SE"]
+    result = runner.invoke(app, [*args, "--no-verify", "-o", "out.yaml"])
+    assert result.exit_code == 3, result.output
+    assert result.output.strip().splitlines() == [
+        "error: v5.yaml: this flow-style file cannot be edited line by line (the rewritten lines would not read as the "
+        "edited model); nothing was written; write its rows in block style ('- [...]')"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v5.yaml"]

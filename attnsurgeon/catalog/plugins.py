@@ -74,8 +74,9 @@ def module_name_for(path: Path) -> str:
     return f"attnsurgeon_plugin_{stem}_{digest}"
 
 
-def add_file(path: str | Path, registry: Registry = REGISTRY) -> list[ModuleSpec]:
-    """Add the modules a plugin file registers; returns their specs. Raises PluginError naming the file and rule."""
+def add_file(path: str | Path, registry: Registry = REGISTRY, run: bool = True) -> list[ModuleSpec]:
+    """Add the modules a plugin file registers; returns their specs. Raises PluginError naming the file and rule.
+    ``run`` False (a file a YAML lists): a file whose registrations cannot be read without running it is refused."""
     given = Path(path).expanduser()
     label = str(path)
     if FOREIGN and FOREIGN[0].is_source(label):  # FILE.py:Class, timm:Class: a class as its authors wrote it
@@ -95,6 +96,11 @@ def add_file(path: str | Path, registry: Registry = REGISTRY) -> list[ModuleSpec
     except RegistryError as exc:
         if "must be literals" not in str(exc):
             raise PluginError(f"plugin {label}: {exc}") from None
+        if not run:
+            raise PluginError(
+                f"plugin {label}: its @register_module arguments are not literals, so only running it tells what it "
+                f"registers, and a model file never runs code on reading; name it yourself: --plugin {label}"
+            ) from None
         specs = [s for s in _runtime_specs(_import_file(resolved, module_name, label)) if s.source == str(resolved)]
     if not specs:  # a file as its authors wrote it: its nn.Module classes that keep a feature map's shape
         return FOREIGN[0].add_file_classes(resolved, label, registry)

@@ -79,7 +79,7 @@ def add_recorded(data: Any, base: Path, needed: Iterable[str] = (), yaml_name: s
                 f"this model needs {wanted} from the plugin {path.name} (listed under {YAML_KEY}), which is not at "
                 f"{path}; put the file there"
             )
-        specs += add_file(path)
+        specs += add_file(path, run=path in GIVEN)
     return specs
 
 

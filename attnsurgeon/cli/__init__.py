@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=_common.TextHelpGroup,
 )
 
 
@@ -54,6 +55,8 @@ sweep_cmd.register(app)
 module_cmds.register(app)
 adopt_cmd.register(app)
 cam_cmd.register(app)
+for _command in app.registered_commands:  # help texts are plain text, not Rich markup (see TextHelpCommand)
+    _command.cls = _common.TextHelpCommand
 
 
 def main() -> None:

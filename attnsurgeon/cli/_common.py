@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from attnsurgeon.errors import AttnSurgeonError
 
@@ -226,3 +229,30 @@ def from_text(value: Any) -> str:
     if isinstance(value, list):
         return esc("[" + ", ".join(str(v) for v in value) + "]")
     return esc(value)
+
+
+@contextlib.contextmanager
+def _help_as_text(objects: list[Any]) -> Iterator[None]:
+    """The help of ``objects`` (a command, its parameters, a group's commands) escaped while Typer renders it with Rich:
+    help texts are plain text, and Rich would read ``[cam]`` in ``pip install 'attnsurgeon[cam]'`` as markup. Only for
+    the rendering: completion and the objects themselves keep the text as written."""
+    kept = [(o, o.help) for o in objects if isinstance(getattr(o, "help", None), str)]
+    for o, text in kept:
+        o.help = esc(text)
+    try:
+        yield
+    finally:
+        for o, text in kept:
+            o.help = text
+
+
+class TextHelpCommand(TyperCommand):
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _help_as_text([self, *self.params]):
+            super().format_help(ctx, formatter)
+
+
+class TextHelpGroup(TyperGroup):
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with _help_as_text([self, *self.params, *self.commands.values()]):
+            super().format_help(ctx, formatter)

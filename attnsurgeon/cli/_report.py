@@ -64,6 +64,8 @@ def render(report: Any, headline: str) -> None:
     for warning in report.warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
     out.print(headline)
+    if report.imported:  # code that ran: the plugin and class files the build imported
+        out.print(f"imported: {esc(', '.join(report.imported))}")
     if report.positions:
         named = "; ".join(f"{name} = {', '.join(map(str, hits))}" for name, hits in report.positions.items())
         out.print(f"positions: {esc(named)}")

@@ -86,6 +86,8 @@ def _render(report: Any, stderr: bool = False) -> None:
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/] {esc(warning)}")
     out.print(f"adopt [bold]{esc(report.source)}[/] (scale {report.scale or '-'})")
+    if report.imported:  # code that ran: the fork's and plugin files verification imported
+        out.print(f"imported: {esc(', '.join(report.imported))}")
     if not report.changes and not report.unmapped:
         out.print("nothing to change: every row already builds as written in plain Ultralytics with attnsurgeon")
     if report.changes:

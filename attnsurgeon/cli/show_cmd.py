@@ -30,6 +30,12 @@ SHOW_COLUMNS = (
 )
 
 
+def imported_files() -> list[str]:
+    from attnsurgeon.catalog.file_import import imported
+
+    return [str(p) for p in imported()]
+
+
 def register(app: typer.Typer) -> None:
     app.command(
         "show",
@@ -98,6 +104,7 @@ def show(
                 "layers": [r.as_dict() for r in layers],
                 "positions": named,
                 "warnings": warnings,
+                "imported": imported_files(),
                 **({"plot": {"file": str(plot), "highlighted": plotted.highlighted}} if plotted else {}),
             }
         )
@@ -105,6 +112,8 @@ def show(
     out = console()
     for warning in warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
+    if imported_files():  # code that ran: the plugin and class files building the table imported
+        out.print(f"imported: {esc(', '.join(imported_files()))}")
     rows = [
         Row(
             (

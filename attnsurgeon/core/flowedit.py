@@ -67,15 +67,15 @@ def _added_keys(text: str, lay: Layout, data: Any) -> str:
 
 def _reads_as(text: str, plain: dict[str, Any], source: str, before: Layout | None = None) -> bool:
     """Whether ``text`` reads as ``plain``. Quick where the input's layout ``before`` is given: the rows found again
-    one per layer, a comma after every flow row but a section's last, and the rewritten row lines read by ruamel
-    (~2 ms); otherwise, or where that is not so, the whole text read by ruamel (~15 ms on yolo11n, the same reader
+    one per layer, a comma after every flow row but a section's last, and each row read by ruamel on its own line
+    (a few ms); otherwise, or where that is not so, the whole text read by ruamel (~15 ms on yolo11n, the same reader
     as every command's)."""
-    if before is not None and _rows_read_as(text, plain, source, before):
+    if before is not None and _rows_read_as(text, plain, source):
         return True
     return bool(yamlio.to_plain(yamlio.loads(text, source)) == plain)
 
 
-def _rows_read_as(text: str, plain: dict[str, Any], source: str, before: Layout) -> bool:
+def _rows_read_as(text: str, plain: dict[str, Any], source: str) -> bool:
     try:
         after = layout(text, source)
     except ModelFileError:
@@ -87,12 +87,17 @@ def _rows_read_as(text: str, plain: dict[str, Any], source: str, before: Layout)
         last = j + 1 == len(after.rows) or after.section_of[j + 1] != after.section_of[j]
         if after.flow[after.section_of[j]] and not last and not row.between.lstrip().startswith(","):
             return False
-    old = {r.render() for r in before.rows}
-    fresh = [j for j, r in enumerate(after.rows) if r.render() not in old]
-    if not fresh:
-        return True
-    read = yamlio.to_plain(yamlio.loads("\n".join(f"- {after.rows[j].text}" for j in fresh), source))
-    return bool(read == [rows[j] for j in fresh])
+    # every row, not only the rewritten lines: a row the line edit should have changed but left as it was reads as
+    # its old self; each distinct row text is read once (rows such as nn.Upsample repeat)
+    texts = list(dict.fromkeys(r.text for r in after.rows))
+    try:
+        read = yamlio.to_plain(yamlio.loads("\n".join(f"- {t}" for t in texts), source))
+    except ModelFileError:
+        return False  # a row that does not read on its own (an alias): the whole text is read instead
+    if not isinstance(read, list) or len(read) != len(texts):
+        return False
+    value = dict(zip(texts, read, strict=True))
+    return all(value[r.text] == row for r, row in zip(after.rows, rows, strict=True))
 
 
 def adopted_text(doc: Any, new_graph: Any, shown: dict[int, int], data: Any) -> str:
@@ -106,8 +111,25 @@ def adopted_text(doc: Any, new_graph: Any, shown: dict[int, int], data: Any) -> 
     identity = {i: i for i in range(len(old))}
     text = render(doc.text, lay, old, new, identity, {}, changed, _row_text, shown)
     if not _reads_as(text, yamlio.to_plain(data), str(doc.path)):
-        raise ModelFileError(
-            f"{doc.path}: this flow-style file cannot be adopted line by line; nothing was written; write its rows "
-            "in block style ('- [...]')"
-        )
+        raise _not_adoptable(doc)
     return text
+
+
+def adopted_with_keys(doc: Any, text: str, data: Any) -> str:
+    """``adopt``'s output once keys were added to the tree after its rows were edited (``attnsurgeon_plugins``, which
+    names files relative to the output's folder): ``text`` (:func:`adopted_text`'s) with the added keys' lines, every
+    other line as it was; the dump of ``data`` for a block-style file."""
+    lay = layout(doc.text, str(doc.path))
+    if lay is None:
+        return yamlio.dump(data)
+    out = _added_keys(text, lay, data)  # adopt moves no row: the keys are on the lines the input has them
+    if not _reads_as(out, yamlio.to_plain(data), str(doc.path)):
+        raise _not_adoptable(doc)
+    return out
+
+
+def _not_adoptable(doc: Any) -> ModelFileError:
+    return ModelFileError(
+        f"{doc.path}: this flow-style file cannot be adopted line by line; nothing was written; write its rows "
+        "in block style ('- [...]')"
+    )

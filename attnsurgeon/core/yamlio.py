@@ -92,6 +92,9 @@ def to_plain(value: Any) -> Any:
 # Locating a model
 
 
+_WILDCARDS = set("*?[")  # glob wildcards (pathlib.rglob reads them in a name)
+
+
 def packaged_models_dir() -> Path | None:
     """Ultralytics' cfg/models folder, found without importing ultralytics (which imports torch)."""
     spec = importlib.util.find_spec("ultralytics")
@@ -133,7 +136,8 @@ def resolve_model_path(model: str | Path) -> tuple[Path, str, bool]:
     if re.fullmatch(r"yolov[58][nslmx]6", stem):
         stem = re.sub(r"(\d+)([nslmx])6$", r"\1\2-p6", stem)
     packaged = packaged_models_dir()
-    if len(path.parts) == 1 and packaged is not None:
+    # a packaged name is looked up as a glob: '*.yaml' must not pick whichever packaged file sorts first
+    if len(path.parts) == 1 and packaged is not None and not _WILDCARDS & set(path.name):
         unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)
         for name in (stem, unified):
             hits = sorted(packaged.rglob(f"{name}{path.suffix}"))

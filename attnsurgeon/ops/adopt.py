@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon.catalog import file_import, plugins, recorded
 from attnsurgeon.catalog import foreign_plugins as fork_plugins
-from attnsurgeon.catalog import plugins, recorded
-from attnsurgeon.core import yamlio, yamltree
+from attnsurgeon.core import flowedit, yamlio, yamltree
 from attnsurgeon.core.report import unified_diff
 from attnsurgeon.errors import AttnSurgeonError, NeedsAdoptionError, UsageError, VerificationError
 from attnsurgeon.ops import adoption, fork_rows
@@ -58,9 +58,10 @@ def adopt(
     doc = result.doc
     scales, warnings = yamlio.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None
-    recorded.record(doc.data, (out or doc.path).parent, yamltree.flow_seq)  # the plugin files plain YOLO(path) loads
-    if plugins.YAML_KEY in doc.data:
-        result.text = adoption.with_line_endings(yamlio.dump(doc.data), *adoption.line_endings(doc))
+    warnings += recorded.record(doc.data, (out or doc.path).parent, yamltree.flow_seq)  # what plain YOLO(path) loads
+    if plugins.YAML_KEY in doc.data:  # the one key added to the rows adoption.plan wrote (a flow file: line by line)
+        text = flowedit.adopted_with_keys(doc, result.text.replace("\r\n", "\n"), doc.data)
+        result.text = adoption.with_line_endings(text, *adoption.line_endings(doc))
     diff = unified_diff(doc.text, result.text.replace("\r\n", "\n"), str(doc.path), "adopted")
     report = adoption.AdoptReport(
         doc.path, out, result.scale, result.changes, result.unmapped, result.findings, result.text, diff,
@@ -97,10 +98,12 @@ def adopt(
             raise _with_report(VerificationError(message, report.checks), report)
     if out is not None:
         yamlio.write_atomic(out, result.text)
+    report.imported = [str(p) for p in file_import.imported()]
     return report
 
 
 def _with_report(exc: AttnSurgeonError, report: adoption.AdoptReport) -> AttnSurgeonError:
     report.output = None  # nothing was written
+    report.imported = [str(p) for p in file_import.imported()]
     exc.report = report  # type: ignore[attr-defined]  # the CLI shows what was found before the one-line error
     return exc

@@ -299,6 +299,7 @@ class AdoptReport:
     checks: list[Any] = field(default_factory=list)
     params: dict[int, int] = field(default_factory=dict)  # attention layer -> parameters at ``scale``
     warnings: list[str] = field(default_factory=list)
+    imported: list[str] = field(default_factory=list)  # plugin and fork files whose code ran (verification)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -311,6 +312,7 @@ class AdoptReport:
             "checks": [c.as_dict() for c in self.checks],
             "params": {str(k): v for k, v in self.params.items()},
             "warnings": self.warnings,
+            "imported": self.imported,
         }
 
 

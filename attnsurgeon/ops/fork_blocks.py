@@ -24,7 +24,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,22 +80,29 @@ def fork_class_name(module: str, source: ForkSource) -> tuple[ForkBlock, Path] |
 def _sources(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    if path.is_dir():
-        return sorted(path.rglob("*.py"))
-    raise UsageError(f"--fork {path}: no such file or folder; give the fork's Python source folder or a .py file")
+    if path.is_dir():  # regular files only: a folder named x.py is no source, and reading a FIFO would never end
+        files = sorted(p for p in path.rglob("*.py") if p.is_file())
+        if not files:
+            raise UsageError(f"--fork {path}: a folder with no .py files; give the fork's Python source folder")
+        return files
+    what = "not a regular file or folder" if path.exists() else "no such file or folder"
+    raise UsageError(f"--fork {path}: {what}; give the fork's Python source folder or a .py file")
 
 
-def _classes(path: Path) -> dict[str, tuple[ast.ClassDef, Path]]:
-    out: dict[str, tuple[ast.ClassDef, Path]] = {}
-    for file in _sources(path):
-        try:
-            tree = ast.parse(file.read_text(encoding="utf-8", errors="replace"))
-        except SyntaxError:
-            continue  # not Python this version reads: the class may be elsewhere
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef):
-                out.setdefault(node.name, (node, file))
-    return out
+def _parse(file: Path, given: Path) -> ast.Module | str:
+    """``file``'s syntax tree, or why it is not Python source; a file that cannot be read is a one-line error."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise UsageError(f"--fork {given}: cannot read {file} ({why}); give a fork it can read") from None
+    if b"\0" in raw:
+        return "has NUL bytes: a binary file, not Python source"
+    try:
+        return ast.parse(raw.decode("utf-8", errors="replace"))
+    except (SyntaxError, ValueError) as exc:
+        where = f"line {exc.lineno}: " if isinstance(exc, SyntaxError) and exc.lineno else ""
+        return f"not Python source this Python reads ({where}{exc.msg if isinstance(exc, SyntaxError) else exc})"
 
 
 @dataclass
@@ -104,10 +111,30 @@ class ForkSource:
     once: a whole fork's tree takes seconds to parse, and every fork row of a file asks it several questions."""
 
     path: Path
+    skipped: dict[Path, str] = field(default_factory=dict)  # file -> why it was not read (not Python source)
 
     @functools.cached_property
     def classes(self) -> dict[str, tuple[ast.ClassDef, Path]]:
-        return _classes(self.path)
+        out: dict[str, tuple[ast.ClassDef, Path]] = {}
+        for file in _sources(self.path):
+            tree = _parse(file, self.path)
+            if isinstance(tree, str):
+                if file == self.path:  # the one file given is not Python: say so, not "no class"
+                    raise UsageError(f"--fork {self.path}: {tree}; give the fork's Python source folder or a .py file")
+                self.skipped[file] = tree  # in a folder, the class may be elsewhere
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    out.setdefault(node.name, (node, file))
+        return out
+
+    def not_read(self) -> str:
+        """What the report adds to "no class": the first file skipped and why ("" where none was)."""
+        if not self.skipped:
+            return ""
+        file, why = next(iter(self.skipped.items()))
+        more = f" and {len(self.skipped) - 1} more" if len(self.skipped) > 1 else ""
+        return f" (not read: {file}: {why}{more})"
 
 
 def find_class(source: ForkSource, names: list[str]) -> tuple[str, Path] | None:
@@ -326,7 +353,9 @@ def placement(module: str, fork: ForkBlock, source: ForkSource, aliases: tuple[s
     is missing or its forward applies the attention neither after the last conv nor in each bottleneck."""
     path, classes = source.path, source.classes
     if module not in classes:
-        raise ModuleArgsError(f"--fork {path}: no class {module} in its Python files; give the folder that defines it")
+        raise ModuleArgsError(
+            f"--fork {path}: no class {module} in its Python files{source.not_read()}; give the folder that defines it"
+        )
     file = classes[module][1]
     last_conv = OUTPUT_CONV.get(fork.block, "cv2")
     place, how = _where(classes, module, (fork.attention, *aliases), last_conv)
