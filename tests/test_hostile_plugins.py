@@ -194,3 +194,58 @@ def test_plain_ultralytics_refuses_an_outside_entry_naming_it(here):
     entry = "'../elsewhere/plain.py:Gate'"
     assert last.startswith(f"attnsurgeon.errors.PluginError: g.yaml: its attnsurgeon_plugins entry {entry} is outside")
     assert ran(here) == []
+
+
+FORK_YAML = """\
+nc: 80
+scales:
+  n: [0.50, 0.25, 1024]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]]
+  - [-1, 1, Conv, [128, 3, 2]]
+  - [-1, 3, C2f_Attention, [128, True]]
+head:
+  - [[2], 1, Detect, [nc]]
+"""
+DECOY = "fork/ultralytics/nn/aaa_old/attention.py"  # sorts before extra_modules/: the first file by path
+
+
+@pytest.fixture
+def fork(tmp_path, monkeypatch, clean_registry):
+    """The fork of test_adopt_fork_classes (block.py star-imports ..extra_modules.attention), its attention file
+    leaving a marker when imported, and an older Attention elsewhere in the fork that block.py does not import."""
+    from test_adopt_fork_classes import ATTENTION_FILE, write_fork
+
+    monkeypatch.chdir(tmp_path)
+    write_fork(tmp_path)
+    attention = tmp_path / ATTENTION_FILE
+    attention.write_text(MARK + attention.read_text())
+    (tmp_path / DECOY).parent.mkdir(parents=True)
+    (tmp_path / DECOY).write_text(MARK + "class Attention:\n    def __init__(self, width):\n        pass\n")
+    (tmp_path / "yolo-fork-n.yaml").write_text(FORK_YAML)
+    return tmp_path
+
+
+def test_adopt_reads_the_fork_and_maps_the_class_its_block_imports(fork):
+    from test_adopt_fork_classes import ATTENTION_FILE
+
+    result = cli("adopt", "yolo-fork-n.yaml", "--fork", "fork", "--no-verify", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert f"({ATTENTION_FILE}:Attention, used as the module Attention)" in result.output  # not the decoy
+    assert ran(fork) == []  # read with ast: neither file ran
+    written = cli("adopt", "yolo-fork-n.yaml", "--fork", "fork", "--imgsz", "64", "--json")
+    assert written.exit_code == 0, written.output
+    assert json.loads(written.output)["imported"] == [str(fork / ATTENTION_FILE)]  # verification imports it
+    assert ran(fork) == [ATTENTION_FILE.replace(".py", ".ran")]
+
+
+def test_two_definitions_the_imports_do_not_tell_apart_are_one_line(fork):
+    block = fork / "fork/ultralytics/nn/modules/block.py"
+    block.write_text(block.read_text().replace("from ..extra_modules.attention import *", "import torch"))
+    result = cli("adopt", "yolo-fork-n.yaml", "--fork", "fork", "--no-verify")
+    assert result.exit_code == 6
+    last = result.output.strip().splitlines()[-1]  # adopt shows what it found, then the one-line error
+    assert last.startswith("error: yolo-fork-n.yaml: layer 2 [-1, 3, C2f_Attention, [128, True]] cannot be adopted")
+    assert f"the fork defines Attention in {DECOY} and fork/ultralytics/nn/extra_modules/attention.py, and " in last
+    assert "imports do not say which C2f_Attention uses" in last
+    assert ran(fork) == [] and not (fork / "yolo-fork-n-adopted.yaml").exists()

@@ -64,7 +64,7 @@ class SurgeryReport:
     layer_map: dict[str, Any] | None = None  # dry run of a checkpoint: old -> new indices, fresh and dropped layers
     augmented: list[dict[str, Any]] = field(default_factory=list)  # augment: index, block, block_args, where
     attention: dict[str, dict[int, dict[str, int]]] = field(default_factory=dict)  # scale -> layer -> modules, params
-    imported: list[str] = field(default_factory=list)  # plugin and class files whose code ran (built with them)
+    imported: list[str] = field(default_factory=list)  # plugin and class files this process ran (to build)
 
     @property
     def verified(self) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 
 from attnsurgeon.core.augment_graph import AUGMENT_WHERE, AUGMENTABLE_BLOCKS, OUTPUT_CONV
 from attnsurgeon.errors import ModuleArgsError, UsageError
+from attnsurgeon.ops import fork_imports
 
 __all__ = [
     "AUGMENT_WHERE", "DEFAULT_WHERE", "ForkBlock", "ForkSource", "attention_call", "call_values", "find_class",
@@ -69,12 +70,21 @@ def named_block(module: str) -> tuple[str, list[str]] | None:
     return parts[0], list(dict.fromkeys([rest, *parts[1:]]))
 
 
-def fork_class_name(module: str, source: ForkSource) -> tuple[ForkBlock, Path] | None:
-    """``C2f_Attention`` -> ((C2f, Attention), the file defining it) when the rest of the name is a class the fork's
-    ``source`` defines (its own attention: not a catalog module, which :func:`split_name` finds)."""
+def fork_class_name(module: str, source: ForkSource) -> tuple[ForkBlock, Path] | str | None:
+    """``C2f_Attention`` -> ((C2f, Attention), the file defining the one the block uses) when the rest of the name is
+    a class the fork's ``source`` defines (its own attention: not a catalog module, which :func:`split_name` finds);
+    why not, in words, when the fork defines it in several files and the block's imports do not say which."""
     named = named_block(module)
     found = find_class(source, named[1]) if named is not None else None
-    return (ForkBlock(named[0], found[0]), found[1]) if named is not None and found is not None else None
+    if named is None or found is None:
+        return None
+    block = source.classes.get(module)
+    files = fork_imports.used_definition(found[0], block[1] if block else None, source.defined[found[0]], source.trees)
+    if len(files) > 1:
+        user = f"{block[1]}'s imports do not say which {module} uses" if block else f"the fork defines no {module}"
+        fix = f"name the one it uses: adopt --plugin FILE.py:{found[0]}"
+        return f"the fork defines {found[0]} in {' and '.join(map(str, files))}, and {user}; {fix}"
+    return ForkBlock(named[0], found[0]), files[0]
 
 
 def _sources(path: Path) -> list[Path]:
@@ -112,9 +122,12 @@ class ForkSource:
 
     path: Path
     skipped: dict[Path, str] = field(default_factory=dict)  # file -> why it was not read (not Python source)
+    trees: dict[Path, ast.Module] = field(default_factory=dict)  # every file read
+    defined: dict[str, list[Path]] = field(default_factory=dict)  # class name -> every file defining one
 
     @functools.cached_property
     def classes(self) -> dict[str, tuple[ast.ClassDef, Path]]:
+        """Class name -> its first definition by path (``defined`` has them all; :func:`find_class` picks)."""
         out: dict[str, tuple[ast.ClassDef, Path]] = {}
         for file in _sources(self.path):
             tree = _parse(file, self.path)
@@ -123,9 +136,12 @@ class ForkSource:
                     raise UsageError(f"--fork {self.path}: {tree}; give the fork's Python source folder or a .py file")
                 self.skipped[file] = tree  # in a folder, the class may be elsewhere
                 continue
+            self.trees[file] = tree
             for node in ast.walk(tree):
                 if isinstance(node, ast.ClassDef):
                     out.setdefault(node.name, (node, file))
+                    if file not in self.defined.setdefault(node.name, []):
+                        self.defined[node.name].append(file)
         return out
 
     def not_read(self) -> str:

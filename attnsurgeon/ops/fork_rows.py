@@ -143,6 +143,8 @@ def fork_class_change(
             f"source) uses that class as the module, or {PLUGIN_ROUTE}"
         )
     found = fork_blocks.fork_class_name(module, fork)
+    if isinstance(found, str):
+        return f"it looks like {block} with the fork's own {candidates[0]} inside, but {found}"
     if found is None:
         name = candidates[0]
         return f"it looks like {block} with {name} inside, but --fork {fork.path} defines no class {name}"
