@@ -53,6 +53,16 @@ def recorded_file(entry: str, where: str, base: Path, yaml_name: str) -> Path:
     return path
 
 
+def absolute(entry: str, base: Path) -> str:
+    """An entry with its file part made absolute against ``base`` (a library class stays as it is)."""
+    text, _, channel = entry.partition("?channel=")
+    at = text.rfind(".py")
+    if at <= 0:
+        return entry
+    path = Path(os.path.normpath(Path(os.path.abspath(base)) / text[: at + 3]))
+    return f"{path}{text[at + 3 :]}" + (f"?channel={channel}" if channel else "")
+
+
 def recorded_paths(data: Any, base: Path) -> list[Path]:
     """The plugin files (not classes) a model YAML records under ``attnsurgeon_plugins``, in its folder ``base``."""
     name = Path(str(data.get("yaml_file") or "the model YAML")).name if isinstance(data, dict) else "the model YAML"

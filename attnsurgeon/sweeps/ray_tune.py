@@ -9,6 +9,7 @@ need attnsurgeon installed (its modules must resolve there); the run directories
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -51,7 +52,7 @@ def train_with_ray(
     done = [total - len(rows)]
     if not rows:
         return
-    project = job.directory / sweep_train.RUNS_DIR
+    project = sweep_train.runs_dir(job.directory)
     project.mkdir(exist_ok=True)
     base_graph = yamlio.load(job.settings.model).graph
     device = "0" if gpus_per_trial > 0 else "cpu"  # Ray gives each trial its own visible GPU(s)
@@ -73,7 +74,7 @@ def train_with_ray(
             name = trial.config["variant"]["name"]
             row = rows[name]
             run_dir = project / name
-            update: dict[str, Any] = {"train_key": key, "run_dir": str(run_dir.relative_to(job.directory))}
+            update: dict[str, Any] = {"train_key": key, "run_dir": os.path.relpath(run_dir, job.directory)}
             try:
                 if error:
                     raise RuntimeError(error)

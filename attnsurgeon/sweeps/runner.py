@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.core import augment_graph, flowedit, sizes, yamlio
+from attnsurgeon.catalog import plugins, recorded
+from attnsurgeon.core import augment_graph, flowedit, sizes, yamlio, yamltree
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core.progress import SweepProgress
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
@@ -246,7 +247,7 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         row = _new_row(job, v)
         try:
             if v.op == "base":
-                yamlio.write_atomic(job.directory / f"{v.name}.yaml", base_doc.text)
+                yamlio.write_atomic(job.directory / f"{v.name}.yaml", _base_copy(job, base_doc))
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
             else:
                 _cost_variant(job, v, base, base_doc, row)
@@ -257,6 +258,24 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         job.store.put(row)
         done += 1
         step("done", v.name, done, total)
+
+
+def _base_copy(job: SweepRun, base_doc: yamlio.ModelDoc) -> str:
+    """The base YAML's text for the sweep folder: as it is, but for the plugin files it lists, named again relative
+    to the sweep folder (a training process reads the copy there)."""
+    if plugins.YAML_KEY not in base_doc.data:
+        return base_doc.text
+    tree = yamlio.copy_doc(base_doc).data
+    _record(job, tree)
+    same = recorded.recorded_entries(tree) == recorded.recorded_entries(base_doc.data)
+    return base_doc.text if same else yamlio.with_newline(yamlio.dump(tree), base_doc.newline)
+
+
+def _record(job: SweepRun, tree: Any) -> None:
+    """List the plugin files a variant's rows need under ``attnsurgeon_plugins``, relative to the sweep folder."""
+    for warning in recorded.record(tree, job.directory, yamltree.flow_seq):
+        if warning not in job.warnings:
+            job.warnings.append(warning)
 
 
 def _new_row(job: SweepRun, v: Variant) -> dict[str, Any]:
@@ -283,6 +302,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
         result = augment_graph.augment(doc.graph, after, name, row_args)
         fresh = [sweep_cost.FreshLayer(i, replaces=i) for i in result.augmented]
     tree = yamlio.apply(doc, result, in_place=True)
+    _record(job, tree)  # a training process builds the variant from its file: the plugin files go with it
     text, cfg = flowedit.surgery_text(base_doc, result, tree), yamlio.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
     yamlio.write_atomic(path, yamlio.with_newline(text, base_doc.newline))

@@ -37,6 +37,11 @@ METRIC_COLUMNS = {
 }
 
 
+def runs_dir(directory: Path) -> Path:
+    """Where the variants' runs go, absolute: Ultralytics puts a relative ``project`` under its own runs folder."""
+    return Path(os.path.abspath(directory)) / RUNS_DIR
+
+
 def parse_devices(device: str) -> list[str]:
     """``cpu`` -> ['cpu']; ``0,1,2,3`` -> ['0', '1', '2', '3'] (one training process each); ``cuda`` -> ['0']."""
     text = str(device).strip().lower()
@@ -116,21 +121,36 @@ def read_results(run_dir: Path) -> dict[str, Any]:
 
 
 def train_arguments(source: Path, settings: dict[str, Any], device: str, project: Path, name: str) -> dict[str, Any]:
-    """Keyword arguments of ``YOLO(source).train``; plots off (they would fetch a font), runs under the sweep."""
-    return {"model": str(source), "data": settings["data"], "epochs": settings["epochs"], "batch": settings["batch"],
+    """Keyword arguments of ``YOLO(source).train``; plots off (they would fetch a font), runs under the sweep; and
+    ``plugins``: the plugin files the variant lists, which the training process adds first (the sweep wrote that
+    list from the user's own --plugin, so an entry outside the sweep folder is used on purpose)."""
+    return {"model": str(source), "plugins": _plugins_of(source), "data": settings["data"],
+            "epochs": settings["epochs"], "batch": settings["batch"],
             "imgsz": settings["imgsz"], "device": device, "project": str(project), "name": name, "exist_ok": True,
             "plots": False, "workers": 0 if device == "cpu" else 8, "verbose": False, "seed": 0}  # fmt: skip
 
 
+def _plugins_of(source: Path) -> list[str]:
+    """The ``attnsurgeon_plugins`` entries of a variant's YAML, files made absolute (nothing for a checkpoint)."""
+    if source.suffix.lower() not in (".yaml", ".yml"):
+        return []
+    from attnsurgeon.catalog import recorded
+
+    data = yamlio.loads(source.read_text(encoding="utf-8"))
+    return [recorded.absolute(entry, source.parent) for entry in recorded.recorded_entries(data)]
+
+
 def train_in_process(arguments: dict[str, Any]) -> None:
     """``YOLO(model).train(...)`` here (a training subprocess, or a Ray trial's worker)."""
+    from attnsurgeon.catalog import plugins
     from attnsurgeon.ultralytics_bridge import ultra
 
+    arguments = dict(arguments)
+    plugins.add_files(arguments.pop("plugins", []))
     ultra.offline_environment()
     ultra.register()
     from ultralytics import YOLO
 
-    arguments = dict(arguments)
     YOLO(arguments.pop("model")).train(**arguments)
 
 
@@ -157,7 +177,7 @@ def train_all(job: Any, retry_failed: bool, step: Callable[[str, str, int, int],
     for d in settings["devices"]:
         devices.put(d)
     lock = threading.Lock()
-    project = job.directory / RUNS_DIR
+    project = runs_dir(job.directory)
     project.mkdir(exist_ok=True)
     base_graph = yamlio.load(job.settings.model).graph
 
@@ -168,7 +188,7 @@ def train_all(job: Any, retry_failed: bool, step: Callable[[str, str, int, int],
             step("train", row["name"], done, total)
             run_dir = project / row["name"]
             shutil.rmtree(run_dir, ignore_errors=True)  # a killed run's epochs must not mix with this one's
-            update: dict[str, Any] = {"train_key": key, "run_dir": str(run_dir.relative_to(job.directory))}
+            update: dict[str, Any] = {"train_key": key, "run_dir": os.path.relpath(run_dir, job.directory)}
             try:
                 source = model_source(job.directory, row, settings, base_graph)
                 _train_subprocess(train_arguments(source, settings, device, project, row["name"]),
