@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.core import augment_graph, flowedit, sizes, yamlio
+from attnsurgeon.core import augment_graph, flowedit, publish, sizes, yamlio
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core.progress import SweepProgress
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
@@ -246,7 +246,7 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         row = _new_row(job, v)
         try:
             if v.op == "base":
-                yamlio.write_atomic(job.directory / f"{v.name}.yaml", base_doc.text)
+                publish.publish(job.directory / f"{v.name}.yaml", base_doc.text, force=True)
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
             else:
                 _cost_variant(job, v, base, base_doc, row)
@@ -285,7 +285,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
     tree = yamlio.apply(doc, result, in_place=True)
     text, cfg = flowedit.surgery_text(base_doc, result, tree), yamlio.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
-    yamlio.write_atomic(path, yamlio.with_newline(text, base_doc.newline))
+    publish.publish(path, yamlio.with_newline(text, base_doc.newline), force=True)  # the sweep's own folder
     row.update(yaml=path.name, layers=[f.index for f in fresh])
     checks = [verify.check_liveness(result.graph, [f.index for f in fresh])] if v.op == "insert" else []
     try:
