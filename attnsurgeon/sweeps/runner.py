@@ -246,7 +246,8 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         row = _new_row(job, v)
         try:
             if v.op == "base":
-                publish.publish(job.directory / f"{v.name}.yaml", base_doc.text, force=True)
+                base_text = yamlio.with_newline(base_doc.text, base_doc.newline)  # a CRLF input stays CRLF
+                publish.publish(job.directory / f"{v.name}.yaml", base_text, force=True)
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
             else:
                 _cost_variant(job, v, base, base_doc, row)
