@@ -29,7 +29,7 @@ STAGES = (  # (module, function, stage): the parts of a variant's cost that take
     ("attnsurgeon.core.yamlio", "load", "YAML load"),
     ("attnsurgeon.core.yamlio", "apply", "YAML surgery"),
     ("attnsurgeon.core.yamlio", "dump", "YAML dump"),
-    ("attnsurgeon.core.yamlio", "write_atomic", "writes (YAML, results)"),
+    ("attnsurgeon.core.publish", "publish_all", "writes (YAML, results)"),
     ("attnsurgeon.ultralytics_bridge.ultra", "build_model", "build (Ultralytics)"),
     ("attnsurgeon.sweeps.cost", "layer_checks", "checks (new layer alone)"),
     ("attnsurgeon.costs.flops", "ultralytics_gflops", "GFLOPs (Ultralytics get_flops)"),

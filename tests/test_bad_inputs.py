@@ -137,7 +137,8 @@ def test_unicode_and_space_paths_work(workdir):
 @pytest.mark.parametrize(
     ("target", "error", "message"),
     [
-        ("os.replace", PermissionError(errno.EACCES, "Permission denied"), "cannot be written (Permission denied)"),
+        # without --force the output is published by a no-clobber os.link (core/publish.py)
+        ("os.link", PermissionError(errno.EACCES, "Permission denied"), "cannot be written (Permission denied)"),
         ("os.fsync", OSError(errno.ENOSPC, "No space left on device"), "cannot be written (No space left on device)"),
         ("tempfile.mkstemp", OSError(errno.EROFS, "Read-only file system"), "(Read-only file system)"),
     ],
@@ -167,7 +168,7 @@ def test_an_interrupted_write_leaves_no_partial_output_and_the_input_intact(work
         assert Path(src).read_bytes()  # the temporary file was complete
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(os, "replace", interrupted)
+    monkeypatch.setattr(os, "link", interrupted)  # the publish step without --force
     result = runner.invoke(app, ["insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--no-verify"])
     assert result.exit_code == 130, result.output
     assert result.output.strip() == "error: interrupted; nothing was written"

@@ -91,3 +91,15 @@ def test_crlf_block_edits_undone_give_the_input_back_byte_for_byte(steps, here):
     src = here / "yolo11n.yaml"
     src.write_bytes(crlf(YOLO11))
     assert apply_steps(src, steps) == src.read_bytes()
+
+
+def test_a_crlf_sweep_writes_its_base_copy_and_variants_crlf(here):
+    """The sweep's copy of the base model is the input byte for byte, line endings included, like its variants."""
+    src = here / "yolo11n.yaml"
+    src.write_bytes(crlf(YOLO11))
+    args = ["sweep", src.name, "-m", "SE", "--at", "8", "-o", "out", "--imgsz", "64", "--runs", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (here / "out" / "yolo11n.yaml").read_bytes() == src.read_bytes()
+    variant = (here / "out" / "yolo11n-SE-after8.yaml").read_bytes()
+    assert variant.count(b"\n") == variant.count(b"\r\n") > 0

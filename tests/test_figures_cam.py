@@ -108,7 +108,7 @@ def test_cli_json_lists_files_and_refuses_to_overwrite(models, tmp_path):
     assert payload["files"] == [str(tmp_path / "out" / "im2-0.png"), str(tmp_path / "out" / "grid.png")]
     before = (tmp_path / "out" / "grid.png").read_bytes()
     r = runner.invoke(app, [*args, "--method", "gradcam"])
-    assert r.exit_code == 2 and "already exists; pass --force" in r.stderr
+    assert r.exit_code == 8 and "already exists; pass --force" in r.stderr  # an OutputError, as every command
     assert (tmp_path / "out" / "grid.png").read_bytes() == before
     assert runner.invoke(app, [*args, "--method", "gradcam", "--force"]).exit_code == 0
 

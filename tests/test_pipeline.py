@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core import publish, yamlio
 from attnsurgeon.core.report import Check, SurgeryReport
 from attnsurgeon.errors import OutputError
 from attnsurgeon.ops import surgery as api
@@ -88,7 +88,7 @@ def test_paired_write_is_all_or_none(tmp_path, monkeypatch, existing):
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OutputError, match=r"best-SE\.pt: cannot be written \(No space left on device\); nothing was"):
-        yamlio.write_all_or_none([(first, "new yaml\n"), (second, b"new pt")])
+        publish.publish_all([(first, "new yaml\n"), (second, b"new pt")], force=True)
     monkeypatch.setattr(os, "replace", real_replace)
     if existing:
         assert first.read_text() == "old yaml\n" and second.read_bytes() == b"old pt"
@@ -100,7 +100,7 @@ def test_paired_write_is_all_or_none(tmp_path, monkeypatch, existing):
 def test_paired_write_replaces_both(tmp_path):
     first, second = tmp_path / "a.yaml", tmp_path / "a.pt"
     first.write_text("old\n")
-    yamlio.write_all_or_none([(first, "new\n"), (second, b"\x00\x01")])
+    publish.publish_all([(first, "new\n"), (second, b"\x00\x01")], force=True)
     assert first.read_text() == "new\n" and second.read_bytes() == b"\x00\x01"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "a.yaml"]
 

@@ -206,20 +206,20 @@ def test_checkpoint_dry_run_prints_the_layer_map_and_writes_nothing(checkpoint_w
 
 
 def test_a_checkpoint_and_its_yaml_are_written_both_or_neither(checkpoint_with_se, tmp_path, monkeypatch):
-    """The second rename fails: the .yaml already renamed into place is taken back, no temporary file is left."""
+    """The second publish fails: the .yaml already published is taken back, no temporary file is left."""
     import os
 
     _, with_se = checkpoint_with_se
     renames = []
-    real_replace = os.replace
+    real_link = os.link
 
-    def second_rename_fails(src, dst):
+    def second_rename_fails(src, dst):  # without --force a file is published by a no-clobber hard link
         renames.append(dst)
         if len(renames) == 2:
             raise OSError(28, "No space left on device")
-        real_replace(src, dst)
+        real_link(src, dst)
 
-    monkeypatch.setattr(os, "replace", second_rename_fails)
+    monkeypatch.setattr(os, "link", second_rename_fails)
     out = tmp_path / "pair.pt"
     one_line_error(run("remove", with_se, "--at", "9", "-o", out, "--no-verify"), 8, "No space left on device")
     assert len(renames) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core import graph, publish, yamlio
 from attnsurgeon.errors import ModelFileError
 
 
@@ -88,7 +88,7 @@ def test_atomic_write_replaces_and_keeps_mode(tmp_path):
     target = tmp_path / "out.yaml"
     target.write_text("old\n")
     target.chmod(0o640)
-    yamlio.write_atomic(target, "new\n")
+    publish.publish(target, "new\n", force=True)
     assert target.read_text() == "new\n" and (target.stat().st_mode & 0o777) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["out.yaml"]
 

@@ -1,7 +1,7 @@
 """Model YAML in and out: round-trip load/dump that keeps comments, key order, flow style and spelling.
 
 Also resolves packaged Ultralytics names (``yolo11n.yaml``) the way Ultralytics does, renumbers index comments,
-and writes files atomically. No torch, no printing.
+and gives text its file's line ending (writing is :mod:`attnsurgeon.core.publish`). No torch, no printing.
 """
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import io
-import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from ruamel.yaml.error import YAMLError
 from attnsurgeon.core import yamltree
 from attnsurgeon.core.graph import Graph, SurgeryResult
 from attnsurgeon.core.scales import scale_names
-from attnsurgeon.errors import ModelFileError, OutputError, SurgeryError, UsageError
+from attnsurgeon.errors import ModelFileError, SurgeryError, UsageError
 
 SCALES = "nslmx"
 _SCALE_RE = re.compile(r"yolo(e-)?v?\d+([nslmx])")  # Ultralytics' guess_model_scale
@@ -327,69 +325,3 @@ def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> Comme
         row = yamltree.flow_seq([-1, 1, ins.module, list(ins.args)])
         yamltree.insert_row(seq, pos + 1, row, f"# {ins.index} {ins.module} {yamltree.OWN_COMMENT}")
     return data
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Writing
-
-
-def check_output(path: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Refuse a path in a missing directory, an existing file without force, or one of the inputs."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{path}: directory {parent} does not exist; create it or choose another -o path")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory; give a file name with -o")
-    for src in inputs:
-        if src.exists() and path.exists() and path.resolve() == src.resolve():
-            raise OutputError(f"{path}: is the input file; choose another -o path (the input is never overwritten)")
-    if path.exists() and not force:
-        raise OutputError(f"{path}: already exists; pass --force to overwrite it or choose another -o path")
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write to a temporary file in the same directory, then rename over the target: the target is either the old
-    file or the whole new one, never a part. A failure is an OutputError and leaves no temporary file behind."""
-    write_all_or_none([(path, text)])
-
-
-def write_all_or_none(files: list[tuple[Path, str | bytes]]) -> None:
-    """Write several files so that either all of them are the new contents or none changed (a ``.pt`` and its
-    ``.yaml``): every temporary file is written first, then renamed; a failed rename restores what was replaced.
-    A failing write (read-only directory, full disk) is an OutputError naming the file."""
-    staged: list[tuple[Path, str]] = []
-    backups: list[tuple[Path, str | None]] = []
-    current = files[0][0] if files else Path(".")
-    try:
-        for path, data in files:
-            current = path
-            parent = path.parent if str(path.parent) else Path(".")
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-            staged.append((path, tmp))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        for path, tmp in staged:
-            current = path
-            backup = None
-            if path.exists():
-                backup = f"{tmp}.old"
-                os.link(path, backup)  # the old contents stay reachable until every rename has succeeded
-            backups.append((path, backup))
-            os.replace(tmp, path)
-    except BaseException as exc:
-        for path, backup in reversed(backups):
-            if backup is not None:
-                os.replace(backup, path)
-            elif path.exists():
-                path.unlink()
-        if isinstance(exc, OSError):
-            raise OutputError(f"{current}: cannot be written ({exc.strerror or exc}); nothing was written") from exc
-        raise
-    finally:
-        for _, tmp in staged:
-            for leftover in (tmp, f"{tmp}.old"):
-                if os.path.exists(leftover):
-                    os.unlink(leftover)

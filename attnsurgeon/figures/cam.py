@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from attnsurgeon.core import yamlio
+from attnsurgeon.core import publish, yamlio
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.errors import CheckpointError, ImageError, MissingExtraError, UsageError
 from attnsurgeon.figures.layers import correspondence, label
@@ -299,7 +299,7 @@ def cam(
         raise UsageError("two images have the same file name; their pictures would overwrite each other")
     for f in files:
         if f.exists() and not force:
-            raise UsageError(f"{f}: already exists; pass --force to overwrite it")
+            raise publish.exists_error(f)
     _grad_cam()
     say(f"loading {base} and {variant}")
     models = load(base), load(variant)
@@ -357,6 +357,6 @@ def cam(
     out.mkdir(exist_ok=True)
     from attnsurgeon.figures.panels import png_bytes
 
-    yamlio.write_all_or_none([*((f, png_bytes(r)) for f, r in zip(files, rows, strict=False)),
-                              (files[-1], png_bytes(grid(rows)))])  # fmt: skip
+    publish.publish_all([*((f, png_bytes(r)) for f, r in zip(files, rows, strict=False)),
+                         (files[-1], png_bytes(grid(rows)))], force=force)  # fmt: skip
     return result

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnsurgeon.core import channels, positions, yamlio
+from attnsurgeon.core import channels, positions, publish, yamlio
 from attnsurgeon.core.augment_graph import augment_info
 from attnsurgeon.core.graph import INPUT, Graph
 from attnsurgeon.core.scales import builds_at
@@ -149,12 +149,12 @@ def plot_model(
     out = Path(output)
     fmt = plot_format(out)
     graph, plain, name, path, stored = read_model(model)
-    yamlio.check_output(out, force, (path,))
+    publish.check_output(out, force, (path,))
     chosen = scale if scale is not None else stored
     marked = highlight_rows(graph, highlight, read_model(base)[0] if base is not None else None)
     title = f"{name}" + (f" (scale {chosen})" if chosen else "")
     made = diagram(graph, title, plain, chosen, marked)
-    yamlio.write_atomic(out, render(made, fmt))
+    publish.publish(out, render(made, fmt), force=force)
     return made
 
 

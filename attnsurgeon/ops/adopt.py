@@ -12,7 +12,7 @@ from typing import Any
 
 from attnsurgeon.catalog import file_import, plugins, recorded
 from attnsurgeon.catalog import foreign_plugins as fork_plugins
-from attnsurgeon.core import flowedit, yamlio, yamltree
+from attnsurgeon.core import flowedit, publish, yamlio, yamltree
 from attnsurgeon.core.report import unified_diff
 from attnsurgeon.errors import AttnSurgeonError, NeedsAdoptionError, UsageError, VerificationError
 from attnsurgeon.ops import adoption, fork_rows
@@ -77,7 +77,7 @@ def adopt(
     if out is not None:
         if out.suffix.lower() not in (".yaml", ".yml"):
             raise UsageError(f"-o {output}: the output must be a .yaml file")
-        yamlio.check_output(out, force, inputs=(doc.path,))
+        publish.check_output(out, force, inputs=(doc.path,))
     if verify:
         from attnsurgeon.checks.verify import check_model_file
 
@@ -97,7 +97,7 @@ def adopt(
             message = f"check '{failed[0].name}' failed: {failed[0].detail}; nothing was written"
             raise _with_report(VerificationError(message, report.checks), report)
     if out is not None:
-        yamlio.write_atomic(out, result.text)
+        publish.publish(out, result.text, force=force)
     report.imported = [str(p) for p in file_import.imported()]
     return report
 

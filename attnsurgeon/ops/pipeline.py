@@ -28,7 +28,7 @@ from typing import Any
 from attnsurgeon import errors
 from attnsurgeon.catalog import ModuleSpec, file_import, plugins, recorded
 from attnsurgeon.checks.deploy import requested_checks
-from attnsurgeon.core import flowedit, yamlio, yamltree
+from attnsurgeon.core import flowedit, publish, yamlio, yamltree
 from attnsurgeon.core.graph import Graph, SurgeryResult
 from attnsurgeon.core.progress import Progress
 from attnsurgeon.core.report import Check, ModelCost, SurgeryReport, augmented_rows, changed_rows, unified_diff
@@ -156,7 +156,7 @@ def _scale_name_warning(out: Path, wanted: str, builds_at: str) -> str:
 
 def _check_output(path: Path, force: bool, inputs: tuple[Path, ...], dry_run: bool, warnings: list[str]) -> None:
     if not dry_run:
-        yamlio.check_output(path, force, inputs)
+        publish.check_output(path, force, inputs)
     elif path.exists() and not force:
         warnings.append(f"{path} exists: the real run needs --force or another -o path")
 
@@ -195,7 +195,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: RunOptions, step: Progress) 
         report.raise_if_failed()
     if out is not None and opts.write and not opts.dry_run:
         step(f"writing {out.name}")
-        yamlio.write_atomic(out, yamlio.with_newline(text, doc.newline))  # a CRLF input stays CRLF
+        publish.publish(out, yamlio.with_newline(text, doc.newline), force=opts.force)  # a CRLF input stays CRLF
     return report
 
 
@@ -332,7 +332,7 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: RunOptions, step: Prog
         buffer = io.BytesIO()
         torch.save(checkpoints.checkpoint_dict(ckpt, new, edit.record(source.path)), buffer)
         step(f"writing {out.name}")
-        yamlio.write_all_or_none([(yaml_out, text), (out, buffer.getvalue())])
+        publish.publish_all([(yaml_out, text), (out, buffer.getvalue())], force=opts.force)
     return report
 
 

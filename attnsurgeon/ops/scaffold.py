@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnsurgeon.catalog import CATEGORIES, REGISTRY, plugins
-from attnsurgeon.core import yamlio
+from attnsurgeon.core import publish
 from attnsurgeon.core.report import Check
 from attnsurgeon.errors import AttnSurgeonError, OutputError, UsageError
 
@@ -91,16 +91,20 @@ def new_module(name: str, directory: str | Path = ".", category: str = "channel"
     made = NewModule(name, folder / f"{module_name}.py", folder / f"test_{module_name}.py")
     for path in (made.module_file, made.test_file):
         if path.exists():
-            raise OutputError(f"{path} exists; new-module never overwrites (choose another name or --dir)")
+            raise _exists(path)
     module_text = render(MODULE_TEMPLATE, name, category)
     test_text = render(TEST_TEMPLATE, name, category)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"--dir {folder}: cannot be made: {exc.strerror or exc}") from None
-    yamlio.write_atomic(made.module_file, module_text)
-    yamlio.write_atomic(made.test_file, test_text)
+    # both or neither, and never over a file that appeared since the check above
+    publish.publish_all([(made.module_file, module_text), (made.test_file, test_text)], force=False, refuse=_exists)
     return made
+
+
+def _exists(path: Path) -> OutputError:
+    return OutputError(f"{path} exists; new-module never overwrites (choose another name or --dir)")
 
 
 def plugin_module_names(plugin_files: Sequence[str | Path]) -> list[str]:

@@ -7,11 +7,13 @@ returns the labels it wrote, so tests check the data, not pixels.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon.core.publish import publish
 from attnsurgeon.sweeps.store import pareto_front
 
 # file stem, x column, y column, Pareto front (lower x, higher y)
@@ -92,9 +94,9 @@ def render(data: PlotData, path: Path) -> list[str]:
     ax.set_title(data.title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    publish(path, buffer.getvalue(), force=True)  # the sweep's own plots, redrawn on every run
     return [t.get_text() for t in ax.texts]
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon.catalog import plugins, recorded
-from attnsurgeon.core import augment_graph, flowedit, sizes, yamlio, yamltree
+from attnsurgeon.core import augment_graph, flowedit, publish, sizes, yamlio, yamltree
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core.progress import SweepProgress
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
@@ -247,7 +247,8 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         row = _new_row(job, v)
         try:
             if v.op == "base":
-                yamlio.write_atomic(job.directory / f"{v.name}.yaml", _base_copy(job, base_doc))
+                base_text = yamlio.with_newline(_base_copy(job, base_doc), base_doc.newline)  # CRLF stays CRLF
+                publish.publish(job.directory / f"{v.name}.yaml", base_text, force=True)
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
             else:
                 _cost_variant(job, v, base, base_doc, row)
@@ -268,7 +269,7 @@ def _base_copy(job: SweepRun, base_doc: yamlio.ModelDoc) -> str:
     tree = yamlio.copy_doc(base_doc).data
     _record(job, tree)
     same = recorded.recorded_entries(tree) == recorded.recorded_entries(base_doc.data)
-    return base_doc.text if same else yamlio.with_newline(yamlio.dump(tree), base_doc.newline)
+    return base_doc.text if same else yamlio.dump(tree)
 
 
 def _record(job: SweepRun, tree: Any) -> None:
@@ -305,7 +306,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
     _record(job, tree)  # a training process builds the variant from its file: the plugin files go with it
     text, cfg = flowedit.surgery_text(base_doc, result, tree), yamlio.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
-    yamlio.write_atomic(path, yamlio.with_newline(text, base_doc.newline))
+    publish.publish(path, yamlio.with_newline(text, base_doc.newline), force=True)  # the sweep's own folder
     row.update(yaml=path.name, layers=[f.index for f in fresh])
     checks = [verify.check_liveness(result.graph, [f.index for f in fresh])] if v.op == "insert" else []
     try:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.core.yamlio import write_atomic
+from attnsurgeon.core.publish import publish
 from attnsurgeon.errors import OutputError
 
 RESULTS_JSON = "results.json"
@@ -114,8 +114,9 @@ class ResultsStore:
     def save(self) -> None:
         rows = self.rows()
         payload = {"format": FORMAT, "columns": list(COLUMNS), "rows": rows}
-        write_atomic(self.directory / RESULTS_JSON, json.dumps(payload, indent=1, default=str) + "\n")
-        write_atomic(self.directory / RESULTS_CSV, to_csv(rows))
+        # the sweep's own records, rewritten after every variant by design: force
+        publish(self.directory / RESULTS_JSON, json.dumps(payload, indent=1, default=str) + "\n", force=True)
+        publish(self.directory / RESULTS_CSV, to_csv(rows), force=True)
 
 
 def _cell(value: Any) -> Any:
