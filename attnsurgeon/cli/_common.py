@@ -110,9 +110,10 @@ def errors_to_exit(fn: F) -> F:
 
 PLUGIN_HELP = (
     "A Python file whose classes register attention modules with @register_module (attnsurgeon new-module writes "
-    "one), or a plain nn.Module class as its authors wrote it: FILE.py:ClassName, or FILE.py for every class that "
-    "keeps a feature map's shape; repeatable. Installed packages' modules (entry-point group attnsurgeon.modules) "
-    "need no flag."
+    "one), or a plain nn.Module class as its authors wrote it: FILE.py:ClassName, or FILE.py for every class with a "
+    "channel argument; repeatable. Read with ast; the file runs only when a model is built with its classes. Naming "
+    "a file here also lets a model YAML list it from outside the YAML's folder. Installed packages' modules "
+    "(entry-point group attnsurgeon.modules) need no flag."
 )
 CHANNEL_ARG_HELP = (
     "The constructor parameter of a plain nn.Module class (--plugin FILE.py:ClassName, --module timm:Class) that "

@@ -50,8 +50,10 @@ def adopt(
         Path | None,
         typer.Option(
             "--fork",
-            help="The fork's Python source folder or file: read (never run) to place a fork block's attention; a "
-            "fork's own attention class (C2f_Attention) is imported from the file defining it.",
+            help="The fork's Python source folder or file, read with ast (never run) to place a fork block's "
+            "attention and to find the class a block named after the fork's own attention (C2f_Attention) uses. "
+            "Verification builds the written YAML, which imports the files of the classes it names (listed as "
+            "'imported'); --no-verify imports nothing.",
         ),
     ] = None,
     as_json: JsonOpt = False,

@@ -39,7 +39,9 @@ def adopt(
     (``C2f_EMA``) becomes an ``Augment`` row: ``where`` (bottleneck/output) places the attention, else ``fork`` (the
     fork's source folder or file, read with ``ast``, never run) decides, else bottleneck is assumed. With ``fork``,
     a block named after a class the fork defines (``C2f_Attention``) uses that class as the module (``FILE.py:Class``,
-    imported from the file defining it), and the attention keeps the literal args the fork builds it with.
+    the definition the block's own file or imports name), and the attention keeps the literal args the fork builds it
+    with. Verification builds the written YAML, which imports the files of the classes it names (``imported`` in
+    the report); without verification no file of the fork runs.
     ``plugin_files`` join the catalog first (as
     ``--plugin``): a fork's own module made a plugin is adopted like a catalog one, and the output lists the plugin
     files it needs under ``attnsurgeon_plugins``.
