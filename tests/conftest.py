@@ -151,3 +151,13 @@ def check_golden(*pairs: tuple[Path, str | bytes]) -> None:
 def golden():
     """:func:`check_golden`, for a test that takes ``golden`` as an argument."""
     return check_golden
+
+
+@pytest.fixture(autouse=True)
+def fresh_import_record():
+    """Each test reads ``imported`` as a fresh process would: the record of files run is process-wide, and an xdist
+    worker runs many test files (other tests' plugin files showed up in this one's report)."""
+    from attnsurgeon.catalog import file_import
+
+    file_import._IMPORTED.clear()
+    yield
