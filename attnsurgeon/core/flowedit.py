@@ -1,5 +1,8 @@
-"""The text a surgery writes: ruamel's dump of the edited tree for a block-style file, the input text edited line
-by line (:mod:`attnsurgeon.core.flowstyle`) for a flow-style one. No torch, no printing."""
+"""The text a surgery or ``adopt`` writes, the one writer of model files: the input text edited line by line
+(:mod:`attnsurgeon.core.flowstyle`), every line it does not have to change kept byte for byte (blank and
+whitespace-only lines, spacing inside rows, comment columns), in block and flow style alike; checked to read as the
+edited tree. A block-style file whose rows the line reader does not know (a row over several lines) is written by
+ruamel's dump of the edited tree, as before. No torch, no printing."""
 
 from __future__ import annotations
 
@@ -11,14 +14,26 @@ from attnsurgeon.errors import ModelFileError
 
 
 def is_flow(doc: Any) -> bool:
-    """Whether ``doc`` (a yamlio.ModelDoc) has a flow-style section (its output is written by :func:`surgery_text`)."""
+    """Whether ``doc`` (a yamlio.ModelDoc) has a flow-style section."""
     return layout(doc.text, str(doc.path)) is not None
 
 
+def lines_of(doc: Any) -> Layout | None:
+    """``doc``'s rows as lines (a flow-style file that cannot be read so is refused); None for a block-style file the
+    line reader does not know (ruamel's dump writes it)."""
+    flow = layout(doc.text, str(doc.path))
+    if flow is not None:
+        return flow
+    try:
+        return layout(doc.text, str(doc.path), block=True)
+    except ModelFileError:
+        return None
+
+
 def surgery_text(doc: Any, result: Any, data: Any) -> str:
-    """The text a surgery writes: ruamel's dump of the edited tree ``data`` for a block-style file; for a flow-style
-    one, the input text with only the lines the surgery changes rewritten, checked to read as the edited tree."""
-    lay = layout(doc.text, str(doc.path))
+    """The text a surgery writes: the input text with only the lines the surgery changes rewritten, checked to read
+    as the edited tree ``data``; ruamel's dump of ``data`` where a block-style file cannot be edited so."""
+    lay = lines_of(doc)
     if lay is None:
         return yamlio.dump(data)
     inserted = {ins.index: ins.after for ins in result.insertions}
@@ -34,6 +49,8 @@ def surgery_text(doc: Any, result: Any, data: Any) -> str:
     )
     text = _added_keys(text, lay, data)
     if not _reads_as(text, yamlio.to_plain(data), str(doc.path), lay):
+        if not any(lay.flow.values()):
+            return yamlio.dump(data)
         raise ModelFileError(
             f"{doc.path}: this flow-style file cannot be edited line by line (the rewritten lines would not read as "
             "the edited model); nothing was written; write its rows in block style ('- [...]')"
@@ -77,7 +94,7 @@ def _reads_as(text: str, plain: dict[str, Any], source: str, before: Layout | No
 
 def _rows_read_as(text: str, plain: dict[str, Any], source: str) -> bool:
     try:
-        after = layout(text, source)
+        after = layout(text, source, block=True)
     except ModelFileError:
         return False
     rows = [*plain["backbone"], *plain["head"]]
@@ -102,8 +119,8 @@ def _rows_read_as(text: str, plain: dict[str, Any], source: str) -> bool:
 
 def adopted_text(doc: Any, new_graph: Any, shown: dict[int, int], data: Any) -> str:
     """``adopt``'s output: rows changed in place (no row moves), index comments that showed ``shown[i]`` renumbered
-    to ``i``; the dump of ``data`` for a block-style file."""
-    lay = layout(doc.text, str(doc.path))
+    to ``i``, every other line as it was; ruamel's dump of ``data`` where a block-style file cannot be edited so."""
+    lay = lines_of(doc)
     if lay is None:
         return yamlio.dump(data)
     old, new = doc.graph.rows, new_graph.rows
@@ -111,21 +128,31 @@ def adopted_text(doc: Any, new_graph: Any, shown: dict[int, int], data: Any) -> 
     identity = {i: i for i in range(len(old))}
     text = render(doc.text, lay, old, new, identity, {}, changed, _row_text, shown)
     if not _reads_as(text, yamlio.to_plain(data), str(doc.path)):
-        raise _not_adoptable(doc)
+        return _fallback(doc, lay, data)
     return text
 
 
 def adopted_with_keys(doc: Any, text: str, data: Any) -> str:
     """``adopt``'s output once keys were added to the tree after its rows were edited (``attnsurgeon_plugins``, which
     names files relative to the output's folder): ``text`` (:func:`adopted_text`'s) with the added keys' lines, every
-    other line as it was; the dump of ``data`` for a block-style file."""
-    lay = layout(doc.text, str(doc.path))
+    other line as it was."""
+    try:
+        lay = layout(text, str(doc.path), block=True)  # the text's own lines (ruamel's dump, where it wrote them)
+    except ModelFileError:
+        lay = None
     if lay is None:
         return yamlio.dump(data)
     out = _added_keys(text, lay, data)  # adopt moves no row: the keys are on the lines the input has them
     if not _reads_as(out, yamlio.to_plain(data), str(doc.path)):
-        raise _not_adoptable(doc)
+        return _fallback(doc, lay, data)
     return out
+
+
+def _fallback(doc: Any, lay: Layout, data: Any) -> str:
+    """ruamel's dump of ``data`` for a block-style file the line edit cannot write; a flow-style one is refused."""
+    if not any(lay.flow.values()):
+        return yamlio.dump(data)
+    raise _not_adoptable(doc)
 
 
 def _not_adoptable(doc: Any) -> ModelFileError:

@@ -178,10 +178,12 @@ def _block_section(lines: list[str], n: int, source: str, name: str) -> tuple[li
 
 
 @functools.lru_cache(maxsize=8)
-def layout(text: str, source: str = "<string>") -> Layout | None:
-    """The rows of ``text`` as lines, or None when both sections are block style (ruamel writes those exactly)."""
-    if not re.search(r"^(?:backbone|head)[ \t]*:(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*\[", text, re.M):
-        return None  # no section opens with "[": the block path
+def layout(text: str, source: str = "<string>", block: bool = False) -> Layout | None:
+    """The rows of ``text`` as lines, or None when both sections are block style, unless ``block`` (then those too:
+    :mod:`attnsurgeon.core.flowedit` edits every file line by line)."""
+    flows = re.search(r"^(?:backbone|head)[ \t]*:(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*\[", text, re.M)
+    if not flows and not block:
+        return None  # no section opens with "[": a block-style file
     lines = text.splitlines(keepends=True)
     keys = {}
     for n, raw in enumerate(lines):
@@ -216,7 +218,7 @@ def layout(text: str, source: str = "<string>") -> Layout | None:
                 break
         rows += found
         section_of += [name] * len(found)
-    if not any(flow.values()):
+    if not any(flow.values()) and not block:
         return None
     return Layout(lines, rows, flow, section_of, keys)
 
