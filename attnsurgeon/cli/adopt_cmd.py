@@ -90,7 +90,10 @@ def _render(report: Any, stderr: bool = False) -> None:
     out.print(f"adopt [bold]{esc(report.source)}[/] (scale {report.scale or '-'})")
     if report.imported:  # code that ran: the fork's and plugin files verification imported
         out.print(f"imported: {esc(', '.join(report.imported))}")
-    if not report.changes and not report.unmapped:
+    if not report.changes and not report.unmapped and report.repository:
+        repo = f"{report.repository}-repository file"
+        out.print(f"nothing to change for attnsurgeon; Ultralytics cannot build this {repo} (see the warning)")
+    elif not report.changes and not report.unmapped:
         out.print("nothing to change: every row already builds as written in plain Ultralytics with attnsurgeon")
     if report.changes:
         out.print("changed:")

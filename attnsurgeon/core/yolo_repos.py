@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from attnsurgeon.errors import ModelFileError
+from attnsurgeon.core.graph import Graph
+from attnsurgeon.errors import ModelFileError, SurgeryError
 
 YOLOV5 = ("YOLOv5", "github.com/ultralytics/yolov5")
 YOLOV7 = ("YOLOv7", "github.com/WongKinYiu/yolov7")
@@ -46,6 +47,15 @@ REPO_MODULES: dict[str, tuple[str, str]] = {
     ),
     **dict.fromkeys(("Contract", "Expand"), YOLOV5),
 }
+# The modules the YOLOv5 repository's parse_model builds (models/common.py, models/yolo.py, models/experimental.py):
+# a YOLOv5-repository file naming another Ultralytics module (PSA, C2f) names a fork's own module of that name.
+YOLOV5_OWN = frozenset(
+    {
+        "Conv", "DWConv", "DWConvTranspose2d", "TransformerBlock", "Bottleneck", "BottleneckCSP", "CrossConv", "C3",
+        "C3x", "C3TR", "C3SPP", "C3Ghost", "SPP", "SPPF", "Focus", "GhostConv", "GhostBottleneck", "Contract",
+        "Expand", "Concat", "Detect", "Segment", "Classify", "Proto", "MixConv2d", "Sum",
+    }
+)  # fmt: skip
 ANCHOR_HEADS = ("Detect", "Segment")  # with [nc, anchors, ...] these are YOLOv5's anchor-based heads
 
 
@@ -83,11 +93,16 @@ def origin(found: list[Unbuildable]) -> tuple[str, str]:
     return max(order, key=lambda r: (sum(u.repo == r for u in found), order.index(r)))
 
 
-def message(source: str, found: list[Unbuildable]) -> str:
-    """One line: which rows, why, what to do."""
+def message(source: str, found: list[Unbuildable], edited: bool = False) -> str:
+    """One line: which rows, why, what to do; ``edited``: the file was edited without a build (``--no-verify``)."""
     name, url = origin(found)
     shown = ", ".join(f"layer {u.layer} ({u.why})" for u in found[:3])
     more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    if edited:
+        return (
+            f"{source} is a {name}-repository file: Ultralytics cannot build {shown}{more}; edited without a build "
+            f"(--no-verify): build it with that repository ({url})"
+        )
     return (
         f"{source}: Ultralytics cannot build {shown}{more}: this is a {name}-repository file; --no-verify (and show "
         f"--no-build) edit it, or build it with that repository ({url})"
@@ -99,6 +114,16 @@ def refuse_build(source: str, graph: Any, data: dict[str, Any]) -> None:
     found = unbuildable(graph, data)
     if found:
         raise ModelFileError(message(source, found))
+
+
+def refuse_cfg(source: str, cfg: dict[str, Any]) -> None:
+    """:func:`refuse_build` for a plain YAML dict (what every build is given): the one check before any model is
+    built, whichever command builds it."""
+    try:
+        graph = Graph.from_sections(cfg["backbone"], cfg["head"])
+    except (KeyError, TypeError, SurgeryError):
+        return  # not rows this reader knows: the builder says what is wrong
+    refuse_build(source, graph, cfg)
 
 
 def buildable(doc: Any) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from typing import Any
 
 from attnsurgeon.catalog import file_import, plugins, recorded
 from attnsurgeon.catalog import foreign_plugins as fork_plugins
-from attnsurgeon.core import flowedit, publish, yamlio, yamltree
+from attnsurgeon.core import flowedit, publish, yamlio, yamltree, yolo_repos
 from attnsurgeon.core.report import unified_diff
-from attnsurgeon.errors import AttnSurgeonError, NeedsAdoptionError, UsageError, VerificationError
+from attnsurgeon.errors import AttnSurgeonError, ModelFileError, NeedsAdoptionError, UsageError, VerificationError
 from attnsurgeon.ops import adoption, fork_rows
 from attnsurgeon.ops.options import RunOptions, resolve
 
@@ -73,8 +73,14 @@ def adopt(
         first = result.unmapped[0]
         why = f"layer {first.layer} {first.row} cannot be adopted: {first.why}; nothing was written"
         raise _with_report(NeedsAdoptionError(f"{doc.path}: {why}"), report)
+    repo = yolo_repos.unbuildable(adoption.graph_of(result.new_cfg), result.new_cfg)
+    if repo and verify:  # a YOLOv5/v7/v9-repository file: one line naming it, never a TypeError from a build
+        raise _with_report(ModelFileError(yolo_repos.message(str(doc.path), repo)), report)
+    if repo:
+        report.warnings.append(yolo_repos.message(doc.path.name, repo, edited=True))
+        report.repository = yolo_repos.origin(repo)[0]
     if not result.changes:
-        report.output = None  # nothing to rewrite: the file already builds as written
+        report.output = None  # nothing to rewrite: the file already builds as written (or only its repository does)
         return report
     if out is not None:
         if out.suffix.lower() not in (".yaml", ".yml"):

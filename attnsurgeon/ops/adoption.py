@@ -210,10 +210,20 @@ def plan(
     written, scaled = diagnose.channel_views(graph, doc.plain(), result.scale)
     problems = {i for i, _ in diagnose.arg_problems(graph, written, scaled)}
     source = fork_blocks.ForkSource(Path(fork)) if fork is not None else None  # read once, by the first fork row
+    repo_rows = yolo_repos.unbuildable(graph, doc.plain())
+    repo = yolo_repos.origin(repo_rows)[0] if repo_rows else ""
     for i, row in enumerate(graph.rows):
         text = diagnose.row_text(row)
         found = diagnose.catalog_row(row)
+        if found is None and row.module in known:  # PSA [c]: polarized self-attention in a fork, YOLOv10's PSA here
+            c1 = next(iter(diagnose.input_channels(graph, i, [written])), None)
+            clash = fork_rows.name_clash(row.module, row.args, c1, repo, source)
+            if clash:
+                result.unmapped.append(Unmapped(i, text, clash, [row.module]))
+                continue
         if found is None:
+            if row.module in yolo_repos.REPO_MODULES:  # MP, IDetect: the repository's own, kept (report: one line)
+                continue
             own = row.module in (diagnose.IDENTITY_INIT, AUGMENT_MODULE)  # attnsurgeon's own layers
             block = fork_blocks.split_name(row.module, REGISTRY.find) if row.module not in known else None
             if block is not None:  # C2f_EMA: the block with the attention inside, as an Augment row
@@ -245,7 +255,8 @@ def plan(
                 new_text = diagnose.row_text(replace(row, module=spec.name))
                 result.changes.append(Change(i, text, new_text, f"{row.module} is the catalog's {spec.name}"))
             continue
-        new, why = fork_rows.map_args(spec, values, _channel_counts(doc, graph, i))
+        own = fork_rows.fork_order(row.module, spec, source)  # with --fork, the fork's constructor decides
+        new, why = fork_rows.map_args(spec, values, _channel_counts(doc, graph, i), own)
         if new is None:
             result.unmapped.append(Unmapped(i, text, why, [spec.name]))
             continue
@@ -300,6 +311,7 @@ class AdoptReport:
     params: dict[int, int] = field(default_factory=dict)  # attention layer -> parameters at ``scale``
     warnings: list[str] = field(default_factory=list)
     imported: list[str] = field(default_factory=list)  # plugin and fork files whose code ran (verification)
+    repository: str = ""  # "YOLOv7" for a file only that repository builds (adopted with --no-verify)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -313,6 +325,7 @@ class AdoptReport:
             "params": {str(k): v for k, v in self.params.items()},
             "warnings": self.warnings,
             "imported": self.imported,
+            "repository": self.repository or None,
         }
 
 

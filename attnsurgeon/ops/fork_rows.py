@@ -31,32 +31,75 @@ class Change:
         return {"layer": self.layer, "old": self.old, "new": self.new, "why": self.why}
 
 
-def map_args(spec: ModuleSpec, values: list[Any], channels: list[int]) -> tuple[list[Any] | None, str]:
-    """The catalog args a fork row means, and why; (None, reason) when they cannot be read."""
+def map_args(
+    spec: ModuleSpec, values: list[Any], channels: list[int], fork: tuple[list[str], str] | None = None
+) -> tuple[list[Any] | None, str]:
+    """The catalog args a fork row means, and why; (None, reason) when they cannot be read. ``fork``: the fork's own
+    constructor (its parameter names after the channel count, and where it is defined), which decides the order;
+    without it the forks' usual order is assumed, and the reason says so."""
     rest = list(values)
     dropped = []
     while rest and len(dropped) < MAX_CHANNEL_ARGS and rest[0] in channels and not isinstance(rest[0], bool):
         dropped.append(rest.pop(0))
     order = list(spec.fork_args) or [a.name for a in spec.args]
-    if len(rest) > len(order):  # more values than the forks' usual order holds: the catalog's own (cbam_block's)
+    if fork is not None:
+        order = fork[0]
+    elif len(rest) > len(order):  # more values than the forks' usual order holds: the catalog's own (cbam_block's)
         order = [a.name for a in spec.args]
     convention = f"{spec.name}(c1, {', '.join(order)})" if order else f"{spec.name}(c1)"
+    said = f"the fork's {fork[1]}" if fork is not None else f"the forks' {convention}"
     if len(rest) > len(order):
+        if _conv_like(rest):
+            return None, (
+                f"{spec.name} {format_flow(values)} reads as a conv block's [out channels, kernel, stride] (a strided "
+                f"conv with attention, as YOLOv7 forks write it), not an attention layer: write Conv "
+                f"{format_flow(rest)} and insert {spec.name} after it (attnsurgeon insert), or {PLUGIN_ROUTE}"
+            )
         what = (
             f"after the channel count{'s' * (len(dropped) > 1)} {dropped}" if dropped else "and none is a channel count"
         )
-        return None, f"{len(rest)} argument(s) {what}, but the forks' {convention} takes at most {len(order)}"
+        settle = "" if fork is not None else "; adopt --fork PATH reads the fork's own constructor instead"
+        return None, f"{len(rest)} argument(s) {what}, but {said} takes at most {len(order)}{settle}"
     chosen = dict(zip(order, rest, strict=False))
+    known = {a.name for a in spec.args}
     new = [chosen.get(a.name, a.default) for a in spec.args]
     why = []
     if dropped:
         why.append(f"channel count {format_flow(dropped)} dropped (attnsurgeon infers input channels)")
-    if chosen:
-        why.append(f"{', '.join(f'{k}={v!r}' for k, v in chosen.items())} kept as in the forks' {convention}")
+    kept = {k: v for k, v in chosen.items() if k in known}
+    if kept:
+        why.append(f"{', '.join(f'{k}={v!r}' for k, v in kept.items())} kept as in {said}")
+    if len(kept) < len(chosen):
+        lost = ", ".join(f"{k}={v!r}" for k, v in chosen.items() if k not in known)
+        why.append(f"{lost}: no such parameter in the catalog's {spec.signature()}, dropped")
     defaults = [a.name for a in spec.args if a.name not in chosen]
     if defaults:
         why.append(f"default {', '.join(defaults)}")
     return new, "; ".join(why)
+
+
+def _conv_like(values: list[Any]) -> bool:
+    """``[64, 3, 2]``: out channels, an odd kernel, a stride of 1 or 2 (a conv block's args, not an attention's)."""
+    ints = [v for v in values[:3] if isinstance(v, int) and not isinstance(v, bool)]
+    return len(values) >= 3 and len(ints) == 3 and ints[0] >= 8 and ints[1] % 2 == 1 and ints[2] in (1, 2)
+
+
+def fork_order(module: str, spec: ModuleSpec, fork: fork_blocks.ForkSource | None) -> tuple[list[str], str] | None:
+    """The fork's own constructor for a row's ``module`` (read with ``ast``, never run): its parameter names after
+    the channel count, and the class as written; None without ``--fork`` or such a class."""
+    from attnsurgeon.catalog import foreign
+
+    if fork is None:
+        return None
+    found = fork_blocks.find_class(fork, [module, spec.name, *spec.aliases])
+    if found is None:
+        return None
+    node = fork.classes[found[0]][0]
+    params = foreign.params_in_tree(node)
+    if not params:
+        return None
+    plain = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [p.name for p in plain[1:]], f"{found[0]}({', '.join(map(str, params))}) in {found[1]}"
 
 
 def fork_block_change(
@@ -183,4 +226,43 @@ def unusable(plan: Any, spec: ModuleSpec, exc: AttnSurgeonError) -> AttnSurgeonE
     why = f"it is {block} with the fork's own {spec.name} inside, but {_why(exc, source)}"
     return NeedsAdoptionError(
         f"{plan.doc.path}: layer {change.layer} {change.old} cannot be adopted: {why}; nothing was written"
+    )
+
+
+def name_clash(
+    module: str, args: tuple[Any, ...], c1: int | None, repo: str, fork: fork_blocks.ForkSource | None
+) -> str:
+    """Why a row named like an Ultralytics module means another module of that name (a fork's own), or "" when it
+    is Ultralytics' as parse_model calls it. ``c1``: its input channels as written; ``repo``: the repository a
+    YOLOv5/v7/v9 file comes from ("" for none); ``fork``: the fork's source, whose class of that name decides."""
+    from attnsurgeon.catalog import foreign, ultralytics_classes
+    from attnsurgeon.core import yolo_repos
+
+    cls = ultralytics_classes.find(module)
+    if cls is None or not cls.base:
+        return ""
+    problem = ultralytics_classes.misfit(cls, args, c1)
+    verb = "does not fit" if problem else "is not"
+    own = cls.equal and repo == yolo_repos.YOLOV5[0] and module not in yolo_repos.YOLOV5_OWN
+    if not problem and own:
+        problem = f"the {repo} repository has no {module}, so this {repo}-repository file names a fork's own {module}"
+    ours = f"Ultralytics' {cls.signature()} ({cls.file}), which parse_model calls as {cls.call(args)}"
+    found = fork.classes.get(module) if fork is not None else None
+    if found is not None:
+        params = foreign.params_in_tree(found[0])
+        theirs = f"{module}({', '.join(map(str, params))})" if params is not None else f"{module}(...)"
+        same = params is not None and [p.name for p in params] == [p.name for p in cls.params]
+        if same and not problem:
+            return ""
+        return (
+            f"{module} is two modules: the fork's {theirs} ({found[1]}) and {ours}"
+            + (f" ({problem})" if problem else "")
+            + f"; rename the fork's class and its rows, then {PLUGIN_ROUTE}"
+        )
+    if not problem:
+        return ""
+    return (
+        f"{module} [{format_flow(list(args))[1:-1]}] {verb} {ours}: {problem}; a fork's {module} of the same "
+        f"name is another module (adopt --fork PATH reads its constructor): rename it in the fork and its rows, "
+        f"then {PLUGIN_ROUTE}"
     )

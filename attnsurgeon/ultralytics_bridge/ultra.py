@@ -25,6 +25,7 @@ from typing import Any
 
 from attnsurgeon._moved import legacy_paths
 from attnsurgeon.catalog import REGISTRY, plugins
+from attnsurgeon.core import yolo_repos
 from attnsurgeon.core.scales import scale_row
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError, first_line
 from attnsurgeon.ultralytics_bridge import parse_hooks
@@ -170,6 +171,7 @@ def build_model(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return build_model(cfg, scale, yaml_file)
+    yolo_repos.refuse_cfg(yaml_file, cfg)  # a YOLOv5/v7/v9-repository file: one line, never Detect's TypeError
     register()
     cfg = copy.deepcopy(cfg)
     scales = cfg.get("scales")
