@@ -46,7 +46,7 @@ def figure_steps() -> list[tuple[str, ...]]:
     """The runs that make the figures, each an attnsurgeon command line; they run side by side after FIRST."""
     return [
         ("show", "yolo11n-CBAM.yaml", "--plot", "diagram.svg", "--base", "yolo11n.yaml"),
-        ("cam", "yolo11n.yaml", "yolo11n-CBAM.yaml", str(bus_jpg()), "-o", "cam", "--imgsz", "320", "--layer", "new"),
+        ("cam", "yolo11n.yaml", "yolo11n-CBAM.yaml", str(bus_jpg()), "-o", "cam", "--imgsz", "320", "--attention-map"),
         ("sweep", "yolo11n.yaml", "-m", "SE,CBAM", "--at", "8", "-o", "sweep", "--imgsz", "160", "--runs", "3"),
         ("sweep", "yolo11n.yaml", "-m", "SE,CBAM", "--at", "8", "-o", "sweep", "--imgsz", "160", "--markdown"),
     ]
