@@ -1,4 +1,5 @@
-"""The README's Python API example runs as written, in a fresh process (as a notebook would), offline."""
+"""The Python API example of the site (docs/api.md) runs as written, in a fresh process (as a notebook would),
+offline."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 MARKER = "<!-- api-example -->"
 
 
@@ -24,8 +25,8 @@ def example_from(path: Path) -> str:
     return match.group(1)
 
 
-def test_readme_api_example_runs(tmp_path):
-    code = example_from(README)
+def test_api_example_runs(tmp_path):
+    code = example_from(PAGE)
     assert "attnsurgeon.insert(" in code and "identity_init=True" in code
     env = {k: v for k, v in os.environ.items() if k not in ("ATTNSURGEON_AUTOLOAD", "ULTRALYTICS_SAFE_LOAD")}
     env.update(YOLO_OFFLINE="1", YOLO_VERBOSE="False", YOLO_CONFIG_DIR=str(tmp_path / ".ultralytics-config"))

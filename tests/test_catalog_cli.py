@@ -1,10 +1,8 @@
-"""`list` and `info` as a user sees them, and the README catalog table kept equal to the registry."""
+"""`list` and `info` as a user sees them (the catalog page of the site: tests/test_docs.py)."""
 
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +11,6 @@ from attnsurgeon.catalog import CATEGORIES, REGISTRY
 from attnsurgeon.cli import app
 
 runner = CliRunner()
-README = Path(__file__).resolve().parents[1] / "README.md"
 # modules with no convolution or matrix product: gates from pooling, normalisation or per-channel scales only
 ELEMENTWISE_ONLY = {"GCT", "NAM", "ShuffleAttention", "SimAM"}
 
@@ -94,15 +91,3 @@ def test_unknown_name_suggests_only_close_names(typed, hint):
     assert result.exit_code == 5 and result.output == expected + "\n", result.output
     result = runner.invoke(app, ["insert", "yolo11n.yaml", "-m", typed, "-a", "8", "--no-verify"])
     assert result.exit_code == 5 and result.output == expected + "\n", result.output
-
-
-def test_readme_catalog_table_equals_registry():
-    from attnsurgeon.cli.catalog_cmds import markdown_table
-    from attnsurgeon.costs.modules import reference_costs
-
-    text = README.read_text()
-    match = re.search(r"<!-- catalog-table -->\n(.*?)<!-- /catalog-table -->", text, re.S)
-    assert match, "README lacks the catalog table markers"
-    specs = REGISTRY.specs()
-    expected = markdown_table(specs, reference_costs(specs))
-    assert match.group(1) == expected, "README catalog table is stale: regenerate with `attnsurgeon list --markdown`"

@@ -1,6 +1,6 @@
-"""The README's "I found a module in a paper" example, run as written in a fresh directory: the class saved as its
-authors wrote it, the contract, the insert, the YAML built by plain Ultralytics in a fresh process (and, slow, the
-training on a tiny synthetic data set instead of coco8)."""
+"""The "I found a module in a paper" example of the site (docs/modules.md), run as written in a fresh directory:
+the class saved as its authors wrote it, the contract, the insert, the YAML built by plain Ultralytics in a fresh
+process (and, slow, the training on a tiny synthetic data set instead of coco8)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _attnsurgeon(tmp_path, steps) -> None:
             ok(run([str(BIN / "attnsurgeon"), *step[1:]], tmp_path, timeout=600))
 
 
-def test_readme_found_module_example_inserts_and_builds_in_a_fresh_process(tmp_path):
+def test_found_module_example_inserts_and_builds_in_a_fresh_process(tmp_path):
     name, code, steps = example()
     (tmp_path / name).write_text(code)
     _attnsurgeon(tmp_path, steps)
@@ -58,7 +58,7 @@ def test_readme_found_module_example_inserts_and_builds_in_a_fresh_process(tmp_p
 
 
 @pytest.mark.slow
-def test_readme_found_module_example_trains(tmp_path):
+def test_found_module_example_trains(tmp_path):
     name, code, steps = example()
     (tmp_path / name).write_text(code)
     _attnsurgeon(tmp_path, steps)

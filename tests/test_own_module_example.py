@@ -1,4 +1,4 @@
-"""The README's "Bring your own attention module" example, run as written in a fresh directory (offline: the
+"""The "A module of your own" example of the site (docs/modules.md), run as written in a fresh directory (offline: the
 training uses a tiny synthetic data set instead of coco8)."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from test_interop import BIN, make_dataset, ok, run, train_overrides, yolo_cli_args
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "modules.md"
 
 
 def block(marker: str, language: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    assert marker in text, f"README.md lost {marker}"
+    text = PAGE.read_text(encoding="utf-8")
+    assert marker in text, f"docs/modules.md lost {marker}"
     match = re.search(rf"```{language}\n(.*?)```", text[text.index(marker) :], re.S)
     assert match, f"no ```{language} block follows {marker}"
     return match.group(1)
@@ -45,7 +45,7 @@ def test_the_example_is_the_five_commands_new_module_prints(tmp_path, clean_regi
 
 
 @pytest.mark.slow
-def test_readme_own_module_example_runs(tmp_path):
+def test_own_module_example_runs(tmp_path):
     data = make_dataset(tmp_path / "data")
     for step in commands():
         if step == ["EDIT"]:
