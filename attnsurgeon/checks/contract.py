@@ -79,7 +79,11 @@ def check_constructor(spec: ModuleSpec) -> Check:
     required = [a.name for a in spec.args if a.required]
     if required:
         return Check(name, False, f"hyper-parameters without a default: {', '.join(required)} (check it with --args)")
-    bound = ", ".join((spec.channel_arg, *spec.same_as_input))  # type: ignore[attr-defined]
+    bound = ", ".join(n for n in (spec.channel_arg, *spec.same_as_input) if n)  # type: ignore[attr-defined]
+    if not bound:
+        return Check(
+            name, True, f"no channel argument: built with its own arguments at every width; {spec.signature()}"
+        )
     return Check(name, True, f"{bound} = the input channels; {spec.signature()}")
 
 
