@@ -168,6 +168,25 @@ def check_determinism(spec: ModuleSpec) -> Check:
     return Check(name, same, "" if same else f"max difference {float((a - b).abs().max()):.3g}")
 
 
+def check_batch_independence(spec: ModuleSpec) -> Check:
+    """In eval, one image's output does not change with the other images of its batch (a softmax or a statistic over
+    the batch axis would make a detector's predictions depend on what it is batched with)."""
+    name = "batch independence (eval)"
+    try:
+        module = build(spec.name).eval()
+        x = _sample(2, CHANNELS, 15, 20)
+        other = x.clone()
+        other[1] = torch.randn(other[1].shape, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            a, b = module(x), module(other)
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    scale = float(a[0].abs().max()) or 1.0
+    gap = float((a[0] - b[0]).abs().max())
+    same = bool(torch.allclose(a[0], b[0], rtol=1e-4, atol=1e-5 * scale))
+    return Check(name, same, "" if same else f"image 0's output moved by {gap:.3g} when image 1 changed")
+
+
 def check_reserved_names(spec: ModuleSpec) -> Check:
     """parse_model writes i, f, type and np on every layer: a module must not own those names."""
     name = "reserved names (i, f, type, np)"
@@ -254,6 +273,7 @@ def checks(spec: ModuleSpec, models: bool = True) -> Iterator[Callable[[], Check
     yield lambda: check_dtype(spec, torch.float16, "cuda")
     yield lambda: check_gradients(spec)
     yield lambda: check_determinism(spec)
+    yield lambda: check_batch_independence(spec)
     yield lambda: check_reserved_names(spec)
     if models:
         for scale in SCALES:
