@@ -204,3 +204,58 @@ def test_a_local_package_import_says_how_to_make_it_importable(here):
     assert "No module named 'model'" in last
     assert f"model is a package of the file's own repository ({here / 'model'})" in last
     assert "pip install" not in last
+
+
+REQUIRED = """
+class Heads(nn.Module):
+    def __init__(self, channels, heads):
+        super().__init__()
+        self.heads = heads
+        self.fc = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc(x))
+
+
+class Svd(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.fc = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        s = torch.linalg.svdvals(x.flatten(2)).mean(-1)  # no ONNX operator: the exporter prints its graph
+        return x * torch.sigmoid(self.fc(x) + s[:, :, None, None])
+"""
+
+
+def test_check_module_takes_args_for_a_class_with_required_parameters(here):
+    (here / "heads.py").write_text(HEADER + REQUIRED)
+    without = runner.invoke(app, ["check-module", "heads.py:Heads", "--no-models"])
+    assert without.exit_code == 9
+    assert "hyper-parameters without a default: heads (check it with --args)" in without.output
+    given = runner.invoke(app, ["check-module", "heads.py:Heads", "--no-models", "--args", "[4]"])
+    assert given.exit_code == 0, given.output
+
+
+def test_check_module_json_stdout_is_json_only(here):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (here / "heads.py").write_text(HEADER + REQUIRED)
+    argv = [sys.executable, "-m", "attnsurgeon", "check-module", "heads.py:Svd", "--no-models", "--json"]
+    done = subprocess.run(argv, cwd=here, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 9
+    checks = json.loads(done.stdout)["heads.py:Svd"]  # stdout parses: the exporter's dump went to stderr
+    assert next(c for c in checks if c["name"] == "ONNX export parity")["ok"] is False
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_adopt_with_an_explicit_output_writes_a_file_that_needs_no_change(here):
+    result = runner.invoke(app, ["adopt", "yolo11n.yaml", "-o", "copy-n.yaml", "--no-verify"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to change: copy-n.yaml is a copy of" in result.output
+    assert (here / "copy-n.yaml").is_file()
+    plain = runner.invoke(app, ["adopt", "yolo11n.yaml", "--no-verify"])  # no -o: nothing written, as before
+    assert plain.exit_code == 0 and not (here / "yolo11n-adopted.yaml").exists()

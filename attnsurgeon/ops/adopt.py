@@ -73,13 +73,17 @@ def adopt(
         first = result.unmapped[0]
         why = f"layer {first.layer} {first.row} cannot be adopted: {first.why}; nothing was written"
         raise _with_report(NeedsAdoptionError(f"{doc.path}: {why}"), report)
-    if not result.changes:
-        report.output = None  # nothing to rewrite: the file already builds as written
-        return report
     if out is not None:
         if out.suffix.lower() not in (".yaml", ".yml"):
             raise UsageError(f"-o {output}: the output must be a .yaml file")
         publish.check_output(out, force, inputs=(doc.path,))
+    if not result.changes:  # nothing to rewrite: the file already builds as written
+        if out is None or output is None:
+            report.output = None
+            return report
+        publish.publish(out, result.text, force=force)  # an explicit -o: a script's next step reads it
+        report.warnings.append(f"nothing to change: {out} is a copy of {doc.path}")
+        return report
     if verify:
         from attnsurgeon.checks.verify import check_model_file
 
