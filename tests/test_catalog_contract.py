@@ -79,6 +79,11 @@ def test_eval_is_deterministic(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_one_images_output_does_not_depend_on_its_batch(name):
+    passed(contract.check_batch_independence(REGISTRY.get(name)))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_no_reserved_attribute_names(name):
     passed(contract.check_reserved_names(REGISTRY.get(name)))
 

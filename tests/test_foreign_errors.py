@@ -87,12 +87,6 @@ CASES = [
         "forward(x) returns x's shape",
     ),
     (
-        ["-m", "gate.py:SpatialOnly"],
-        7,
-        "plugin gate.py:SpatialOnly: SpatialOnly(kernel_size) has no channel argument (a parameter named like "
-        "channel, channels, in_channels, in_planes, dim, c1...); name it with --channel-arg NAME",
-    ),
-    (
         ["-m", "gate.py:Gate", "--channel-arg", "width"],
         7,
         "plugin gate.py:Gate?channel=width: --channel-arg 'width' is not a parameter of Gate(channels, reduction, "

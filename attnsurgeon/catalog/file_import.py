@@ -38,7 +38,32 @@ def import_file(path: Path, module_name: str, label: str) -> ModuleType:
         raise PluginError(f"plugin {label}: syntax error at line {exc.lineno}: {exc.msg}") from None
     except Exception as exc:
         del sys.modules[module_name]
-        hint = f" (install it: pip install {exc.name})" if isinstance(exc, ModuleNotFoundError) and exc.name else ""
+        hint = _missing_hint(exc.name, path) if isinstance(exc, ModuleNotFoundError) and exc.name else ""
         why = first_line(exc, typed=not isinstance(exc, AttnSurgeonError))
         raise PluginError(f"plugin {label}: {IMPORT_FAILED}: {why}{hint}") from None
     return module
+
+
+# Import names whose distribution on PyPI is named otherwise, and names known as distributions: only for these does the
+# hint say pip install (a name a repository's own package has, `model`, `utils`, is no PyPI package to install).
+DISTRIBUTIONS = {
+    "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "skimage": "scikit-image",
+    "pywt": "PyWavelets", "einops": "einops", "timm": "timm", "mmcv": "mmcv", "mmengine": "mmengine", "scipy": "scipy",
+    "natten": "natten", "kornia": "kornia", "fvcore": "fvcore", "thop": "ultralytics-thop", "numpy": "numpy",
+    "torchvision": "torchvision", "matplotlib": "matplotlib", "pandas": "pandas", "tqdm": "tqdm",
+}  # fmt: skip
+
+
+def _missing_hint(name: str, path: Path) -> str:
+    """What to do about an import a file needs: a package of the file's own repository (a folder of that name in the
+    file's folder or above) is made importable from the repository root; a known distribution is installed."""
+    top = name.split(".")[0]
+    for folder in [path.resolve().parent, *path.resolve().parent.parents][:6]:
+        if (folder / top).is_dir() or (folder / f"{top}.py").is_file():
+            return (
+                f" ({top} is a package of the file's own repository ({folder / top}): run from {folder}, or set "
+                f"PYTHONPATH={folder}, so that it imports)"
+            )
+    if top in DISTRIBUTIONS:
+        return f" (install it: pip install {DISTRIBUTIONS[top]})"
+    return f" ({top} is neither installed nor a package of the file's repository; install what provides it)"

@@ -45,7 +45,8 @@ NOT_MODULE = "is not a torch.nn.Module subclass; an attention module is a class 
 @dataclass(frozen=True)
 class ForeignSpec(ModuleSpec):
     """A plain ``nn.Module`` class as the catalog sees it. ``origin``: where it comes from (``/abs/path.py:Class``,
-    ``timm:CbamModule``), as recorded in a YAML; ``channel_arg``: the parameter bound to the input channels."""
+    ``timm:CbamModule``), as recorded in a YAML; ``channel_arg``: the parameter bound to the input channels, "" for a
+    channel-free class (ECA's ``(kernel_size=3)``: built with its own arguments, at any width)."""
 
     origin: str = ""
     channel_arg: str = ""
@@ -53,12 +54,13 @@ class ForeignSpec(ModuleSpec):
     keyword_only: tuple[str, ...] = ()
     foreign_name: str = ""  # the class's own name (the adapter's may carry a prefix)
     # Read from the file's syntax tree, not imported yet (a command that builds no model runs no code of the file);
-    # ``channel_arg`` is "" when the constructor could not be read there (an inherited ``__init__``).
+    # ``read`` is False when the constructor could not be read there (an inherited ``__init__``).
     pending: bool = False
+    read: bool = True
 
     @property
     def signature_known(self) -> bool:
-        return bool(self.channel_arg)
+        return self.read
 
     def defaults(self) -> list[Any]:
         return []  # the class's own defaults apply; they need not be YAML literals (act_layer=nn.ReLU)
@@ -66,7 +68,7 @@ class ForeignSpec(ModuleSpec):
     def signature(self) -> str:
         if not self.signature_known:
             return f"{self.name}(...) (its constructor is read when the model is built)"
-        given = [f"{self.channel_arg}=<input channels>", *(f"{n}=<input channels>" for n in self.same_as_input)]
+        given = [f"{n}=<input channels>" for n in (self.channel_arg, *self.same_as_input) if n]
         plain = [a.render() for a in self.args if a.name not in self.keyword_only]
         kw_only = [a.render() for a in self.args if a.name in self.keyword_only]
         return f"{self.name}({', '.join([*given, *plain, *(['*', *kw_only] if kw_only else [])])})"
@@ -106,8 +108,17 @@ def choose_channel(params: Sequence[inspect.Parameter], class_name: str, given: 
     if given:
         if given not in names:
             raise PluginError(f"{label}: --channel-arg {given!r} is not a parameter of {class_name}{_listed(names)}")
+        param = next(p for p in params if p.name == given)
+        if isinstance(param.default, bool) or param.annotation in (bool, "bool"):
+            raise PluginError(
+                f"{label}: --channel-arg {given!r} is a flag of {class_name} (a bool), not a width; a class without "
+                "a channel argument is built with its own arguments: leave --channel-arg out"
+            )
         return given
     found = next((n for n in names if n in CHANNEL_NAMES), None)
+    required = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if found is None and not required:
+        return ""  # channel-free: built with its own arguments, the probe tells whether it keeps every width
     if found is None:
         raise PluginError(
             f"{label}: {class_name}{_listed(names)} has no channel argument (a parameter named like channel, "
@@ -153,7 +164,7 @@ def spec_from_params(
 ) -> ForeignSpec:
     """The entry of a class from its constructor's parameters; ``params`` None: not read yet (a pending entry whose
     arguments are checked when the class is imported)."""
-    channel = choose_channel(params, class_name, channel_arg, label) if params is not None else ""
+    channel = choose_channel(params, class_name, channel_arg, label) if params is not None else channel_arg or ""
     args, same, kw_only = [], [], []
     for p in params or ():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == channel:
@@ -184,6 +195,7 @@ def spec_from_params(
         keyword_only=tuple(kw_only),
         foreign_name=class_name,
         pending=pending,
+        read=params is not None,
     )
 
 
@@ -256,6 +268,8 @@ def binding_problem(spec: ForeignSpec, values: Sequence[Any]) -> str:
     names = [a.name for a in spec.args]
     if len(positional) > len(slots):
         after = f"after {spec.channel_arg}: {', '.join(slots)}" if slots else f"besides {spec.channel_arg}"
+        if not spec.channel_arg:
+            after = ", ".join(slots) or "none"
         return f"takes {len(slots)} positional hyper-parameter(s) ({after}), got {len(positional)}"
     for key in keywords:
         if key == spec.channel_arg or key in spec.same_as_input:
@@ -278,7 +292,7 @@ def call_arguments(spec: ForeignSpec, cls: type, c1: int, values: Sequence[Any])
     positional, keywords = split(values)
     slots = [a.name for a in spec.args if a.name not in spec.keyword_only]
     bound = {**dict(zip(slots, positional, strict=False)), **keywords}
-    bound.update({spec.channel_arg: c1, **{n: c1 for n in spec.same_as_input}})
+    bound.update({n: c1 for n in (spec.channel_arg, *spec.same_as_input) if n})
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for p in _params(cls, spec.origin):

@@ -9,6 +9,7 @@ built with it (:mod:`attnsurgeon.catalog.probe`).
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,15 +75,19 @@ def add(text: str, registry: Registry = REGISTRY) -> list[ModuleSpec]:
 def add_file_classes(
     path: Path, label: str, registry: Registry = REGISTRY, channel: str | None = None
 ) -> list[ModuleSpec]:
-    """Every class a file defines that takes a channel argument (a file that registers nothing with
-    ``@register_module``), read from its syntax tree; when a model is built, a class that is no ``nn.Module`` is
-    dropped, and the module chosen is probed by the contract (:func:`refuse`)."""
+    """Every class a file defines with a ``forward`` of its own and a constructor it can be built with (a channel
+    argument, or none at all: channel-free) — a file that registers nothing with ``@register_module`` — read from its
+    syntax tree; when a model is built, a class that is no ``nn.Module`` is dropped, and the module chosen is probed
+    by the contract (:func:`refuse`)."""
     import attnsurgeon.catalog.source_tree as source_tree
     import attnsurgeon.catalog.sources as sources
 
     found, refused = [], []
     resolved = path.expanduser().resolve()
-    for name in source_tree.classes(source_tree.read(resolved, f"plugin {label}")):
+    for name, node in source_tree.classes(source_tree.read(resolved, f"plugin {label}")).items():
+        if not any(isinstance(n, ast.FunctionDef) and n.name == "forward" for n in node.body):
+            refused.append(f"{name} (no forward)")
+            continue
         source = sources.Source(str(resolved), name, channel, True)
         try:
             found.append(sources.pending(source, f"{path}:{name}", reserved_names(), lenient=True))
@@ -91,7 +96,7 @@ def add_file_classes(
     if not found:
         which = f"; its classes: {'; '.join(refused)}" if refused else " and defines no class"
         raise PluginError(
-            f"plugin {label}: registers no module and offers no class with a channel argument{which} "
+            f"plugin {label}: registers no module and offers no attention class{which} "
             "(decorate a class with @register_module(...) from attnsurgeon.catalog, or name one: FILE.py:ClassName)"
         )
     return _register(found, label, registry)
@@ -107,15 +112,26 @@ def recorded(specs: Sequence[Any], directory: Path) -> list[str]:
     return list(dict.fromkeys(sources.recorded_entry(s, directory) for s in foreign))
 
 
-def refuse(spec: Any, args: Sequence[Any]) -> None:
-    """Before a model is built with a foreign class: the contract's first failure, in one line."""
+def refuse(spec: Any, args: Sequence[Any]) -> list[str]:
+    """Before a model is built with a foreign class: every failure of the contract that breaks the model, worst first,
+    in one line; returns the warnings (a size the model never meets at 640, a gradient zero only at initialisation).
+    A channel named by hand (``--channel-arg``) must set the module's width: built for 64 channels, it must not
+    take 128 as well."""
     import attnsurgeon.catalog.probe as probe
     import attnsurgeon.catalog.sources as sources
 
     cls = sources.adapter_class(spec)
-    why = probe.problem(lambda: cls(probe.CHANNELS, *args))
-    if why:
-        raise PluginError(f"{spec.name} ({spec.origin}): {why}")
+    found = probe.run(lambda: cls(probe.CHANNELS, *args), widths=lambda c: cls(c, *args))
+    if found.refusals:
+        raise PluginError(f"{spec.name} ({spec.origin}): {found.line()}")
+    doubled = 2 * probe.CHANNELS  # a multiple: a group count divides it, a true width does not take it
+    if "?channel=" in spec.origin and not probe.forward_problem(cls(probe.CHANNELS, *args).eval(), doubled, (20, 20)):
+        raise PluginError(
+            f"{spec.name} ({spec.origin}): --channel-arg {spec.channel_arg} does not set the module's width: built "
+            f"with {spec.channel_arg}={probe.CHANNELS}, it takes {doubled}-channel input as well; leave --channel-arg "
+            "out (a class without a channel argument is built with its own arguments)"
+        )
+    return [f"{spec.name}: {w}" for w in found.warnings]
 
 
 def refuse_renamed(name: str, registry: Registry = REGISTRY) -> None:

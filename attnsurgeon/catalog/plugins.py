@@ -316,13 +316,14 @@ def shape_change(module: Any, x: Any) -> str:
     return "" if got == tuple(x.shape) else f"changes the shape: {tuple(x.shape)} -> {got}"
 
 
-def refuse_shape_change(spec: ModuleSpec | None, probe: bool = True, args: Iterable[Any] = ()) -> None:
+def refuse_shape_change(spec: ModuleSpec | None, probe: bool = True, args: Iterable[Any] = ()) -> list[str]:
     """Before a model is built with a plugin module (``probe``: only when verifying, it imports torch): one line
-    naming the plugin when the module changes its input's shape (a foreign class: fails the contract)."""
+    naming the plugin when the module changes its input's shape (a foreign class: fails the contract); returns the
+    probe's warnings."""
     if probe and spec is not None and FOREIGN and FOREIGN[0].is_foreign(spec):
-        return FOREIGN[0].refuse(spec, list(args))
+        return list(FOREIGN[0].refuse(spec, list(args)))
     if not probe or spec is None or plugin_file(spec) is None:
-        return
+        return []
     import torch
 
     torch.manual_seed(0)
@@ -332,3 +333,4 @@ def refuse_shape_change(spec: ModuleSpec | None, probe: bool = True, args: Itera
             f"plugin {spec.source}: {spec.name} {change}; an attention module must return a tensor shaped like its "
             "input ('attnsurgeon check-module' runs every check)"
         )
+    return []

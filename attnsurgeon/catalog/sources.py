@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -183,14 +184,16 @@ def library_modules(where: str) -> list[ModuleType]:
 
     out = []
     layers = LIBRARIES.get(where)
-    if layers is not None:
-        package = importlib.import_module(layers)
-        out.append(package)
-        for info in pkgutil.iter_modules(package.__path__):
-            if not info.name.startswith("_"):
-                with contextlib.suppress(Exception):  # a submodule that needs an optional dependency
-                    out.append(importlib.import_module(f"{layers}.{info.name}"))
-    out.append(importlib.import_module(where))
+    with warnings.catch_warnings():  # a library's import-time warnings (timm's FutureWarning) are not ours to show
+        warnings.simplefilter("ignore")
+        if layers is not None:
+            package = importlib.import_module(layers)
+            out.append(package)
+            for info in pkgutil.iter_modules(package.__path__):
+                if not info.name.startswith("_"):
+                    with contextlib.suppress(Exception):  # a submodule that needs an optional dependency
+                        out.append(importlib.import_module(f"{layers}.{info.name}"))
+        out.append(importlib.import_module(where))
     return out
 
 

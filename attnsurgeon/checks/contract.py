@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,10 +36,23 @@ MODEL_AFTER = (4, 6, 8)  # after the P3, P4 and P5 backbone blocks of yolo11n an
 SCALES = ("n", "s")
 
 
-def build(name: str, c1: int = CHANNELS) -> nn.Module:
-    """The module at ``c1`` channels with its default hyper-parameters, seeded."""
+ARGS = "contract_args"  # ModuleSpec.extra key: the hyper-parameters check-module --args builds the module with
+
+
+def with_args(spec: ModuleSpec, args: Sequence[Any]) -> ModuleSpec:
+    """``spec`` checked with ``args`` (``check-module --args``) in place of its defaults."""
+    return replace(spec, extra={**spec.extra, ARGS: list(args)})
+
+
+def _args(spec: ModuleSpec) -> list[Any]:
+    return list(spec.extra.get(ARGS, spec.defaults()))
+
+
+def build(spec: ModuleSpec | str, c1: int = CHANNELS) -> nn.Module:
+    """The module at ``c1`` channels with its default hyper-parameters (or ``check-module --args``), seeded."""
+    spec = REGISTRY.get(spec) if isinstance(spec, str) else spec
     torch.manual_seed(0)
-    return REGISTRY.load_class(name)(c1)
+    return REGISTRY.load_class(spec.name)(c1, *spec.extra.get(ARGS, ()))
 
 
 def _sample(*shape: int, dtype: torch.dtype = torch.float32, grad: bool = False) -> torch.Tensor:
@@ -76,10 +91,19 @@ def check_metadata(spec: ModuleSpec) -> Check:
 def check_constructor(spec: ModuleSpec) -> Check:
     """A class as its authors wrote it: the parameter bound to the input channels; hyper-parameters with defaults."""
     name = "constructor"
-    required = [a.name for a in spec.args if a.required]
+    if ARGS in spec.extra:
+        try:
+            spec.check_args(spec.extra[ARGS])
+        except Exception as exc:
+            return Check(name, False, first_line(exc))
+    required = [a.name for a in spec.args if a.required] if ARGS not in spec.extra else []
     if required:
         return Check(name, False, f"hyper-parameters without a default: {', '.join(required)} (check it with --args)")
-    bound = ", ".join((spec.channel_arg, *spec.same_as_input))  # type: ignore[attr-defined]
+    bound = ", ".join(n for n in (spec.channel_arg, *spec.same_as_input) if n)  # type: ignore[attr-defined]
+    if not bound:
+        return Check(
+            name, True, f"no channel argument: built with its own arguments at every width; {spec.signature()}"
+        )
     return Check(name, True, f"{bound} = the input channels; {spec.signature()}")
 
 
@@ -87,7 +111,7 @@ def check_shape(spec: ModuleSpec, size: tuple[int, int]) -> Check:
     """Output shaped like the input, finite, at batch 1 and 2."""
     name = f"shape {size[0]}x{size[1]}"
     try:
-        module = build(spec.name).eval()
+        module = build(spec).eval()
         for batch in BATCHES:
             x = _sample(batch, CHANNELS, *size)
             change = plugins.shape_change(module, x)
@@ -108,7 +132,7 @@ def check_dtype(spec: ModuleSpec, dtype: torch.dtype, device: str = "cpu") -> Ch
     if device == "cuda" and not torch.cuda.is_available():
         return Check(name, None, "skipped: no CUDA device here")
     try:
-        module = build(spec.name).to(device=device, dtype=dtype).eval()
+        module = build(spec).to(device=device, dtype=dtype).eval()
         x = _sample(2, CHANNELS, 15, 20, dtype=dtype).to(device)
         with torch.no_grad():
             y = module(x)
@@ -125,7 +149,7 @@ def check_gradients(spec: ModuleSpec) -> Check:
     """One backward reaches every parameter and the input with finite, not all-zero gradients."""
     name = "gradients"
     try:
-        module = build(spec.name).train()
+        module = build(spec).train()
         x = _sample(2, CHANNELS, 15, 20, grad=True)
         module(x).square().mean().backward()
     except Exception as exc:
@@ -154,7 +178,7 @@ def check_determinism(spec: ModuleSpec) -> Check:
     """Two eval forwards of the same input give the same output."""
     name = "eval determinism"
     try:
-        module = build(spec.name).eval()
+        module = build(spec).eval()
         x = _sample(2, CHANNELS, 15, 20)
         with torch.no_grad():
             a, b = module(x), module(x)
@@ -164,11 +188,30 @@ def check_determinism(spec: ModuleSpec) -> Check:
     return Check(name, same, "" if same else f"max difference {float((a - b).abs().max()):.3g}")
 
 
+def check_batch_independence(spec: ModuleSpec) -> Check:
+    """In eval, one image's output does not change with the other images of its batch (a softmax or a statistic over
+    the batch axis would make a detector's predictions depend on what it is batched with)."""
+    name = "batch independence (eval)"
+    try:
+        module = build(spec).eval()
+        x = _sample(2, CHANNELS, 15, 20)
+        other = x.clone()
+        other[1] = torch.randn(other[1].shape, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            a, b = module(x), module(other)
+    except Exception as exc:
+        return Check(name, False, first_line(exc))
+    scale = float(a[0].abs().max()) or 1.0
+    gap = float((a[0] - b[0]).abs().max())
+    same = bool(torch.allclose(a[0], b[0], rtol=1e-4, atol=1e-5 * scale))
+    return Check(name, same, "" if same else f"image 0's output moved by {gap:.3g} when image 1 changed")
+
+
 def check_reserved_names(spec: ModuleSpec) -> Check:
     """parse_model writes i, f, type and np on every layer: a module must not own those names."""
     name = "reserved names (i, f, type, np)"
     try:
-        module = build(spec.name)
+        module = build(spec)
     except Exception as exc:
         return Check(name, False, first_line(exc))
     owned = [*module.named_parameters(), *module.named_modules(), *module.named_buffers()]
@@ -184,7 +227,7 @@ def check_in_model(spec: ModuleSpec, scale: str, model: str = MODEL) -> Check:
     name = f"in {model.removesuffix('.yaml')} at {scale}: build, forward, train"
     try:
         doc = yamlio.load(model)
-        result = graph.insert(doc.graph, list(MODEL_AFTER), spec.name, spec.defaults())
+        result = graph.insert(doc.graph, list(MODEL_AFTER), spec.name, _args(spec))
         cfg = yamlio.to_plain(yamlio.apply(doc, result))
         built = ultra.build_model(cfg, scale, f"{doc.stem}-{spec.name}.yaml", seed=0)  # as insert verifies it
     except Exception as exc:
@@ -211,7 +254,7 @@ def check_onnx(spec: ModuleSpec) -> Check:
     import onnxruntime as ort
 
     try:
-        module = build(spec.name).eval()
+        module = build(spec).eval()
         x = _sample(1, CHANNELS, 15, 20)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "module.onnx"
@@ -234,7 +277,14 @@ def check_cost(spec: ModuleSpec) -> Check:
 
     name = f"cost at C={REFERENCE_CHANNELS}, {REFERENCE_SIZE[0]}x{REFERENCE_SIZE[1]}"
     try:
-        cost = reference_costs([spec])[spec.name]
+        if ARGS in spec.extra:  # check-module --args: this configuration's cost, not the cached defaults'
+            from attnsurgeon.costs.flops import count_params, exact_flops
+
+            module = build(spec, REFERENCE_CHANNELS).eval()
+            flops, _ = exact_flops(module, torch.zeros(1, REFERENCE_CHANNELS, *REFERENCE_SIZE))
+            cost = {"params": count_params(module), "gflops": flops / 1e9}
+        else:
+            cost = reference_costs([spec])[spec.name]
     except Exception as exc:
         return Check(name, False, first_line(exc))
     return Check(name, True, f"{cost['params']:,} params, {cost['gflops']:.4f} GFLOPs")
@@ -250,6 +300,7 @@ def checks(spec: ModuleSpec, models: bool = True) -> Iterator[Callable[[], Check
     yield lambda: check_dtype(spec, torch.float16, "cuda")
     yield lambda: check_gradients(spec)
     yield lambda: check_determinism(spec)
+    yield lambda: check_batch_independence(spec)
     yield lambda: check_reserved_names(spec)
     if models:
         for scale in SCALES:
@@ -258,8 +309,8 @@ def checks(spec: ModuleSpec, models: bool = True) -> Iterator[Callable[[], Check
     yield lambda: check_cost(spec)
 
 
-def run(name: str, models: bool = True) -> list[Check]:
-    """Run the whole contract on one catalog or plugin module."""
-    spec = REGISTRY.get(name)
+def run(name: str, models: bool = True, args: Sequence[Any] | None = None) -> list[Check]:
+    """Run the whole contract on one catalog or plugin module (``args``: its hyper-parameters, else its defaults)."""
+    spec = REGISTRY.get(name) if args is None else with_args(REGISTRY.get(name), args)
     ultra.register()
     return [check() for check in checks(spec, models)]

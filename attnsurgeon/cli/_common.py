@@ -203,6 +203,25 @@ def show_plugin_warnings() -> None:
             console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
 
 
+@contextlib.contextmanager
+def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """While a ``--json`` command works, whatever it or a library prints on stdout (Python's or the C level's, as
+    torch's exporter does) goes to stderr, so stdout holds the JSON alone."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def emit_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 

@@ -14,8 +14,10 @@ from attnsurgeon.cli._common import (
     errors_to_exit,
     esc,
     plugin_option,
+    stdout_to_stderr,
     with_plugins,
 )
+from attnsurgeon.cli._options import ArgsOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -67,6 +69,7 @@ def check_module(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     plugin: list[Path] = plugin_option(),
     channel_arg: str | None = channel_arg_option(),
+    args: ArgsOpt = None,
 ) -> None:
     from attnsurgeon.catalog import sources
     from attnsurgeon.errors import UsageError, VerificationError
@@ -76,10 +79,12 @@ def check_module(
     names = [sources.with_channel(name, channel_arg)] if name else api.plugin_module_names(with_channel)
     if not names:
         raise UsageError("name a module (attnsurgeon check-module SE) or give a plugin (--plugin my_module.py)")
+    values = api.parse_args_text(args)
     results: dict[str, list[Any]] = {}
     for module in names:
-        with _status(f"checking {module}", enabled=not as_json):
-            results[module] = api.check_module(module, models=not no_models)
+        # --json: stdout is the JSON alone; what an exporter prints (a graph dump) goes to stderr
+        with _status(f"checking {module}", enabled=not as_json), stdout_to_stderr(as_json):
+            results[module] = api.check_module(module, models=not no_models, args=values)
     failed = [(m, c) for m, checks in results.items() for c in checks if c.ok is False]
     if as_json:
         emit_json({m: [c.as_dict() for c in checks] for m, checks in results.items()})

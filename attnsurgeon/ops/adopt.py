@@ -79,13 +79,17 @@ def adopt(
     if repo:
         report.warnings.append(yolo_repos.message(doc.path.name, repo, edited=True))
         report.repository = yolo_repos.origin(repo)[0]
-    if not result.changes:
-        report.output = None  # nothing to rewrite: the file already builds as written (or only its repository does)
-        return report
     if out is not None:
         if out.suffix.lower() not in (".yaml", ".yml"):
             raise UsageError(f"-o {output}: the output must be a .yaml file")
         publish.check_output(out, force, inputs=(doc.path,))
+    if not result.changes:  # nothing to rewrite: the file already builds as written (or only its repository does)
+        if out is None or output is None:
+            report.output = None
+            return report
+        publish.publish(out, result.text, force=force)  # an explicit -o: a script's next step reads it
+        report.warnings.append(f"nothing to change: {out} is a copy of {doc.path}")
+        return report
     if verify:
         from attnsurgeon.checks.verify import check_model_file
 

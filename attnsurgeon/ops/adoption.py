@@ -81,15 +81,17 @@ def refuse_placed(graph: Graph, data: dict[str, Any], stem: str, rows: list[int]
             )
 
 
-def refuse_new_rows(source: Any, edit: Any, probe: bool) -> None:
-    """Before a pipeline builds anything: a plugin module that changes the shape (one line naming it), and new rows
-    whose args cannot be what their module means where they land (:func:`refuse_placed`)."""
-    plugins.refuse_shape_change(edit.spec, probe=probe, args=edit.args or ())
+def refuse_new_rows(source: Any, edit: Any, probe: bool) -> list[str]:
+    """Before a pipeline builds anything: a plugin module that breaks the contract (one line naming it), and new rows
+    whose args cannot be what their module means where they land (:func:`refuse_placed`); returns the probe's
+    warnings."""
+    warnings = plugins.refuse_shape_change(edit.spec, probe=probe, args=edit.args or ())
     if probe and source.doc is not None:  # a YOLOv5/v7/v9-repository file: one line before anything is built
         yolo_repos.buildable(source.doc)
     ckpt = source.checkpoint
     data, scale = (source.doc.plain(), None) if source.doc is not None else (ckpt.cfg, ckpt.scale)
     refuse_placed(edit.result.graph, data, source.stem, edit.result.fresh_layers, scale)
+    return warnings
 
 
 def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:

@@ -121,10 +121,11 @@ def execute(source: Source, edit: Edit, options: RunOptions) -> SurgeryReport:
     written unless every check passed. ``options.checks``: opt-in checks on ``options.device``
     (:mod:`attnsurgeon.checks.deploy`).
     """
-    adoption.refuse_new_rows(source, edit, options.verify)  # a plugin changing the shape, args no module means there
+    probed = adoption.refuse_new_rows(source, edit, options.verify)  # a plugin breaking the contract, args no module
     opts = dataclasses.replace(options, checks=requested_checks(options.checks, options.verify))
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     report = run(source, edit, opts, opts.step)
+    report.warnings += probed
     report.imported = [str(p) for p in file_import.imported()]
     return report
 

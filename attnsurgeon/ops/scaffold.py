@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from attnsurgeon.catalog import CATEGORIES, REGISTRY, plugins
 from attnsurgeon.core import publish
@@ -112,9 +113,12 @@ def plugin_module_names(plugin_files: Sequence[str | Path]) -> list[str]:
     return [spec.name for spec in plugins.add_files(plugin_files)]
 
 
-def check_module(name: str, plugin_files: Sequence[str | Path] = (), models: bool = True) -> list[Check]:
-    """The module contract (:mod:`attnsurgeon.checks.contract`, imports torch) on one catalog or plugin module."""
+def check_module(
+    name: str, plugin_files: Sequence[str | Path] = (), models: bool = True, args: Sequence[Any] | None = None
+) -> list[Check]:
+    """The module contract (:mod:`attnsurgeon.checks.contract`, imports torch) on one catalog or plugin module, built
+    with ``args`` (its hyper-parameters, as ``insert --args`` takes them) or its defaults."""
     from attnsurgeon.checks import contract
 
     plugins.add_files(plugin_files)
-    return contract.run(name, models=models)
+    return contract.run(name, models=models, args=args)
