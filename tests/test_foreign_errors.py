@@ -64,7 +64,8 @@ CASES = [
         ["-m", "missing_dep.py:Gate"],
         7,
         "plugin missing_dep.py:Gate: importing it failed: ModuleNotFoundError: No module named "
-        "'not_a_real_package_xyz' (install it: pip install not_a_real_package_xyz)",
+        "'not_a_real_package_xyz' (not_a_real_package_xyz is neither installed nor a package of the file's repository; "
+        "install what provides it)",
     ),
     (["-m", "raises.py:Gate"], 7, "plugin raises.py:Gate: importing it failed: RuntimeError: this file needs a GPU"),
     (["-m", "bad_syntax.py:Gate"], 7, "plugin bad_syntax.py:Gate: syntax error at line 1: invalid syntax"),
@@ -121,8 +122,8 @@ CASES = [
     (
         ["-m", "SE", "--plugin", "nothing.py"],
         7,
-        "plugin nothing.py: registers no module and offers no class with a channel argument; its classes: Holder "
-        "(no channel) (decorate a class with @register_module(...) from attnsurgeon.catalog, or name "
+        "plugin nothing.py: registers no module and offers no attention class; its classes: Holder "
+        "(no forward) (decorate a class with @register_module(...) from attnsurgeon.catalog, or name "
         "one: FILE.py:ClassName)",
     ),
     (

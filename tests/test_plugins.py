@@ -110,8 +110,8 @@ def test_show_and_profile_build_a_yaml_that_records_its_plugin(gate, tmp_path):
         ("def broken(:\n", "plugin {p}: syntax error at line 1: invalid syntax"),
         (
             "import torch\n\nclass Gate(torch.nn.Module):\n    pass\n",
-            "plugin {p}: registers no module and offers no class with a channel argument; its classes: Gate "
-            "(no channel) (decorate a class with @register_module(...) from attnsurgeon.catalog, or "
+            "plugin {p}: registers no module and offers no attention class; its classes: Gate (no forward) "
+            "(decorate a class with @register_module(...) from attnsurgeon.catalog, or "
             "name one: FILE.py:ClassName)",
         ),
         (

@@ -11,6 +11,7 @@ finds the strides. Smaller sizes (1x1, 7x7, ...) are met only at a smaller ``img
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,7 +93,7 @@ def run(make: Callable[[], Any], channels: int = CHANNELS, full: bool = True,
     _sizes(module, channels, MODEL_SIZES if full else FIRST, found)
     if full:
         _small_sizes(module, channels, found)
-        if widths is not None:
+        if widths is not None and not found.refusals:  # another width says more only where this one works
             _other_width(widths, found)
     if any(rank <= FORWARD for rank, _ in found.refusals):
         return found  # numbers and training of a module whose forward breaks say nothing more
@@ -122,7 +123,7 @@ def _sizes(module: Any, channels: int, sizes: Sequence[tuple[int, int]], found: 
     seen: set[str] = set()
     for size in sizes:
         why = forward_problem(module, channels, size)
-        kind = why.split(":")[0].split(" at ")[0]  # one line per kind of failure, at the first size it shows
+        kind = re.sub(r"\d+(x\d+)+", "", why)  # one line per kind of failure, at the first size it shows
         if why and kind not in seen:
             seen.add(kind)
             found.refusals.append((FORWARD, why))

@@ -47,7 +47,7 @@ def surgery_text(doc: Any, result: Any, data: Any) -> str:
         (*result.replaced, *result.augmented),
         lambda items: _row_text(items),
     )
-    text = _added_keys(text, lay, data)
+    text = _changed_keys(_added_keys(text, lay, data), lay, data, doc.plain())
     if not _reads_as(text, yamlio.to_plain(data), str(doc.path), lay):
         if not any(lay.flow.values()):
             return yamlio.dump(data)
@@ -82,12 +82,50 @@ def _added_keys(text: str, lay: Layout, data: Any) -> str:
     return "".join(lines)
 
 
+SECTIONS = ("backbone", "head")
+
+
+def _changed_keys(text: str, lay: Layout, data: Any, original: dict[str, Any]) -> str:
+    """Top-level keys (not the sections) the surgery gave another value (``attnsurgeon_plugins`` named again relative to
+    a new output's folder): their line rewritten as the block path writes it. The lines are the input's: ``_added_keys``
+    only inserts lines after them, so a key's line is found again by its text."""
+    changed = [k for k in data if k in lay.keys and k not in SECTIONS and yamlio.to_plain(data[k]) != original.get(k)]
+    if not changed:
+        return text
+    dumped = {m.group(1): line for line in yamlio.dump(data).splitlines() if (m := KEY_RE.match(line))}
+    lines = text.splitlines(keepends=True)
+    for key in changed:
+        at = next(i for i, line in enumerate(lines) if (m := KEY_RE.match(line)) and m.group(1) == key)
+        end = at + 1
+        while end < len(lines) and lines[end][:1] in (" ", "\t", "-") and lines[end].strip():
+            end += 1  # a block value's lines (a list written "- a.py" below the key)
+        lines[at:end] = [dumped[key] + newline(lay.lines)]
+    return "".join(lines)
+
+
+def _other_keys_read_as(text: str, plain: dict[str, Any], source: str) -> bool:
+    """The top-level keys other than the sections read as ``plain``'s (a few lines: the sections left out)."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if KEY_RE.match(line)]
+    keep: list[str] = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(lines)
+        key = KEY_RE.match(lines[start]).group(1)  # type: ignore[union-attr]
+        if key not in SECTIONS:
+            keep += lines[start:end]
+    try:
+        read = yamlio.to_plain(yamlio.loads("".join(keep), source)) if keep else {}
+    except ModelFileError:
+        return False
+    return read == {k: v for k, v in plain.items() if k not in SECTIONS}
+
+
 def _reads_as(text: str, plain: dict[str, Any], source: str, before: Layout | None = None) -> bool:
     """Whether ``text`` reads as ``plain``. Quick where the input's layout ``before`` is given: the rows found again
     one per layer, a comma after every flow row but a section's last, and each row read by ruamel on its own line
     (a few ms); otherwise, or where that is not so, the whole text read by ruamel (~15 ms on yolo11n, the same reader
     as every command's)."""
-    if before is not None and _rows_read_as(text, plain, source):
+    if before is not None and _rows_read_as(text, plain, source) and _other_keys_read_as(text, plain, source):
         return True
     return bool(yamlio.to_plain(yamlio.loads(text, source)) == plain)
 
