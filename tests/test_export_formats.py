@@ -139,3 +139,19 @@ def test_cli_runs_a_format_check(tmp_path):
     result = CliRunner().invoke(app, [*args, "--checks", "export:torchscript", "--json"])
     assert result.exit_code == 0, result.output
     assert '"name": "export torchscript"' in result.output and out.exists()
+
+
+def test_profile_format_times_the_export_and_caches_it(tmp_path, monkeypatch):
+    from attnsurgeon.errors import UsageError
+    from attnsurgeon.ops import profile as prof
+
+    monkeypatch.setenv("ATTNSURGEON_CACHE_DIR", str(tmp_path))
+    first = prof.profile("yolo11n.yaml", imgsz=64, runs=3, warmup=1, format="torchscript")[0]
+    again = prof.profile("yolo11n.yaml", imgsz=64, runs=3, warmup=1, format="torchscript")[0]
+    assert first.exported.cached is False and again.exported.cached is True  # same YAML: no second export
+    assert again.exported.path == first.exported.path and again.exported.path.startswith(str(tmp_path))
+    data = again.as_dict()["exported"]
+    assert data["format"] == "torchscript" and data["latency_ms"]["runs"] == 3 and data["throughput"] > 0
+    assert again.latency.runs == 3  # the PyTorch figures are still there
+    with pytest.raises(UsageError, match="--format tflite: not a format profile times"):
+        prof.profile("yolo11n.yaml", imgsz=64, format="tflite")

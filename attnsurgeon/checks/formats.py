@@ -33,7 +33,10 @@ from attnsurgeon.errors import AttnSurgeonError, first_line
 from attnsurgeon.ultralytics_bridge import exporting
 
 FORMATS = ("torchscript", "openvino", "ncnn")
-_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16}  # CPU float16 kernels exist in torch>=2.4
+# The PyTorch precision whose noise bounds a deployed run: NCNN's fp16 storage keeps fp32 range and accumulation,
+# while PyTorch computing wholly in float16 overflows to NaN on such networks; bfloat16 (fp32 range, fewer mantissa
+# bits than fp16) gives a finite, larger bound.
+_DTYPES = {"bf16": torch.bfloat16, "f16": torch.bfloat16}
 
 
 def name_of(fmt: str) -> str:

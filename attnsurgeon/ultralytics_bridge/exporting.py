@@ -107,6 +107,10 @@ def export(model: Any, fmt: str, size: Sequence[int], folder: Path, dynamic: boo
     from attnsurgeon.ultralytics_bridge.ultra import quiet
 
     require(fmt)
+    if not getattr(model, "task", None):  # a model built from a YAML; the exporter reads the task from it
+        from ultralytics.nn.tasks import guess_model_task
+
+        model.task = guess_model_task(model)
     model.pt_path = str(folder / "model.pt")  # the exporter writes beside it: model.torchscript, model_ncnn_model/
     overrides: dict[str, Any] = {"format": fmt, "imgsz": list(size), "device": "cpu", "batch": 1}
     if dynamic:
