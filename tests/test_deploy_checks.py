@@ -42,7 +42,7 @@ def test_parse_checks():
         parse_checks("half,exprot,fp8")
     assert str(info.value) == (
         "--checks exprot, fp8: unknown checks (did you mean export?); use any of export, half, val "
-        "(comma-separated) or all"
+        "(comma-separated) or all, or export:FORMAT with FORMAT onnx, torchscript, openvino, ncnn or all"
     )
 
 
@@ -51,7 +51,9 @@ def test_cli_rejects_unknown_checks_and_checks_without_verification(tmp_path):
     out = tmp_path / "yolo11n-SE.yaml"
     result = runner.invoke(app, ["insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "-o", str(out), "--checks", "onnx"])
     assert result.exit_code == 2, result.output
-    assert "error: --checks onnx: unknown check; use any of export, half, val (comma-separated) or all" in result.output
+    assert "error: --checks onnx: unknown check; use any of export, half, val (comma-separated) or all, or " in (
+        result.output
+    )
     args = ["insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "-o", str(out), "--checks", "half", "--no-verify"]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output

@@ -147,22 +147,39 @@ def _compare(session: Any, torch_model: nn.Module, x: torch.Tensor) -> str | Non
         onnx_out = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     except Exception as exc:
         return _ort_error(exc, torch_model)
+    got = [torch.from_numpy(o) for o in onnx_out]
+    return within_noise(got, torch_model, x)[0]
+
+
+def within_noise(
+    got: list[torch.Tensor], torch_model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> tuple[str | None, float]:
+    """(None when ``got`` matches PyTorch on ``x`` within :data:`NOISE_FACTOR` times the noise of PyTorch itself in
+    ``dtype`` (the runtime's precision) against float64, else what differs; the worst |Δ| as a fraction of the
+    output's magnitude)."""
     with torch.inference_mode():
         reference = flatten_tensors(torch_model(x))
         exact = flatten_tensors(copy.deepcopy(torch_model).double()(x.double()))
-    got = [torch.from_numpy(o) for o in onnx_out]
+        low = (
+            reference if dtype == torch.float32 else flatten_tensors(copy.deepcopy(torch_model).to(dtype)(x.to(dtype)))
+        )
     if [tuple(t.shape) for t in got] != [tuple(t.shape) for t in reference]:
-        return f"gives outputs of shapes {[tuple(t.shape) for t in got]}, PyTorch {[tuple(t.shape) for t in reference]}"
-    for ort, ref, ref64 in zip(got, reference, exact, strict=True):
-        noise = float((ref.double() - ref64).abs().max())
-        allowed = NOISE_FACTOR * noise + FLOOR * float(ref64.abs().max())
-        diff = float((ort.double() - ref.double()).abs().max())
+        shapes = [tuple(t.shape) for t in got]
+        return f"gives outputs of shapes {shapes}, PyTorch {[tuple(t.shape) for t in reference]}", float("inf")
+    worst = 0.0
+    for out, ref, ref_low, ref64 in zip(got, reference, low, exact, strict=True):
+        noise = float((ref_low.double() - ref64).abs().max())
+        magnitude = float(ref64.abs().max())
+        allowed = NOISE_FACTOR * noise + FLOOR * magnitude
+        diff = float((out.double() - ref.double()).abs().max())
+        worst = max(worst, diff / magnitude if magnitude else diff)
         if not diff <= allowed:  # NaN too
+            rounding = "float32" if dtype == torch.float32 else str(dtype).removeprefix("torch.")
             return (
-                f"differs from PyTorch: max |Δ| {diff:.3g} where float32 rounding alone gives {noise:.3g} "
+                f"differs from PyTorch: max |Δ| {diff:.3g} where {rounding} rounding alone gives {noise:.3g} "
                 f"(allowed {allowed:.3g})"
-            )
-    return None
+            ), float("inf") if diff != diff else worst
+    return None, worst
 
 
 def _fixed_size_problem(

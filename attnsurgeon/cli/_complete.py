@@ -158,11 +158,12 @@ def categories(incomplete: str) -> Candidates:
 
 def checks(incomplete: str) -> Candidates:
     """--checks: the names after the last comma, with what was typed before it kept."""
-    from attnsurgeon.checks.deploy import ALL, EXTRA_CHECKS
+    from attnsurgeon.checks.deploy import ALL, EXPORT_FORMATS, EXTRA_CHECKS
 
     done, _, last = incomplete.rpartition(",")
     prefix = f"{done}," if done else ""
-    return [(prefix + name, "") for name in (*EXTRA_CHECKS, ALL) if name.startswith(last.lower())]
+    names = (*EXTRA_CHECKS, ALL, *(f"export:{fmt}" for fmt in EXPORT_FORMATS))
+    return [(prefix + name, "") for name in names if name.startswith(last.lower())]
 
 
 def devices(incomplete: str) -> Candidates:

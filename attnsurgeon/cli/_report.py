@@ -30,7 +30,9 @@ SCALE_HELP = "Verify at this scale (n/s/m/l/x) or 'all'. Default: the scale in t
 CHECKS_HELP = (
     "Extra checks of what breaks after training starts, comma-separated: export (ONNX export matches PyTorch at imgsz "
     "and a rectangular size), half (autocast and float16 weights; Ultralytics' AMP check on CUDA), val (a "
-    "rectangular validation batch through the task's postprocessing), or all. Default: none."
+    "rectangular validation batch through the task's postprocessing), or all; export:FORMAT for onnx, torchscript, "
+    "openvino, ncnn or all (export:onnx,openvino: Ultralytics' exporter, the file run through AutoBackend; needs "
+    "attnsurgeon[deploy]). Default: none."
 )
 CHECKS_DEVICE_HELP = "Device for --checks: cpu, cuda, cuda:N or a CUDA index N (half and val take the CUDA paths)."
 DRY_RUN_HELP = (

@@ -63,6 +63,12 @@ def profile(
         autocompletion=_complete.scales,
         help="Scale to build a YAML at (n/s/m/l/x). Default: the one in the file name.",
     ),
+    format: str | None = typer.Option(
+        None,
+        "--format",
+        help="Also export with Ultralytics to onnx, torchscript, openvino or ncnn (cached) and time it in its "
+        "runtime, loaded as yolo predict loads it, beside the PyTorch figures (CPU; needs attnsurgeon[deploy]).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     from attnsurgeon.ops import profile as prof
@@ -71,7 +77,7 @@ def profile(
     with progress(enabled=not as_json) as step:
         reports = prof.profile(
             specs, device=device, imgsz=imgsz, batch=batch, half=half, runs=runs, layers=layers, scale=scale,
-            progress=step,
+            progress=step, format=format,
         )  # fmt: skip
     new = reports[0]
     base = reports[1] if compare is not None else None
@@ -104,6 +110,7 @@ def _rows(report: Any) -> list[tuple[str, float | None, str]]:
     """(label, number for differences, text) per figure."""
     lat = report.latency
     mem = report.memory_mb
+    rows = _exported_rows(report)
     return [
         ("params", report.params, fmt_int(report.params)),
         ("GFLOPs (Ultralytics)", report.gflops.value, f"{report.gflops.value:.2f}"),
@@ -114,6 +121,21 @@ def _rows(report: Any) -> list[tuple[str, float | None, str]]:
         ("IQR (ms)", None, _ms(lat.iqr)),
         ("throughput (img/s)", report.throughput, f"{report.throughput:.1f}"),
         ("peak memory (MiB)", mem, "- (CUDA only)" if mem is None else f"{mem:.1f}"),
+        *rows,
+    ]
+
+
+def _exported_rows(report: Any) -> list[tuple[str, float | None, str]]:
+    """--format: the exported model's latency in its runtime."""
+    lat = report.exported_latency
+    if lat is None:
+        return []
+    fmt = report.exported.format
+    throughput = report.batch / (lat.median / 1e3) if lat.median > 0 else float("inf")
+    return [
+        (f"{fmt} latency median (ms)", lat.median, _ms(lat.median)),
+        (f"{fmt} latency p90 (ms)", lat.p90, _ms(lat.p90)),
+        (f"{fmt} throughput (img/s)", throughput, f"{throughput:.1f}"),
     ]
 
 
@@ -166,6 +188,13 @@ def _render(new: Any, base: Any | None) -> None:
         "[dim]GFLOPs (Ultralytics): what model.info() prints (batch 1). GFLOPs (exact): 2 × multiply-accumulates per "
         f"image at the real size, counted by torch on the deployed model; not counted: {NOT_COUNTED}.[/]"
     )
+    if new.exported is not None:
+        e = new.exported
+        out.print(
+            f"[dim]{e.format}: exported by Ultralytics at {h}x{w}, run by {e.runtime} {e.version} through AutoBackend "
+            f"(as yolo predict loads it) in {e.precision}, {e.threads} thread{'s' * (e.threads != 1)}; "
+            f"{'cached' if e.cached else 'exported now, cached'}: {esc(e.path)}[/]"
+        )
     if new.layers is not None:
         _render_layers(new, out)
 

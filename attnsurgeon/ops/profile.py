@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from attnsurgeon.core.sizes import Size, check_imgsz, parse_imgsz
+from attnsurgeon.costs.deployed import Deployed
 from attnsurgeon.costs.device import deploy, parse_device
 from attnsurgeon.costs.flops import NOT_COUNTED, Gflops, count_params, exact_flops, ultralytics_gflops
 from attnsurgeon.costs.layers import LayerCost, layer_costs
@@ -102,6 +103,8 @@ class ProfileReport:
     warnings: list[str] = field(default_factory=list)
     deployed: nn.Module | None = field(default=None, repr=False)
     inputs: torch.Tensor | None = field(default=None, repr=False)
+    exported: Deployed | None = None  # --format: the exported file in its runtime
+    exported_latency: Latency | None = None
 
     @property
     def gflops_exact(self) -> float:
@@ -144,6 +147,14 @@ class ProfileReport:
         }
         if self.layers is not None:
             out["layers"] = [layer.as_dict() for layer in self.layers]
+        if self.exported is not None and self.exported_latency is not None:
+            latency = self.exported_latency
+            throughput = self.batch / (latency.median / 1e3) if latency.median > 0 else float("inf")
+            out["exported"] = {
+                **self.exported.describe(),
+                "latency_ms": latency.as_dict(),
+                "throughput": round(throughput, 3),
+            }
         return out
 
 
@@ -176,12 +187,14 @@ def profile(
     warmup: int | None = None,
     budget_s: float = DEFAULT_TIME_BUDGET_S,
     progress: Progress | None = None,
+    format: str | None = None,
 ) -> list[ProfileReport]:
     """Profile one model, or several with the same settings (timed run by run, interleaved); one report each.
 
     Params and GFLOPs are those ``model.info()`` prints (the model as built or loaded, batch 1). Exact FLOPs (per
     image, at the real input size), latency, throughput and memory are measured on the deployed copy: fused, eval,
-    inference mode, on ``device`` (float16 with ``half``).
+    inference mode, on ``device`` (float16 with ``half``). ``format`` (onnx, torchscript, openvino, ncnn): each
+    model also exported by Ultralytics (cached) and timed in that runtime, interleaved as the PyTorch runs are.
     """
     dev = parse_device(device, half)
     size = parse_imgsz(imgsz)
@@ -189,6 +202,7 @@ def profile(
         raise UsageError(f"--batch {batch}: must be a positive integer")
     if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
         raise UsageError(f"--runs {runs}: must be a positive integer")
+    fmt = _format(format, dev, half)
     specs = [model] if isinstance(model, (str, Path, nn.Module)) else list(model)
     step = progress or (lambda stage, done, total: None)
     dtype = torch.float16 if half else torch.float32
@@ -219,6 +233,17 @@ def profile(
     x = torch.rand(batch, one.shape[1], *size, generator=generator).to(dev, dtype)
     with _failures(" and ".join(p[0].name for p in prepared), size, batch, dev):
         latencies = measure_latency([p[3] for p in prepared], x, runs, warmup, budget_s, progress)
+    exported: list[Any] = [None] * len(prepared)
+    exported_latencies: list[Any] = [None] * len(prepared)
+    if fmt is not None:
+        from attnsurgeon.costs.deployed import deploy_format, time_deployed
+
+        for i, p in enumerate(prepared):
+            step(f"exporting to {fmt}", i, len(prepared))
+            exported[i] = deploy_format(p[0].model, fmt, size, weights=p[0].kind != "yaml")
+        step(f"exporting to {fmt}", len(prepared), len(prepared))
+        with _failures(" and ".join(p[0].name for p in prepared) + f" ({fmt})", size, batch, dev):
+            exported_latencies = time_deployed(exported, x, runs, warmup, budget_s, progress)
     reports = []
     for item, params, gflops, deployed, fused, flops, per_module in prepared:
         layer_list = None
@@ -254,9 +279,32 @@ def profile(
                 warnings=warnings,
                 deployed=deployed,
                 inputs=x,
+                exported=exported[len(reports)],
+                exported_latency=exported_latencies[len(reports)],
             )
         )
     return reports
+
+
+FORMATS = ("onnx", "torchscript", "openvino", "ncnn")
+
+
+def _format(format: str | None, device: torch.device, half: bool) -> str | None:
+    """--format, validated: one of :data:`FORMATS`, timed on the CPU in float32 (as exported)."""
+    if format is None:
+        return None
+    fmt = format.strip().lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {format}: not a format profile times; use one of {', '.join(FORMATS)}")
+    if device.type != "cpu" or half:
+        raise UsageError(
+            f"--format {fmt} times the CPU runtime in float32; drop --device/--half (TensorRT and CUDA ONNX Runtime: "
+            "benchmarks/gpu_checks.py)"
+        )
+    from attnsurgeon.ultralytics_bridge.exporting import require
+
+    require(fmt)
+    return fmt
 
 
 COMPARED = ("params", "gflops", "gflops_exact", "latency_median_ms", "latency_p90_ms", "throughput", "memory_mb")

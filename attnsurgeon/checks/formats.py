@@ -1,0 +1,130 @@
+"""The ``export:FORMAT`` checks: the whole model exported to TorchScript, OpenVINO or NCNN as ``yolo export
+format=FORMAT`` does, loaded as ``yolo predict model=...`` loads it (Ultralytics' ``AutoBackend``), and compared with
+PyTorch at imgsz and at a rectangular size.
+
+Each size is its own fixed-size export (``dynamic=False``, Ultralytics' default, what is shipped): TorchScript and
+NCNN freeze the head's anchors at the traced size, so a file traced at one size is wrong at another by design, not by
+the module. The tolerance is the ONNX check's (:func:`attnsurgeon.checks.export.within_noise`): a multiple of
+PyTorch's own rounding noise against float64, measured in place, at the precision the runtime computes in. OpenVINO
+picks bf16 on CPUs with bf16 units: the deployed (bf16) run is compared with PyTorch's bf16 noise, and the same file
+compiled in f32 with float32 noise, which is what finds a mistranslated op. Nothing is installed or downloaded: a
+missing runtime is a :class:`MissingExtraError` naming the extra.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from attnsurgeon.checks.export import _ATEN_OP, _layer_running, _layer_type, _outside, within_noise
+from attnsurgeon.checks.verify import (
+    calibrated_copy,
+    failed,
+    flatten_tensors,
+    layer_tracker,
+    sample_image,
+    square_and_rect,
+)
+from attnsurgeon.core.report import Check
+from attnsurgeon.errors import AttnSurgeonError, first_line
+from attnsurgeon.ultralytics_bridge import exporting
+
+FORMATS = ("torchscript", "openvino", "ncnn")
+# The PyTorch precision whose noise bounds a deployed run: NCNN's fp16 storage keeps fp32 range and accumulation,
+# while PyTorch computing wholly in float16 overflows to NaN on such networks; bfloat16 (fp32 range, fewer mantissa
+# bits than fp16) gives a finite, larger bound.
+_DTYPES = {"bf16": torch.bfloat16, "f16": torch.bfloat16}
+
+
+def name_of(fmt: str) -> str:
+    return f"export {fmt}"
+
+
+def check_format(model: nn.Module, fmt: str, imgsz: int, hints: dict[int, str]) -> Check:
+    """Export ``model`` to ``fmt`` at imgsz and at a rectangular size, run each file in its runtime through
+    ``AutoBackend`` and compare with PyTorch. A missing runtime package raises :class:`MissingExtraError`."""
+    exporting.require(fmt)
+    sizes = square_and_rect(model, imgsz)
+    seen: list[str] = []
+    worst = 0.0
+    source = calibrated_copy(model, imgsz, torch.device("cpu"))
+    for size in sizes:
+        result = _one_size(source, fmt, size, hints)
+        if isinstance(result, Check):
+            return result
+        note, error = result
+        seen.append(note)
+        worst = max(worst, error)
+    both = " and ".join(f"{h}x{w}" for h, w in sizes)
+    return Check(
+        name_of(fmt),
+        True,
+        f"{exporting.LABELS[fmt]} matches PyTorch at {both} (worst |Δ| {worst:.2g} of the output)"
+        + "".join(n for n in dict.fromkeys(seen) if n),
+    )
+
+
+def worst_error(check: Check) -> float | None:
+    """The worst relative error a passing check reports (for tables), None when it did not say."""
+    import re
+
+    found = re.search(r"worst \|Δ\| ([0-9.e+-]+)", check.detail)
+    return float(found.group(1)) if found else None
+
+
+def _one_size(source: nn.Module, fmt: str, size: tuple[int, int], hints: dict[int, str]) -> tuple[str, float] | Check:
+    """(a note, the worst relative error) when the export at ``size`` matches PyTorch; else the failed check."""
+    name, label, at = name_of(fmt), exporting.LABELS[fmt], f"{size[0]}x{size[1]}"
+    with tempfile.TemporaryDirectory(prefix=f"attnsurgeon-{fmt}-") as tmp:
+        with layer_tracker(source) as state:
+            try:
+                torch_model, path = exporting.export(source, fmt, size, Path(tmp))
+            except AttnSurgeonError:
+                raise
+            except Exception as exc:
+                op = _ATEN_OP.search(str(exc))
+                if op:  # the converter rejects an op after tracing: find the layer that runs it
+                    index = _layer_running(source, op.group(1), size)
+                    state = {"index": index, "type": _layer_type(source, index)} if index is not None else {}
+                return failed(name, state, exc, hints, what=f"{label} export at {at} failed")
+        try:
+            backend = exporting.load(path)
+        except AttnSurgeonError:
+            raise
+        except Exception as exc:
+            return Check(name, False, f"{label} cannot load its export at {at}: {first_line(exc)}{_suspects(source)}")
+        x = sample_image(source, size, torch.device("cpu"))
+        precision = exporting.precision(backend)
+        try:
+            got = flatten_tensors(backend(x))
+            strict = exporting.float32_run(backend, path)
+            got32 = [torch.as_tensor(o) for o in strict(x)] if strict is not None else None
+        except Exception as exc:
+            return Check(name, False, f"{label} fails at {at}: {first_line(exc)}{_suspects(source)}")
+    note = ""
+    if got32 is not None:  # the runtime computes in bf16 here: f32 for translation errors, bf16 noise as deployed
+        problem, error = within_noise(got32, torch_model, x)
+        if problem is None:
+            low, _ = within_noise(got, torch_model, x, _DTYPES.get(precision, torch.float32))
+            if low is not None:
+                problem = f"as deployed ({precision}) {low}"
+            note = f"; as deployed here it computes in {precision} (within PyTorch's own {precision} noise)"
+    else:
+        problem, error = within_noise(got, torch_model, x)
+    if problem is not None:
+        return Check(name, False, f"at {at} {label} {problem}{_suspects(source)}")
+    return note, error
+
+
+def _suspects(model: nn.Module) -> str:
+    """The layers of modules from outside torch and Ultralytics: where a runtime's mistranslation most likely is."""
+    layers = list(getattr(model, "model", []))
+    outside = [
+        f"{i} ({_layer_type(model, i)})"
+        for i, layer in enumerate(layers)
+        if any(_outside(type(m)) for m in layer.modules())
+    ]
+    return f"; layers from outside Ultralytics: {', '.join(outside)}" if outside else ""
