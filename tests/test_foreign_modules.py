@@ -144,8 +144,9 @@ def test_a_whole_file_offers_the_classes_that_keep_the_shape(here):
     result = cli("list", "--no-cost", "--json", "--plugin", "gate_channels.py")
     assert result.exit_code == 0, result.output
     listed = {e["name"]: e for e in json.loads(result.output) if e["category"] == "foreign"}
-    # ChannelPart keeps the shape too; Flatten takes no channel argument
-    assert sorted(listed) == ["ChannelPart", "GateBlock"]
+    # ChannelPart keeps the shape too; Flatten takes no channel argument, so it is a channel-free candidate: list reads
+    # the file with ast and never runs it, and the contract refuses Flatten when a model is built with it
+    assert sorted(listed) == ["ChannelPart", "GateBlock", "GateChannelsFlatten"]
     assert [a["name"] for a in listed["GateBlock"]["args"]] == ["reduction_ratio", "pool_types", "no_spatial"]
     assert listed["GateBlock"]["yaml"] == "- [-1, 1, GateBlock, []]"
 

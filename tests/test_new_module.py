@@ -27,6 +27,7 @@ CHECKS = [
     "float16 (cuda)",
     "gradients",
     "eval determinism",
+    "batch independence (eval)",
     "reserved names (i, f, type, np)",
     "ONNX export parity",
     "cost at C=256, 20x20",
@@ -137,7 +138,7 @@ def test_check_module_table_names_each_failure(tmp_path, clean_registry):
     assert rows["metadata and defaults"][0].strip() == "pass"
     assert rows["float16 (cuda)"][0].strip() == ("FAIL" if cuda else "skip")
     failed = 11 if cuda else 10
-    assert result.output.splitlines()[0].rstrip() == f"Shrink: 5 passed, {failed} failed, {int(not cuda)} skipped"
+    assert result.output.splitlines()[0].rstrip() == f"Shrink: 6 passed, {failed} failed, {int(not cuda)} skipped"
     assert result.output.strip().splitlines()[-1] == (
         f"error: {failed} check(s) failed; first: Shrink shape 1x1: changes the shape: (1, 64, 1, 1) -> (1, 32, 1, 1)"
     )

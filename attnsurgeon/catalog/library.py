@@ -60,10 +60,12 @@ def candidates(library: str) -> dict[str, type]:
 
 
 def _judge(library: str, name: str, cls: type, reserved: frozenset[str]) -> dict[str, Any] | None:
-    """One class: None when its constructor has no channel argument (not an attention candidate at all)."""
+    """One class: None when its constructor has no channel argument (not an attention candidate at all: a library's
+    channel-free classes are mostly plumbing, Concat, Identity; -m LIBRARY:Class still takes one)."""
     text = f"{library}:{name}"
     try:
-        channel_param(cls, None, text)
+        if not channel_param(cls, None, text):
+            return None
     except PluginError:
         return None
     entry: dict[str, Any] = {"source": text, "name": "", "class": f"{cls.__module__}.{cls.__qualname__}"}

@@ -108,7 +108,7 @@ def _one_size(source: nn.Module, fmt: str, size: tuple[int, int], hints: dict[in
     if got32 is not None:  # the runtime computes in bf16 here: f32 for translation errors, bf16 noise as deployed
         problem, error = within_noise(got32, torch_model, x)
         if problem is None:
-            low, _ = within_noise(got, torch_model, x, _DTYPES.get(precision, torch.float32))
+            low, _ = within_noise(got, torch_model, x, _DTYPES.get(precision, torch.bfloat16))
             if low is not None:
                 problem = f"as deployed ({precision}) {low}"
             note = f"; as deployed here it computes in {precision} (within PyTorch's own {precision} noise)"
