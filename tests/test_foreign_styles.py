@@ -259,3 +259,78 @@ def test_adopt_with_an_explicit_output_writes_a_file_that_needs_no_change(here):
     assert (here / "copy-n.yaml").is_file()
     plain = runner.invoke(app, ["adopt", "yolo11n.yaml", "--no-verify"])  # no -o: nothing written, as before
     assert plain.exit_code == 0 and not (here / "yolo11n-adopted.yaml").exists()
+
+
+TOKENS = """
+class TokenAttention(nn.Module):
+    def __init__(self, dim, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):  # (B, N, C), as vision transformers' attention takes it
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        y = torch.softmax(q @ k.transpose(-2, -1) / (c // self.heads) ** 0.5, dim=-1) @ v
+        return x + self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, d_model):
+        super().__init__()
+        self.q = nn.Linear(d_model, d_model)
+        self.k = nn.Linear(d_model, d_model)
+
+    def forward(self, queries, keys, values):
+        w = torch.softmax(self.q(queries) @ self.k(keys).transpose(1, 2) / queries.shape[-1] ** 0.5, dim=-1)
+        return queries + w @ values
+
+
+class FixedTokens(nn.Module):
+    def __init__(self, dim, tokens=400):
+        super().__init__()
+        self.position = nn.Parameter(torch.zeros(1, tokens, dim))
+        self.fc = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return x + self.fc(x + self.position)
+"""
+
+
+def test_a_token_class_is_refused_with_the_layout_that_works(here):
+    (here / "tokens.py").write_text(HEADER + TOKENS)
+    result = insert("-m", "tokens.py:TokenAttention")
+    assert result.exit_code == 7, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert "mat1 and mat2 shapes cannot be multiplied" in last
+    assert last.endswith("; it works on tokens (B, H*W, C): add --layout tokens")
+
+
+@pytest.mark.parametrize(("module", "layout"), [("TokenAttention", "tokens"), ("CrossAttention", "qkv")])
+def test_a_token_class_is_inserted_with_its_layout_recorded(here, module, layout):
+    import subprocess
+    import sys
+
+    (here / "tokens.py").write_text(HEADER + TOKENS)
+    result = insert("-m", f"tokens.py:{module}", "--layout", layout)
+    assert result.exit_code == 0, result.output
+    text = (here / "out-n.yaml").read_text()
+    assert f"attnsurgeon_plugins: [tokens.py:{module}?layout={layout}]" in text
+    code = "from ultralytics import YOLO; m = YOLO('out-n.yaml'); print(type(m.model.model[9]).__name__)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True)  # a fresh process
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == module
+
+
+def test_a_token_class_fixed_to_one_token_count_is_refused_saying_so(here):
+    (here / "tokens.py").write_text(HEADER + TOKENS)
+    result = insert("-m", "tokens.py:FixedTokens", "--layout", "tokens")
+    assert result.exit_code == 7, result.output
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .endswith(
+            "; it is fixed to one token count at construction (it works at 20x20 only), and a detector feeds many"
+        )
+    )

@@ -8,25 +8,13 @@ from __future__ import annotations
 import json
 
 from conftest import gate_plugin
+from test_hostile_plugins import PLAIN
 from test_sweep_train import TRAIN, make_dataset
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
 
 runner = CliRunner()
-PLAIN = """
-import torch
-from torch import nn
-
-
-class Gate(nn.Module):
-    def __init__(self, channels, reduction=4):
-        super().__init__()
-        self.fc = nn.Conv2d(channels, channels, 1)
-
-    def forward(self, x):
-        return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
-"""
 
 
 def test_plugin_variants_and_a_plugin_base_train_in_fresh_processes(tmp_path, monkeypatch, clean_registry):

@@ -38,6 +38,9 @@ SAME_AS_INPUT = (
     "c2", "out_channels", "out_channel", "out_planes", "outplanes", "out_chs", "out_ch", "out_dim", "dim_out",
     "oup", "ouc", "outc", "channels_out", "out_c",
 )  # fmt: skip
+# How a class takes a feature map, besides (B, C, H, W): tokens (B, H*W, C), as vision transformers' attention does;
+# channels-last (B, H, W, C); qkv: tokens given three times, to a forward(q, k, v) asked for self-attention.
+LAYOUTS = ("tokens", "channels-last", "qkv")
 NAME_IT = "name it with --channel-arg NAME"  # adopt, which has no --channel-arg, says how it names one instead
 NOT_MODULE = "is not a torch.nn.Module subclass; an attention module is a class whose forward(x) returns x's shape"
 
@@ -57,6 +60,7 @@ class ForeignSpec(ModuleSpec):
     # ``read`` is False when the constructor could not be read there (an inherited ``__init__``).
     pending: bool = False
     read: bool = True
+    layout: str = ""  # one of LAYOUTS, "" for (B, C, H, W): the adapter folds the map to it and back
 
     @property
     def signature_known(self) -> bool:
@@ -320,8 +324,9 @@ def make_adapter(spec: ForeignSpec, cls: type, reduce: Callable[..., Any]) -> ty
         self.block = cls(*call_args, **call_kwargs)
 
     def forward(self: Any, x: Any) -> Any:
-        return self.block(x)
+        return fold(self.block, x, spec.layout, sizes)
 
+    sizes = _takes_sizes(cls)
     namespace = {
         "__init__": __init__,
         "forward": forward,
@@ -333,3 +338,30 @@ def make_adapter(spec: ForeignSpec, cls: type, reduce: Callable[..., Any]) -> ty
         "foreign_class": cls,
     }
     return type(AttentionModule)(spec.name, (AttentionModule,), namespace)
+
+
+def _takes_sizes(cls: type) -> bool:
+    """Whether ``cls.forward`` takes the map's height and width after the tokens (``forward(x, H, W)``, as PVT's and
+    many token-attention classes do)."""
+    try:
+        params = list(inspect.signature(cls.forward).parameters)[1:]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return False
+    return [p.lower() for p in params[1:3]] == ["h", "w"]
+
+
+def fold(block: Any, x: Any, layout: str, sizes: bool = False) -> Any:
+    """``block`` applied to the feature map ``x`` (B, C, H, W) in its ``layout``, the result folded back to
+    (B, C, H, W); a block that returns (output, attention weights) gives its output."""
+    if not layout:
+        return block(x)
+    b, c, h, w = x.shape
+    if layout == "channels-last":
+        y = block(x.permute(0, 2, 3, 1))
+        y = y[0] if isinstance(y, tuple) else y
+        return y.permute(0, 3, 1, 2)
+    t = x.flatten(2).transpose(1, 2)
+    extra = (h, w) if sizes else ()
+    y = block(t, t, t, *extra) if layout == "qkv" else block(t, *extra)
+    y = y[0] if isinstance(y, tuple) else y
+    return y.transpose(1, 2).reshape(b, c, h, w)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from attnsurgeon.errors import PluginError, UsageError
 
 def is_source(text: str) -> bool:
     """``FILE.py:Class``, ``LIBRARY:Class`` or ``...?channel=NAME`` (a catalog name or a plugin file is not)."""
-    if ":" not in text and "?channel=" not in text:
+    if ":" not in text and "?channel=" not in text and "?layout=" not in text:
         return False
     import attnsurgeon.catalog.sources as sources
 
@@ -123,7 +124,7 @@ def refuse(spec: Any, args: Sequence[Any]) -> list[str]:
     cls = sources.adapter_class(spec)
     found = probe.run(lambda: cls(probe.CHANNELS, *args), widths=lambda c: cls(c, *args))
     if found.refusals:
-        raise PluginError(f"{spec.name} ({spec.origin}): {found.line()}")
+        raise PluginError(f"{spec.name} ({spec.origin}): {found.line()}{_layout_hint(spec, cls, args, found)}")
     doubled = 2 * probe.CHANNELS  # a multiple: a group count divides it, a true width does not take it
     if "?channel=" in spec.origin and not probe.forward_problem(cls(probe.CHANNELS, *args).eval(), doubled, (20, 20)):
         raise PluginError(
@@ -132,6 +133,31 @@ def refuse(spec: Any, args: Sequence[Any]) -> list[str]:
             "out (a class without a channel argument is built with its own arguments)"
         )
     return [f"{spec.name}: {w}" for w in found.warnings]
+
+
+def _layout_hint(spec: Any, cls: Any, args: Sequence[Any], found: Any) -> str:
+    """What a class that fails on (B, C, H, W) needs, when the probe recognises it: a token layout under which it
+    passes (``--layout tokens``); a token class that works at one size only is fixed to its token count."""
+    import attnsurgeon.catalog.probe as probe
+    from attnsurgeon.catalog import foreign
+
+    forward = [text for rank, text in found.refusals if rank == probe.FORWARD]
+    if (
+        spec.layout in ("tokens", "qkv")
+        and forward
+        and not probe.forward_problem(cls(probe.CHANNELS, *args).eval(), probe.CHANNELS, (20, 20))
+    ):
+        return "; it is fixed to one token count at construction (it works at 20x20 only), and a detector feeds many"
+    if spec.layout or not forward:
+        return ""
+    for layout in foreign.LAYOUTS:
+        other = foreign.make_adapter(replace(spec, layout=layout), cls.foreign_class, lambda self, protocol: None)
+        if not probe.run(lambda other=other: other(probe.CHANNELS, *args)).refusals:
+            return f"; it works on {layout} ({LAYOUT_SHAPES[layout]}): add --layout {layout}"
+    return ""
+
+
+LAYOUT_SHAPES = {"tokens": "B, H*W, C", "channels-last": "B, H, W, C", "qkv": "q = k = v = the B, H*W, C tokens"}
 
 
 def refuse_renamed(name: str, registry: Registry = REGISTRY) -> None:

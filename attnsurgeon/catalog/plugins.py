@@ -266,7 +266,7 @@ def _entry_point_specs(module_name: str) -> list[ModuleSpec]:
 def given(paths: Iterable[str | Path]) -> None:
     """Files the user named on purpose (``--plugin``, ``-m FILE.py:Class``): a YAML may then name them from anywhere."""
     for path in paths:
-        where = str(path).partition("?channel=")[0]
+        where = str(path).partition("?")[0]
         at = where.rfind(".py")
         if at > 0:
             GIVEN.add(Path(os.path.abspath(Path(where[: at + 3]).expanduser())))

@@ -55,12 +55,12 @@ def recorded_file(entry: str, where: str, base: Path, yaml_name: str) -> Path:
 
 def absolute(entry: str, base: Path) -> str:
     """An entry with its file part made absolute against ``base`` (a library class stays as it is)."""
-    text, _, channel = entry.partition("?channel=")
+    text, _, query = entry.partition("?")
     at = text.rfind(".py")
     if at <= 0:
         return entry
     path = Path(os.path.normpath(Path(os.path.abspath(base)) / text[: at + 3]))
-    return f"{path}{text[at + 3 :]}" + (f"?channel={channel}" if channel else "")
+    return f"{path}{text[at + 3 :]}" + (f"?{query}" if query else "")
 
 
 def recorded_paths(data: Any, base: Path) -> list[Path]:
@@ -115,7 +115,7 @@ def record(data: Any, directory: Path, flow: Any = list) -> list[str]:
     else:
         keys = list(data)
         data.insert(keys.index("nc") + 1 if "nc" in keys else 0, YAML_KEY, flow(listed), comment=YAML_COMMENT)
-    outside = [e for e in listed if _leaves(e.partition("?channel=")[0].rpartition(".py")[0] + ".py")]
+    outside = [e for e in listed if _leaves(e.partition("?")[0].rpartition(".py")[0] + ".py")]
     return [
         f"the output lists {entry} under {YAML_KEY}, outside its folder: a model file may name plugin files only "
         f"inside its own folder, so reading it (attnsurgeon, YOLO()) refuses that entry unless the file is named "

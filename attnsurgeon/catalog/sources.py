@@ -33,7 +33,7 @@ import attnsurgeon.catalog.source_tree as source_tree
 from attnsurgeon.catalog.file_import import import_file
 from attnsurgeon.catalog.foreign import HOLDER_NAME, NOT_MODULE, ForeignSpec
 from attnsurgeon.catalog.registry import REGISTRY
-from attnsurgeon.errors import PluginError
+from attnsurgeon.errors import PluginError, UsageError
 
 # Where ``LIBRARY:Class`` looks besides the library itself: its layer package and that package's submodules.
 LIBRARIES = {"timm": "timm.layers", "ultralytics": "ultralytics.nn.modules"}
@@ -53,11 +53,13 @@ class Source:
     cls: str | None  # None: every class of the file
     channel: str | None = None  # the channel argument named by hand
     is_file: bool = False
+    layout: str | None = None  # how the class takes a feature map (foreign.LAYOUTS): tokens, channels-last, qkv
 
     def text(self, where: str | None = None, cls: str | None = None) -> str:
         name = cls or self.cls
         body = f"{where or self.where}:{name}" if name else (where or self.where)
-        return body + (f"?channel={self.channel}" if self.channel else "")
+        query = [f"{k}={v}" for k, v in (("channel", self.channel), ("layout", self.layout)) if v]
+        return body + (f"?{'&'.join(query)}" if query else "")
 
     @property
     def library(self) -> str:
@@ -66,29 +68,46 @@ class Source:
 
 def parse(text: str) -> Source | None:
     """A source text, or None when ``text`` is not one (a catalog name, a plugin file with no class)."""
-    body, _, channel = str(text).strip().partition("?channel=")
+    body, _, query = str(text).strip().partition("?")
+    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+    unknown = sorted(set(options) - {"channel", "layout"})
+    if unknown:
+        raise PluginError(f"plugin {text}: unknown option {unknown[0]!r} (write ?channel=NAME and/or ?layout=LAYOUT)")
+    channel, layout = options.get("channel") or None, options.get("layout") or None
+    if layout is not None and layout not in foreign.LAYOUTS:
+        raise PluginError(f"plugin {text}: layout {layout!r} is not one of {', '.join(foreign.LAYOUTS)}")
     at = body.rfind(".py")
     if at > 0 and (body.endswith(".py") or body[at + 3 :].startswith(":")):
         cls = body[at + 4 :] or None
         if cls is not None and not cls.isidentifier():
             raise PluginError(f"plugin {text}: {cls!r} is not a class name (write FILE.py:ClassName)")
-        return Source(body[: at + 3], cls, channel or None, True)
+        return Source(body[: at + 3], cls, channel, True, layout)
     found = re.fullmatch(r"([A-Za-z_][\w.]*):([A-Za-z_]\w*)", body)
-    return Source(found[1], found[2], channel or None, False) if found else None
+    return Source(found[1], found[2], channel, False, layout) if found else None
 
 
 def is_source(text: str) -> bool:
     """``FILE.py:Class``, ``LIBRARY:Class``, or anything with ``?channel=``: a foreign class, not a plugin file."""
     source = parse(str(text))
-    return source is not None and (source.cls is not None or source.channel is not None)
+    return source is not None and (source.cls is not None or source.channel is not None or source.layout is not None)
 
 
 def with_channel(text: str, channel_arg: str | None) -> str:
     """``--channel-arg NAME`` applied to a source text that names no channel argument yet."""
-    source = parse(str(text)) if channel_arg else None
-    if source is None or source.channel or (source.cls is None and not str(text).endswith(".py")):
+    return with_layout(text, channel_arg, None)
+
+
+def with_layout(text: str, channel_arg: str | None, layout: str | None) -> str:
+    """``--channel-arg NAME`` and ``--layout`` applied to a source text that names neither yet; a layout for a
+    catalog name (not a plain class) is one line."""
+    source = parse(str(text)) if channel_arg or layout else None
+    if layout is not None and layout not in foreign.LAYOUTS:
+        raise UsageError(f"--layout {layout}: one of {', '.join(foreign.LAYOUTS)}")
+    if source is None or (source.cls is None and not str(text).endswith(".py")):
+        if layout is not None:
+            raise UsageError(f"--layout {layout}: {text} is no plain nn.Module class (-m FILE.py:Class takes it)")
         return str(text)
-    return replace(source, channel=channel_arg).text()
+    return replace(source, channel=source.channel or channel_arg, layout=source.layout or layout).text()
 
 
 def _camel(text: str) -> str:
@@ -255,6 +274,7 @@ def adapt(source: Source, label: str, reserved: Iterable[str] = (), name: str | 
         raise PluginError(f"plugin {label}: {what} {NOT_MODULE}")
     given = name or adapter_name(source, cls, reserved)
     spec = foreign.spec_of(cls, name=given, origin=origin, label=f"plugin {label}", channel_arg=source.channel)
+    spec = replace(spec, layout=source.layout or "")
     _MADE[origin] = (spec, foreign.make_adapter(spec, cls, _reduce_adapter))
     return spec
 
@@ -285,6 +305,7 @@ def pending(source: Source, label: str, reserved: Iterable[str] = (), lenient: b
     spec = foreign.spec_from_params(
         params, str(source.cls), name, origin, f"plugin {label}", source.channel, summary, str(path), pending=True
     )
+    spec = replace(spec, layout=source.layout or "")
     # its own import path: Registry.load_class imports this class alone (materialize), not every pending one
     digest = hashlib.sha256(origin.encode()).hexdigest()[:12]
     spec = replace(spec, import_path=f"{HOLDER_NAME}_pending_{digest}:{name}")

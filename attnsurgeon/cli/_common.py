@@ -121,8 +121,20 @@ CHANNEL_ARG_HELP = (
 )
 
 
+LAYOUT_HELP = (
+    "How a plain nn.Module class (-m FILE.py:Class) takes a feature map, when not as (B, C, H, W): tokens "
+    "(B, H*W, C), as vision transformers' attention does; channels-last (B, H, W, C); qkv (the tokens given three "
+    "times, forward(q, k, v), for self-attention). The adapter folds the map to it and back; the YAML records it "
+    "(FILE.py:Class?layout=tokens), so every process builds it the same way."
+)
+
+
 def channel_arg_option() -> Any:
     return typer.Option(None, "--channel-arg", help=CHANNEL_ARG_HELP, metavar="NAME")
+
+
+def layout_option() -> Any:
+    return typer.Option(None, "--layout", help=LAYOUT_HELP, metavar="tokens|channels-last|qkv")
 
 
 def plugin_option() -> Any:

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import POSITIONS_HELP, channel_arg_option, errors_to_exit, from_text, with_plugins
+from attnsurgeon.cli._common import (
+    POSITIONS_HELP,
+    channel_arg_option,
+    errors_to_exit,
+    from_text,
+    layout_option,
+    with_plugins,
+)
 from attnsurgeon.cli._options import (
     ArgsOpt,
     JsonOpt,
@@ -51,6 +58,7 @@ def insert(
     ],
     args: ArgsOpt = None,
     channel_arg: str | None = channel_arg_option(),
+    layout: str | None = layout_option(),
     rewire: Annotated[
         str,
         typer.Option(
@@ -65,10 +73,10 @@ def insert(
     from attnsurgeon.catalog import foreign_plugins
     from attnsurgeon.ops import surgery
 
-    if channel_arg is not None:
+    if channel_arg is not None or layout is not None:
         from attnsurgeon.catalog import sources
 
-        module = sources.with_channel(module, channel_arg)  # FILE.py:Class?channel=NAME
+        module = sources.with_layout(module, channel_arg, layout)  # FILE.py:Class?channel=NAME&layout=tokens
     foreign_plugins.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
 
     def call(progress: Any) -> Any:
