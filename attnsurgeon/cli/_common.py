@@ -234,6 +234,13 @@ def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
         os.close(saved)
 
 
+def imported_files() -> list[str]:
+    """The plugin and class files this process imported (their code ran), for a report's ``imported``."""
+    from attnsurgeon.catalog.file_import import imported
+
+    return [str(p) for p in imported()]
+
+
 def emit_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, with_plugins
+from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, imported_files, with_plugins
 from attnsurgeon.cli._progress import progress
 from attnsurgeon.cli._tables import Col, Row, fit_table
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
@@ -85,7 +85,7 @@ def profile(
         payload = new.as_dict()
         if base is not None:
             payload["compare"] = {"base": base.as_dict(), "delta": prof.compare(new, base)}
-        emit_json(payload)
+        emit_json({**payload, "imported": imported_files()})  # the plugin and class files building it ran
         return
     _render(new, base)
 

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, from_text, with_plugins
+from attnsurgeon.cli._common import (
+    console,
+    emit_json,
+    errors_to_exit,
+    esc,
+    fmt_int,
+    from_text,
+    imported_files,
+    with_plugins,
+)
 from attnsurgeon.cli._progress import progress, progress_kwargs
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
@@ -28,12 +37,6 @@ SHOW_COLUMNS = (
     Col("stride", key=True),
     Col("params", "right", key=True),
 )
-
-
-def imported_files() -> list[str]:
-    from attnsurgeon.catalog.file_import import imported
-
-    return [str(p) for p in imported()]
 
 
 def register(app: typer.Typer) -> None:
