@@ -138,8 +138,8 @@ def refuse(spec: Any, args: Sequence[Any]) -> list[str]:
 def _layout_hint(spec: Any, cls: Any, args: Sequence[Any], found: Any) -> str:
     """What a class that fails on (B, C, H, W) needs, when the probe recognises it: a token layout under which it
     passes (``--layout tokens``); a token class that works at one size only is fixed to its token count."""
+    import attnsurgeon.catalog.foreign as foreign
     import attnsurgeon.catalog.probe as probe
-    from attnsurgeon.catalog import foreign
 
     forward = [text for rank, text in found.refusals if rank == probe.FORWARD]
     if (
