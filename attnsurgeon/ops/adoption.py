@@ -102,6 +102,24 @@ def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:
     return [yolo_repos.message(doc.path.name, repo)] * bool(repo) + [f.message for f in found]
 
 
+def unknown_line(doc: yamlio.ModelDoc) -> str:
+    """One line naming the row modules that neither Ultralytics, attnsurgeon nor a plugin the file lists defines, with
+    ``adopt`` (which maps a fork block such as ``C3k2_EMA`` to an Augment row); "" when every module is defined."""
+    names = [
+        n for n in plugins.unknown_modules(plugins.row_modules(doc.plain())) if n not in yolo_repos.REPO_MODULES
+    ]
+    if not names:
+        return ""
+    blocks = [n for n in names if fork_blocks.split_name(n, REGISTRY.find) is not None]
+    others = [n for n in names if n not in blocks]
+    maps = f" (it maps {', '.join(blocks)} to Augment rows: the block with its attention inside)" * bool(blocks)
+    plugin = f", or list the plugin file defining {', '.join(others)} under '{plugins.YAML_KEY}:'" * bool(others)
+    return (
+        f"{doc.path}: {', '.join(names)}: defined by neither Ultralytics nor attnsurgeon's catalog; run "
+        f"`{adopt_command(doc.path)}`{maps}{plugin}"
+    )
+
+
 def check_loaded(doc: yamlio.ModelDoc, scale: str | None = None) -> yamlio.ModelDoc:
     """A loaded model YAML, if no command should refuse it; a file that needs adoption stops here (one line)."""
     refuse_blocking(doc, findings(doc, scale, compare=False))
