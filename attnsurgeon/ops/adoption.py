@@ -54,7 +54,7 @@ def findings(doc: yamlio.ModelDoc, scale: str | None = None, compare: bool = Tru
         doc.plain(),
         doc.stem,
         build_scale(doc, scale),
-        yamledit.index_comments(doc.data),
+        flowedit.index_comments(doc),  # a flow-style file's from its row lines
         references,
         adopt_command(doc.path),
     )
