@@ -181,7 +181,10 @@ def _closest(name: str) -> tuple[list[str], bool]:
     if embedded:
         return list(dict.fromkeys(embedded)), True
     index = {n.lower(): s.name for s in REGISTRY.specs() for n in (s.name, *s.aliases)}
-    return list(dict.fromkeys(index[key] for key in close_names(name.lower(), list(index))))[:3], False
+    named = fork_blocks.named_block(name)  # C2f_TripleAttention: a slip in the attention's part of a block's name
+    queries = [name, *(named[1] if named is not None else ()), *(t for t in tokens if len(t) >= 4)]
+    found = [index[key] for query in queries for key in close_names(query.lower(), list(index))]
+    return list(dict.fromkeys(found))[:3], False
 
 
 def _fix_stale(
