@@ -74,3 +74,27 @@ def test_swapped_index_comments_in_a_flow_file_are_reported(here):
     fixed = SWAPPED_FLOW.replace("# 6-P4/16", "# 5-P4/16").replace("5]],  # 5", "5]],  # 6")
     (here / "yolov8n-fixed.yaml").write_text(fixed)
     assert "index comment" not in run("show", "yolov8n-fixed.yaml", "--no-build").output
+
+
+IRMB_FORK = FORK_BLOCKS.replace("C2f_CBAM, [256, True]] # 4", "iRMB, [256]] # 4").replace(
+    "C3k2_EMA, [128, False, 0.25]] # 2", "iRMB, [128, 16]] # 2"
+)
+
+
+def test_a_row_relying_on_a_default_forks_set_otherwise_says_which_it_gets(here):
+    (here / "yolo11n-irmb.yaml").write_text(IRMB_FORK)
+    result = adoption.plan("yolo11n-irmb.yaml")
+    why = {c.layer: c.why for c in result.changes}
+    assert "dim_head is now the catalog's default 32, where forks commonly use 64: the fork's may differ" in why[4]
+    assert "dim_head=16 kept" in why[2] and "forks commonly use" not in why[2]  # the row sets it: nothing to say
+
+
+def test_fork_defaults_are_read_torch_free_and_checked():
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.catalog.argcheck import check_names
+    from attnsurgeon.catalog.scan import scan_builtins
+    from attnsurgeon.errors import RegistryError
+
+    assert scan_builtins()["iRMB"].fork_defaults == REGISTRY.get("iRMB").fork_defaults == (("dim_head", 64),)
+    with pytest.raises(RegistryError, match="fork_defaults names unknown hyper-parameters"):
+        check_names("x.py:X", {"dim_head"}, {}, (), ["heads"])

@@ -276,7 +276,9 @@ def plan(
             if row.module != spec.name:
                 yamledit.set_row(doc.data, i, spec.name, values)
                 new_text = diagnose.row_text(replace(row, module=spec.name))
-                result.changes.append(Change(i, text, new_text, f"{row.module} is the catalog's {spec.name}"))
+                notes = fork_rows.default_notes(spec, [a.name for a in spec.args[len(values) :]])
+                why = "; ".join([f"{row.module} is the catalog's {spec.name}", *notes])
+                result.changes.append(Change(i, text, new_text, why))
             continue
         own = fork_rows.fork_order(row.module, spec, source)  # with --fork, the fork's constructor decides
         new, why = fork_rows.map_args(spec, values, _channel_counts(doc, graph, i), own)
