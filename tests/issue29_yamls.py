@@ -127,3 +127,49 @@ head:
   - [-1, 3, C3, [128, False]]  # 10
   - [[10, 6], 1, Detect, [nc, anchors]]
 """
+
+# A YOLOv8-layout file with the fork blocks published configs use (C3k2_EMA, C2f_CBAM) and a fork's spelling of a
+# catalog module (TripleAttention for TripletAttention), inside a block too.
+FORK_BLOCKS = """\
+nc: 80
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]] # 0-P1/2
+  - [-1, 1, Conv, [128, 3, 2]] # 1-P2/4
+  - [-1, 1, C3k2_EMA, [128, False, 0.25]] # 2
+  - [-1, 1, Conv, [256, 3, 2]] # 3-P3/8
+  - [-1, 1, C2f_CBAM, [256, True]] # 4
+  - [-1, 1, SPPF, [256, 5]] # 5
+head:
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]] # 6
+  - [[-1, 2], 1, Concat, [1]] # 7
+  - [-1, 1, C2f, [128]] # 8
+  - [[8, 5], 1, Detect, [nc]] # 9
+"""
+SPELLED = FORK_BLOCKS.replace("C2f_CBAM, [256, True]] # 4", "C2f_TripleAttention, [256, True]] # 4").replace(
+    "SPPF, [256, 5]] # 5", "TripleAttention, []] # 5"
+)
+
+# A flow-style file (the YOLOv5 repository's layout) whose index comments on rows 5 and 6 are swapped.
+SWAPPED_FLOW = """\
+nc: 80
+depth_multiple: 0.33
+width_multiple: 0.25
+
+backbone:
+  [[-1, 1, Conv, [64, 3, 2]],  # 0-P1/2
+   [-1, 1, Conv, [128, 3, 2]],  # 1-P2/4
+   [-1, 1, C2f, [128, True]],  # 2
+   [-1, 1, Conv, [256, 3, 2]],  # 3-P3/8
+   [-1, 1, C2f, [256, True]],  # 4
+   [-1, 1, Conv, [512, 3, 2]],  # 6-P4/16
+   [-1, 1, SPPF, [512, 5]],  # 5
+  ]
+
+head:
+  [[-1, 1, nn.Upsample, [None, 2, 'nearest']],  # 7
+   [[-1, 4], 1, Concat, [1]],  # 8
+   [-1, 1, C2f, [256]],  # 9
+   [[9, 6], 1, Detect, [nc]]]  # 10
+"""

@@ -42,13 +42,18 @@ def limits_from(ranges: dict[str, Any] | None, arg_names: Sequence[str], where: 
     return out
 
 
-def check_names(where: str, names: set[str], arg_help: dict[str, str], fork_args: Sequence[str]) -> None:
-    """``arg_help`` and ``fork_args`` of a registry entry may only name its hyper-parameters."""
+def check_names(
+    where: str, names: set[str], arg_help: dict[str, str], fork_args: Sequence[str], fork_defaults: Sequence[str] = ()
+) -> None:
+    """``arg_help``, ``fork_args`` and ``fork_defaults`` of a registry entry may only name its hyper-parameters."""
     unknown = set(arg_help) - names
     if unknown:
         raise RegistryError(f"{where}: arg_help names unknown hyper-parameters {sorted(unknown)}")
     if set(fork_args) - names or len(set(fork_args)) != len(fork_args):
         raise RegistryError(f"{where}: fork_args must name distinct hyper-parameters, got {list(fork_args)}")
+    if set(fork_defaults) - names:
+        unknown = set(fork_defaults) - names
+        raise RegistryError(f"{where}: fork_defaults names unknown hyper-parameters {sorted(unknown)}")
 
 
 def describe_limits(arg: ArgSpec) -> str:

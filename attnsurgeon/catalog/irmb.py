@@ -57,6 +57,7 @@ from attnsurgeon.catalog.registry import register_module
         "qkv_bias": "bias in the q/k and v 1x1 convolutions",
     },
     ranges={"dim_head": {"min": 1, "below_c1": True}, "exp_ratio": {"gt": 0}, "dw_ks": {"min": 1, "odd": True}},
+    fork_defaults={"dim_head": 64},  # EMO's iRMB(dim_head=64), as forks copy it
 )
 class iRMB(AttentionModule):
     """Inverted residual block: window self-attention for V, then a depthwise conv, a projection and a skip."""

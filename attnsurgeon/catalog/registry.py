@@ -68,13 +68,16 @@ def register_module(
     choices: dict[str, Sequence[Any]] | None = None,
     ranges: dict[str, dict[str, Any]] | None = None,
     fork_args: Sequence[str] = (),
+    fork_defaults: dict[str, Any] | None = None,
 ) -> Callable[[type], type]:
     """Class decorator that adds an attention module to the registry.
 
     The class constructor must be ``(c1, *hyper)``: input channels first, then hyper-parameters with defaults.
     A name or alias that is already registered raises RegistryError naming both definitions. ``ranges`` declares
     valid values per hyper-parameter (attnsurgeon.catalog.argcheck); ``fork_args`` the order in which forked
-    Ultralytics YAMLs list them after the channel count (``attnsurgeon adopt`` reads rows that way).
+    Ultralytics YAMLs list them after the channel count (``attnsurgeon adopt`` reads rows that way); ``fork_defaults``
+    the defaults forks commonly give a hyper-parameter where the catalog's differs (``adopt`` says so for a row that
+    relies on it).
     """
 
     def decorate(cls: type) -> type:
@@ -89,6 +92,7 @@ def register_module(
             choices={k: tuple(v) for k, v in (choices or {}).items()},
             ranges=ranges,
             fork_args=tuple(fork_args),
+            fork_defaults=tuple((fork_defaults or {}).items()),
         )
         _add_runtime(spec, cls)
         cls.spec = spec
@@ -109,6 +113,7 @@ def spec_from_class(
     choices: dict[str, tuple[Any, ...]] | None = None,
     ranges: dict[str, dict[str, Any]] | None = None,
     fork_args: tuple[str, ...] = (),
+    fork_defaults: tuple[tuple[str, Any], ...] = (),
 ) -> ModuleSpec:
     arg_help = arg_help or {}
     choices = choices or {}
@@ -127,7 +132,7 @@ def spec_from_class(
         default = MISSING if p.default is inspect.Parameter.empty else p.default
         limit = limits.get(p.name, ())
         args.append(ArgSpec(p.name, default, str(annotation), arg_help.get(p.name, ""), choices.get(p.name), limit))
-    check_names(where, {a.name for a in args}, arg_help, fork_args)
+    check_names(where, {a.name for a in args}, arg_help, fork_args, [n for n, _ in fork_defaults])
     doc = inspect.getdoc(cls) or ""
     return ModuleSpec(
         name=name,
@@ -137,6 +142,7 @@ def spec_from_class(
         constraints=constraints,
         args=tuple(args),
         fork_args=fork_args,
+        fork_defaults=fork_defaults,
         import_path=f"{cls.__module__}:{cls.__qualname__}",
         source=inspect.getsourcefile(cls) or cls.__module__,
         **meta,

@@ -55,6 +55,7 @@ def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | Non
             choices = kw.get("choices") or {}
             limits = limits_from(kw.get("ranges"), [a.arg for a in positional[2:]], where)
             fork_args = tuple(kw.get("fork_args", ()))
+            fork_defaults = tuple((kw.get("fork_defaults") or {}).items())
             args = tuple(
                 ArgSpec(
                     a.arg,
@@ -66,7 +67,7 @@ def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | Non
                 )
                 for a, d in list(zip(positional, defaults, strict=True))[2:]  # drop self, c1
             )
-            check_names(where, {a.name for a in args}, arg_help, fork_args)
+            check_names(where, {a.name for a in args}, arg_help, fork_args, [n for n, _ in fork_defaults])
             doc = ast.get_docstring(node) or ""
             specs.append(
                 ModuleSpec(
@@ -77,6 +78,7 @@ def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | Non
                     constraints=tuple(kw.get("constraints", ())),
                     args=args,
                     fork_args=fork_args,
+                    fork_defaults=fork_defaults,
                     import_path=f"{module_name}:{node.name}",
                     source=str(path),
                     **{k: kw[k] for k in META_FIELDS},

@@ -59,6 +59,7 @@ class ModuleSpec:
     constraints: tuple[str, ...] = ()
     args: tuple[ArgSpec, ...] = ()
     fork_args: tuple[str, ...] = ()  # hyper-parameter order of the forks' constructor, after the channel count
+    fork_defaults: tuple[tuple[str, Any], ...] = ()  # (hyper-parameter, the default forks commonly give it)
     source: str = ""  # file the entry was defined in, for error messages
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from attnsurgeon.core import yamlio
+from attnsurgeon.core import yamledit, yamlio
+from attnsurgeon.core.comments import index_of
 from attnsurgeon.core.flowstyle import KEY_RE, Layout, layout, newline, render
 from attnsurgeon.errors import ModelFileError
 
@@ -16,6 +17,18 @@ from attnsurgeon.errors import ModelFileError
 def is_flow(doc: Any) -> bool:
     """Whether ``doc`` (a yamlio.ModelDoc) has a flow-style section."""
     return layout(doc.text, str(doc.path)) is not None
+
+
+def index_comments(doc: Any) -> dict[int, int]:
+    """Layer -> the index its trailing comment names (:func:`comments.index_of`), read from the text's row lines in a
+    flow-style file (the round-trip tree keeps no comment per row there), from the tree otherwise."""
+    try:
+        flow = layout(doc.text, str(doc.path))
+    except ModelFileError:
+        flow = None  # a flow file the line reader refuses: its rows' comments are not read
+    if flow is None:
+        return yamledit.index_comments(doc.data)
+    return {i: n for i, row in enumerate(flow.rows) if (n := index_of(row.comment)) is not None}
 
 
 def lines_of(doc: Any) -> Layout | None:

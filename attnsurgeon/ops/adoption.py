@@ -54,7 +54,7 @@ def findings(doc: yamlio.ModelDoc, scale: str | None = None, compare: bool = Tru
         doc.plain(),
         doc.stem,
         build_scale(doc, scale),
-        yamledit.index_comments(doc.data),
+        flowedit.index_comments(doc),  # a flow-style file's from its row lines
         references,
         adopt_command(doc.path),
     )
@@ -100,6 +100,24 @@ def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:
     refuse_blocking(doc, found)
     repo = yolo_repos.unbuildable(doc.graph, doc.plain())
     return [yolo_repos.message(doc.path.name, repo)] * bool(repo) + [f.message for f in found]
+
+
+def unknown_line(doc: yamlio.ModelDoc) -> str:
+    """One line naming the row modules that neither Ultralytics, attnsurgeon nor a plugin the file lists defines, with
+    ``adopt`` (which maps a fork block such as ``C3k2_EMA`` to an Augment row); "" when every module is defined."""
+    names = [
+        n for n in plugins.unknown_modules(plugins.row_modules(doc.plain())) if n not in yolo_repos.REPO_MODULES
+    ]
+    if not names:
+        return ""
+    blocks = [n for n in names if fork_blocks.split_name(n, REGISTRY.find) is not None]
+    others = [n for n in names if n not in blocks]
+    maps = f" (it maps {', '.join(blocks)} to Augment rows: the block with its attention inside)" * bool(blocks)
+    plugin = f", or list the plugin file defining {', '.join(others)} under '{plugins.YAML_KEY}:'" * bool(others)
+    return (
+        f"{doc.path}: {', '.join(names)}: defined by neither Ultralytics nor attnsurgeon's catalog; run "
+        f"`{adopt_command(doc.path)}`{maps}{plugin}"
+    )
 
 
 def check_loaded(doc: yamlio.ModelDoc, scale: str | None = None) -> yamlio.ModelDoc:
@@ -163,7 +181,10 @@ def _closest(name: str) -> tuple[list[str], bool]:
     if embedded:
         return list(dict.fromkeys(embedded)), True
     index = {n.lower(): s.name for s in REGISTRY.specs() for n in (s.name, *s.aliases)}
-    return list(dict.fromkeys(index[key] for key in close_names(name.lower(), list(index))))[:3], False
+    named = fork_blocks.named_block(name)  # C2f_TripleAttention: a slip in the attention's part of a block's name
+    queries = [name, *(named[1] if named is not None else ()), *(t for t in tokens if len(t) >= 4)]
+    found = [index[key] for query in queries for key in close_names(query.lower(), list(index))]
+    return list(dict.fromkeys(found))[:3], False
 
 
 def _fix_stale(
@@ -255,7 +276,9 @@ def plan(
             if row.module != spec.name:
                 yamledit.set_row(doc.data, i, spec.name, values)
                 new_text = diagnose.row_text(replace(row, module=spec.name))
-                result.changes.append(Change(i, text, new_text, f"{row.module} is the catalog's {spec.name}"))
+                notes = fork_rows.default_notes(spec, [a.name for a in spec.args[len(values) :]])
+                why = "; ".join([f"{row.module} is the catalog's {spec.name}", *notes])
+                result.changes.append(Change(i, text, new_text, why))
             continue
         own = fork_rows.fork_order(row.module, spec, source)  # with --fork, the fork's constructor decides
         new, why = fork_rows.map_args(spec, values, _channel_counts(doc, graph, i), own)

@@ -75,7 +75,19 @@ def map_args(
     defaults = [a.name for a in spec.args if a.name not in chosen]
     if defaults:
         why.append(f"default {', '.join(defaults)}")
-    return new, "; ".join(why)
+    return new, "; ".join([*why, *default_notes(spec, defaults)])
+
+
+def default_notes(spec: ModuleSpec, relied: list[str]) -> list[str]:
+    """For each hyper-parameter an adopted row leaves to the catalog's default where forks commonly give another
+    (``spec.fork_defaults``): which value the row now gets, and that the fork's may differ."""
+    catalog = {a.name: a.default for a in spec.args}
+    return [
+        f"{name} is now the catalog's default {catalog[name]!r}, where forks commonly use {value!r}: the fork's may "
+        f"differ, write it in the row if so"
+        for name, value in spec.fork_defaults
+        if name in relied and catalog.get(name) != value
+    ]
 
 
 def _conv_like(values: list[Any]) -> bool:
@@ -135,7 +147,8 @@ def fork_block_change(
     yamledit.set_row(doc.data, i, AUGMENT_MODULE, new)
     new_text = diagnose.row_text(replace(row, module=AUGMENT_MODULE, args=tuple(new)))
     inside = f"the fork's own {block.attention} ({defined}, used as the module {spec.name})" if defined else spec.name
-    why = f"{row.module} is {block.block} with {inside} inside: {how}; {said}"
+    notes = default_notes(spec, [a.name for a in spec.args]) if said.startswith("default") else []
+    why = "; ".join([f"{row.module} is {block.block} with {inside} inside: {how}", said, *notes])
     return Change(i, diagnose.row_text(row), new_text, why)
 
 

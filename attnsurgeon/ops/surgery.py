@@ -23,7 +23,7 @@ from attnsurgeon.core import positions, yamlio, yolo_repos
 from attnsurgeon.core.augment_graph import augment_info
 from attnsurgeon.core.report import InsertReport, SurgeryReport, absolute
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
-from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
+from attnsurgeon.errors import ModelFileError, ModuleArgsError, NeedsAdoptionError, UsageError
 from attnsurgeon.ops import adoption, pipeline
 from attnsurgeon.ops.options import WITHOUT_NEW_LAYER, RunOptions, resolve
 from attnsurgeon.ops.scaffold import check_module, new_module, plugin_module_names  # new-module, check-module
@@ -294,6 +294,10 @@ def show(
     scales, warnings = yamlio.resolve_scales(doc, scale if scale != "all" else None)
     chosen = scales[0]
     warnings += adoption.diagnosis(doc, chosen)
+    unknown = adoption.unknown_line(doc)  # a fork's modules: one line with `adopt`, never a plugin-file hint alone
+    if unknown and build:
+        raise NeedsAdoptionError(unknown)
+    warnings += [unknown] * bool(unknown)
     shapes: dict[int, tuple[int, ...] | None] = {}
     params: dict[int, int] = {}
     if build:
