@@ -203,6 +203,9 @@ def main() -> int:
         with out.open("a") as f:
             f.write(f"| {name} | " + " | ".join(row) + " |\n")
         print(f"{name}: {' '.join(row)} ({time.perf_counter() - started:.0f} s)", flush=True)
+        for fmt in formats:  # the reasons now, not only in the file's last section
+            if found[fmt]["mark"] != "pass":
+                print(f"  {fmt}: {found[fmt]['detail']}", flush=True)
     with out.open("a") as f:
         f.write("\nPasses: " + ", ".join(f"{fmt} {n}/{len(modules)}" for fmt, n in passes.items()) + "\n")
         f.write("\n## Failures\n\n" + ("\n".join(f"- {line}" for line in failures) or "none") + "\n")
