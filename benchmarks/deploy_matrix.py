@@ -7,6 +7,10 @@ AutoBackend, ``profile --format``) as a ratio to yolo11n's in the same format, b
 appended to the Markdown file as they finish, so a long run can be read while it goes; the header names the date, the
 versions and the CPU.
 
+Each module runs in its own process, which reports one JSON line per format as it finishes it: a runtime that dies
+natively (a segfault in NCNN) is one cell, ``crashed: signal N``, and a fresh process carries on with the module's
+remaining formats; a cell past ``--cell-timeout`` seconds is ``timed out``. Neither ends the run.
+
     python benchmarks/deploy_matrix.py --imgsz 320 --runs 10 -o deploy_matrix.md [--modules SE,CBAM] [--formats ...]
 """
 
@@ -15,13 +19,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
+import queue
 import re
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 FORMATS = ("onnx", "torchscript", "openvino", "ncnn")
 
@@ -46,24 +56,121 @@ def _worst(detail: str) -> str:
     return found.group(1) if found else "-"
 
 
+def one_line(text: str, limit: int = 240) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def cells(name: str, formats: list[str], imgsz: int, runs: int) -> None:
+    """The child: one JSON line per format of module ``name`` on stdout (fd 1 is shared with native code, so the
+    lines are marked)."""
+    import torch
+
+    from attnsurgeon.checks.deploy import run_extra_checks
+    from attnsurgeon.costs.deployed import deploy_format, time_deployed
+    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ops.profile import load_model
+
+    def emit(fmt: str, **fields: Any) -> None:
+        print("CELL " + json.dumps({"format": fmt, **fields}), flush=True)
+
+    x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = Path(tmp) / f"yolo11n-{name}.yaml"
+            api.insert("yolo11n.yaml", name, 8, output=path, verify=False)
+            model = load_model(path).model
+            base = load_model("yolo11n.yaml").model
+        except Exception as exc:
+            for fmt in formats:
+                emit(fmt, mark="build fails", detail=one_line(f"does not build: {exc}"))
+            return
+        for fmt in formats:
+            check_name = "export" if fmt == "onnx" else f"export:{fmt}"
+            emit(fmt, started=True)
+            try:
+                [check] = run_extra_checks(model, [check_name], imgsz)
+                ok, detail = check.ok, check.detail
+            except Exception as exc:
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+            ratio = "-"
+            try:
+                mine = deploy_format(model, fmt, (imgsz, imgsz), weights=False)
+                theirs = deploy_format(base, fmt, (imgsz, imgsz), weights=False)
+                new, old = time_deployed([mine, theirs], x, runs=runs, warmup=2)
+                ratio = f"{new.median / old.median:.2f}"
+            except Exception as exc:
+                detail += f"; latency: {type(exc).__name__}: {exc}"
+            mark = "pass" if ok else ("skipped" if ok is None else "FAIL")
+            emit(fmt, mark=mark, worst=_worst(detail) if ok else "-", ratio=ratio, detail=one_line(detail))
+
+
+def _pump(child: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        lines.put(line)
+    lines.put(None)
+
+
+def run_module(name: str, formats: list[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The cells of one module, each format in a child process until one dies; then a fresh one for the rest."""
+    done: dict[str, dict[str, Any]] = {}
+    while len(done) < len(formats):
+        todo = [f for f in formats if f not in done]
+        command = [sys.executable, __file__, "--cell", name, "--formats", ",".join(todo),
+                   "--imgsz", str(args.imgsz), "--runs", str(args.runs)]  # fmt: skip
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(child, lines), daemon=True).start()
+        current: str | None = None
+        deadline = time.monotonic() + args.cell_timeout
+        timed_out = False
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                timed_out = True
+                child.kill()
+                break
+            if line is None:
+                break
+            if not line.startswith("CELL "):
+                continue
+            cell = json.loads(line[5:])
+            current, deadline = cell["format"], time.monotonic() + args.cell_timeout
+            if not cell.get("started"):
+                done[cell["format"]], current = cell, None
+        code = child.wait()
+        lost = current or next((f for f in todo if f not in done), None)
+        if lost is None:
+            break
+        if timed_out:
+            reason = f"timed out after {args.cell_timeout} s"
+        elif code < 0:
+            reason = f"crashed: signal {-code} ({signal.Signals(-code).name})"
+        else:
+            reason = f"child exited with status {code} before reporting"
+        done[lost] = {"format": lost, "mark": reason, "worst": "-", "ratio": "-", "detail": reason}
+    return done
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--modules", default="", help="comma-separated; default: the whole catalog")
+    parser.add_argument("--cell-timeout", type=int, default=600, help="seconds one module x format may take")
     parser.add_argument("-o", "--output", default="deploy_matrix.md")
+    parser.add_argument("--cell", default="", help=argparse.SUPPRESS)  # the child process: one module
     args = parser.parse_args()
-
-    import torch
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if args.cell:
+        cells(args.cell, formats, args.imgsz, args.runs)
+        return 0
 
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.checks.deploy import run_extra_checks
-    from attnsurgeon.costs.deployed import deploy_format, time_deployed
-    from attnsurgeon.ops import surgery as api
-    from attnsurgeon.ops.profile import load_model
 
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     modules = [m for m in args.modules.split(",") if m] or sorted(REGISTRY.names())
     out = Path(args.output)
     versions = ", ".join(
@@ -74,49 +181,33 @@ def main() -> int:
         "",
         f"{datetime.date.today().isoformat()} · {versions} · Python {platform.python_version()} · CPU: {_cpu()}",
         f"Latency: {args.runs} timed runs per model, interleaved with yolo11n's in the same format; "
-        "ratio = module / base.",
+        "ratio = module / base. Each module in its own process; a native crash is one cell.",
         "",
         "| module | " + " | ".join(f"{f} check | {f} worst rel. err | {f} latency ratio" for f in formats) + " |",
         "|---|" + "---|" * (3 * len(formats)),
     ]
     out.write_text("\n".join(header) + "\n")
-    x = torch.rand(1, 3, args.imgsz, args.imgsz, generator=torch.Generator().manual_seed(0))
-    base = load_model("yolo11n.yaml").model
-    base_deployed = {fmt: deploy_format(base, fmt, (args.imgsz, args.imgsz), weights=False) for fmt in formats}
     failures: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in modules:
-            started = time.perf_counter()
-            cells: list[str] = []
-            try:
-                path = Path(tmp) / f"yolo11n-{name}.yaml"
-                api.insert("yolo11n.yaml", name, 8, output=path, verify=False)
-                model = load_model(path).model
-            except Exception as exc:
-                failures.append(f"{name}: does not build: {exc}")
-                out.open("a").write(f"| {name} | " + " | ".join(["build fails"] * 3 * len(formats)) + " |\n")
-                continue
-            for fmt in formats:
-                check_name = "export" if fmt == "onnx" else f"export:{fmt}"
-                try:
-                    [check] = run_extra_checks(model, [check_name], args.imgsz)
-                    ok, detail = check.ok, check.detail
-                except Exception as exc:
-                    ok, detail = False, f"{type(exc).__name__}: {exc}"
-                ratio = "-"
-                try:
-                    mine = deploy_format(model, fmt, (args.imgsz, args.imgsz), weights=False)
-                    new, old = time_deployed([mine, base_deployed[fmt]], x, runs=args.runs, warmup=2)
-                    ratio = f"{new.median / old.median:.2f}"
-                except Exception as exc:
-                    detail += f"; latency: {type(exc).__name__}: {str(exc)[:120]}"
-                mark = "pass" if ok else ("skipped" if ok is None else "FAIL")
-                if not ok:
-                    failures.append(f"{name} / {fmt}: {detail}")
-                cells += [mark, _worst(detail) if ok else "-", ratio]
-            out.open("a").write(f"| {name} | " + " | ".join(cells) + " |\n")
-            print(f"{name}: {' '.join(cells)} ({time.perf_counter() - started:.0f} s)", flush=True)
+    passes = dict.fromkeys(formats, 0)
+    for name in modules:
+        started = time.perf_counter()
+        found = run_module(name, formats, args)
+        row: list[str] = []
+        for fmt in formats:
+            cell = found[fmt]
+            row += [cell["mark"], cell.get("worst", "-"), cell.get("ratio", "-")]
+            if cell["mark"] == "pass":
+                passes[fmt] += 1
+            if cell["mark"] != "pass" or "latency:" in cell.get("detail", ""):
+                failures.append(f"{name} / {fmt}: {cell['detail']}")
+        with out.open("a") as f:
+            f.write(f"| {name} | " + " | ".join(row) + " |\n")
+        print(f"{name}: {' '.join(row)} ({time.perf_counter() - started:.0f} s)", flush=True)
+        for fmt in formats:  # the reasons now, not only in the file's last section
+            if found[fmt]["mark"] != "pass":
+                print(f"  {fmt}: {found[fmt]['detail']}", flush=True)
     with out.open("a") as f:
+        f.write("\nPasses: " + ", ".join(f"{fmt} {n}/{len(modules)}" for fmt, n in passes.items()) + "\n")
         f.write("\n## Failures\n\n" + ("\n".join(f"- {line}" for line in failures) or "none") + "\n")
     return 0
 

@@ -91,6 +91,12 @@ def sweep(
     identity_init: bool = typer.Option(
         True, "--identity-init/--no-identity-init", help="With --weights: new layers start as the identity."
     ),
+    formats: str | None = typer.Option(
+        None,
+        "--formats",
+        help="Also export every variant to these formats (onnx,torchscript,openvino,ncnn), check it there and time "
+        "it in the runtime against the base's export: pass/fail and latency ratio per format.",
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo rows that failed in an earlier run."),
     ray: str | None = typer.Option(
         None,
@@ -125,7 +131,7 @@ def sweep(
             model, modules, at, output, op=op, args_grid=args_grid, scale=scale, imgsz=imgsz,
             device=device.split(",")[0], checks=checks, latency=latency, runs=runs, train=train, epochs=epochs,
             batch=batch, train_imgsz=train_imgsz, train_device=device if train is not None else None, weights=weights,
-            identity_init=identity_init,
+            identity_init=identity_init, formats=formats,
         )
     )  # fmt: skip
     for warning in job.warnings:
@@ -222,24 +228,36 @@ COLUMNS = (  # (row key, header, formatter)
 
 def table_cells(rows: list[dict[str, Any]], metric: str, pareto: str | None) -> tuple[list[str], list[list[str]]]:
     """Header and cells, best first by ``metric``; ★ marks the Pareto-optimal rows; failures last with reasons."""
-    from attnsurgeon.sweeps.store import pareto_rows, sort_rows
+    from attnsurgeon.sweeps.store import DEPLOY_FORMATS, pareto_rows, sort_rows
 
     front = pareto_rows(rows, pareto) if pareto else set()
     shown = [c for c in COLUMNS if c[0] == "name" or any(r.get(c[0]) is not None for r in rows)]
-    header = [h for _, h, _ in shown] + ["status"]
+    deployed = [f for f in DEPLOY_FORMATS if any(r.get(f"{f}_check") or r.get(f"{f}_ratio") for r in rows)]
+    header = [h for _, h, _ in shown] + [f"{f} ×base" for f in deployed] + ["status"]
     cells = []
     for r in sort_rows([r for r in rows if r["status"] == "ok"], metric) + [r for r in rows if r["status"] != "ok"]:
         line = [("★ " if r["key"] in front else "") + r["name"] + (" (base)" if r["op"] == "base" else "")]
         line += ["-" if r.get(k) is None else fmt(r[k]) for k, _, fmt in shown[1:]]
+        line += [_deployed_cell(r, f) for f in deployed]
         line.append(r["status"] if r.get("train_status") != "failed" else "train failed")
         cells.append(line)
     return header, cells
 
 
+def _deployed_cell(row: dict[str, Any], fmt: str) -> str:
+    """A format's cell: its latency ratio to the base's, ✗ when the variant fails there, - when not done."""
+    if row.get(f"{fmt}_check") == "fail":
+        return "✗"
+    ratio = row.get(f"{fmt}_ratio")
+    return f"{ratio:.2f}" if isinstance(ratio, (int, float)) else "-"
+
+
 def failure_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per failed variant: its name and why (the table shows only that it failed)."""
-    return [f"{r['name']}: {r.get('reason') or 'no reason recorded'}" for r in rows
-            if r["status"] != "ok" or r.get("train_status") == "failed"]  # fmt: skip
+    """One line per failed variant: its name and why (the table shows only that it failed); one per format a
+    variant failed in (``sweep --formats``)."""
+    notes = [f"{r['name']}: {r.get('reason') or 'no reason recorded'}" for r in rows
+             if r["status"] != "ok" or r.get("train_status") == "failed"]  # fmt: skip
+    return notes + [f"{r['name']} / {fmt}: {why}" for r in rows for fmt, why in (r.get("deploy_reasons") or {}).items()]
 
 
 def _render(rows: list[dict[str, Any]], metric: str, pareto: str | None, markdown: bool) -> None:

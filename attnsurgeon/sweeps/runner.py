@@ -56,10 +56,14 @@ class Settings:
     runs: int | None = None
     train: dict[str, Any] | None = None  # data, epochs, batch, imgsz, weights, identity_init
     model_digest: str = ""  # of the model file's text: an edited model is a new sweep, not rows to reuse
+    formats: tuple[str, ...] = ()  # --formats: exported, checked and timed in each (sweeps.deploy)
 
     def cost_fields(self) -> dict[str, Any]:
-        return {"model": self.model, "model_digest": self.model_digest, "scale": self.scale, "imgsz": self.imgsz,
-                "device": self.device, "checks": self.checks, "latency": self.latency}  # fmt: skip
+        fields = {"model": self.model, "model_digest": self.model_digest, "scale": self.scale, "imgsz": self.imgsz,
+                  "device": self.device, "checks": self.checks, "latency": self.latency}  # fmt: skip
+        if self.formats:  # absent otherwise, so the rows of a sweep without --formats keep their keys
+            fields["formats"] = list(self.formats)
+        return fields
 
 
 @dataclass
@@ -72,6 +76,7 @@ class SweepRun:
     store: ResultsStore
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    deployments: Any = None  # sweeps.deploy.BaseDeployments while costing with --formats
 
     def key(self, variant: Variant) -> str:
         return row_key({**variant.identity(), **self.settings.cost_fields()})
@@ -108,6 +113,7 @@ class SweepPlan:
     train_device: str | None = None
     weights: str | Path | None = None
     identity_init: bool = True
+    formats: str | Sequence[str] | None = None  # onnx,torchscript,openvino,ncnn: checked and timed deployed
 
 
 PLAN_FIELDS = frozenset(f.name for f in dataclasses.fields(SweepPlan))
@@ -145,6 +151,9 @@ def start(what: SweepPlan | str | Path, *args: Any, **keywords: Any) -> SweepRun
         if value not in allowed:
             raise UsageError(f"{option} {value!r}: use one of {', '.join(allowed)}")
     sizes.check_square(p.imgsz)
+    from attnsurgeon.sweeps.deploy import parse_formats
+
+    formats = parse_formats(p.formats)
     doc = yamlio.load(p.model)
     if p.scale == "all":
         raise UsageError("--scale all: a sweep compares variants at one scale; give n, s, m, l or x")
@@ -169,7 +178,7 @@ def start(what: SweepPlan | str | Path, *args: Any, **keywords: Any) -> SweepRun
     directory.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(doc.text.encode("utf-8")).hexdigest()[:16]
     settings = Settings(str(doc.path), scales[0], p.imgsz, str(p.device), p.checks, p.latency, p.runs, train_settings,
-                        digest)  # fmt: skip
+                        digest, formats)  # fmt: skip
     job = SweepRun(directory, settings, plan(stem, specs, ats, p.op, grid), ResultsStore.open(directory))
     job.warnings += warnings
     return job
@@ -223,6 +232,10 @@ def _cost_all(job: SweepRun, retry_failed: bool, step: SweepProgress) -> None:
     s = job.settings
     doc = yamlio.load(s.model)
     base = sweep_cost.cost_base(doc.plain(), s.scale, f"{job.variants[0].name}.yaml", s.device, s.imgsz, s.runs)
+    if s.formats:
+        from attnsurgeon.sweeps.deploy import BaseDeployments
+
+        job.deployments = BaseDeployments(base.model, s.imgsz)
     with _gc_frozen():
         _cost_each(job, todo, base, doc, done, total, step)
 
@@ -250,6 +263,10 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
                 base_text = yamlio.with_newline(_base_copy(job, base_doc), base_doc.newline)  # CRLF stays CRLF
                 publish.publish(job.directory / f"{v.name}.yaml", base_text, force=True)
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
+                if job.settings.formats:
+                    from attnsurgeon.sweeps.deploy import base_row
+
+                    row.update(base_row(job.deployments, job.settings.formats, job.settings.runs))
             else:
                 _cost_variant(job, v, base, base_doc, row)
         except AttnSurgeonError as exc:
@@ -324,4 +341,8 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
     if failed:
         row.update(status="failed", reason=f"check '{failed[0].name}' failed: {failed[0].detail}")
         return
+    if s.formats:  # before costing fuses the model's layers
+        from attnsurgeon.sweeps.deploy import variant_row
+
+        row.update(variant_row(model, job.deployments, s.formats, s.runs))
     row.update(sweep_cost.variant_costs(base, model, fresh, s.latency, s.runs))

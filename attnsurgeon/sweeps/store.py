@@ -18,6 +18,7 @@ from typing import Any
 
 from attnsurgeon.core.publish import publish
 from attnsurgeon.errors import OutputError
+from attnsurgeon.ultralytics_bridge.exporting import FORMATS as _EXPORT_FORMATS
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
@@ -53,6 +54,10 @@ COLUMNS = (
     "key",
     "train_key",
 )
+# ``sweep --formats``: per format, the export check (pass/fail), the deployed median (ms) and its ratio to the base's;
+# the reasons of the formats that failed, by format. In the files only once some row has them.
+DEPLOY_FORMATS = tuple(_EXPORT_FORMATS)
+DEPLOY_COLUMNS = (*(f"{f}_{c}" for f in DEPLOY_FORMATS for c in ("check", "ms", "ratio")), "deploy_reasons")
 TRAIN_COLUMNS = ("mAP50", "mAP50-95", "precision", "recall", "train_s", "train_status", "run_dir", "train_key")
 # Metric name -> True when larger is better (used for sorting and Pareto fronts).
 METRICS = {
@@ -108,15 +113,21 @@ class ResultsStore:
 
     def put(self, row: dict[str, Any]) -> None:
         """Add or update a row and rewrite both files atomically."""
-        self._rows[row["key"]] = {c: row.get(c) for c in COLUMNS}
+        self._rows[row["key"]] = {c: row.get(c) for c in (*COLUMNS, *DEPLOY_COLUMNS)}
         self.save()
 
     def save(self) -> None:
         rows = self.rows()
-        payload = {"format": FORMAT, "columns": list(COLUMNS), "rows": rows}
+        payload = {"format": FORMAT, "columns": list(columns_of(rows)), "rows": rows}
         # the sweep's own records, rewritten after every variant by design: force
         publish(self.directory / RESULTS_JSON, json.dumps(payload, indent=1, default=str) + "\n", force=True)
         publish(self.directory / RESULTS_CSV, to_csv(rows), force=True)
+
+
+def columns_of(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The columns of the results files: :data:`COLUMNS`, then the deployment columns some row has a value in."""
+    deployed = tuple(c for c in DEPLOY_COLUMNS[:-1] if any(r.get(c) is not None for r in rows))
+    return COLUMNS + deployed + (DEPLOY_COLUMNS[-1:] if deployed else ())
 
 
 def _cell(value: Any) -> Any:
@@ -130,9 +141,10 @@ def _cell(value: Any) -> Any:
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    columns = columns_of(rows)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in COLUMNS])
+        writer.writerow([_cell(row.get(c)) for c in columns])
     return buf.getvalue()
 
 

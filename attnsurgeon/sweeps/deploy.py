@@ -1,0 +1,104 @@
+"""``sweep --formats``: every variant exported to the formats people ship, checked there and timed there.
+
+Per format (ONNX, TorchScript, OpenVINO, NCNN): the variant's ``--checks export:FORMAT`` (``export`` for ONNX) gives
+``<format>_check`` (``pass`` or ``fail``, the one-line reason in ``deploy_reasons``), and a passing variant is exported
+once more at imgsz (cached, :mod:`attnsurgeon.costs.deployed`) and timed in its runtime interleaved with the base's
+export in the same format: ``<format>_ms`` (its median) and ``<format>_ratio`` (variant / base, timed together). The
+base row has its own ``<format>_ms`` and a ratio of 1. A format failing is a figure of the variant, not a failed
+variant: the row stays ``ok`` and the other formats are still done. Everything runs in the sweep's process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from attnsurgeon.errors import MissingExtraError, UsageError, first_line
+from attnsurgeon.sweeps.store import DEPLOY_FORMATS
+from attnsurgeon.ultralytics_bridge import exporting
+
+
+def parse_formats(formats: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"onnx,torchscript"`` (or a list) as a tuple of known formats, in the order given, each once; each format's
+    runtime is checked now, so a missing package is one line before any variant is made."""
+    if formats is None:
+        return ()
+    names = formats.split(",") if isinstance(formats, str) else list(formats)
+    wanted = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    for fmt in wanted:
+        if fmt not in DEPLOY_FORMATS:
+            raise UsageError(f"--formats {fmt!r}: use one or more of {', '.join(DEPLOY_FORMATS)}")
+        exporting.require(fmt)
+    return wanted
+
+
+class BaseDeployments:
+    """The base model exported to each format once per sweep (and from the export cache on a rerun)."""
+
+    def __init__(self, model: Any, imgsz: int) -> None:
+        self.model, self.imgsz = model, imgsz
+        self._deployed: dict[str, Any] = {}
+
+    def get(self, fmt: str) -> Any:
+        from attnsurgeon.costs.deployed import deploy_format
+
+        if fmt not in self._deployed:
+            self._deployed[fmt] = deploy_format(self.model, fmt, (self.imgsz, self.imgsz), weights=False)
+        return self._deployed[fmt]
+
+
+def _inputs(imgsz: int) -> Any:
+    import torch
+
+    return torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+
+
+def base_row(base: BaseDeployments, formats: Sequence[str], runs: int | None) -> dict[str, Any]:
+    """The base's latency in each format (ratio 1); a format the base itself cannot take is a reason."""
+    from attnsurgeon.costs.deployed import time_deployed
+
+    row: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    for fmt in formats:
+        try:
+            [latency] = time_deployed([base.get(fmt)], _inputs(base.imgsz), runs=runs)
+        except MissingExtraError:
+            raise
+        except Exception as exc:
+            row[f"{fmt}_check"], reasons[fmt] = "fail", first_line(exc)
+            continue
+        row.update({f"{fmt}_ms": round(latency.median, 4), f"{fmt}_ratio": 1.0})
+    row["deploy_reasons"] = reasons or None
+    return row
+
+
+def variant_row(model: Any, base: BaseDeployments, formats: Sequence[str], runs: int | None) -> dict[str, Any]:
+    """The variant's check, latency and ratio to the base in each format (see the module docstring)."""
+    from attnsurgeon.checks.deploy import run_extra_checks
+    from attnsurgeon.costs.deployed import deploy_format, time_deployed
+
+    row: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    for fmt in formats:
+        try:
+            [check] = run_extra_checks(model, ["export" if fmt == "onnx" else f"export:{fmt}"], base.imgsz)
+            ok, detail = check.ok, check.detail
+        except MissingExtraError:
+            raise
+        except Exception as exc:  # an exporter's or runtime's own exception is this cell's failure
+            ok, detail = False, first_line(exc)
+        row[f"{fmt}_check"] = "pass" if ok else ("skipped" if ok is None else "fail")
+        if not ok:
+            reasons[fmt] = " ".join(str(detail).split())
+            continue
+        try:
+            mine = deploy_format(model, fmt, (base.imgsz, base.imgsz), weights=False)
+            new, old = time_deployed([mine, base.get(fmt)], _inputs(base.imgsz), runs=runs)
+        except MissingExtraError:
+            raise
+        except Exception as exc:
+            reasons[fmt] = f"latency: {first_line(exc)}"
+            continue
+        row.update({f"{fmt}_ms": round(new.median, 4), f"{fmt}_ratio": round(new.median / old.median, 4)})
+    row["deploy_reasons"] = reasons or None
+    return row
