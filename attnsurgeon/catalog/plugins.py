@@ -265,11 +265,12 @@ def _entry_point_specs(module_name: str) -> list[ModuleSpec]:
 
 def given(paths: Iterable[str | Path]) -> None:
     """Files the user named on purpose (``--plugin``, ``-m FILE.py:Class``): a YAML may then name them from anywhere."""
+    import attnsurgeon.catalog.sources as sources
+
     for path in paths:
-        where = str(path).partition("?")[0]
-        at = where.rfind(".py")
-        if at > 0:
-            GIVEN.add(Path(os.path.abspath(Path(where[: at + 3]).expanduser())))
+        where = sources.file_of(str(path))
+        if where is not None:
+            GIVEN.add(Path(os.path.abspath(Path(where).expanduser())))
 
 
 GIVEN: set[Path] = set()  # absolute paths of the files the user named on purpose in this process

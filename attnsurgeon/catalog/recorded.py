@@ -55,17 +55,23 @@ def recorded_file(entry: str, where: str, base: Path, yaml_name: str) -> Path:
 
 def absolute(entry: str, base: Path) -> str:
     """An entry with its file part made absolute against ``base`` (a library class stays as it is)."""
-    text, _, query = entry.partition("?")
-    at = text.rfind(".py")
-    if at <= 0:
+    import attnsurgeon.catalog.sources as sources
+
+    where = sources.file_of(entry)
+    if where is None:
         return entry
-    path = Path(os.path.normpath(Path(os.path.abspath(base)) / text[: at + 3]))
-    return f"{path}{text[at + 3 :]}" + (f"?{query}" if query else "")
+    source = sources.parse(entry)
+    assert source is not None
+    return source.text(os.path.normpath(Path(os.path.abspath(base)) / where))
 
 
-def recorded_paths(data: Any, base: Path) -> list[Path]:
+def _yaml_name(data: Any) -> str:
+    return Path(str(data.get("yaml_file") or "the model YAML")).name if isinstance(data, dict) else "the model YAML"
+
+
+def recorded_paths(data: Any, base: Path, yaml_name: str = "") -> list[Path]:
     """The plugin files (not classes) a model YAML records under ``attnsurgeon_plugins``, in its folder ``base``."""
-    name = Path(str(data.get("yaml_file") or "the model YAML")).name if isinstance(data, dict) else "the model YAML"
+    name = yaml_name or _yaml_name(data)
     return [
         recorded_file(item, item, base, name)
         for item in recorded_entries(data)
@@ -76,13 +82,9 @@ def recorded_paths(data: Any, base: Path) -> list[Path]:
 def add_recorded(data: Any, base: Path, needed: Iterable[str] = (), yaml_name: str = "") -> list[ModuleSpec]:
     """Add the plugins a model YAML records (read, not imported: a file runs when a model is built with it); a
     missing one is an error naming the modules that need it."""
-    name = yaml_name or Path(str(data.get("yaml_file") or "the model YAML")).name
-    entries = recorded_entries(data)
-    specs = _add_classes(entries, base, name)
-    for item in entries:
-        if FOREIGN and FOREIGN[0].is_source(item):
-            continue
-        path = recorded_file(item, item, base, name)
+    name = yaml_name or _yaml_name(data)
+    specs = _add_classes(recorded_entries(data), base, name)
+    for path in recorded_paths(data, base, name):
         if not path.is_file():
             wanted = ", ".join(sorted(set(needed))) or "its modules"
             raise PluginError(
@@ -115,7 +117,7 @@ def record(data: Any, directory: Path, flow: Any = list) -> list[str]:
     else:
         keys = list(data)
         data.insert(keys.index("nc") + 1 if "nc" in keys else 0, YAML_KEY, flow(listed), comment=YAML_COMMENT)
-    outside = [e for e in listed if _leaves(e.partition("?")[0].rpartition(".py")[0] + ".py")]
+    outside = [e for e in listed if _leaves(e)]
     return [
         f"the output lists {entry} under {YAML_KEY}, outside its folder: a model file may name plugin files only "
         f"inside its own folder, so reading it (attnsurgeon, YOLO()) refuses that entry unless the file is named "
@@ -125,7 +127,11 @@ def record(data: Any, directory: Path, flow: Any = list) -> list[str]:
 
 
 def _leaves(entry: str) -> bool:
-    return entry != ".py" and (Path(entry).is_absolute() or os.path.normpath(entry).split(os.sep)[0] == "..")
+    """Whether an entry's file is outside the folder it is relative to (a library class is no file)."""
+    import attnsurgeon.catalog.sources as sources
+
+    where = sources.file_of(entry)
+    return where is not None and (Path(where).is_absolute() or os.path.normpath(where).split(os.sep)[0] == "..")
 
 
 def with_recorded(doc: Any) -> Any:

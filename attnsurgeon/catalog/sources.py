@@ -86,18 +86,20 @@ def parse(text: str) -> Source | None:
     return Source(found[1], found[2], channel, False, layout) if found else None
 
 
+def file_of(text: str) -> str | None:
+    """The file part of a source text or an ``attnsurgeon_plugins`` entry (``a.py:Gate?layout=tokens`` -> ``a.py``;
+    ``a.py`` -> ``a.py``), None for a library class or a catalog name."""
+    source = parse(str(text))
+    return source.where if source is not None and source.is_file else None
+
+
 def is_source(text: str) -> bool:
     """``FILE.py:Class``, ``LIBRARY:Class``, or anything with ``?channel=``: a foreign class, not a plugin file."""
     source = parse(str(text))
     return source is not None and (source.cls is not None or source.channel is not None or source.layout is not None)
 
 
-def with_channel(text: str, channel_arg: str | None) -> str:
-    """``--channel-arg NAME`` applied to a source text that names no channel argument yet."""
-    return with_layout(text, channel_arg, None)
-
-
-def with_layout(text: str, channel_arg: str | None, layout: str | None) -> str:
+def with_channel(text: str, channel_arg: str | None, layout: str | None = None) -> str:
     """``--channel-arg NAME`` and ``--layout`` applied to a source text that names neither yet; a layout for a
     catalog name (not a plain class) is one line."""
     source = parse(str(text)) if channel_arg or layout else None

@@ -76,7 +76,7 @@ def insert(
     if channel_arg is not None or layout is not None:
         from attnsurgeon.catalog import sources
 
-        module = sources.with_layout(module, channel_arg, layout)  # FILE.py:Class?channel=NAME&layout=tokens
+        module = sources.with_channel(module, channel_arg, layout)  # FILE.py:Class?channel=NAME&layout=tokens
     foreign_plugins.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
 
     def call(progress: Any) -> Any:

@@ -105,9 +105,7 @@ def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:
 def unknown_line(doc: yamlio.ModelDoc) -> str:
     """One line naming the row modules that neither Ultralytics, attnsurgeon nor a plugin the file lists defines, with
     ``adopt`` (which maps a fork block such as ``C3k2_EMA`` to an Augment row); "" when every module is defined."""
-    names = [
-        n for n in plugins.unknown_modules(plugins.row_modules(doc.plain())) if n not in yolo_repos.REPO_MODULES
-    ]
+    names = [n for n in plugins.unknown_modules(plugins.row_modules(doc.plain())) if n not in yolo_repos.REPO_MODULES]
     if not names:
         return ""
     blocks = [n for n in names if fork_blocks.split_name(n, REGISTRY.find) is not None]
