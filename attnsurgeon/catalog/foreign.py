@@ -38,9 +38,9 @@ SAME_AS_INPUT = (
     "c2", "out_channels", "out_channel", "out_planes", "outplanes", "out_chs", "out_ch", "out_dim", "dim_out",
     "oup", "ouc", "outc", "channels_out", "out_c",
 )  # fmt: skip
-# How a class takes a feature map, besides (B, C, H, W): tokens (B, H*W, C), as vision transformers' attention does;
-# channels-last (B, H, W, C); qkv: tokens given three times, to a forward(q, k, v) asked for self-attention.
-LAYOUTS = ("tokens", "channels-last", "qkv")
+# How a class takes a feature map, besides (B, C, H, W), and the shape it gets: tokens, as vision transformers'
+# attention does; channels-last; qkv: the tokens given three times, to a forward(q, k, v) asked for self-attention.
+LAYOUTS = {"tokens": "B, H*W, C", "channels-last": "B, H, W, C", "qkv": "q = k = v = the B, H*W, C tokens"}
 NAME_IT = "name it with --channel-arg NAME"  # adopt, which has no --channel-arg, says how it names one instead
 NOT_MODULE = "is not a torch.nn.Module subclass; an attention module is a class whose forward(x) returns x's shape"
 

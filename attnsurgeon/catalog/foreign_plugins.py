@@ -26,7 +26,7 @@ from attnsurgeon.errors import PluginError, UsageError
 
 def is_source(text: str) -> bool:
     """``FILE.py:Class``, ``LIBRARY:Class`` or ``...?channel=NAME`` (a catalog name or a plugin file is not)."""
-    if ":" not in text and "?channel=" not in text and "?layout=" not in text:
+    if ":" not in text and "?" not in text:
         return False
     import attnsurgeon.catalog.sources as sources
 
@@ -153,11 +153,8 @@ def _layout_hint(spec: Any, cls: Any, args: Sequence[Any], found: Any) -> str:
     for layout in foreign.LAYOUTS:
         other = foreign.make_adapter(replace(spec, layout=layout), cls.foreign_class, lambda self, protocol: None)
         if not probe.run(lambda other=other: other(probe.CHANNELS, *args)).refusals:
-            return f"; it works on {layout} ({LAYOUT_SHAPES[layout]}): add --layout {layout}"
+            return f"; it works on {layout} ({foreign.LAYOUTS[layout]}): add --layout {layout}"
     return ""
-
-
-LAYOUT_SHAPES = {"tokens": "B, H*W, C", "channels-last": "B, H, W, C", "qkv": "q = k = v = the B, H*W, C tokens"}
 
 
 def refuse_renamed(name: str, registry: Registry = REGISTRY) -> None:
