@@ -154,12 +154,31 @@ def _other_width(widths: Callable[[int], Any], found: Probe) -> None:
         found.refusals.append((FORWARD, f"on {OTHER_WIDTH} channels: {why}"))
 
 
-def _numbers(module: Any, x: Any, found: Probe) -> None:
-    """bfloat16, eval determinism, and batch independence: one image's output must not change with its batch."""
+def second_image_changed(x: Any) -> Any:
+    """``x`` (a batch of two) with its second image replaced: what batch independence feeds the module."""
     import torch
 
     other = x.clone()
     other[1] = torch.randn(other[1].shape, generator=torch.Generator().manual_seed(2))
+    return other
+
+
+def batch_moved(first: Any, changed: Any) -> float:
+    """How far image 0's output moved (``first`` vs ``changed``, the outputs of :func:`second_image_changed`'s two
+    batches) beyond rounding; 0.0 when it did not."""
+    import torch
+
+    scale = float(first[0].abs().max()) or 1.0
+    if torch.allclose(first[0], changed[0], rtol=1e-4, atol=1e-5 * scale):
+        return 0.0
+    return float((first[0] - changed[0]).abs().max())
+
+
+def _numbers(module: Any, x: Any, found: Probe) -> None:
+    """bfloat16, eval determinism, and batch independence: one image's output must not change with its batch."""
+    import torch
+
+    other = second_image_changed(x)
     try:
         with torch.no_grad():
             a, b, mixed = module(x), module(x), module(other)
@@ -174,8 +193,7 @@ def _numbers(module: Any, x: Any, found: Probe) -> None:
                                         f"{_dims(x.shape)}"))  # fmt: skip
     if not torch.equal(a, b):
         found.refusals.append((NUMBERS, "two eval forwards of the same input differ (not deterministic)"))
-    scale = float(a[0].abs().max()) or 1.0
-    if not torch.allclose(a[0], mixed[0], rtol=1e-4, atol=1e-5 * scale):
+    if batch_moved(a, mixed):
         found.refusals.append(
             (NUMBERS, "in eval, one image's output changes with the other images of its batch (a softmax or a "
                       "statistic over the batch axis?): a detector's predictions must not depend on its batch")
