@@ -15,9 +15,10 @@ IMPORT_FAILED = "importing it failed"
 _IMPORTED: list[Path] = []  # every file this process ran, in order: a report names them (``imported``)
 
 
-def imported() -> list[Path]:
-    """The plugin and class files this process has imported so far (their code ran), once each, in order."""
-    return list(_IMPORTED)
+def imported() -> list[str]:
+    """The plugin and class files this process has imported so far (their code ran), once each, in order: the
+    ``imported`` of every report."""
+    return [str(p) for p in _IMPORTED]
 
 
 def import_file(path: Path, module_name: str, label: str) -> ModuleType:

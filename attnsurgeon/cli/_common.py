@@ -235,10 +235,11 @@ def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
 
 
 def imported_files() -> list[str]:
-    """The plugin and class files this process imported (their code ran), for a report's ``imported``."""
+    """The plugin and class files this process imported (their code ran), for a report's ``imported``; imported
+    here, not at the top, so --help loads nothing of the catalog."""
     from attnsurgeon.catalog.file_import import imported
 
-    return [str(p) for p in imported()]
+    return imported()
 
 
 def emit_json(payload: Any) -> None:

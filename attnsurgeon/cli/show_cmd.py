@@ -115,8 +115,9 @@ def show(
     out = console()
     for warning in warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
-    if imported_files():  # code that ran: the plugin and class files building the table imported
-        out.print(f"imported: {esc(', '.join(imported_files()))}")
+    imported = imported_files()  # code that ran: the plugin and class files building the table imported
+    if imported:
+        out.print(f"imported: {esc(', '.join(imported))}")
     rows = [
         Row(
             (

@@ -110,12 +110,12 @@ def adopt(
             raise _with_report(VerificationError(message, report.checks), report)
     if out is not None:
         publish.publish(out, result.text, force=force)
-    report.imported = [str(p) for p in file_import.imported()]
+    report.imported = file_import.imported()
     return report
 
 
 def _with_report(exc: AttnSurgeonError, report: adoption.AdoptReport) -> AttnSurgeonError:
     report.output = None  # nothing was written
-    report.imported = [str(p) for p in file_import.imported()]
+    report.imported = file_import.imported()
     exc.report = report  # type: ignore[attr-defined]  # the CLI shows what was found before the one-line error
     return exc

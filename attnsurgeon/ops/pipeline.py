@@ -126,7 +126,7 @@ def execute(source: Source, edit: Edit, options: RunOptions) -> SurgeryReport:
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     report = run(source, edit, opts, opts.step)
     report.warnings += probed
-    report.imported = [str(p) for p in file_import.imported()]
+    report.imported = file_import.imported()
     return report
 
 
