@@ -49,7 +49,7 @@ __all__ = [
 
 _LAZY = {
     "InsertReport": "attnsurgeon.core.report",
-    "RunOptions": "attnsurgeon.ops.options",
+    "RunOptions": "attnsurgeon.ops.run_options",
     "adopt": "attnsurgeon.ops.adopt",
     "insert": "attnsurgeon.ops.surgery",
     "plan_insert": "attnsurgeon.ops.surgery",

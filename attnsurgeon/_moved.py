@@ -1,6 +1,8 @@
-"""Where the modules of the flat layout (before 0.2) live now, so that what that layout wrote still loads.
+"""Where the modules of earlier layouts live now, so that what those layouts wrote still loads: the flat layout
+(before the rooms), and the rooms' first layout (catalog modules beside the registry, ``catalog.plugins``,
+``core.yamlio``).
 
-Checkpoints pickle class paths (``attnsurgeon.wrappers.IdentityInit``, ``attnsurgeon.augment_blocks.AttendedConv``),
+Checkpoints pickle class paths (``attnsurgeon.wrappers.IdentityInit``, ``attnsurgeon.catalog.cbam.CBAM``),
 an installed ``attnsurgeon-autoload.pth`` of an older install imports ``attnsurgeon._autoload``, and users' scripts
 and plugins import ``attnsurgeon.api`` or ``attnsurgeon.ultra``. :class:`MovedModuleFinder` answers each old name
 with the module at its new place (the same module object, so classes are identical), and :func:`legacy_paths` gives
@@ -15,27 +17,54 @@ from importlib.machinery import ModuleSpec  # not importlib.abc: it imports typi
 from types import ModuleType
 
 # old module (flat layout) -> its module now; one line per module moved into a subpackage
-MOVED: dict[str, str] = {
-    f"attnsurgeon.{old}": f"attnsurgeon.{new}"
-    for old, new in {
-        "graph": "core.graph", "positions": "core.positions", "yamlio": "core.yamlio", "yamltree": "core.yamltree",
-        "yamledit": "core.yamledit", "augment_graph": "core.augment_graph", "channels": "core.channels",
-        "sizes": "core.sizes", "names": "core.names", "report": "core.report", "diskcache": "core.diskcache",
-        "ultra": "ultralytics_bridge.ultra", "parse_hooks": "ultralytics_bridge.parse_hooks",
-        "_autoload": "ultralytics_bridge.autoload", "wrappers": "ultralytics_bridge.wrappers",
-        "augment_blocks": "ultralytics_bridge.augment_blocks", "checkpoints": "ultralytics_bridge.checkpoints",
-        "verify": "checks.verify", "contract": "checks.contract", "export_check": "checks.export",
-        "half_check": "checks.half", "val_check": "checks.val", "deploy_checks": "checks.deploy",
-        "profile": "ops.profile", "flops": "costs.flops", "timing": "costs.timing", "layer_costs": "costs.layers",
-        "module_costs": "costs.modules",
-        "pipeline": "ops.pipeline", "api": "ops.surgery", "api_augment": "ops.augment", "api_adopt": "ops.adopt",
-        "adoption": "ops.adoption", "diagnose": "ops.diagnose", "weights": "ops.weights", "scaffold": "ops.scaffold",
-        "sweeper": "sweeps.runner", "sweep_cost": "sweeps.cost", "sweep_plan": "sweeps.plan",
-        "sweep_plot": "sweeps.plot",
-        "sweep_ray": "sweeps.ray_tune", "sweep_store": "sweeps.store", "sweep_train": "sweeps.train",
-    }.items()
+_FLAT = {
+    "graph": "core.graph", "positions": "core.positions", "yamlio": "core.yamlio", "yamltree": "core.yamltree",
+    "yamledit": "core.yamledit", "augment_graph": "core.augment_graph", "channels": "core.channels",
+    "sizes": "core.sizes", "names": "core.names", "report": "core.report", "diskcache": "core.diskcache",
+    "ultra": "ultralytics_bridge.ultra", "parse_hooks": "ultralytics_bridge.parse_hooks",
+    "_autoload": "ultralytics_bridge.autoload", "wrappers": "ultralytics_bridge.wrappers",
+    "augment_blocks": "ultralytics_bridge.augment_blocks", "checkpoints": "ultralytics_bridge.checkpoints",
+    "verify": "checks.verify", "contract": "checks.contract", "export_check": "checks.export",
+    "half_check": "checks.half", "val_check": "checks.val", "deploy_checks": "checks.deploy",
+    "profile": "ops.profile", "flops": "costs.flops", "timing": "costs.timing", "layer_costs": "costs.layers",
+    "module_costs": "costs.modules",
+    "pipeline": "ops.pipeline", "api": "ops.surgery", "api_augment": "ops.augment", "api_adopt": "ops.adopt",
+    "adoption": "ops.adoption", "diagnose": "ops.diagnose", "weights": "ops.weights", "scaffold": "ops.scaffold",
+    "sweeper": "sweeps.runner", "sweep_cost": "sweeps.cost", "sweep_plan": "sweeps.plan",
+    "sweep_plot": "sweeps.plot",
+    "sweep_ray": "sweeps.ray_tune", "sweep_store": "sweeps.store", "sweep_train": "sweeps.train",
 }  # fmt: skip
-_OLD_OF = {new: old for old, new in MOVED.items()}
+# the rooms' first layout -> now: the catalog's modules in catalog/modules/, where a class comes from in sources/,
+# the YAML file in core/yamlfile/ (checkpoints pickle ``attnsurgeon.catalog.cbam.CBAM`` and the plugin rebuilders)
+_CATALOG_MODULES = []
+_ROOMS = {f"catalog.{m}": f"catalog.modules.{m}" for m in _CATALOG_MODULES} | {
+    "catalog.layers": "catalog.modules.building_blocks",
+    "catalog.plugins": "sources.plugins",
+    "catalog.foreign_plugins": "sources.plain_plugins",
+    "catalog.foreign": "sources.plain_classes",
+    "catalog.sources": "sources.named_classes",
+    "catalog.library": "sources.libraries",
+    "catalog.file_import": "sources.file_import",
+    "catalog.recorded": "sources.recorded",
+    "catalog.source_tree": "sources.source_tree",
+    "catalog.ultralytics_classes": "sources.ultralytics_classes",
+    "core.yamlio": "core.yamlfile.model_doc",
+    "core.yamltree": "core.yamlfile.tree_edits",
+    "core.yamledit": "core.yamlfile.row_edits",
+    "core.flowstyle": "core.yamlfile.line_layout",
+    "core.flowedit": "core.yamlfile.text_writer",
+    "core.comments": "core.yamlfile.comments",
+    "costs.layers": "costs.per_layer",
+    "figures.layers": "figures.new_layers",
+    "ops.options": "ops.run_options",
+    "cli._report": "cli._report_view",
+    "cli._progress": "cli._status_line",
+}
+MOVED: dict[str, str] = {f"attnsurgeon.{old}": f"attnsurgeon.{_ROOMS.get(new, new)}" for old, new in _FLAT.items()}
+MOVED |= {f"attnsurgeon.{old}": f"attnsurgeon.{new}" for old, new in _ROOMS.items()}
+_OLD_OF: dict[str, list[str]] = {}
+for _old, _new in MOVED.items():
+    _OLD_OF.setdefault(_new, []).append(_old)
 
 
 class _AliasLoader:
@@ -50,7 +79,7 @@ class _AliasLoader:
 
 
 class MovedModuleFinder:
-    """Resolves an old flat-layout name to the module at its new place."""
+    """Resolves an old module name (flat layout, or the rooms' first layout) to the module at its new place."""
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
         new = MOVED.get(fullname)
@@ -65,7 +94,8 @@ def install() -> None:
         sys.meta_path.append(MovedModuleFinder())
 
 
-def legacy_paths(cls: type) -> list[str]:
-    """The ``module.Qualname`` a checkpoint written by the flat layout used for ``cls`` (empty when it did not move)."""
-    old = _OLD_OF.get(cls.__module__)
-    return [f"{old}.{cls.__qualname__}"] if old else []
+def legacy_paths(obj: type | object) -> list[str]:
+    """Every ``module.Qualname`` a checkpoint written by an earlier layout used for a class or function (empty when
+    it did not move)."""
+    module, qualname = getattr(obj, "__module__", ""), getattr(obj, "__qualname__", "")
+    return [f"{old}.{qualname}" for old in _OLD_OF.get(module, [])]

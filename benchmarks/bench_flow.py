@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from flow_fixtures import to_flow
 
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ops import surgery as api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     runs = parser.parse_args().runs
-    text = (yamlio.packaged_models_dir() / "11" / "yolo11.yaml").read_text(encoding="utf-8")
+    text = (model_doc.packaged_models_dir() / "11" / "yolo11.yaml").read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         block, flow = Path(tmp) / "yolo11n.yaml", Path(tmp) / "yolo11n-flow.yaml"
         block.write_text(text, encoding="utf-8")

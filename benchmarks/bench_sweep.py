@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 
 STAGES = (  # (module, function, stage): the parts of a variant's cost that take time
     ("attnsurgeon.sweeps.cost", "cost_base", "base: build + profile (once)"),
-    ("attnsurgeon.core.yamlio", "load", "YAML load"),
-    ("attnsurgeon.core.yamlio", "apply", "YAML surgery"),
-    ("attnsurgeon.core.yamlio", "dump", "YAML dump"),
+    ("attnsurgeon.core.yamlfile.model_doc", "load", "YAML load"),
+    ("attnsurgeon.core.yamlfile.model_doc", "apply", "YAML surgery"),
+    ("attnsurgeon.core.yamlfile.model_doc", "dump", "YAML dump"),
     ("attnsurgeon.core.publish", "publish_all", "writes (YAML, results)"),
     ("attnsurgeon.ultralytics_bridge.ultra", "build_model", "build (Ultralytics)"),
     ("attnsurgeon.sweeps.cost", "layer_checks", "checks (new layer alone)"),
@@ -66,10 +66,10 @@ def reference_s(model: str, repeat: int = 5) -> float:
     """Median seconds to build the model and run one 640x640 forward (warm process)."""
     import torch
 
-    from attnsurgeon.core import yamlio
+    from attnsurgeon.core.yamlfile import model_doc
     from attnsurgeon.ultralytics_bridge import ultra
 
-    doc = yamlio.load(model)
+    doc = model_doc.load(model)
     cfg = doc.plain()
     x = torch.rand(1, 3, 640, 640)
     times = []

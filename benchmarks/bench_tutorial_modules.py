@@ -32,13 +32,13 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from attnsurgeon.catalog.cbam import CBAM  # noqa: E402
-from attnsurgeon.catalog.coord_att import CoordAtt  # noqa: E402
-from attnsurgeon.catalog.eca import ECA  # noqa: E402
-from attnsurgeon.catalog.efficient_attention import EfficientAttention  # noqa: E402
-from attnsurgeon.catalog.halo_attention import HaloAttention  # noqa: E402
-from attnsurgeon.catalog.lska import LSKA  # noqa: E402
-from attnsurgeon.catalog.se import SE  # noqa: E402
+from attnsurgeon.catalog.modules.cbam import CBAM  # noqa: E402
+from attnsurgeon.catalog.modules.coord_att import CoordAtt  # noqa: E402
+from attnsurgeon.catalog.modules.eca import ECA  # noqa: E402
+from attnsurgeon.catalog.modules.efficient_attention import EfficientAttention  # noqa: E402
+from attnsurgeon.catalog.modules.halo_attention import HaloAttention  # noqa: E402
+from attnsurgeon.catalog.modules.lska import LSKA  # noqa: E402
+from attnsurgeon.catalog.modules.se import SE  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_reflow import depth_scan, reflow  # noqa: E402

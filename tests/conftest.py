@@ -68,9 +68,10 @@ def plugin():
 @pytest.fixture
 def clean_registry():
     """Plugins a test adds leave the catalog (and Ultralytics' namespace) as they found them."""
-    from attnsurgeon.catalog import REGISTRY, plugins, registry, sources
+    from attnsurgeon.catalog import REGISTRY, registry
+    from attnsurgeon.sources import named_classes, plugins
 
-    pending = dict(sources._PENDING)
+    pending = dict(named_classes._PENDING)
     saved = (
         dict(REGISTRY._plugins),
         dict(REGISTRY._importers),
@@ -88,8 +89,8 @@ def clean_registry():
     registry._RUNTIME.update(saved[4])
     REGISTRY.renamed.clear()
     REGISTRY.renamed.update(saved[5])
-    sources._PENDING.clear()
-    sources._PENDING.update(pending)
+    named_classes._PENDING.clear()
+    named_classes._PENDING.update(pending)
 
 
 PLUGIN_HEADER = '''"""A plugin written by a test."""
@@ -157,7 +158,7 @@ def golden():
 def fresh_import_record():
     """Each test reads ``imported`` as a fresh process would: the record of files run is process-wide, and an xdist
     worker runs many test files (other tests' plugin files showed up in this one's report)."""
-    from attnsurgeon.catalog import file_import
+    from attnsurgeon.sources import file_import
 
     file_import._IMPORTED.clear()
     yield

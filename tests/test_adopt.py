@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import ModuleArgsError
 from attnsurgeon.ops import adoption
 
@@ -115,7 +115,7 @@ def test_adopted_attention_has_the_parameter_count_of_the_intended_module(case: 
 
     case.write(here)
     assert run("adopt", f"{case.name}.yaml", "--no-verify").exit_code == 0
-    doc = yamlio.load(here / f"{case.name}-adopted.yaml")
+    doc = model_doc.load(here / f"{case.name}-adopted.yaml")
     model = ultra.build_model(doc.plain(), "n", f"{case.name}-adopted.yaml")
     layer = model.model[case.layer]
     name, hyper = case.intended
@@ -132,9 +132,9 @@ def test_the_forked_row_cannot_build_in_plain_ultralytics():
     """A fork row reaching parse_model directly (yolo train, YOLO(path)) is refused, never built as another module."""
     from attnsurgeon.ultralytics_bridge import ultra
 
-    doc = yamlio.loads(CASES[0].text)
+    doc = model_doc.loads(CASES[0].text)
     with pytest.raises(ModuleArgsError, match=r"CBAM \[1024\] on 256 input channels: reduction=1024"):
-        ultra.build_model(yamlio.to_plain(doc), "n", "yolov8n-cbam.yaml")
+        ultra.build_model(model_doc.to_plain(doc), "n", "yolov8n-cbam.yaml")
 
 
 def test_adopt_verifies_then_writes(here):
@@ -233,7 +233,7 @@ def test_an_identity_init_row_with_fork_args_cannot_build():
 
     text = CASES[0].text.replace("- [-1, 1, CBAM, [1024]]", "- [-1, 1, IdentityInit, [CBAM, [1024]]]")
     with pytest.raises(ModuleArgsError, match=r"CBAM \[1024\] on 256 input channels"):
-        ultra.build_model(yamlio.to_plain(yamlio.loads(text)), "n", "yolov8n-identity.yaml")
+        ultra.build_model(model_doc.to_plain(model_doc.loads(text)), "n", "yolov8n-identity.yaml")
 
 
 def test_a_yolo11_fork_row_in_the_backbone(here):
@@ -250,7 +250,7 @@ def test_a_yolo11_fork_row_in_the_backbone(here):
     assert "input channels 128 at scale n, 512 as written" in refused.output
     result = run("adopt", path.name, "--no-verify")
     assert result.exit_code == 0, result.output
-    adopted = yamlio.load(here / "yolo11n-ema-adopted.yaml")
+    adopted = model_doc.load(here / "yolo11n-ema-adopted.yaml")
     assert adopted.graph.rows[7].args == (8,)
     model = ultra.build_model(adopted.plain(), "n", "yolo11n-ema-adopted.yaml")
     intended = REGISTRY.load_class("EMA")(128, 8)

@@ -13,10 +13,10 @@ from test_adopt_fork_classes import ATTENTION_FILE, write_fork
 from test_adopt_fork_classes import YAML as CLASS_YAML
 from typer.testing import CliRunner
 
-from attnsurgeon.catalog import plugins
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ops import adoption
+from attnsurgeon.sources import plugins
 
 KNOWN = plugins.ultralytics_names()
 runner = CliRunner()
@@ -32,7 +32,7 @@ def test_flow_file_adopts_to_the_block_files_model(case, tmp_path):
     block = plan_text(tmp_path / f"{case.name}.yaml", case.text)
     flow_in = to_flow(case.text)
     flow = plan_text(tmp_path / f"{case.name}.yaml", flow_in)
-    assert yamlio.to_plain(yamlio.loads(flow)) == yamlio.to_plain(yamlio.loads(block))
+    assert model_doc.to_plain(model_doc.loads(flow)) == model_doc.to_plain(model_doc.loads(block))
     assert len(flow.splitlines()) == len(flow_in.splitlines())  # rows changed in place, nothing re-flowed
 
 

@@ -19,7 +19,7 @@ from ultralytics.nn.modules.block import C3, Bottleneck, C2f, C3k2
 
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ultralytics_bridge import ultra
 
 runner = CliRunner()
@@ -214,7 +214,7 @@ def count(module: torch.nn.Module) -> int:
 
 def test_the_adopted_rows_have_the_fork_blocks_parameter_count(here):
     _, text = adopted(here, "--fork", "fork")
-    model = ultra.build_model(yamlio.to_plain(yamlio.loads(text)), "n", "yolo-fork-n.yaml")
+    model = ultra.build_model(model_doc.to_plain(model_doc.loads(text)), "n", "yolo-fork-n.yaml")
     # scale n: width 0.25, depth 0.33 -> C2f 32->32 channels, n=1; C3k2 and C3 64->64, n=1 (worked out from the YAML)
     assert count(model.model[2]) == count(C2f_EMA(32, 32, 1, True))
     assert count(model.model[3]) == count(C2f_ECA(32, 32, 1, False))

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from ultralytics.nn.modules.block import Bottleneck, C2f, C3k2
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ultralytics_bridge import ultra
 
 runner = CliRunner()
@@ -140,7 +140,7 @@ def test_the_adopted_rows_build_with_the_fork_blocks_parameter_count(here):
     assert result.exit_code == 0, result.output
     assert "parameter tensors of the edited layers get finite gradients" in result.output  # the adopted rows trained
     text = (here / "yolo-fork-n-adopted.yaml").read_text()
-    model = ultra.build_model(yamlio.to_plain(yamlio.loads(text)), "n", "yolo-fork-n.yaml")
+    model = ultra.build_model(model_doc.to_plain(model_doc.loads(text)), "n", "yolo-fork-n.yaml")
     # scale n: width 0.25, depth 0.33 -> C2f 32->32 channels, n=1; C3k2 64->64, n=1 (worked out from the YAML)
     assert count(model.model[2]) == count(C2f_Attention(32, 32, 1, True))
     assert count(model.model[4]) == count(C3k2_LocalAttn(64, 64, 1, False, 0.25))

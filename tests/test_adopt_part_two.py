@@ -127,7 +127,7 @@ def test_with_fork_the_forks_class_names_both_meanings(here):
 
 
 def test_rows_that_are_ultralytics_modules_as_written_still_fit():
-    from attnsurgeon.catalog import ultralytics_classes as uc
+    from attnsurgeon.sources import ultralytics_classes as uc
 
     for module, args, c1 in (("C2f", [128, True], 64), ("Conv", [64, 3, 2], 3), ("SPPF", [256, 5], 256)):
         assert uc.misfit(uc.find(module), args, c1) == "", module

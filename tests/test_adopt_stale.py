@@ -18,7 +18,8 @@ from test_adopt import changed_layers
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core import graph
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import SurgeryError
 from attnsurgeon.ops import adoption
 
@@ -34,7 +35,7 @@ def run(*args: object):
 def hand_edited(name: str, k: int, folder: Path) -> tuple[Path, list[list], list[list]]:
     """The packaged model ``name`` with ``[-1, 1, SE, []]`` typed in after layer ``k``; nothing else touched.
     Returns the file, the packaged rows and the hand-edited rows."""
-    data = yamlio.load(name).plain()
+    data = model_doc.load(name).plain()
     rows = data["backbone"] + data["head"]
     split = len(data["backbone"])
     edited = [*rows[: k + 1], [-1, 1, "SE", []], *rows[k + 1 :]]
@@ -75,7 +76,7 @@ def repaired_targets(path: Path) -> list[tuple[str, list[int]]]:
 
 
 def valid_positions(name: str) -> list[int]:
-    doc = yamlio.load(name)
+    doc = model_doc.load(name)
     out = []
     for k in range(len(doc.graph) - 1):
         try:
@@ -88,7 +89,7 @@ def valid_positions(name: str) -> list[int]:
 
 @pytest.mark.parametrize("name", ["yolov8.yaml", "yolo11.yaml"])
 def test_every_hand_insert_is_repaired_to_what_insert_rewire_next_writes(name, tmp_path):
-    doc = yamlio.load(name)
+    doc = model_doc.load(name)
     for k in valid_positions(name):
         path, rows, edited = hand_edited(name, k, tmp_path)
         got = repaired_targets(path)
@@ -98,7 +99,7 @@ def test_every_hand_insert_is_repaired_to_what_insert_rewire_next_writes(name, t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", sorted(yamlio.packaged_models_dir().rglob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(model_doc.packaged_models_dir().rglob("*.yaml")), ids=lambda p: p.name)
 def test_hand_inserts_in_every_packaged_model_are_repaired(path, tmp_path):
     positions = valid_positions(str(path))
     for k in sorted({positions[0], positions[len(positions) // 2], positions[-1]}):

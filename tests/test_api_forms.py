@@ -1,7 +1,8 @@
 """Every call form of the Python API that README documents, after the options moved into one object.
 
 README's API table lists keyword arguments (``insert(model, module, after, args=None, output=None, force=False, ...)``);
-they map onto :class:`attnsurgeon.ops.options.RunOptions`, which can also be passed whole as ``options=``. These tests
+they map onto :class:`attnsurgeon.ops.run_options.RunOptions`, which can also be passed whole as ``options=``.
+These tests
 call each documented function the documented way and check what a user sees: the file written (or not), the report's
 fields, and a ``TypeError`` for a keyword no function takes.
 """
@@ -14,12 +15,12 @@ import pytest
 from forked_yamls import CASES
 
 import attnsurgeon
-from attnsurgeon.core import yamlio
-from attnsurgeon.ops.options import RunOptions
+from attnsurgeon.core.yamlfile import model_doc
+from attnsurgeon.ops.run_options import RunOptions
 
 
 def _rows(path):
-    return [[row.from_, row.repeats, row.module, list(row.args)] for row in yamlio.load(path).graph.rows]
+    return [[row.from_, row.repeats, row.module, list(row.args)] for row in model_doc.load(path).graph.rows]
 
 
 def test_insert_keywords_and_options_object_give_the_same_file(tmp_path):
@@ -76,7 +77,7 @@ def test_remove_and_replace_keywords(tmp_path):
     replaced = attnsurgeon.replace(inserted, at=9, module="ECA", output=tmp_path / "yolo11n-ECA.yaml", verify=False)
     assert _rows(replaced.output)[9][2] == "ECA"
     removed = attnsurgeon.remove(inserted, at="every:SE", output=tmp_path / "yolo11n-back.yaml", verify=False)
-    assert removed.output.read_text(encoding="utf-8") == yamlio.load("yolo11n.yaml").text
+    assert removed.output.read_text(encoding="utf-8") == model_doc.load("yolo11n.yaml").text
 
 
 def test_plan_insert_and_plan_augment_are_torch_free_plans():

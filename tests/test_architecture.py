@@ -15,13 +15,14 @@ LEAVES = {"errors", "_moved"}
 ALLOWED = {
     "core": set(),
     "catalog": {"core"},
-    "ultralytics_bridge": {"catalog", "core"},
-    "costs": {"ultralytics_bridge", "catalog", "core"},
-    "checks": {"costs", "ultralytics_bridge", "catalog", "core"},
-    "ops": {"checks", "costs", "ultralytics_bridge", "catalog", "core"},
-    "sweeps": {"ops", "checks", "costs", "ultralytics_bridge", "catalog", "core"},
-    "figures": {"ops", "checks", "costs", "ultralytics_bridge", "catalog", "core"},
-    "cli": {"figures", "sweeps", "ops", "checks", "costs", "ultralytics_bridge", "catalog", "core"},
+    "sources": {"catalog", "core"},
+    "ultralytics_bridge": {"sources", "catalog", "core"},
+    "costs": {"ultralytics_bridge", "sources", "catalog", "core"},
+    "checks": {"costs", "ultralytics_bridge", "sources", "catalog", "core"},
+    "ops": {"checks", "costs", "ultralytics_bridge", "sources", "catalog", "core"},
+    "sweeps": {"ops", "checks", "costs", "ultralytics_bridge", "sources", "catalog", "core"},
+    "figures": {"ops", "checks", "costs", "ultralytics_bridge", "sources", "catalog", "core"},
+    "cli": {"figures", "sweeps", "ops", "checks", "costs", "ultralytics_bridge", "sources", "catalog", "core"},
 }
 # Pure modules: importable and usable without torch or Ultralytics (--help, list, insert --no-verify stay fast).
 TORCH_FREE_ROOMS = {"core"}
@@ -31,12 +32,20 @@ TORCH_FREE = {
     "ops.diagnose",
     "ops.adoption",
     "ops.fork_blocks",
-    "figures.layers",
+    "figures.new_layers",
     "catalog.spec",
     "catalog.scan",
 }
 # Within the core: the layer graph knows no YAML, the YAML layer no catalog.
-CORE_NEVER_IMPORTS = {"core.graph": {"core.yamlio", "core.yamltree", "core.yamledit", "core.report"}}
+CORE_NEVER_IMPORTS = {
+    "core.graph": {
+        "core.yamlfile",
+        "core.yamlfile.model_doc",
+        "core.yamlfile.tree_edits",
+        "core.yamlfile.row_edits",
+        "core.report",
+    }
+}
 
 
 def _modules() -> dict[str, Path]:

@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
-from attnsurgeon.core import augment_graph, yamlio
+from attnsurgeon.core import augment_graph
 from attnsurgeon.core.graph import Row
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import SurgeryError
 from attnsurgeon.ops import augment as api_augment
 from attnsurgeon.ultralytics_bridge import ultra
@@ -75,7 +76,7 @@ def built_pair(model: str, at: list[int], module: str, args: list, where: str, s
     """The base and the augmented model, each initialised from seed 0 as Ultralytics' trainer seeds a model: a ReLU
     bottleneck of a few units (SE, CBAM at 16 channels) can be inactive on a synthetic batch for some inits."""
     doc, _, _, result = api_augment.plan_augment(model, module, at, args, where)
-    new_cfg = yamlio.to_plain(yamlio.apply(doc, result))
+    new_cfg = model_doc.to_plain(model_doc.apply(doc, result))
     torch.manual_seed(0)
     base = ultra.build_model(doc.plain(), scale)
     torch.manual_seed(0)
@@ -87,7 +88,7 @@ def built_pair(model: str, at: list[int], module: str, args: list, where: str, s
 
 
 def test_augment_rewrites_only_the_rows_and_moves_nothing():
-    doc = yamlio.load("yolo11n.yaml")
+    doc = model_doc.load("yolo11n.yaml")
     result = augment_graph.augment(doc.graph, [6, 2], "EMA", [8], "output")
     assert result.index_map == {i: i for i in range(len(doc.graph))}
     assert result.insertions == () and result.changed == () and result.replaced == ()
@@ -102,7 +103,7 @@ def test_augment_rewrites_only_the_rows_and_moves_nothing():
 
 
 def test_augment_errors_name_what_can_be_augmented():
-    g = yamlio.load("yolo11n.yaml").graph
+    g = model_doc.load("yolo11n.yaml").graph
     with pytest.raises(SurgeryError, match=r"--at 9 is SPPF, which cannot be augmented; blocks that can: C2f, C3k2.*"
                        r"in this model: layers 2, 4, 6, 8, 10, 13, 16, 19, 22"):  # fmt: skip
         augment_graph.augment(g, 9, "SE")
@@ -133,7 +134,7 @@ def test_golden_yaml_and_no_torch(tmp_path, golden):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
-    assert [r.args[0] for r in yamlio.load(out).graph.rows if r.module == "Augment"] == ["C3k2", "C3k2", "C2PSA"]
+    assert [r.args[0] for r in model_doc.load(out).graph.rows if r.module == "Augment"] == ["C3k2", "C3k2", "C2PSA"]
     golden((GOLDEN / "yolo11n-augment2,6,10-EMA.yaml", out.read_text()))
 
 
@@ -180,7 +181,7 @@ def test_cli_errors_are_one_line_with_their_exit_code(argv, code, message, tmp_p
 def test_every_block_of_yolo11_keeps_its_channels_and_repeats(scale):
     """Every C3k2 and the C2PSA augmented: params grow by exactly the attention built at the oracle's channels, the
     head keeps its YOLO11 (non-legacy) form, and every base tensor keeps its key and shape."""
-    doc = yamlio.load("yolo11n.yaml")
+    doc = model_doc.load("yolo11n.yaml")
     blocks = [i for i, r in enumerate(doc.graph.rows) if r.module in ("C3k2", "C2PSA")]
     doc, base, new = built_pair("yolo11n.yaml", blocks, "EMA", [8], "bottleneck", scale)
     units = [c for i in blocks for c in expected_units(doc.graph.rows[i], doc.data["scales"], scale, "bottleneck")]
@@ -266,7 +267,7 @@ def test_register_wraps_parse_model_once():
 def test_a_bad_augment_row_fails_the_build_with_a_clear_message():
     from attnsurgeon.errors import ModuleArgsError
 
-    cfg = yamlio.load("yolo11n.yaml").plain()
+    cfg = model_doc.load("yolo11n.yaml").plain()
     cfg["backbone"][2] = [-1, 2, "Augment", ["SPPF", [256], "SE", [], "bottleneck"]]
     with pytest.raises(ModuleArgsError, match="layer 2: Augment cannot augment 'SPPF'; blocks that can: C2f"):
         ultra.build_model(cfg, "n")

@@ -13,7 +13,7 @@ import torch
 from test_augment import attention_params, built_pair, count, expected_units  # pytest puts tests/ on sys.path
 
 from attnsurgeon.checks import verify
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,8 @@ FAMILIES = {
 MODULES = {"SE": [4], "CBAM": [4, 7], "EMA": [8], "CrissCrossAttention": []}
 
 
-def expected_growth(doc: yamlio.ModelDoc, at: list[int], module: str, args: list, where: str, scale: str) -> int:
-    scales = yamlio.to_plain(doc.data["scales"])
+def expected_growth(doc: model_doc.ModelDoc, at: list[int], module: str, args: list, where: str, scale: str) -> int:
+    scales = model_doc.to_plain(doc.data["scales"])
     units = [c for i in at for c in expected_units(doc.graph.rows[i], scales, scale, where)]
     return sum(attention_params(module, args, c) for c in units)
 
@@ -38,7 +38,7 @@ def expected_growth(doc: yamlio.ModelDoc, at: list[int], module: str, args: list
 @pytest.mark.parametrize("model", list(FAMILIES))
 def test_family_builds_runs_and_trains(model, module):
     at, args = FAMILIES[model], MODULES[module]
-    scale = yamlio.load(model).scales[0]
+    scale = model_doc.load(model).scales[0]
     doc, base, new = built_pair(model, at, module, args, "bottleneck", scale)
     assert count(new) - count(base) == expected_growth(doc, at, module, args, "bottleneck", scale)
     for size in ((256, 256), (192, 256), (256, 192)):
@@ -59,7 +59,7 @@ def test_family_builds_runs_and_trains(model, module):
 @pytest.mark.parametrize("model", list(FAMILIES))
 def test_params_match_at_every_scale(model, where):
     """Width, depth, max_channels, C3k2's C3k switch and A2C2f's l/x residual: Ultralytics' own block at each scale."""
-    doc = yamlio.load(model)
+    doc = model_doc.load(model)
     at, module, args = FAMILIES[model], "EMA", [8]
     for scale in doc.scales:
         _, base, new = built_pair(model, at, module, args, where, scale)
@@ -83,7 +83,7 @@ def test_every_family_builds_in_plain_ultralytics_in_a_fresh_process(tmp_path):
     for model, at in FAMILIES.items():
         out = tmp_path / f"{model.removesuffix('.yaml')}-{api_augment.augment_label(['X'], 'CBAM', 'bottleneck')}.yaml"
         api_augment.augment(model, "CBAM", at, [4, 7], output=out, verify=False)
-        doc = yamlio.load(model)
+        doc = model_doc.load(model)
         _, base, _ = built_pair(model, at, "CBAM", [4, 7], "bottleneck", doc.scales[0])
         expected[out.name] = count(base) + expected_growth(doc, at, "CBAM", [4, 7], "bottleneck", doc.scales[0])
     code = (

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 
 CORPUS = Path(__file__).parent / "corpus"
 runner = CliRunner()
@@ -28,7 +28,7 @@ def workdir(tmp_path, monkeypatch):
     """The corpus and a good model in an empty directory that is the working directory."""
     for path in CORPUS.iterdir():
         shutil.copy(path, tmp_path / path.name)
-    shutil.copy(yamlio.packaged_models_dir() / "11" / "yolo11.yaml", tmp_path / "yolo11n.yaml")
+    shutil.copy(model_doc.packaged_models_dir() / "11" / "yolo11.yaml", tmp_path / "yolo11n.yaml")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -131,7 +131,7 @@ def test_unicode_and_space_paths_work(workdir):
     result = runner.invoke(app, ["insert", str(folder / "yolo11n café.yaml"), "-m", "SE", "-a", "p5", "--no-verify"])
     assert result.exit_code == 0, result.output
     written = folder / "yolo11n café-SE.yaml"
-    assert yamlio.load(written).graph.rows[11].module == "SE"
+    assert model_doc.load(written).graph.rows[11].module == "SE"
 
 
 @pytest.mark.parametrize(

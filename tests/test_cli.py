@@ -26,9 +26,9 @@ def digest(path: Path) -> str:
 
 @pytest.fixture
 def model_file(tmp_path):
-    from attnsurgeon.core import yamlio
+    from attnsurgeon.core.yamlfile import model_doc
 
-    text = (yamlio.packaged_models_dir() / "11" / "yolo11.yaml").read_text()
+    text = (model_doc.packaged_models_dir() / "11" / "yolo11.yaml").read_text()
     path = tmp_path / "yolo11n.yaml"
     path.write_text(text)
     return path
@@ -148,9 +148,9 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path, model_file, monkeyp
 
 
 def test_scale_the_yaml_lacks(tmp_path, monkeypatch):
-    from attnsurgeon.core import yamlio
+    from attnsurgeon.core.yamlfile import model_doc
 
-    text = (yamlio.packaged_models_dir() / "11" / "yolo11.yaml").read_text()
+    text = (model_doc.packaged_models_dir() / "11" / "yolo11.yaml").read_text()
     text = re.sub(r"\n  x: \[.*\n", "\n", text)
     (tmp_path / "yolo11x.yaml").write_text(text)
     monkeypatch.chdir(tmp_path)

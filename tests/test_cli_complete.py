@@ -13,7 +13,7 @@ from typer._completion_classes import BashComplete
 
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_models_local_files_and_packaged_names(tmp_path, monkeypatch):
     packaged = complete("show", "yolo11")
     assert {"yolo11n.yaml", "yolo11x.yaml", "yolo11s-seg.yaml", "yolo11m-pose.yaml"} <= set(packaged)
     for name in packaged:  # every name offered is one attnsurgeon (and Ultralytics) resolves
-        path, _, is_packaged = yamlio.resolve_model_path(name)
+        path, _, is_packaged = model_doc.resolve_model_path(name)
         assert is_packaged and path.is_file(), name
 
 

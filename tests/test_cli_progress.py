@@ -9,7 +9,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.cli._progress import progress, progress_kwargs
+from attnsurgeon.cli._status_line import progress, progress_kwargs
 
 runner = CliRunner()
 

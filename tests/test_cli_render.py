@@ -173,7 +173,7 @@ def test_repeats_at_scale_as_ultralytics_builds_them(tmp_path):
     bottlenecks) and for one it wraps in nn.Sequential (Conv), with scales and with depth_multiple."""
     from torch import nn
 
-    from attnsurgeon.core import yamlio
+    from attnsurgeon.core.yamlfile import model_doc
     from attnsurgeon.ultralytics_bridge import ultra
 
     text = (
@@ -187,7 +187,7 @@ def test_repeats_at_scale_as_ultralytics_builds_them(tmp_path):
     ):
         path = tmp_path / f"cls{scale}.yaml"
         path.write_text(text.format(depth=depth_line))
-        doc = yamlio.load(path)
+        doc = model_doc.load(path)
         assert ultra.depth_gain(doc.data, scale) == depth
         model = ultra.build_model(doc.plain(), scale or None, path.name)
         for index, row in enumerate(doc.graph.rows[:-1]):

@@ -9,11 +9,12 @@ import math
 
 import pytest
 
-from attnsurgeon.core import channels, comments, flowedit, graph, scales, yamlio
+from attnsurgeon.core import channels, graph, scales
+from attnsurgeon.core.yamlfile import comments, model_doc, text_writer
 from attnsurgeon.errors import ModelFileError
 from attnsurgeon.ops import adoption
 
-V8 = (yamlio.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
+V8 = (model_doc.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
 SPPF = "[-1, 1, SPPF, [1024, 5]] # 9"
 
 
@@ -57,7 +58,7 @@ def test_renumbered_changes_only_the_rows_own_number():
 def _load(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
-    return yamlio.load(path)
+    return model_doc.load(path)
 
 
 BLOCK = """\
@@ -88,8 +89,8 @@ head:
 def test_insert_renumbers_every_comment_that_begins_with_the_rows_index(tmp_path, text):
     doc = _load(tmp_path, "m.yaml", text)
     result = graph.insert(doc.graph, 0, "ECA")
-    data = yamlio.apply(yamlio.copy_doc(doc), result)
-    out = flowedit.surgery_text(doc, result, data) if flowedit.is_flow(doc) else yamlio.dump(data)
+    data = model_doc.apply(model_doc.copy_doc(doc), result)
+    out = text_writer.surgery_text(doc, result, data) if text_writer.is_flow(doc) else model_doc.dump(data)
     for old, new in (
         ("# 1 heads", "# 2 heads"),
         ("# 2 SE (attnsurgeon)", "# 3 SE (attnsurgeon)"),
@@ -114,11 +115,11 @@ def test_diagnosis_reports_stale_index_comments_not_numbers_in_words(tmp_path):
 
 
 def test_scale_row_is_what_parse_model_unpacks_for_every_packaged_scale():
-    for path in sorted(yamlio.packaged_models_dir().rglob("*.yaml")):
-        data = yamlio.to_plain(yamlio.load(path).data)
+    for path in sorted(model_doc.packaged_models_dir().rglob("*.yaml")):
+        data = model_doc.to_plain(model_doc.load(path).data)
         for name, row in (data.get("scales") or {}).items():
             assert tuple(scales.scale_row(data, name)) == tuple(float(x) for x in row), (path.name, name)
-        assert yamlio.load(path).scales == scales.scale_names(data)
+        assert model_doc.load(path).scales == scales.scale_names(data)
 
 
 def test_scale_row_fallbacks():
@@ -174,9 +175,9 @@ def test_shape_keeping_modules_are_the_graphs_plus_the_catalogs():
 
 
 def _with_row(tmp_path, module, args):
-    doc = yamlio.load("yolo11n.yaml")
+    doc = model_doc.load("yolo11n.yaml")
     path = tmp_path / "yolo11n-x.yaml"
-    path.write_text(yamlio.dump(yamlio.apply(doc, graph.insert(doc.graph, 8, module, args))))
+    path.write_text(model_doc.dump(model_doc.apply(doc, graph.insert(doc.graph, 8, module, args))))
     return path
 
 

@@ -17,7 +17,7 @@ from attnsurgeon.catalog.registry import register_module
 from attnsurgeon.checks.deploy import EXTRA_CHECKS, parse_checks, run_extra_checks
 from attnsurgeon.checks.val import rect_batch_shape, validator_class
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import UsageError, VerificationError
 from attnsurgeon.ops import surgery as api
 from attnsurgeon.ultralytics_bridge import ultra
@@ -127,11 +127,11 @@ def test_every_task_passes_all_checks(model, after, module, tmp_path):
 
 
 def _one_channel_yaml(tmp_path):
-    doc = yamlio.load("yolo11n.yaml")
+    doc = model_doc.load("yolo11n.yaml")
     data = doc.plain()
     data["channels"] = 1
     path = tmp_path / "yolo11n-gray.yaml"
-    path.write_text(yamlio.dump(data))
+    path.write_text(model_doc.dump(data))
     return path
 
 
@@ -140,7 +140,7 @@ def test_grayscale_model_passes_every_check_with_one_channel_inputs(tmp_path):
     path = _one_channel_yaml(tmp_path)
     report = api.insert(path, "CBAM", 8, output=tmp_path / "yolo11n-gray-CBAM.yaml", imgsz=320, checks="all")
     assert report.verified, [c.as_dict() for c in report.checks if not c.ok]
-    model = ultra.build_model(yamlio.load(report.output).plain(), "n", report.output.name)
+    model = ultra.build_model(model_doc.load(report.output).plain(), "n", report.output.name)
     assert model.model[0].conv.in_channels == 1 and ultra.input_channels(model) == 1
 
 
@@ -284,7 +284,7 @@ def test_val_fails_on_a_module_that_breaks_when_fused(plugin):
 
 def _built(module, after):
     _, _, _, result = api.plan_insert("yolo11n.yaml", module, after)
-    cfg = yamlio.to_plain(yamlio.apply(yamlio.load("yolo11n.yaml"), result, in_place=True))
+    cfg = model_doc.to_plain(model_doc.apply(model_doc.load("yolo11n.yaml"), result, in_place=True))
     return ultra.build_model(cfg, "n", f"yolo11n-{module}.yaml")
 
 
@@ -323,13 +323,13 @@ def test_ultralytics_internals_the_checks_use():
         "yolo11n-cls.yaml": "ClassificationValidator",
     }
     for name, validator in expected.items():
-        model = ultra.build_model(yamlio.load(name).plain(), "n", name)
+        model = ultra.build_model(model_doc.load(name).plain(), "n", name)
         assert validator_class(model).__name__ == validator
 
 
 def test_export_writes_nothing_outside_a_temporary_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    model = ultra.build_model(yamlio.load("yolo11n-cls.yaml").plain(), "n", "yolo11n-cls.yaml")
+    model = ultra.build_model(model_doc.load("yolo11n-cls.yaml").plain(), "n", "yolo11n-cls.yaml")
     [check] = run_extra_checks(model, "export", 64, "cpu")
     assert check.ok, check
     assert list(tmp_path.iterdir()) == []

@@ -15,12 +15,13 @@ from typer.testing import CliRunner
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.catalog.registry import _RUNTIME, register_module, scan_file
 from attnsurgeon.cli import app
-from attnsurgeon.core import channels, graph, yamledit, yamlio
+from attnsurgeon.core import channels, graph
+from attnsurgeon.core.yamlfile import model_doc, row_edits
 from attnsurgeon.errors import RegistryError, SurgeryError
 from attnsurgeon.ops import adoption, diagnose
 
 GOLDEN = Path(__file__).parent / "golden"
-PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
 runner = CliRunner()
 
 
@@ -30,7 +31,7 @@ runner = CliRunner()
 
 @pytest.mark.parametrize("path", PACKAGED, ids=lambda p: p.name)
 def test_every_packaged_yaml_has_no_findings(path):
-    doc = yamlio.load(path)
+    doc = model_doc.load(path)
     for scale in doc.scales or [""]:
         assert adoption.findings(doc, scale or None) == []
 
@@ -68,7 +69,7 @@ SURGERY_MODELS = [
 @pytest.mark.parametrize("model", SURGERY_MODELS)
 def test_every_catalog_module_with_defaults_passes_at_every_position_and_scale(model):
     """What `insert` writes (every module with its defaults, after every layer) is never flagged."""
-    doc = yamlio.load(model)
+    doc = model_doc.load(model)
     data = doc.plain()
     positions = _insertable(doc.graph)
     specs = REGISTRY.specs()
@@ -83,9 +84,9 @@ def test_every_catalog_module_with_defaults_passes_at_every_position_and_scale(m
                 assert spec.problems_at(spec.defaults(), c1, [written[k], c1]) == [], (model, k, scale, spec.name)
     # the full diagnosis of real insert outputs (comments renumbered, references rewired), one row at a time
     for k in positions:
-        fresh = yamlio.load(model)
-        text = yamlio.dump(yamlio.apply(fresh, graph.insert(fresh.graph, k, "CBAM", [16, 7])))
-        out = yamlio.ModelDoc(yamlio.loads(text), graph.insert(fresh.graph, k, "CBAM", [16, 7]).graph, doc.path,
+        fresh = model_doc.load(model)
+        text = model_doc.dump(model_doc.apply(fresh, graph.insert(fresh.graph, k, "CBAM", [16, 7])))
+        out = model_doc.ModelDoc(model_doc.loads(text), graph.insert(fresh.graph, k, "CBAM", [16, 7]).graph, doc.path,
                               doc.stem, False, text)  # fmt: skip
         assert adoption.findings(out) == [], (model, k)
 
@@ -152,7 +153,7 @@ def test_a_reduction_not_below_the_input_channels_is_refused_where_it_lands(tmp_
     # a file that has such a row (written by hand) is refused by every command that reads it
     hand = tmp_path / "yolo11n-hand.yaml"
     hand.write_text(
-        yamlio.load("yolo11n.yaml").text.replace(
+        model_doc.load("yolo11n.yaml").text.replace(
             "- [-1, 1, Conv, [128, 3, 2]] # 1-P2/4", "- [-1, 1, Conv, [128, 3, 2]] # 1-P2/4\n  - [-1, 1, SE, [48]]"
         )
     )
@@ -224,9 +225,9 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_a_scale_key_and_a_lone_scale_letter_are_diagnosed(tmp_path):
-    base = (yamlio.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
+    base = (model_doc.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
     path = _write(tmp_path, "yolov8-cbam-s.yaml", "scale: s\n" + base)
-    found = [f.message for f in adoption.findings(yamlio.load(path))]
+    found = [f.message for f in adoption.findings(model_doc.load(path))]
     assert found == [
         "the file says 'scale: s', but Ultralytics reads the scale from the file name and builds yolov8-cbam-s at "
         "scale 'n'; put the letter after the version in the name (e.g. yolov8s-...yaml) and drop the 'scale:' key",
@@ -236,23 +237,23 @@ def test_a_scale_key_and_a_lone_scale_letter_are_diagnosed(tmp_path):
 
 
 def test_an_index_comment_that_names_another_layer_is_diagnosed(tmp_path):
-    base = (yamlio.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
+    base = (model_doc.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
     path = _write(
         tmp_path, "yolov8n.yaml", base.replace("[-1, 1, SPPF, [1024, 5]] # 9", "[-1, 1, SPPF, [1024, 5]] # 8")
     )
-    assert [f.message for f in adoption.findings(yamlio.load(path))] == [
+    assert [f.message for f in adoption.findings(model_doc.load(path))] == [
         "layer 9 (SPPF) has the index comment '# 8'; renumber it to 9"
     ]
     other = base.replace("[-1, 1, SPPF, [1024, 5]] # 9", "[-1, 1, SPPF, [1024, 5]] # 5 pooling kernel")
-    assert adoption.findings(yamlio.load(_write(tmp_path, "yolov8s.yaml", other))) == []
+    assert adoption.findings(model_doc.load(_write(tmp_path, "yolov8s.yaml", other))) == []
 
 
 def test_derivation_ignores_models_that_fuse_or_resize():
     """yolov8-p2 contains yolov8's rows in order, but its added rows are Concat/Upsample: not a derivation."""
-    refs = yamledit.packaged_graphs()
-    p2 = yamlio.load("yolov8n-p2.yaml").graph
+    refs = row_edits.packaged_graphs()
+    p2 = model_doc.load("yolov8n-p2.yaml").graph
     assert diagnose.derivation(p2, refs) is None
-    with_se = graph.insert(yamlio.load("yolov8n.yaml").graph, 6, "SE").graph
+    with_se = graph.insert(model_doc.load("yolov8n.yaml").graph, 6, "SE").graph
     name, _, mapping = diagnose.derivation(with_se, refs)
     assert name == "yolov8.yaml"
     assert mapping[6] == 6 and mapping[7] == 8
@@ -266,7 +267,7 @@ def test_yaml_channel_inference_matches_the_built_model(path):
 
     from attnsurgeon.ultralytics_bridge import ultra
 
-    doc = yamlio.load(path)
+    doc = model_doc.load(path)
     scale = doc.scales[0] if doc.scales else ""
     data = doc.plain()
     _, predicted = diagnose.channel_views(doc.graph, data, scale)
@@ -300,11 +301,11 @@ def test_a_width_may_equal_a_channel_count(tmp_path):
 def test_bools_stay_bools_on_the_way_to_ultralytics():
     """A bool written by insert (GC's zero_init=False) reaches parse_model as a bool, which the build-time check
     requires; 0 would be refused as 'does not fit bool'."""
-    doc = yamlio.load("yolo11n.yaml")
+    doc = model_doc.load("yolo11n.yaml")
     result = graph.insert(doc.graph, 8, "GC", REGISTRY.get("GC").defaults())
-    cfg = yamlio.to_plain(yamlio.apply(doc, result))
+    cfg = model_doc.to_plain(model_doc.apply(doc, result))
     assert cfg["backbone"][9][3][3] is False
-    assert yamlio.to_plain([True, 1, 0.5]) == [True, 1, 0.5] and type(yamlio.to_plain(True)) is bool
+    assert model_doc.to_plain([True, 1, 0.5]) == [True, 1, 0.5] and type(model_doc.to_plain(True)) is bool
 
 
 def test_a_short_row_the_forks_read_differently_is_written_in_full(tmp_path):

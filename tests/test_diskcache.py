@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import gate_plugin
 
-from attnsurgeon.catalog import plugins, scan
+from attnsurgeon.catalog import scan
 from attnsurgeon.catalog.spec import from_plain, to_plain
 from attnsurgeon.core import diskcache
+from attnsurgeon.sources import plugins
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_no_cache_switch_reads_the_sources_every_time(cache, tmp_path, monkeypat
 
 def test_cached_catalog_specs_equal_a_fresh_scan_of_every_file(cache):
     fresh = {}
-    for path in sorted(scan.CATALOG_DIR.glob("*.py")):
+    for path in sorted(scan.MODULES_DIR.glob("*.py")):
         if path.stem not in scan._NOT_MODULES and not path.stem.startswith("_"):
             fresh.update({s.name: s for s in scan.scan_file(path)})
     assert len(fresh) == 33

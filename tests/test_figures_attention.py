@@ -57,7 +57,7 @@ def test_ultralytics_psa_attention(x):
 
 
 def test_criss_cross_attention(x):
-    from attnsurgeon.catalog.criss_cross_attention import CrissCrossAttention
+    from attnsurgeon.catalog.modules.criss_cross_attention import CrissCrossAttention
 
     module = CrissCrossAttention(C).eval()
     found = module.attention_map(x).detach()
@@ -75,7 +75,7 @@ def test_criss_cross_attention(x):
 
 def test_halo_attention(x):
     """Each block's queries attend to the block and a halo of one pixel around it, clipped to the image."""
-    from attnsurgeon.catalog.halo_attention import HaloAttention
+    from attnsurgeon.catalog.modules.halo_attention import HaloAttention
 
     module = HaloAttention(C, block_size=2, halo_size=1, dim_head=4, heads=2).eval()
     found = module.attention_map(x).detach()
@@ -95,7 +95,7 @@ def test_halo_attention(x):
 
 
 def test_gc_pooling_weights(x):
-    from attnsurgeon.catalog.gc import GC
+    from attnsurgeon.catalog.modules.gc import GC
 
     module = GC(C).eval()
     found = module.attention_map(x).detach()

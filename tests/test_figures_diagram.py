@@ -12,19 +12,19 @@ from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
 from attnsurgeon.core import graph as graph_mod
-from attnsurgeon.core import yamlio
 from attnsurgeon.core.augment_graph import augment
 from attnsurgeon.core.graph import INPUT
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.figures.diagram import diagram, highlight_rows, plot_model
-from attnsurgeon.figures.layers import attention_rows, correspondence, new_rows
+from attnsurgeon.figures.new_layers import attention_rows, correspondence, new_rows
 
 runner = CliRunner()
-PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", PACKAGED, ids=lambda p: p.name)
 def test_nodes_and_edges_are_the_layer_graph(path):
-    doc = yamlio.load(path)
+    doc = model_doc.load(path)
     g = doc.graph
     d = diagram(g, data=doc.plain(), scale=(doc.scales or [""])[0])
     assert [n.index for n in d.nodes] == list(range(len(g)))
@@ -37,7 +37,7 @@ def test_nodes_and_edges_are_the_layer_graph(path):
 
 
 def test_new_layers_after_insert_augment_and_replace():
-    base = yamlio.load("yolo11n.yaml").graph
+    base = model_doc.load("yolo11n.yaml").graph
     ins = graph_mod.insert(base, [4, 8], "SE", [16])
     assert new_rows(base, ins.graph) == ins.fresh_layers == [5, 10]
     assert attention_rows(ins.graph) == [5, 10]
@@ -50,12 +50,12 @@ def test_new_layers_after_insert_augment_and_replace():
     assert attention_rows(aug.graph) == [2, 8]
     assert highlight_rows(aug.graph, [0]) == [0, 2, 8]
     assert highlight_rows(ins.graph, base=base) == [5, 10]
-    d = diagram(aug.graph, data=yamlio.load("yolo11n.yaml").plain(), scale="n", highlight=[2, 8])
+    d = diagram(aug.graph, data=model_doc.load("yolo11n.yaml").plain(), scale="n", highlight=[2, 8])
     assert d.highlighted == [2, 8] and d.nodes[2].label == "C3k2+EMA" and d.nodes[2].channels == 64
 
 
 def test_channels_and_strides_on_nodes():
-    doc = yamlio.load("yolo11n.yaml")
+    doc = model_doc.load("yolo11n.yaml")
     d = diagram(doc.graph, data=doc.plain(), scale="n")
     assert (d.nodes[0].channels, d.nodes[0].stride) == (16, 2)
     assert (d.nodes[9].label, d.nodes[9].channels, d.nodes[9].stride) == ("SPPF", 256, 32)
@@ -136,7 +136,7 @@ def test_plot_of_a_checkpoint_draws_its_stored_architecture(tmp_path, one_thread
         YOLO("yolo11n.yaml").save(tmp_path / "b.pt")
     api.insert_checkpoint(tmp_path / "b.pt", "CBAM", after=[4, 8], output=tmp_path / "v.pt", verify=False)
     drawn = plot_model(tmp_path / "v.pt", tmp_path / "v.svg")
-    expected = yamlio.load("yolo11n.yaml").graph
+    expected = model_doc.load("yolo11n.yaml").graph
     for k in (8, 4):  # what insert --after 4 --after 8 does to the YAML
         expected = graph_mod.insert(expected, k, "CBAM", []).graph
     assert [(n.index, n.module) for n in drawn.nodes] == [(i, r.module) for i, r in enumerate(expected.rows)]

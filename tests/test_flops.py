@@ -77,7 +77,7 @@ def test_se_flops_are_its_two_linear_layers(x256):
 
 
 def test_eca_flops_are_its_conv1d(x256):
-    from attnsurgeon.catalog.eca import eca_kernel_size
+    from attnsurgeon.catalog.modules.eca import eca_kernel_size
 
     k = eca_kernel_size(C)
     assert k == 5

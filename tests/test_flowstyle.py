@@ -16,11 +16,11 @@ from flow_fixtures import YOLOV5S, YOLOV7_TINY, YOLOV9_C, block_head, to_flow
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 
 GOLDEN = Path(__file__).parent / "golden" / "flow"
 runner = CliRunner()
-YOLO11 = (yamlio.packaged_models_dir() / "11" / "yolo11.yaml").read_text(encoding="utf-8")
+YOLO11 = (model_doc.packaged_models_dir() / "11" / "yolo11.yaml").read_text(encoding="utf-8")
 FIXTURES = {
     "yolov5s": YOLOV5S,
     "yolov5s-mixed": block_head(YOLOV5S),  # flow backbone, block head of flow rows
@@ -135,7 +135,7 @@ def test_yolov7_list_without_spaces_keeps_its_spelling(here):
 @pytest.mark.parametrize("fixture", sorted(FIXTURES))
 def test_insert_then_remove_gives_the_input_back_byte_for_byte(fixture, here):
     text = FIXTURES[fixture]
-    layers = len(yamlio.loads(text)["backbone"]) + len(yamlio.loads(text)["head"])
+    layers = len(model_doc.loads(text)["backbone"]) + len(model_doc.loads(text)["head"])
     for k in sorted({0, 2, layers // 2, layers - 2}):
         src, middle = apply_steps(here, fixture, [["insert", "-m", "SE", "--after", str(k)]])
         assert middle != src

@@ -61,16 +61,16 @@ def test_bad_flow_file_is_one_line_and_writes_nothing(case, tmp_path, monkeypatc
 def test_a_row_the_line_edit_left_unchanged_is_caught(missed, tmp_path, monkeypatch):
     """The self-check reads every row of the written text, not only the lines whose text changed: a row that should
     have been rewritten (a renumbered from, a replaced module) but was left as it was must not be written."""
-    from attnsurgeon.core import flowstyle
+    from attnsurgeon.core.yamlfile import line_layout
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "v5.yaml").write_text(YOLOV5S, encoding="utf-8")
     if missed == "from":  # insert after 4: [[-1, 4], 1, Concat, [1]] must become [[-1, 5], ...]
-        monkeypatch.setattr(flowstyle, "_set_from", lambda row, new_from: None)
+        monkeypatch.setattr(line_layout, "_set_from", lambda row, new_from: None)
         args = ["insert", "v5.yaml", "-m", "SE", "--after", "4"]
     else:  # augment the C3 at 2: its module (C3 -> Augment) and args must change; both left
-        real = flowstyle._set_field
-        monkeypatch.setattr(flowstyle, "_set_field", lambda row, k, new: None if k >= 2 else real(row, k, new))
+        real = line_layout._set_field
+        monkeypatch.setattr(line_layout, "_set_field", lambda row, k, new: None if k >= 2 else real(row, k, new))
         args = ["augment", "v5.yaml", "--at", "2", "-m", "SE"]
     result = runner.invoke(app, [*args, "--no-verify", "-o", "out.yaml"])
     assert result.exit_code == 3, result.output

@@ -9,26 +9,27 @@ from pathlib import Path
 import pytest
 from flow_fixtures import to_flow
 
-from attnsurgeon.core import augment_graph, flowedit, flowstyle, graph, yamlio
+from attnsurgeon.core import augment_graph, graph
+from attnsurgeon.core.yamlfile import line_layout, model_doc, text_writer
 from attnsurgeon.errors import SurgeryError
 
-FILES = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+FILES = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
 CLOSES = ("own-line", "same-line", "no-comma")
 BLOCKS = ("C3k2", "C2f", "C3")
 
 
-def doc_of(text: str, name: str) -> yamlio.ModelDoc:
-    data = yamlio.loads(text, name)
-    g = graph.Graph.from_sections(yamlio.to_plain(data["backbone"]), yamlio.to_plain(data["head"]))
-    return yamlio.ModelDoc(data=data, graph=g, path=Path(name), stem=Path(name).stem, packaged=False, text=text)
+def doc_of(text: str, name: str) -> model_doc.ModelDoc:
+    data = model_doc.loads(text, name)
+    g = graph.Graph.from_sections(model_doc.to_plain(data["backbone"]), model_doc.to_plain(data["head"]))
+    return model_doc.ModelDoc(data=data, graph=g, path=Path(name), stem=Path(name).stem, packaged=False, text=text)
 
 
 def parsed(text: str) -> dict:
-    return yamlio.to_plain(yamlio.loads(text))
+    return model_doc.to_plain(model_doc.loads(text))
 
 
-def written(doc: yamlio.ModelDoc, result: graph.SurgeryResult) -> str:
-    return flowedit.surgery_text(doc, result, yamlio.apply(doc, result))
+def written(doc: model_doc.ModelDoc, result: graph.SurgeryResult) -> str:
+    return text_writer.surgery_text(doc, result, model_doc.apply(doc, result))
 
 
 def test_the_fixture_is_the_same_model():
@@ -36,7 +37,7 @@ def test_the_fixture_is_the_same_model():
         text = path.read_text(encoding="utf-8")
         flow = to_flow(text, CLOSES[n % 3])
         assert parsed(flow) == parsed(text), path.name
-        assert flowstyle.layout(flow) is not None and flowstyle.layout(text) is None
+        assert line_layout.layout(flow) is not None and line_layout.layout(text) is None
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

@@ -8,13 +8,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from test_properties import ATTN, TEXT_SETTINGS, insert_targets, layer_graphs, load_text, text_of
 
-from attnsurgeon.core import flowedit, graph, yamlio
+from attnsurgeon.core import graph
+from attnsurgeon.core.yamlfile import model_doc, text_writer
 
 CLOSES = ("own-line", "same-line", "no-comma")
 
 
-def written(doc: yamlio.ModelDoc, result: graph.SurgeryResult) -> str:
-    return flowedit.surgery_text(doc, result, yamlio.apply(doc, result))
+def written(doc: model_doc.ModelDoc, result: graph.SurgeryResult) -> str:
+    return text_writer.surgery_text(doc, result, model_doc.apply(doc, result))
 
 
 @TEXT_SETTINGS
@@ -28,7 +29,7 @@ def test_flow_insert_then_remove_gives_back_the_text_byte_for_byte(sections, clo
     rewire = data.draw(st.sampled_from(["all", "next"]))
     inserted = graph.insert(flow.graph, k, ATTN, ["NEW"], rewire=rewire)
     middle = written(flow, inserted)
-    assert yamlio.to_plain(yamlio.loads(middle)) == yamlio.to_plain(yamlio.loads(written(block, inserted)))
+    assert model_doc.to_plain(model_doc.loads(middle)) == model_doc.to_plain(model_doc.loads(written(block, inserted)))
     doc2 = load_text(middle)
     assert doc2.graph == inserted.graph
     removed = graph.remove(doc2.graph, k + 1, {ATTN})

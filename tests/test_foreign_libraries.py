@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ultralytics_bridge import ultra
 
 pytest.importorskip("timm")
@@ -61,7 +61,7 @@ def test_a_library_class_is_inserted_as_it_is(here, module, args, row, direct, o
     library, _, cls = module.partition(":")
     name = ("Ultralytics" if library == "ultralytics" else "Timm" if cls == "CbamModule" else "") + cls
     assert f"  - [-1, 1, {name}, {row}] # 9 {name} (attnsurgeon)" in text.splitlines()
-    built = ultra.build_model(yamlio.to_plain(yamlio.load(out).data), "n", out.name)
+    built = ultra.build_model(model_doc.to_plain(model_doc.load(out).data), "n", out.name)
     where, _, call = direct.partition(":")
     expected = eval(call, vars(__import__(where, fromlist=["_"])))  # the class built directly on 256 channels
     assert type(built.model[9].block) is type(expected)

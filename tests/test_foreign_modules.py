@@ -17,7 +17,7 @@ from foreign_modules import HEADER, MODULES, ODD_NAME
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ultralytics_bridge import ultra
 
 runner = CliRunner()
@@ -82,7 +82,7 @@ def test_a_plain_module_is_inserted_with_the_inferred_channels(here, file, one_t
     lines = out.read_text().splitlines()
     assert f"attnsurgeon_plugins: [{file}:{cls}] # plugin files of this model's modules (see attnsurgeon)" in lines
     assert f"  - [-1, 1, {name}, {ROW_ARGS[file]}] # 9 {name} (attnsurgeon)" in lines
-    built = ultra.build_model(yamlio.to_plain(yamlio.load(out).data), "n", out.name)
+    built = ultra.build_model(model_doc.to_plain(model_doc.load(out).data), "n", out.name)
     layer = built.model[9]
     assert type(layer).__name__ == name
     assert type(layer.block).__name__ == cls
@@ -106,7 +106,7 @@ def test_the_class_default_never_survives(here):
         "insert", "yolo11n.yaml", "-m", "se_attention.py:SEAttention", "--after", "4", "--no-verify", "-o", "x.yaml"
     )
     assert result.exit_code == 0, result.output
-    built = ultra.build_model(yamlio.to_plain(yamlio.load(here / "x.yaml").data), "n", "yolo11n-x.yaml")
+    built = ultra.build_model(model_doc.to_plain(model_doc.load(here / "x.yaml").data), "n", "yolo11n-x.yaml")
     assert built.model[5].block.fc[0].in_features == 128  # layer 4 of yolo11n at n: C3k2 512 x 0.25
     (here / "x.yaml").unlink()
 
@@ -136,7 +136,7 @@ def test_channel_arg_names_an_unusual_channel_parameter(here):
                  "8", "--imgsz", "128", "-o", out, "--args", "{k: 5}")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "attnsurgeon_plugins: [odd_name.py:PlanesGate?channel=planes_in] # plugin" in out.read_text()
-    built = ultra.build_model(yamlio.to_plain(yamlio.load(out).data), "n", out.name)
+    built = ultra.build_model(model_doc.to_plain(model_doc.load(out).data), "n", out.name)
     assert built.model[9].block.conv.weight.shape == (256, 1, 5, 5)
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import attnsurgeon
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ultralytics_bridge import ultra
 
 runner = CliRunner()
@@ -78,7 +78,7 @@ def test_the_python_api_takes_the_source_text(here, one_thread):
     report = attnsurgeon.insert("yolo11n.yaml", "pool_gate.py:PoolGate?channel=in_planes", after=8,
                                 args=[{"ratio": 4}], output="api.yaml", imgsz=128)  # fmt: skip
     assert report.verified and report.module == "PoolGate"
-    built = ultra.build_model(yamlio.to_plain(yamlio.load(here / "api.yaml").data), "n", "yolo11n-api.yaml")
+    built = ultra.build_model(model_doc.to_plain(model_doc.load(here / "api.yaml").data), "n", "yolo11n-api.yaml")
     assert built.model[9].block.fc1.out_channels == 64
     assert "attnsurgeon_plugins: [pool_gate.py:PoolGate?channel=in_planes]" in (here / "api.yaml").read_text()
 

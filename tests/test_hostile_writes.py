@@ -21,7 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import publish, yamlio
+from attnsurgeon.core import publish
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import OutputError
 
 runner = CliRunner()
@@ -44,13 +45,13 @@ CASES = [
     Hostile("insert-verify", ("insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--imgsz", "64"), "yolo11n-SE.yaml",
             VERIFY),
     Hostile("insert-no-verify", ("insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--no-verify"), "yolo11n-SE.yaml",
-            "attnsurgeon.core.flowedit:surgery_text"),
+            "attnsurgeon.core.yamlfile.text_writer:surgery_text"),
     Hostile("insert-no-hard-links", ("insert", "yolo11n.yaml", "-m", "ECA", "-a", "4", "--imgsz", "64"),
             "yolo11n-ECA.yaml", VERIFY, no_links=True),
     Hostile("insert-dangling-symlink", ("insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--no-verify"),
-            "yolo11n-SE.yaml", "attnsurgeon.core.flowedit:surgery_text", symlink=True),
+            "yolo11n-SE.yaml", "attnsurgeon.core.yamlfile.text_writer:surgery_text", symlink=True),
     Hostile("insert-dangling-symlink-no-hard-links", ("insert", "yolo11n.yaml", "-m", "SE", "-a", "8", "--no-verify"),
-            "yolo11n-SE.yaml", "attnsurgeon.core.flowedit:surgery_text", no_links=True, symlink=True),
+            "yolo11n-SE.yaml", "attnsurgeon.core.yamlfile.text_writer:surgery_text", no_links=True, symlink=True),
     Hostile("augment-o", ("augment", "yolo11n.yaml", "-m", "EMA", "--at", "2", "--args", "[8]", "-o",
                           "yolo11n-ema.yaml", "--imgsz", "64"), "yolo11n-ema.yaml", VERIFY),
     # a checkpoint's pair: the .yaml is published first, so its appearing stops everything ...
@@ -92,7 +93,7 @@ def sources(tmp_path_factory):
     from attnsurgeon.ultralytics_bridge import ultra
 
     folder = tmp_path_factory.mktemp("hostile-sources")
-    shutil.copy(yamlio.packaged_models_dir() / "11" / "yolo11.yaml", folder / "yolo11n.yaml")
+    shutil.copy(model_doc.packaged_models_dir() / "11" / "yolo11.yaml", folder / "yolo11n.yaml")
     ultra.register()
     with ultra.quiet():
         YOLO("yolo11n.yaml").save(folder / "yolo11n.pt")

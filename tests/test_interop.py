@@ -160,7 +160,9 @@ def work(tmp_path_factory) -> Path:
     assert built["se"] == "SE" and built["cbam"] == ["IdentityInit", "CBAM"]
     assert "attnsurgeon.ultralytics_bridge.ultra" in built["modules"]  # the hook registered...
     # ...nothing else
-    assert not {"attnsurgeon.ops.surgery", "attnsurgeon.cli", "attnsurgeon.core.yamlio"} & set(built["modules"])
+    assert not {"attnsurgeon.ops.surgery", "attnsurgeon.cli", "attnsurgeon.core.yamlfile.model_doc"} & set(
+        built["modules"]
+    )
     # a trainer's mid-training last.pt: model None, the EMA, optimizer state, train_args
     ema = torch.load(tmp / "yolo11n-SE.pt", weights_only=False)["model"]
     optimizer = torch.optim.SGD(ema.float().parameters(), lr=0.01, momentum=0.9)

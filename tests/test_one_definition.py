@@ -12,7 +12,7 @@ from attnsurgeon import errors, verify
 
 def test_first_line_is_one_function_everywhere():
     from attnsurgeon import contract, pipeline, profile, sweep_cost, sweeper, ultra
-    from attnsurgeon.catalog import plugins
+    from attnsurgeon.sources import plugins
 
     for module in (ultra, plugins, contract, profile, sweep_cost, sweeper, verify):
         assert module.first_line is errors.first_line, module.__name__
@@ -35,7 +35,7 @@ def test_ultralytics_names_are_exactly_what_parse_model_can_resolve():
     ultralytics.nn.tasks, so a name is known iff it is an attribute of that module once imported. The old second
     reader (every ``from ... import`` anywhere in the file) also took imports made inside functions (CLIP,
     attempt_download_asset), which a YAML row cannot use; the other lacked the model classes."""
-    from attnsurgeon.catalog import plugins
+    from attnsurgeon.sources import plugins
 
     tasks = importlib.import_module("ultralytics.nn.tasks")
     names = plugins.ultralytics_names()
@@ -47,6 +47,6 @@ def test_ultralytics_names_are_exactly_what_parse_model_can_resolve():
 
 @pytest.mark.parametrize("name", ["CLIP", "attempt_download_asset"])
 def test_adopt_does_not_take_a_function_local_import_for_a_module(name):
-    from attnsurgeon.catalog import plugins
+    from attnsurgeon.sources import plugins
 
     assert name not in plugins.ultralytics_names()

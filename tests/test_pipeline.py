@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import publish, yamlio
+from attnsurgeon.core import publish
 from attnsurgeon.core.report import Check, SurgeryReport
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import OutputError
 from attnsurgeon.ops import surgery as api
 
@@ -40,7 +41,7 @@ def test_dry_run_writes_nothing_and_shows_the_diff(tmp_path, monkeypatch):
 def test_dry_run_diff_is_the_real_run(tmp_path):
     """Applying the dry run's diff to the input gives exactly the file the real run writes."""
     src = tmp_path / "yolov8n.yaml"
-    src.write_text(yamlio.resolve_model_path("yolov8n.yaml")[0].read_text())
+    src.write_text(model_doc.resolve_model_path("yolov8n.yaml")[0].read_text())
     dry = api.insert(src, "CBAM", [4, 6], verify=False, dry_run=True)
     assert not (tmp_path / "yolov8n-CBAM.yaml").exists()
     real = api.insert(src, "CBAM", [4, 6], verify=False)

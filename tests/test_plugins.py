@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 
 runner = CliRunner()
 
@@ -74,7 +74,7 @@ def test_insert_records_the_plugin_in_the_yaml(gate, tmp_path):
     again = tmp_path / "yolo11n-gate-SE.yaml"
     result = cli("insert", out, "-m", "SE", "-a", "4", "-o", again, "--no-verify")
     assert result.exit_code == 0, result.output
-    assert yamlio.load(again).data["attnsurgeon_plugins"] == ["gate.py"]
+    assert model_doc.load(again).data["attnsurgeon_plugins"] == ["gate.py"]
 
 
 def test_replace_with_a_plugin_module_records_it(gate, tmp_path):

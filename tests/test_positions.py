@@ -7,12 +7,13 @@ import re
 
 import pytest
 
-from attnsurgeon.core import graph, positions, yamlio
+from attnsurgeon.core import graph, positions
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import SurgeryError, UsageError
 
-PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
 # Every packaged model that predicts from feature maps (detection and the tasks built on it), not classification.
-DETECTION = [p for p in PACKAGED if yamlio.load(p).graph.rows[-1].module != "Classify"]
+DETECTION = [p for p in PACKAGED if model_doc.load(p).graph.rows[-1].module != "Classify"]
 FIXED = [n for n in positions.POSITION_NAMES if "MODULE" not in n]
 
 
@@ -49,26 +50,26 @@ def test_the_names_users_type():
 )
 def test_yolo11n_positions(name, indices):
     # yolo11.yaml's own comments: "- [-1, 2, C3k2, [512, False, 0.25]] # 4" is P3/8, 6 is P4/16, 10 (C2PSA) ends P5/32
-    assert positions.resolve_name(yamlio.load("yolo11n.yaml").graph, name) == indices
+    assert positions.resolve_name(model_doc.load("yolo11n.yaml").graph, name) == indices
 
 
 def test_several_heads_and_p2_p6_heads_are_all_named():
-    assert positions.resolve_name(yamlio.load("yolov8n-p2.yaml").graph, "heads") == [
+    assert positions.resolve_name(model_doc.load("yolov8n-p2.yaml").graph, "heads") == [
         18,
         21,
         24,
         27,
     ]  # Detect(P2, P3, P4, P5)
-    assert positions.resolve_name(yamlio.load("yolov8n-p6.yaml").graph, "heads") == [20, 23, 26, 29]
-    assert positions.resolve_name(yamlio.load("yolov8n-p6.yaml").graph, "p5") == [8]  # P6 models go on to /64
+    assert positions.resolve_name(model_doc.load("yolov8n-p6.yaml").graph, "heads") == [20, 23, 26, 29]
+    assert positions.resolve_name(model_doc.load("yolov8n-p6.yaml").graph, "p5") == [8]  # P6 models go on to /64
     # YOLOv9-E: the auxiliary CBLinear branches are no heads; the CBFuse layers are feature maps at their strides
-    g = yamlio.load("yolov9e.yaml").graph
+    g = model_doc.load("yolov9e.yaml").graph
     assert positions.resolve_name(g, "heads") == [35, 38, 41]
     assert [positions.resolve_name(g, p)[0] for p in ("p3", "p4", "p5")] == [22, 25, 29]
 
 
 def test_combinations_merge_and_report_each_name():
-    g = yamlio.load("yolo11n.yaml").graph
+    g = model_doc.load("yolo11n.yaml").graph
     resolved = positions.resolve(g, ["4", "heads", "p3,sppf"])
     assert resolved.indices == (4, 16, 19, 22, 9)
     assert resolved.names == {"heads": (16, 19, 22), "p3": (4,), "sppf": (9,)}
@@ -91,20 +92,20 @@ def test_combinations_merge_and_report_each_name():
 )
 def test_bad_positions(tokens, error, message):
     with pytest.raises(error) as info:
-        positions.resolve(yamlio.load("yolo11n.yaml").graph, tokens)
+        positions.resolve(model_doc.load("yolo11n.yaml").graph, tokens)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
 
 def test_a_model_without_sppf_says_so():
-    g = yamlio.load("rtdetr-l.yaml").graph
+    g = model_doc.load("rtdetr-l.yaml").graph
     with pytest.raises(SurgeryError, match="this model has no SPPF, SPPELAN or SPP layer"):
         positions.resolve(g, ["sppf"])
 
 
 @pytest.mark.parametrize("path", DETECTION, ids=lambda p: p.name)
 def test_every_name_resolves_on_every_packaged_detection_model(path):
-    g = yamlio.load(path).graph
+    g = model_doc.load(path).graph
     has_spp = any(r.module in positions.SPP_MODULES for r in g.rows)
     for name in FIXED:
         if name in ("sppf", "before-sppf") and not has_spp:
@@ -129,7 +130,7 @@ def built_heights(path) -> list[int | None]:
 
     from attnsurgeon.ultralytics_bridge import ultra
 
-    doc = yamlio.load(path)
+    doc = model_doc.load(path)
     scale = doc.scales[0] if doc.scales else None
     model = ultra.build_model(doc.plain(), scale, path.name).eval()
     out: dict[int, int | None] = {}
@@ -145,7 +146,7 @@ def built_heights(path) -> list[int | None]:
 
 
 def _check_strides(path) -> None:
-    g = yamlio.load(path).graph
+    g = model_doc.load(path).graph
     computed = positions.strides(g)
     heights = built_heights(path)
     for i, (mine, height) in enumerate(zip(computed, heights, strict=True)):
@@ -158,7 +159,7 @@ def _check_strides(path) -> None:
 
 
 def test_strides_from_the_rows_match_the_built_yolo11n(torch_threads):
-    _check_strides(yamlio.packaged_models_dir() / "11" / "yolo11.yaml")
+    _check_strides(model_doc.packaged_models_dir() / "11" / "yolo11.yaml")
 
 
 @pytest.mark.slow
@@ -201,12 +202,12 @@ def test_attention_at_every_named_position_builds_and_runs(model, tmp_path, torc
     from attnsurgeon.ops import surgery as api
     from attnsurgeon.ultralytics_bridge import ultra
 
-    g = yamlio.load(model).graph
+    g = model_doc.load(model).graph
     names = [n for n, hits in positions.table(g).items() if isinstance(hits, list) and n in FIXED]
     out = tmp_path / model
     report = api.insert(model, "SE", names, output=out, verify=False)
     assert set(report.positions) == set(names)
-    doc = yamlio.load(out)
+    doc = model_doc.load(out)
     built = ultra.build_model(doc.plain(), doc.scale or None, out.name).eval()
     with torch.inference_mode():
         built(torch.zeros(1, 3, 128, 128))

@@ -12,8 +12,9 @@ import dataclasses
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core import graph
 from attnsurgeon.core.graph import Graph
+from attnsurgeon.core.yamlfile import model_doc
 
 ATTN = "Attn"  # stands for a catalog attention module: shape-keeping, single input
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,11 +87,11 @@ def text_of(backbone: list[list], head: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_text(text: str) -> yamlio.ModelDoc:
-    data = yamlio.loads(text)
-    g = Graph.from_sections(yamlio.to_plain(data["backbone"]), yamlio.to_plain(data["head"]))
-    return yamlio.ModelDoc(
-        data=data, graph=g, path=yamlio.Path("random.yaml"), stem="random", packaged=False, text=text
+def load_text(text: str) -> model_doc.ModelDoc:
+    data = model_doc.loads(text)
+    g = Graph.from_sections(model_doc.to_plain(data["backbone"]), model_doc.to_plain(data["head"]))
+    return model_doc.ModelDoc(
+        data=data, graph=g, path=model_doc.Path("random.yaml"), stem="random", packaged=False, text=text
     )
 
 
@@ -126,13 +127,13 @@ def test_insert_then_remove_gives_back_the_text_byte_for_byte(sections, data):
     k = data.draw(st.sampled_from(insert_targets(doc.graph)))
     rewire = data.draw(st.sampled_from(["all", "next"]))
     inserted = graph.insert(doc.graph, k, ATTN, ["NEW"], rewire=rewire)
-    middle = yamlio.dump(yamlio.apply(doc, inserted))
+    middle = model_doc.dump(model_doc.apply(doc, inserted))
     doc2 = load_text(middle)
     assert doc2.graph == inserted.graph
     removed = graph.remove(doc2.graph, k + 1, {ATTN})
     assert removed.graph == doc.graph
     assert removed.removed == (k + 1,)
-    assert yamlio.dump(yamlio.apply(doc2, removed)) == text
+    assert model_doc.dump(model_doc.apply(doc2, removed)) == text
 
 
 @SETTINGS
@@ -194,7 +195,7 @@ def test_replace_keeps_every_reference_and_changes_exactly_one_row(sections, dat
     differ = [i for i in range(len(g)) if result.graph.rows[i] != g.rows[i]]
     assert differ == [k]
     assert result.graph.rows[k] == dataclasses.replace(g.rows[k], module="Other", args=("swapped", 2))
-    out = yamlio.dump(yamlio.apply(doc, result)).splitlines()
+    out = model_doc.dump(model_doc.apply(doc, result)).splitlines()
     assert len(out) == len(text.splitlines())
     changed = [n for n, (a, b) in enumerate(zip(text.splitlines(), out, strict=True)) if a != b]
     assert len(changed) == 1 and "Other, [swapped, 2]" in out[changed[0]]

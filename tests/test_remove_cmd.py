@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ops import surgery as api
 
 runner = CliRunner()
-YOLO11 = yamlio.packaged_models_dir() / "11" / "yolo11.yaml"
+YOLO11 = model_doc.packaged_models_dir() / "11" / "yolo11.yaml"
 
 
 def run(*args: object):
@@ -227,13 +227,13 @@ def test_a_checkpoint_and_its_yaml_are_written_both_or_neither(checkpoint_with_s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", sorted(yamlio.packaged_models_dir().rglob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(model_doc.packaged_models_dir().rglob("*.yaml")), ids=lambda p: p.name)
 def test_insert_no_verify_then_remove_restores_every_packaged_file(path, tmp_path):
     """Every packaged YAML x every valid index, through the API and the files it writes."""
     from attnsurgeon.core import graph
     from attnsurgeon.errors import SurgeryError
 
-    g = yamlio.load(path).graph
+    g = model_doc.load(path).graph
     for k in range(len(g)):
         try:
             graph.check_target(g, k)

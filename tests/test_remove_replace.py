@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core import graph
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import SurgeryError
 
-PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
 
 
-def reread(text: str) -> yamlio.ModelDoc:
-    data = yamlio.loads(text)
-    g = graph.Graph.from_sections(yamlio.to_plain(data["backbone"]), yamlio.to_plain(data["head"]))
-    return yamlio.ModelDoc(data=data, graph=g, path=yamlio.Path("x.yaml"), stem="x", packaged=False, text=text)
+def reread(text: str) -> model_doc.ModelDoc:
+    data = model_doc.loads(text)
+    g = graph.Graph.from_sections(model_doc.to_plain(data["backbone"]), model_doc.to_plain(data["head"]))
+    return model_doc.ModelDoc(data=data, graph=g, path=model_doc.Path("x.yaml"), stem="x", packaged=False, text=text)
 
 
-def insert_then_remove(doc: yamlio.ModelDoc, k: int) -> str:
+def insert_then_remove(doc: model_doc.ModelDoc, k: int) -> str:
     inserted = graph.insert(doc.graph, k, "SE", [16])
-    middle = reread(yamlio.dump(yamlio.apply(doc, inserted)))
+    middle = reread(model_doc.dump(model_doc.apply(doc, inserted)))
     removed = graph.remove(middle.graph, k + 1, {"SE"})
     assert removed.graph == doc.graph
-    return yamlio.dump(yamlio.apply(middle, removed))
+    return model_doc.dump(model_doc.apply(middle, removed))
 
 
 @pytest.mark.parametrize(
@@ -37,7 +38,7 @@ def insert_then_remove(doc: yamlio.ModelDoc, k: int) -> str:
     ],
 )
 def test_remove_refuses_with_the_reason(at, message):
-    g = yamlio.load("yolo11n.yaml").graph
+    g = model_doc.load("yolo11n.yaml").graph
     with pytest.raises(SurgeryError) as info:
         graph.remove(g, at)
     assert message in str(info.value)
@@ -46,7 +47,7 @@ def test_remove_refuses_with_the_reason(at, message):
 
 
 def test_remove_and_replace_take_each_index_once():
-    g = graph.insert(yamlio.load("yolo11n.yaml").graph, [4, 6], "SE").graph
+    g = graph.insert(model_doc.load("yolo11n.yaml").graph, [4, 6], "SE").graph
     with pytest.raises(SurgeryError, match="--at 5 is given twice"):
         graph.remove(g, [5, 5], {"SE"})
     with pytest.raises(SurgeryError, match="no --at index given"):
@@ -56,7 +57,7 @@ def test_remove_and_replace_take_each_index_once():
 
 
 def test_shape_keeping_ultralytics_rows_and_identity_init():
-    g = yamlio.load("yolo11n.yaml").graph
+    g = model_doc.load("yolo11n.yaml").graph
     for module, args in (("nn.Identity", []), ("IdentityInit", ["SE", [16]]), ("AIFI", [1024, 8])):
         with_row = graph.insert(g, 8, module, args).graph
         assert graph.remove(with_row, 9).graph == g
@@ -65,7 +66,7 @@ def test_shape_keeping_ultralytics_rows_and_identity_init():
 
 
 def test_remove_a_head_input_attention_rewires_detect():
-    g = graph.insert(yamlio.load("yolo11n.yaml").graph, [16, 19, 22], "SE").graph
+    g = graph.insert(model_doc.load("yolo11n.yaml").graph, [16, 19, 22], "SE").graph
     assert g.rows[-1].from_ == [17, 21, 25]
     result = graph.remove(g, [17, 21], {"SE"})
     assert result.graph.rows[-1].from_ == [16, 19, 23]
@@ -75,7 +76,7 @@ def test_remove_a_head_input_attention_rewires_detect():
 
 
 def test_remove_keeps_relative_references_relative():
-    g = yamlio.load("rtdetr-l.yaml").graph
+    g = model_doc.load("rtdetr-l.yaml").graph
     c = next(i for i, r in enumerate(g.rows) if r.from_ == [-2, -1])  # reads c-2 and c-1
     with_se = graph.insert(g, c - 2, "SE").graph  # the SE sits between the concat's inputs
     assert graph.remove(with_se, c - 1, {"SE"}).graph == g
@@ -85,20 +86,20 @@ def test_remove_keeps_relative_references_relative():
 
 
 def test_replace_changes_one_row_and_our_own_comment():
-    doc = yamlio.load("yolo11n.yaml")
+    doc = model_doc.load("yolo11n.yaml")
     inserted = graph.insert(doc.graph, 8, "SE", [16])
-    middle = reread(yamlio.dump(yamlio.apply(doc, inserted)))
+    middle = reread(model_doc.dump(model_doc.apply(doc, inserted)))
     assert "  - [-1, 1, SE, [16]] # 9 SE (attnsurgeon)\n" in middle.text
     result = graph.replace(middle.graph, 9, "CBAM", [7], {"SE"})
     assert result.replaced == (9,) and result.removed == () and result.insertions == ()
     assert result.changed == () and result.index_map == {i: i for i in range(len(middle.graph))}
-    text = yamlio.dump(yamlio.apply(middle, result))
+    text = model_doc.dump(model_doc.apply(middle, result))
     assert text == middle.text.replace(
         "  - [-1, 1, SE, [16]] # 9 SE (attnsurgeon)\n", "  - [-1, 1, CBAM, [7]] # 9 CBAM (attnsurgeon)\n"
     )
     wrapped = graph.replace(middle.graph, 9, "IdentityInit", ["ECA", [3]], {"SE"})
-    assert "  - [-1, 1, IdentityInit, [ECA, [3]]] # 9 IdentityInit (attnsurgeon)\n" in yamlio.dump(
-        yamlio.apply(middle, wrapped)
+    assert "  - [-1, 1, IdentityInit, [ECA, [3]]] # 9 IdentityInit (attnsurgeon)\n" in model_doc.dump(
+        model_doc.apply(middle, wrapped)
     )
 
 
@@ -118,7 +119,7 @@ def test_removing_a_users_row_keeps_the_lines_after_it():
     doc = reread(text)
     assert doc.dump() == text
     result = graph.remove(doc.graph, [1, 2], {"SE", "CBAM"})
-    assert yamlio.dump(yamlio.apply(doc, result)) == (
+    assert model_doc.dump(model_doc.apply(doc, result)) == (
         "nc: 80 # classes\n"
         "backbone:\n"
         "  - [-1, 1, Conv, [64, 3, 2]] # 0-P1/2\n"
@@ -131,10 +132,10 @@ def test_removing_a_users_row_keeps_the_lines_after_it():
 
 
 def test_a_digit_more_or_less_keeps_the_comment_where_it_was():
-    doc = yamlio.load("yoloe-v8-seg.yaml")  # "[[-1, 9], 1, Concat, [1]] # cat head P5": 9 becomes 10 and back
+    doc = model_doc.load("yoloe-v8-seg.yaml")  # "[[-1, 9], 1, Concat, [1]] # cat head P5": 9 becomes 10 and back
     assert "  - [[-1, 9], 1, Concat, [1]] # cat head P5\n" in doc.text
     inserted = graph.insert(doc.graph, 0, "SE", [16])
-    assert "  - [[-1, 10], 1, Concat, [1]] # cat head P5\n" in yamlio.dump(yamlio.apply(doc, inserted))
+    assert "  - [[-1, 10], 1, Concat, [1]] # cat head P5\n" in model_doc.dump(model_doc.apply(doc, inserted))
     assert insert_then_remove(doc, 0) == doc.text
 
 
@@ -142,7 +143,7 @@ def test_a_digit_more_or_less_keeps_the_comment_where_it_was():
 def test_insert_then_remove_restores_every_packaged_file_sampled(path):
     """The middle valid index of every packaged YAML (every index, through the files the API writes: the slow test in
     test_remove_cmd.py)."""
-    doc = yamlio.load(path)
+    doc = model_doc.load(path)
     valid = [k for k in range(len(doc.graph) - 1) if _valid(doc.graph, k)]
     k = valid[len(valid) // 2]
     assert insert_then_remove(doc, k) == doc.text, (path.name, k)
@@ -170,7 +171,7 @@ def test_removing_the_first_row_of_a_section_keeps_the_lines_after_it_before_the
     )
     doc = reread(text)
     assert doc.dump() == text
-    out = yamlio.dump(yamlio.apply(doc, graph.remove(doc.graph, 1, {"SE"})))
+    out = model_doc.dump(model_doc.apply(doc, graph.remove(doc.graph, 1, {"SE"})))
     assert out == (
         "backbone:\n"
         "  - [-1, 1, Conv, [64, 3, 2]] # 0\n"

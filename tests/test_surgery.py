@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core import graph
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import SurgeryError
 
-PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -36,7 +37,7 @@ def expected_after_splice(g: graph.Graph, k: int, rewire: str) -> list[list[int]
 def test_every_packaged_model_round_trips_byte_for_byte():
     assert len(PACKAGED) > 50
     for path in PACKAGED:
-        doc = yamlio.load(path)
+        doc = model_doc.load(path)
         assert doc.dump() == doc.text, path.name
 
 
@@ -44,7 +45,7 @@ def test_every_packaged_model_round_trips_byte_for_byte():
 def test_splice_rule_on_every_valid_index(path):
     """For every packaged YAML and every index: references follow the rule, relative stays relative, the YAML
     parses back to the same graph, and an invalid index is a clear error."""
-    doc = yamlio.load(path)
+    doc = model_doc.load(path)
     g = doc.graph
     valid = []
     for k in range(len(g)):
@@ -68,14 +69,14 @@ def test_splice_rule_on_every_valid_index(path):
         valid.append(k)
     # the written YAML reads back to exactly the graph the surgery produced (first, middle and last valid index)
     for k in {valid[0], valid[len(valid) // 2], valid[-1]}:
-        text = yamlio.dump(yamlio.apply(doc, graph.insert(g, k, "SE", [16])))
-        back = yamlio.loads(text)
-        reread = graph.Graph.from_sections(yamlio.to_plain(back["backbone"]), yamlio.to_plain(back["head"]))
+        text = model_doc.dump(model_doc.apply(doc, graph.insert(g, k, "SE", [16])))
+        back = model_doc.loads(text)
+        reread = graph.Graph.from_sections(model_doc.to_plain(back["backbone"]), model_doc.to_plain(back["head"]))
         assert reread == graph.insert(g, k, "SE", [16]).graph
 
 
 def test_yolo11n_head_inputs_after_16_and_8():
-    g = yamlio.load("yolo11n.yaml").graph
+    g = model_doc.load("yolo11n.yaml").graph
     after16 = graph.insert(g, 16, "SE").graph
     assert after16.rows[-1].module == "Detect" and after16.rows[-1].from_ == [17, 20, 23]
     assert after16.rows[17].module == "SE"  # Detect's P3 input is now the attention output
@@ -86,7 +87,7 @@ def test_yolo11n_head_inputs_after_16_and_8():
 
 
 def test_rtdetr_negative_relative_references():
-    g = yamlio.load("rtdetr-l.yaml").graph
+    g = model_doc.load("rtdetr-l.yaml").graph
     c = next(i for i, r in enumerate(g.rows) if r.from_ == [-2, -1])  # the first [-2, -1] concat
     assert absolute(g, c) == [c - 2, c - 1]
     # inserting after c-2 puts the attention between the concat's two inputs: -2 now reads the attention (-2 again),
@@ -102,7 +103,7 @@ def test_rtdetr_negative_relative_references():
 
 
 def test_multi_insert_equals_one_by_one_from_the_top():
-    g = yamlio.load("yolo11s.yaml").graph
+    g = model_doc.load("yolo11s.yaml").graph
     together = graph.insert(g, [4, 6, 8], "CBAM")
     step = g
     for k in (8, 6, 4):
@@ -113,7 +114,7 @@ def test_multi_insert_equals_one_by_one_from_the_top():
 
 
 def test_yolov9e_cblinear_and_cbfuse_references():
-    g = yamlio.load("yolov9e.yaml").graph
+    g = model_doc.load("yolov9e.yaml").graph
     new = graph.insert(g, 5, "SE").graph
     assert new.rows[13].module == "CBLinear" and new.rows[13].from_ == 6  # reads the attention, not layer 5
     assert new.rows[17].module == "CBFuse" and new.rows[17].from_ == [11, 12, 13, 14, 15, -1]
@@ -121,7 +122,7 @@ def test_yolov9e_cblinear_and_cbfuse_references():
 
 
 def test_rewire_next_keeps_absolute_readers_on_k():
-    g = yamlio.load("yolo11n.yaml").graph
+    g = model_doc.load("yolo11n.yaml").graph
     result = graph.insert(g, 6, "SE", rewire="next")
     assert result.graph.rows[8].from_ == -1 and absolute(result.graph, 8) == [7]  # successor reads the SE
     assert result.graph.rows[13].from_ == [-1, 6]  # the P4 skip still reads the C3k2 at 6
@@ -140,7 +141,7 @@ def test_rewire_next_keeps_absolute_readers_on_k():
     ],
 )
 def test_invalid_targets(model, after, message):
-    g = yamlio.load(model).graph
+    g = model_doc.load(model).graph
     if message is None:
         graph.insert(g, after, "SE")
         return
@@ -149,7 +150,7 @@ def test_invalid_targets(model, after, message):
 
 
 def test_duplicate_after_is_an_error():
-    g = yamlio.load("yolo11n.yaml").graph
+    g = model_doc.load("yolo11n.yaml").graph
     with pytest.raises(SurgeryError, match="given twice"):
         graph.insert(g, [8, 8], "SE")
 
@@ -183,7 +184,7 @@ def test_golden_yaml(model, after, module, args, rewire, name, tmp_path, golden)
     assert report.output == out
     # the structure behind the snapshot: one new row per --after, each right after its target (shifted by the rows
     # inserted before it), every original row kept in order
-    base, new = yamlio.load(model).graph.rows, yamlio.load(out).graph.rows
+    base, new = model_doc.load(model).graph.rows, model_doc.load(out).graph.rows
     at = [k + 1 + j for j, k in enumerate(sorted(after))]
     assert len(new) == len(base) + len(after) and [new[i].module for i in at] == [module] * len(after)
     assert [r.module for i, r in enumerate(new) if i not in at] == [r.module for r in base]

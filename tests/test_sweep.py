@@ -40,7 +40,7 @@ def cost_sweep(tmp_path_factory):
 
 
 def test_sweep_writes_insert_yamls_and_results(cost_sweep):
-    from attnsurgeon.core import yamlio
+    from attnsurgeon.core.yamlfile import model_doc
     from attnsurgeon.ops import surgery as api
 
     out, result = cost_sweep
@@ -54,7 +54,7 @@ def test_sweep_writes_insert_yamls_and_results(cost_sweep):
     for r in rows[1:]:
         expected = api.insert("yolo11n.yaml", r["module"], int(r["at"]), verify=False, write=False).yaml_text
         assert (out / f"{r['name']}.yaml").read_text() == expected
-    assert (out / "yolo11n.yaml").read_text() == yamlio.load("yolo11n.yaml").text
+    assert (out / "yolo11n.yaml").read_text() == model_doc.load("yolo11n.yaml").text
     assert "sorted by gflops" in result.output and "yolo11n-EMA-after16" in result.output
 
 
@@ -218,10 +218,10 @@ def test_fuse_layer_is_ultralytics_fuse_for_one_layer():
 
     import torch
 
-    from attnsurgeon.core import yamlio
+    from attnsurgeon.core.yamlfile import model_doc
     from attnsurgeon.ultralytics_bridge import ultra
 
-    model = ultra.build_model(yamlio.load("yolo11n.yaml").plain(), "n", "yolo11n.yaml").eval()
+    model = ultra.build_model(model_doc.load("yolo11n.yaml").plain(), "n", "yolo11n.yaml").eval()
     fused_model = copy.deepcopy(model).fuse(verbose=False)
     layer = ultra.fuse_layer(copy.deepcopy(model.model[2]))  # a C3k2: Conv+BN pairs inside
     x = torch.rand(1, 32, 16, 16)
@@ -232,11 +232,11 @@ def test_fuse_layer_is_ultralytics_fuse_for_one_layer():
 
 
 def test_an_edited_model_is_swept_again(tmp_path):
-    from attnsurgeon.core import yamlio
+    from attnsurgeon.core.yamlfile import model_doc
     from attnsurgeon.sweeps import runner as sweeper
 
     model = tmp_path / "yolo11n.yaml"
-    model.write_text(yamlio.load("yolo11n.yaml").text)
+    model.write_text(model_doc.load("yolo11n.yaml").text)
     first = sweeper.start(model, "SE", "8", tmp_path / "out", imgsz=64, runs=5)
     sweeper.run(first)
     model.write_text(model.read_text().replace("nc: 80", "nc: 3"))

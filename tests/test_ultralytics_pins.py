@@ -9,10 +9,11 @@ import re
 import pytest
 from ultralytics.nn import tasks
 
-from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core import graph
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ultralytics_bridge import checkpoints, ultra
 
-PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
 
 
 @pytest.mark.parametrize(
@@ -22,13 +23,13 @@ PACKAGED = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
      "yolov8n-p6.yaml", "yolo11m-HaloAttention.yaml", "best-SE.yaml"],
 )  # fmt: skip
 def test_scale_letter_as_ultralytics_reads_it(name):
-    assert yamlio.guess_scale(name) == tasks.guess_model_scale(name)
+    assert model_doc.guess_scale(name) == tasks.guess_model_scale(name)
 
 
 def test_every_packaged_head_is_known_as_not_a_feature_map():
     heads = set()
     for path in PACKAGED:
-        data = yamlio.to_plain(yamlio.loads(path.read_text(), str(path)))
+        data = model_doc.to_plain(model_doc.loads(path.read_text(), str(path)))
         heads.add(str(data["head"][-1][2]))
     unknown = heads - graph.NON_FEATURE_MAP_MODULES
     assert not unknown, f"packaged models end in heads attnsurgeon does not know: {sorted(unknown)}"
@@ -42,8 +43,8 @@ def test_every_packaged_head_is_known_as_not_a_feature_map():
 def test_model_class_is_the_one_ultralytics_builds(name):
     from ultralytics import RTDETR, YOLO
 
-    path, _, _ = yamlio.resolve_model_path(name)
-    cfg = yamlio.to_plain(yamlio.load(name).data)
+    path, _, _ = model_doc.resolve_model_path(name)
+    cfg = model_doc.to_plain(model_doc.load(name).data)
     with ultra.quiet():
         built = (RTDETR if name.startswith("rtdetr") else YOLO)(str(path.with_name(name))).model
     assert ultra.model_class(cfg) is type(built)

@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import CheckpointError, ModelFileError, OutputError, UsageError
 from attnsurgeon.ops import surgery as api
 from attnsurgeon.ops import weights
@@ -140,7 +140,7 @@ def test_yaml_beside_the_checkpoint_rebuilds_the_same_module_tree(identity_out):
     yaml_path = out.with_suffix(".yaml")
     text = yaml_path.read_text()
     assert "- [-1, 1, IdentityInit, [SE, [16]]] # 9" in text
-    doc = yamlio.load(yaml_path)
+    doc = model_doc.load(yaml_path)
     rebuilt = ultra.build_model(doc.plain(), "n", yaml_path.name)
     with ultra.quiet():
         loaded = YOLO(out).model
@@ -206,7 +206,7 @@ def test_identity_init_yaml_insert_verifies(tmp_path):
     report = api.insert("yolo11n.yaml", "ECA", after=AFTER, output=out, identity_init=True, imgsz=64)
     assert report.verified, [c.as_dict() for c in report.checks]
     assert re.search(r"- \[-1, 1, IdentityInit, \[ECA, \[[^]]*\]\]\] # 9", out.read_text())
-    model = ultra.build_model(yamlio.load(out).plain(), "n", out.name)
+    model = ultra.build_model(model_doc.load(out).plain(), "n", out.name)
     assert type(model.model[AFTER + 1].inner).__name__ == "ECA"
 
 
@@ -326,7 +326,7 @@ def test_cli_checkpoint_insert_writes_pt_and_yaml(saved, tmp_path):
 
 
 def test_move_weights_rejects_a_shape_change():
-    cfg = yamlio.load("yolo11n.yaml").plain()
+    cfg = model_doc.load("yolo11n.yaml").plain()
     coco = ultra.build_model(cfg, "n")
     three = ultra.build_model({**copy.deepcopy(cfg), "nc": 3}, "n")
     with pytest.raises(CheckpointError, match="another shape"):

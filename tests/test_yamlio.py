@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from attnsurgeon.core import graph, publish, yamlio
+from attnsurgeon.core import graph, publish
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import ModelFileError
 
 
@@ -22,15 +23,15 @@ from attnsurgeon.errors import ModelFileError
     ],
 )
 def test_packaged_names_resolve_like_ultralytics(name, file, stem, scale):
-    path, got_stem, packaged = yamlio.resolve_model_path(name)
-    assert packaged and path == yamlio.packaged_models_dir() / file
-    assert got_stem == stem and yamlio.guess_scale(got_stem) == scale
+    path, got_stem, packaged = model_doc.resolve_model_path(name)
+    assert packaged and path == model_doc.packaged_models_dir() / file
+    assert got_stem == stem and model_doc.guess_scale(got_stem) == scale
 
 
 def test_a_local_file_wins_over_a_packaged_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "yolo11n.yaml").write_text("backbone: []\nhead: []\n")
-    path, _, packaged = yamlio.resolve_model_path("yolo11n.yaml")
+    path, _, packaged = model_doc.resolve_model_path("yolo11n.yaml")
     assert not packaged and path.resolve() == (tmp_path / "yolo11n.yaml").resolve()
 
 
@@ -38,7 +39,7 @@ def test_non_yaml_path_is_refused(tmp_path):
     weights = tmp_path / "model.bin"
     weights.write_bytes(b"\0")
     with pytest.raises(ModelFileError, match="not a YAML model file"):
-        yamlio.resolve_model_path(weights)
+        model_doc.resolve_model_path(weights)
 
 
 USER_YAML = """\
@@ -60,9 +61,9 @@ head:
 def test_user_file_keeps_its_spelling_and_renumbers_only_index_comments(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(USER_YAML)
-    doc = yamlio.load(path)
+    doc = model_doc.load(path)
     assert doc.dump() == USER_YAML
-    text = yamlio.dump(yamlio.apply(doc, graph.insert(doc.graph, [0, 2], "SE", [8])))
+    text = model_doc.dump(model_doc.apply(doc, graph.insert(doc.graph, [0, 2], "SE", [8])))
     assert (
         text
         == """\
@@ -96,16 +97,16 @@ def test_atomic_write_replaces_and_keeps_mode(tmp_path):
 def test_a_copied_document_dumps_byte_for_byte_and_is_independent(tmp_path):
     """copy_doc (the sweep's per-variant copy, and apply's when not in place) keeps every comment and style."""
     texts = [USER_YAML.replace("\n", "\r\n"), USER_YAML.rstrip("\n"), USER_YAML]
-    paths = sorted(yamlio.packaged_models_dir().rglob("*.yaml"))
+    paths = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
     for i, text in enumerate(texts):
         path = tmp_path / f"user{i}.yaml"
         path.write_bytes(text.encode())
         paths.append(path)
     for path in paths:
-        doc = yamlio.load(path)
+        doc = model_doc.load(path)
         before = doc.dump()
-        copy = yamlio.copy_doc(doc)
+        copy = model_doc.copy_doc(doc)
         assert copy.dump() == before, path
-        spent = yamlio.apply(copy, graph.insert(copy.graph, [0], "SE", [8]), in_place=True)
-        assert yamlio.dump(spent) != before
+        spent = model_doc.apply(copy, graph.insert(copy.graph, [0], "SE", [8]), in_place=True)
+        assert model_doc.dump(spent) != before
         assert doc.dump() == before, f"{path}: surgery on the copy changed the original"

@@ -8,7 +8,8 @@ from flow_fixtures import YOLOV5S, YOLOV7_TINY, YOLOV9_C
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.core import graph, yamlio, yolo_repos
+from attnsurgeon.core import graph, yolo_repos
+from attnsurgeon.core.yamlfile import model_doc
 
 runner = CliRunner()
 EXPECTED = {
@@ -77,8 +78,8 @@ def test_show_without_build_shows_the_rows_and_says_why_once(name, here):
 
 
 def test_no_packaged_ultralytics_model_is_taken_for_a_repository_file():
-    for path in sorted(yamlio.packaged_models_dir().rglob("*.yaml")):
-        doc = yamlio.load(path)
+    for path in sorted(model_doc.packaged_models_dir().rglob("*.yaml")):
+        doc = model_doc.load(path)
         assert yolo_repos.unbuildable(doc.graph, doc.plain()) == [], path.name
 
 

@@ -1,16 +1,7 @@
-"""The attention catalog: one file per module, registered by decorator, listed without importing torch; plugins
-(files and installed packages) join it through the same decorator."""
+"""The attention catalog: the registry and the module contract's machinery; the built-in modules themselves are in
+:mod:`attnsurgeon.catalog.modules`, one file per paper, registered by decorator and listed without importing torch.
+Where else a module class can come from (plugin files, plain classes, libraries) is :mod:`attnsurgeon.sources`."""
 
-from attnsurgeon.catalog import foreign_plugins, plugins
 from attnsurgeon.catalog.registry import CATEGORIES, REGISTRY, ArgSpec, ModuleSpec, Registry, register_module
 
-__all__ = [
-    "CATEGORIES",
-    "REGISTRY",
-    "ArgSpec",
-    "ModuleSpec",
-    "Registry",
-    "foreign_plugins",
-    "plugins",
-    "register_module",
-]
+__all__ = ["CATEGORIES", "REGISTRY", "ArgSpec", "ModuleSpec", "Registry", "register_module"]

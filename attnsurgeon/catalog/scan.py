@@ -15,8 +15,8 @@ from attnsurgeon.core import diskcache
 from attnsurgeon.errors import RegistryError
 
 CATALOG_DIR = Path(__file__).resolve().parent
-_NOT_MODULES = {"__init__", "registry", "base", "layers", "plugins", "values", "spec", "scan", "argcheck"}
-_NOT_MODULES |= {"foreign", "foreign_plugins", "sources", "probe", "library"}  # plain nn.Module classes as plugins
+MODULES_DIR = CATALOG_DIR / "modules"  # the built-in modules, one file per paper
+_NOT_MODULES = {"__init__", "building_blocks"}  # the modules folder's shared pieces
 
 
 def _literal(node: ast.AST, where: str) -> Any:
@@ -28,7 +28,7 @@ def _literal(node: ast.AST, where: str) -> Any:
 
 def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | None = None) -> list[ModuleSpec]:
     """Read the registered classes of one catalog (or plugin) file without importing it."""
-    module_name = module_name or f"attnsurgeon.catalog.{path.stem}"
+    module_name = module_name or f"attnsurgeon.catalog.modules.{path.stem}"
     tree = tree or ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     specs = []
     for node in tree.body:
@@ -90,7 +90,7 @@ def scan_file(path: Path, module_name: str | None = None, tree: ast.Module | Non
 def _module_files() -> list[Path]:
     return [
         path
-        for path in sorted(CATALOG_DIR.glob("*.py"))
+        for path in sorted(MODULES_DIR.glob("*.py"))
         if path.stem not in _NOT_MODULES and not path.stem.startswith("_")
     ]
 
@@ -111,5 +111,5 @@ def _scan_all() -> tuple[dict[str, Any], ...]:
 def scan_builtins() -> dict[str, ModuleSpec]:
     """Name -> spec of every built-in catalog module (from the cache while no catalog file changed)."""
     code = [Path(__file__), CATALOG_DIR / "spec.py", CATALOG_DIR / "argcheck.py", CATALOG_DIR / "values.py"]
-    plain = diskcache.cached("catalog-specs", [*code, CATALOG_DIR, *_module_files()], _scan_all)
+    plain = diskcache.cached("catalog-specs", [*code, MODULES_DIR, *_module_files()], _scan_all)
     return {p["name"]: from_plain(p) for p in plain}

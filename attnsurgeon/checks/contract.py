@@ -19,8 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins
-from attnsurgeon.catalog.foreign import is_foreign
+from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.catalog.gradients import gradient_faults
 from attnsurgeon.catalog.probe import (  # the channels and sizes every module must keep
     CHANNELS,
@@ -30,9 +29,12 @@ from attnsurgeon.catalog.probe import (  # the channels and sizes every module m
 )
 from attnsurgeon.catalog.registry import RESERVED_ATTRIBUTES
 from attnsurgeon.checks import verify
-from attnsurgeon.core import graph, yamlio
+from attnsurgeon.core import graph
 from attnsurgeon.core.report import Check
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import first_line
+from attnsurgeon.sources import plugins
+from attnsurgeon.sources.plain_classes import is_foreign
 from attnsurgeon.ultralytics_bridge import ultra
 
 BATCHES = (1, 2)
@@ -226,9 +228,9 @@ def check_in_model(spec: ModuleSpec, scale: str, model: str = MODEL) -> Check:
     at 640x640 and the two rectangular sizes, one training step giving every inserted parameter a gradient)."""
     name = f"in {model.removesuffix('.yaml')} at {scale}: build, forward, train"
     try:
-        doc = yamlio.load(model)
+        doc = model_doc.load(model)
         result = graph.insert(doc.graph, list(MODEL_AFTER), spec.name, _args(spec))
-        cfg = yamlio.to_plain(yamlio.apply(doc, result))
+        cfg = model_doc.to_plain(model_doc.apply(doc, result))
         built = ultra.build_model(cfg, scale, f"{doc.stem}-{spec.name}.yaml", seed=0)  # as insert verifies it
     except Exception as exc:
         return Check(name, False, f"build: {first_line(exc)}")

@@ -177,11 +177,11 @@ def refuse_unused_channel_arg(channel_arg: str | None, module: str | None, plugi
     """``--channel-arg`` names a parameter of a plain class; with none on the line it would be dropped unseen."""
     if channel_arg is None:
         return
-    from attnsurgeon.catalog import sources
     from attnsurgeon.errors import UsageError
+    from attnsurgeon.sources import named_classes
 
     texts = [str(p) for p in plugin or []] + ([str(module)] if module else [])
-    if not any(sources.with_channel(t, channel_arg) != t or sources.is_source(t) for t in texts):
+    if not any(named_classes.with_channel(t, channel_arg) != t or named_classes.is_source(t) for t in texts):
         raise UsageError(
             f"--channel-arg {channel_arg}: no plain nn.Module class on the command line to give it to; it is for "
             "-m FILE.py:Class, -m timm:Class or --plugin FILE.py:Class (catalog modules know their channel argument)"
@@ -191,12 +191,13 @@ def refuse_unused_channel_arg(channel_arg: str | None, module: str | None, plugi
 def use_plugins(paths: list[Path], channel_arg: str | None = None) -> None:
     """Add plugin files to the catalog (torch-free; a plain nn.Module class imports torch) and show the warnings of
     broken installed plugins."""
-    from attnsurgeon.catalog import REGISTRY, plugins
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.sources import plugins
 
     if channel_arg is not None:  # only then: the plain-class sources import torch-free but cost a few ms
-        from attnsurgeon.catalog import sources
+        from attnsurgeon.sources import named_classes
 
-        plugins.add_files([sources.with_channel(str(p), channel_arg) for p in paths])
+        plugins.add_files([named_classes.with_channel(str(p), channel_arg) for p in paths])
     else:
         plugins.add_files(paths)
     REGISTRY.specs()  # discovers installed (entry-point) plugins; a broken one is a warning, not an error
@@ -237,7 +238,7 @@ def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
 def imported_files() -> list[str]:
     """The plugin and class files this process imported (their code ran), for a report's ``imported``; imported
     here, not at the top, so --help loads nothing of the catalog."""
-    from attnsurgeon.catalog.file_import import imported
+    from attnsurgeon.sources.file_import import imported
 
     return imported()
 

@@ -47,7 +47,7 @@ def modules(incomplete: str) -> Candidates:
 
 
 def _packaged_names() -> Candidates:
-    from attnsurgeon.core.yamlio import SCALES, packaged_models_dir
+    from attnsurgeon.core.yamlfile.model_doc import SCALES, packaged_models_dir
 
     folder = packaged_models_dir()
     if folder is None:
@@ -102,9 +102,9 @@ def _rows(model: Any) -> list[Any]:
     if not model:
         return []
     try:
-        from attnsurgeon.core import yamlio
+        from attnsurgeon.core.yamlfile import model_doc
 
-        return list(yamlio.load(str(model)).graph.rows)
+        return list(model_doc.load(str(model)).graph.rows)
     except Exception:  # completion must never fail: a model that does not load just gives no indices
         return []
 

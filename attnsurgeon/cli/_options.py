@@ -3,7 +3,7 @@
 ``insert``, ``remove``, ``replace``, ``augment`` and ``adopt`` take the same ``-o``, ``--force``, ``--scale``,
 ``--imgsz``, ``--no-verify``, ``--checks``, ``--device``, ``--dry-run``, ``--identity-init`` and ``--json``; each is an
 ``Annotated`` type here, and :func:`run_options` turns what was given into the frozen
-:class:`~attnsurgeon.ops.options.RunOptions` the API and the pipeline take.
+:class:`~attnsurgeon.ops.run_options.RunOptions` the API and the pipeline take.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 import attnsurgeon.cli._complete as _complete
-from attnsurgeon.cli._report import AT_HELP, CHECKS_DEVICE_HELP, CHECKS_HELP, DRY_RUN_HELP, MODEL_HELP, SCALE_HELP
+from attnsurgeon.cli._report_view import AT_HELP, CHECKS_DEVICE_HELP, CHECKS_HELP, DRY_RUN_HELP, MODEL_HELP, SCALE_HELP
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 
 if TYPE_CHECKING:
-    from attnsurgeon.ops.options import RunOptions
+    from attnsurgeon.ops.run_options import RunOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,6 +119,6 @@ def with_run_options(output_default: str, *names: str, output_help: str | None =
 
 def run_options(*, no_verify: bool = False, **fields: Any) -> RunOptions:
     """The options object of one command line (``--no-verify`` is ``verify=False``)."""
-    from attnsurgeon.ops.options import RunOptions
+    from attnsurgeon.ops.run_options import RunOptions
 
     return RunOptions(verify=not no_verify, **fields)

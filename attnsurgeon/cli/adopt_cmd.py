@@ -9,10 +9,10 @@ import typer
 
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, with_plugins
 from attnsurgeon.cli._options import JsonOpt, with_run_options
-from attnsurgeon.cli._progress import progress
-from attnsurgeon.cli._report import render_checks
+from attnsurgeon.cli._report_view import render_checks
+from attnsurgeon.cli._status_line import progress
 from attnsurgeon.errors import AttnSurgeonError
-from attnsurgeon.ops.options import RunOptions
+from attnsurgeon.ops.run_options import RunOptions
 
 
 def register(app: typer.Typer) -> None:

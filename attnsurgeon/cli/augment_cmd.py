@@ -16,8 +16,8 @@ from attnsurgeon.cli._options import (
     ModuleOpt,
     with_run_options,
 )
-from attnsurgeon.cli._report import AT_HELP, run_and_render
-from attnsurgeon.ops.options import RunOptions
+from attnsurgeon.cli._report_view import AT_HELP, run_and_render
+from attnsurgeon.ops.run_options import RunOptions
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ import typer
 
 import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, with_plugins
-from attnsurgeon.cli._progress import progress
+from attnsurgeon.cli._status_line import progress
 
 METHODS_HELP = "gradcam, gradcam++, eigencam, layercam, hirescam, xgradcam, eigengradcam"  # figures.cam.METHODS
 

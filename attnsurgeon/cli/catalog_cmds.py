@@ -161,13 +161,13 @@ SOURCE_COLUMNS = (Col("module", key=True), Col("YAML name", key=True), Col("args
 
 
 def _list_source(library: str, as_json: bool) -> None:
-    from attnsurgeon.catalog import foreign_plugins
-    from attnsurgeon.catalog import library as scanned
+    from attnsurgeon.sources import libraries as scanned
+    from attnsurgeon.sources import plain_plugins
 
     err = console(stderr=True)
     status = err.status(f"probing {library}'s classes (once per version)") if err.is_terminal and not as_json else None
     with status or contextlib.nullcontext():
-        entries = scanned.scan(library, foreign_plugins.reserved_names())
+        entries = scanned.scan(library, plain_plugins.reserved_names())
     if as_json:
         emit_json(entries)
         return

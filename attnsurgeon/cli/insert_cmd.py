@@ -21,8 +21,8 @@ from attnsurgeon.cli._options import (
     ModuleOpt,
     with_run_options,
 )
-from attnsurgeon.cli._report import run_and_render
-from attnsurgeon.ops.options import RunOptions
+from attnsurgeon.cli._report_view import run_and_render
+from attnsurgeon.ops.run_options import RunOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -70,14 +70,14 @@ def insert(
     options: RunOptions = RunOptions(),
     as_json: JsonOpt = False,
 ) -> None:
-    from attnsurgeon.catalog import foreign_plugins
     from attnsurgeon.ops import surgery
+    from attnsurgeon.sources import plain_plugins
 
     if channel_arg is not None or layout is not None:
-        from attnsurgeon.catalog import sources
+        from attnsurgeon.sources import named_classes
 
-        module = sources.with_channel(module, channel_arg, layout)  # FILE.py:Class?channel=NAME&layout=tokens
-    foreign_plugins.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
+        module = named_classes.with_channel(module, channel_arg, layout)  # FILE.py:Class?channel=NAME&layout=tokens
+    plain_plugins.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
 
     def call(progress: Any) -> Any:
         progress(f"inserting {module} into {model}")

@@ -71,12 +71,12 @@ def check_module(
     channel_arg: str | None = channel_arg_option(),
     args: ArgsOpt = None,
 ) -> None:
-    from attnsurgeon.catalog import sources
     from attnsurgeon.errors import UsageError, VerificationError
     from attnsurgeon.ops import surgery as api
+    from attnsurgeon.sources import named_classes
 
-    with_channel = [sources.with_channel(str(p), channel_arg) for p in plugin]
-    names = [sources.with_channel(name, channel_arg)] if name else api.plugin_module_names(with_channel)
+    with_channel = [named_classes.with_channel(str(p), channel_arg) for p in plugin]
+    names = [named_classes.with_channel(name, channel_arg)] if name else api.plugin_module_names(with_channel)
     if not names:
         raise UsageError("name a module (attnsurgeon check-module SE) or give a plugin (--plugin my_module.py)")
     values = api.parse_args_text(args)

@@ -8,7 +8,7 @@ import typer
 
 import attnsurgeon.cli._complete as _complete
 from attnsurgeon.cli._common import console, emit_json, errors_to_exit, esc, fmt_int, imported_files, with_plugins
-from attnsurgeon.cli._progress import progress
+from attnsurgeon.cli._status_line import progress
 from attnsurgeon.cli._tables import Col, Row, fit_table
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 

@@ -14,8 +14,8 @@ from attnsurgeon.cli._options import (
     ModelArg,
     with_run_options,
 )
-from attnsurgeon.cli._report import run_and_render
-from attnsurgeon.ops.options import RunOptions
+from attnsurgeon.cli._report_view import run_and_render
+from attnsurgeon.ops.run_options import RunOptions
 
 
 def register(app: typer.Typer) -> None:

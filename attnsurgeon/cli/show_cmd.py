@@ -17,7 +17,7 @@ from attnsurgeon.cli._common import (
     imported_files,
     with_plugins,
 )
-from attnsurgeon.cli._progress import progress, progress_kwargs
+from attnsurgeon.cli._status_line import progress, progress_kwargs
 from attnsurgeon.cli._tables import Col, Row, fit_table, left_out_note
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 from attnsurgeon.errors import UsageError

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon.core.graph import INPUT, Graph, SurgeryResult
-from attnsurgeon.core.yamlio import to_plain
+from attnsurgeon.core.yamlfile.model_doc import to_plain
 from attnsurgeon.errors import VerificationError
 
 

@@ -33,7 +33,10 @@ def _torch_version_file() -> bytes:
 def _fingerprint(specs: list[ModuleSpec]) -> str:
     digest = hashlib.sha256()
     digest.update(_torch_version_file())
-    files = {Path(s.source) for s in specs if s.source} | {CATALOG_DIR / "layers.py", CATALOG_DIR / "base.py"}
+    files = {Path(s.source) for s in specs if s.source} | {
+        CATALOG_DIR / "modules" / "building_blocks.py",
+        CATALOG_DIR / "base.py",
+    }
     for path in sorted(files):
         if path.is_file():
             digest.update(path.name.encode())

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnsurgeon.errors import UsageError
-from attnsurgeon.figures.layers import label
+from attnsurgeon.figures.new_layers import label
 
 
 def ultralytics_attention_map(module: Any, x: Any) -> Any:

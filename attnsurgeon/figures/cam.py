@@ -6,7 +6,7 @@ for a detector, the class scores of the boxes it keeps after NMS at ``conf`` (it
 none); for a classifier, the score of its top class. The heat maps come from the grad-cam package (``pip install
 grad-cam``, extra ``cam``), imported with torch only when a map is computed. Which layers: ``heads`` (the feature maps
 the head reads; one panel each for base and variant, the mean of their maps), ``new`` (one panel per new layer of
-the variant, next to the base looked at in the same place, :mod:`attnsurgeon.figures.layers`), or a layer index of
+the variant, next to the base looked at in the same place, :mod:`attnsurgeon.figures.new_layers`), or a layer index of
 the variant. Each model takes one forward (and for gradient methods one backward) pass over all images at once.
 """
 
@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from attnsurgeon.core import publish, yamlio
+from attnsurgeon.core import publish
 from attnsurgeon.core.graph import Graph
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import CheckpointError, ImageError, MissingExtraError, UsageError
-from attnsurgeon.figures.layers import correspondence, label
+from attnsurgeon.figures.new_layers import correspondence, label
 from attnsurgeon.figures.panels import grid, overlay, side_by_side
 
 METHODS = {
@@ -98,7 +99,7 @@ def load(spec: str | Path) -> Loaded:
         ckpt = checkpoints.load_checkpoint(path)
         model, graph, random = ckpt.model, ckpt.graph, False
     else:
-        doc = yamlio.load(spec)
+        doc = model_doc.load(spec)
         model = ultra.build_model(doc.plain(), doc.scale or None, f"{doc.stem}.yaml")
         graph, random = doc.graph, True
     head = graph.rows[-1].module

@@ -15,12 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnsurgeon.core import channels, positions, publish, yamlio
+from attnsurgeon.core import channels, positions, publish
 from attnsurgeon.core.augment_graph import augment_info
 from attnsurgeon.core.graph import INPUT, Graph
 from attnsurgeon.core.scales import builds_at
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import UsageError
-from attnsurgeon.figures.layers import attention_rows, label, new_rows
+from attnsurgeon.figures.new_layers import attention_rows, label, new_rows
 
 FORMATS = ("png", "svg")
 COLUMN = {"backbone": 0.0, "neck": 1.0, "head": 2.0}
@@ -131,7 +132,7 @@ def read_model(spec: str | Path) -> tuple[Graph, dict, str, Path, str]:
 
         ckpt = checkpoints.load_checkpoint(path)
         return ckpt.graph, ckpt.cfg, path.name, ckpt.path, str(ckpt.cfg.get("scale") or "")
-    doc = yamlio.load(spec)
+    doc = model_doc.load(spec)
     return doc.graph, doc.plain(), doc.stem, doc.path, builds_at(doc.scales, doc.scale)
 
 

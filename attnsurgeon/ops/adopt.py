@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog import file_import, plugins, recorded
-from attnsurgeon.catalog import foreign_plugins as fork_plugins
-from attnsurgeon.core import flowedit, publish, yamlio, yamltree, yolo_repos
+from attnsurgeon.core import publish, yolo_repos
 from attnsurgeon.core.report import unified_diff
+from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import AttnSurgeonError, ModelFileError, NeedsAdoptionError, UsageError, VerificationError
 from attnsurgeon.ops import adoption, fork_rows
-from attnsurgeon.ops.options import RunOptions, resolve
+from attnsurgeon.ops.run_options import RunOptions, resolve
+from attnsurgeon.sources import file_import, plugins, recorded
+from attnsurgeon.sources import plain_plugins as fork_plugins
 
 # adopt rewrites a whole file: no module is chosen, no opt-in checks run
 ADOPT_OPTIONS = ("output", "force", "scale", "imgsz", "verify", "write", "dry_run", "plugin_files")
@@ -58,11 +59,11 @@ def adopt(
     plugins.add_files(opts.plugin_files)
     result = adoption.plan(model, scale, plugins.ultralytics_names(), fix_stale, where, fork)
     doc = result.doc
-    scales, warnings = yamlio.resolve_scales(doc, scale)
+    scales, warnings = model_doc.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None
-    warnings += recorded.record(doc.data, (out or doc.path).parent, yamltree.flow_seq)  # what plain YOLO(path) loads
+    warnings += recorded.record(doc.data, (out or doc.path).parent, tree_edits.flow_seq)  # what plain YOLO(path) loads
     if plugins.YAML_KEY in doc.data:  # the one key added to the rows adoption.plan wrote (a flow file: line by line)
-        text = flowedit.adopted_with_keys(doc, result.text.replace("\r\n", "\n"), doc.data)
+        text = text_writer.adopted_with_keys(doc, result.text.replace("\r\n", "\n"), doc.data)
         result.text = adoption.with_line_endings(text, *adoption.line_endings(doc))
     diff = unified_diff(doc.text, result.text.replace("\r\n", "\n"), str(doc.path), "adopted")
     report = adoption.AdoptReport(

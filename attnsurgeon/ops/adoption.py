@@ -15,52 +15,56 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog import REGISTRY, ModuleSpec, plugins, recorded
-from attnsurgeon.catalog import foreign_plugins as fork_plugins
+from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.catalog.argcheck import format_flow
-from attnsurgeon.core import flowedit, yamledit, yamlio, yolo_repos
+from attnsurgeon.core import yolo_repos
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.names import close_names
 from attnsurgeon.core.scales import builds_at, scale_names
+from attnsurgeon.core.yamlfile import model_doc, row_edits, text_writer
 from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError
 from attnsurgeon.ops import diagnose, fork_blocks, fork_rows
 from attnsurgeon.ops.fork_rows import PLUGIN_ROUTE, Change
+from attnsurgeon.sources import plain_plugins as fork_plugins
+from attnsurgeon.sources import plugins, recorded
 
 
 def adopt_command(path: Path) -> str:
     return f"attnsurgeon adopt {path}"
 
 
-def line_endings(doc: yamlio.ModelDoc) -> tuple[str, bool]:
+def line_endings(doc: model_doc.ModelDoc) -> tuple[str, bool]:
     """('\\r\\n' or '\\n', whether the file ends with a newline): kept when a file is rewritten."""
     return doc.newline, doc.text.endswith("\n")
 
 
 def with_line_endings(text: str, newline: str, final_newline: bool) -> str:
-    return yamlio.with_newline(text if final_newline else text.rstrip("\n"), newline)
+    return model_doc.with_newline(text if final_newline else text.rstrip("\n"), newline)
 
 
-def build_scale(doc: yamlio.ModelDoc, scale: str | None = None) -> str:
+def build_scale(doc: model_doc.ModelDoc, scale: str | None = None) -> str:
     """The scale a command builds at: the one asked for, else the name's letter, else the first (Ultralytics' rule)."""
     return builds_at(doc.scales, doc.scale, scale)
 
 
-def findings(doc: yamlio.ModelDoc, scale: str | None = None, compare: bool = True) -> list[diagnose.Finding]:
+def findings(doc: model_doc.ModelDoc, scale: str | None = None, compare: bool = True) -> list[diagnose.Finding]:
     """Every diagnosis of a loaded file; ``compare`` also compares it with the packaged models (stale references)."""
-    references = yamledit.packaged_graphs() if compare and not doc.packaged else ()  # a packaged file derives from none
+    references = (
+        row_edits.packaged_graphs() if compare and not doc.packaged else ()
+    )  # a packaged file derives from none
     return diagnose.diagnose(
         doc.graph,
         doc.plain(),
         doc.stem,
         build_scale(doc, scale),
-        flowedit.index_comments(doc),  # a flow-style file's from its row lines
+        text_writer.index_comments(doc),  # a flow-style file's from its row lines
         references,
         adopt_command(doc.path),
     )
 
 
-def refuse_blocking(doc: yamlio.ModelDoc, found: list[diagnose.Finding]) -> None:
+def refuse_blocking(doc: model_doc.ModelDoc, found: list[diagnose.Finding]) -> None:
     blocking = [f for f in found if f.blocking]
     if blocking:
         more = f" ({len(blocking) - 1} more row(s) too)" if len(blocking) > 1 else ""
@@ -70,7 +74,7 @@ def refuse_blocking(doc: yamlio.ModelDoc, found: list[diagnose.Finding]) -> None
 def refuse_placed(graph: Graph, data: dict[str, Any], stem: str, rows: list[int], scale: str | None = None) -> None:
     """Refuse new rows (an insert, a replace) whose args cannot be what their module means where they land, at
     ``scale`` or the one the file name asks for (``data``: the model's YAML dict, for its scales and channels)."""
-    scale = builds_at(scale_names(data), yamlio.guess_scale(stem), scale)
+    scale = builds_at(scale_names(data), model_doc.guess_scale(stem), scale)
     written, scaled = diagnose.channel_views(graph, data, scale)
     for i, problem in diagnose.arg_problems(graph, written, scaled):
         if i in rows:
@@ -94,7 +98,7 @@ def refuse_new_rows(source: Any, edit: Any, probe: bool) -> list[str]:
     return warnings
 
 
-def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:
+def diagnosis(doc: model_doc.ModelDoc, scale: str) -> list[str]:
     """What ``show`` prints about a file (one line each); a file that needs adoption raises instead."""
     found = findings(doc, scale)
     refuse_blocking(doc, found)
@@ -102,7 +106,7 @@ def diagnosis(doc: yamlio.ModelDoc, scale: str) -> list[str]:
     return [yolo_repos.message(doc.path.name, repo)] * bool(repo) + [f.message for f in found]
 
 
-def unknown_line(doc: yamlio.ModelDoc) -> str:
+def unknown_line(doc: model_doc.ModelDoc) -> str:
     """One line naming the row modules that neither Ultralytics, attnsurgeon nor a plugin the file lists defines, with
     ``adopt`` (which maps a fork block such as ``C3k2_EMA`` to an Augment row); "" when every module is defined."""
     names = [n for n in plugins.unknown_modules(plugins.row_modules(doc.plain())) if n not in yolo_repos.REPO_MODULES]
@@ -118,16 +122,16 @@ def unknown_line(doc: yamlio.ModelDoc) -> str:
     )
 
 
-def check_loaded(doc: yamlio.ModelDoc, scale: str | None = None) -> yamlio.ModelDoc:
+def check_loaded(doc: model_doc.ModelDoc, scale: str | None = None) -> model_doc.ModelDoc:
     """A loaded model YAML, if no command should refuse it; a file that needs adoption stops here (one line)."""
     refuse_blocking(doc, findings(doc, scale, compare=False))
     return doc
 
 
-def load_checked(model: str | Path, scale: str | None = None) -> yamlio.ModelDoc:
+def load_checked(model: str | Path, scale: str | None = None) -> model_doc.ModelDoc:
     """Load a model YAML for any command, with the plugin files it lists; a file that needs adoption stops here
     with a one-line error."""
-    return check_loaded(recorded.with_recorded(yamlio.load(model)), scale)
+    return check_loaded(recorded.with_recorded(model_doc.load(model)), scale)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -147,7 +151,7 @@ class Unmapped:
 
 @dataclass
 class AdoptPlan:
-    doc: yamlio.ModelDoc
+    doc: model_doc.ModelDoc
     scale: str
     changes: list[Change] = field(default_factory=list)
     unmapped: list[Unmapped] = field(default_factory=list)
@@ -165,7 +169,7 @@ class AdoptPlan:
         ]
 
 
-def _channel_counts(doc: yamlio.ModelDoc, graph: Graph, index: int) -> list[int]:
+def _channel_counts(doc: model_doc.ModelDoc, graph: Graph, index: int) -> list[int]:
     """The input channels of row ``index`` as written and at every scale of the file."""
     scales = doc.scales or [""]
     views = [diagnose.channel_views(graph, doc.plain(), s)[j] for s in scales for j in (0, 1)]
@@ -186,7 +190,7 @@ def _closest(name: str) -> tuple[list[str], bool]:
 
 
 def _fix_stale(
-    doc: yamlio.ModelDoc, graph: Graph, derived: tuple[str, Graph, dict[int, int]] | None, result: AdoptPlan
+    doc: model_doc.ModelDoc, graph: Graph, derived: tuple[str, Graph, dict[int, int]] | None, result: AdoptPlan
 ) -> None:
     """Point each stale reference at the layer it meant: the packaged model's input, renumbered here. Rows the file
     added after that layer stay read by what reads them already (as ``insert --rewire next`` splices a row)."""
@@ -199,7 +203,7 @@ def _fix_stale(
         for s in found:
             refs[s.slot] = s.meant - layer if refs[s.slot] < 0 else s.meant  # a relative reference stays relative
         new_from: int | list[int] = refs if isinstance(row.from_, (list, tuple)) else refs[0]
-        yamledit.set_from(doc.data, layer, new_from)
+        row_edits.set_from(doc.data, layer, new_from)
         new_text = diagnose.row_text(replace(row, from_=new_from))
         why = "; ".join(
             f"read layer {s.target} ({graph.rows[s.target].module}); in {s.model} this input is layer {s.packaged} "
@@ -223,9 +227,9 @@ def plan(
     fork: Path | None = None,
 ) -> AdoptPlan:
     """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
-    names plain Ultralytics resolves (``attnsurgeon.catalog.plugins.ultralytics_names``); ``fix_stale`` also points
+    names plain Ultralytics resolves (``attnsurgeon.sources.plugins.ultralytics_names``); ``fix_stale`` also points
     stale references (a renumbering that missed a row) at the layers they meant (:func:`_fix_stale`)."""
-    doc = recorded.with_recorded(yamlio.load(model))
+    doc = recorded.with_recorded(model_doc.load(model))
     result = AdoptPlan(doc, build_scale(doc, scale))
     graph = doc.graph
     written, scaled = diagnose.channel_views(graph, doc.plain(), result.scale)
@@ -272,7 +276,7 @@ def plan(
             continue
         if i not in problems:
             if row.module != spec.name:
-                yamledit.set_row(doc.data, i, spec.name, values)
+                row_edits.set_row(doc.data, i, spec.name, values)
                 new_text = diagnose.row_text(replace(row, module=spec.name))
                 notes = fork_rows.default_notes(spec, [a.name for a in spec.args[len(values) :]])
                 why = "; ".join([f"{row.module} is the catalog's {spec.name}", *notes])
@@ -284,25 +288,27 @@ def plan(
             result.unmapped.append(Unmapped(i, text, why, [spec.name]))
             continue
         renamed = f"{row.module} is the catalog's {spec.name}; " if row.module != spec.name else ""
-        yamledit.set_row(doc.data, i, spec.name, new)
+        row_edits.set_row(doc.data, i, spec.name, new)
         new_text = diagnose.row_text(replace(row, module=spec.name, args=tuple(new)))
         result.changes.append(Change(i, text, new_text, renamed + why))
-    derived = diagnose.derivation(graph, yamledit.packaged_graphs())  # the rows' from are unchanged so far
+    derived = diagnose.derivation(graph, row_edits.packaged_graphs())  # the rows' from are unchanged so far
     if fix_stale:
         _fix_stale(doc, graph, derived, result)
     old_index = {new: old for old, new in derived[2].items()} if derived else {}
     shown = {}
-    for index, old in sorted(yamledit.index_comments(doc.data).items()):
+    for index, old in sorted(row_edits.index_comments(doc.data).items()):
         if old != index and old_index.get(index) == old:  # the row's number in the packaged model it derives from
-            yamledit.renumber_index_comment(doc.data, index, old)
+            row_edits.renumber_index_comment(doc.data, index, old)
             shown[index] = old
             why = f"index comment renumbered to its row (it was layer {old} in {derived[0]})"  # type: ignore[index]
             result.changes.append(Change(index, f"# {old}", f"# {index}", why))
     result.changes.sort(key=lambda change: change.layer)  # read top to bottom, as the diff
-    result.new_cfg = yamlio.to_plain(doc.data)
-    text = flowedit.adopted_text(doc, graph_of(result.new_cfg), shown, doc.data)  # a flow-style file: line by line
+    result.new_cfg = model_doc.to_plain(doc.data)
+    text = text_writer.adopted_text(doc, graph_of(result.new_cfg), shown, doc.data)  # a flow-style file: line by line
     result.text = with_line_endings(text, *line_endings(doc))
-    adopted = yamlio.ModelDoc(yamlio.loads(text), graph_of(result.new_cfg), doc.path, doc.stem, doc.packaged, text)
+    adopted = model_doc.ModelDoc(
+        model_doc.loads(text), graph_of(result.new_cfg), doc.path, doc.stem, doc.packaged, text
+    )
     result.findings = findings(adopted, scale)
     return result
 
@@ -352,6 +358,6 @@ class AdoptReport:
         }
 
 
-def default_output(doc: yamlio.ModelDoc) -> Path:
+def default_output(doc: model_doc.ModelDoc) -> Path:
     name = f"{doc.stem}-adopted.yaml"
     return Path(name) if doc.packaged else doc.path.parent / name

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon.catalog import ModuleSpec
-from attnsurgeon.core import augment_graph, positions, yamlio
+from attnsurgeon.core import augment_graph, positions
 from attnsurgeon.core.graph import Graph, SurgeryResult
 from attnsurgeon.core.report import SurgeryReport
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ops import adoption, pipeline
-from attnsurgeon.ops.options import RunOptions
+from attnsurgeon.ops.run_options import RunOptions
 from attnsurgeon.ops.surgery import Positions, module_args, surgery_row
 
 
@@ -61,7 +62,7 @@ def plan_augment(
     args: Sequence[Any] | str | None = None,
     where: str = "bottleneck",
     identity_init: bool = False,
-) -> tuple[yamlio.ModelDoc, ModuleSpec, list[Any], SurgeryResult]:
+) -> tuple[model_doc.ModelDoc, ModuleSpec, list[Any], SurgeryResult]:
     """The torch-free part of augment on a YAML: load, check the module and its args, rewrite the rows."""
     doc = adoption.load_checked(model)  # as augment() loads it: recorded plugins added, a forked file refused
     edit = _augment_edit(doc.graph, module, at, args, where, identity_init)

@@ -26,7 +26,7 @@ from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.channels import BASE_MODULES, layer_channels, scale_factors
 from attnsurgeon.core.graph import INPUT, Graph, Row
 from attnsurgeon.core.scales import scale_names
-from attnsurgeon.core.yamlio import guess_scale
+from attnsurgeon.core.yamlfile.model_doc import guess_scale
 
 FORK_CAUSE = "written in a forked Ultralytics' argument order"
 

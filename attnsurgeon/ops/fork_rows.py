@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
-from attnsurgeon.catalog import foreign_plugins as fork_plugins
 from attnsurgeon.catalog.argcheck import format_flow
-from attnsurgeon.core import yamledit, yamlio
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
+from attnsurgeon.core.yamlfile import model_doc, row_edits
 from attnsurgeon.errors import AttnSurgeonError, UsageError
 from attnsurgeon.ops import diagnose, fork_blocks
+from attnsurgeon.sources import plain_plugins as fork_plugins
 
 PLUGIN_ROUTE = "make it a plugin module (`--plugin FILE.py`, or an `attnsurgeon.modules` entry point) so it builds"
 MAX_CHANNEL_ARGS = 2  # forks write (c1) or (c1, c2) before the hyper-parameters (CoordAtt, GAM_Attention)
@@ -99,7 +99,7 @@ def _conv_like(values: list[Any]) -> bool:
 def fork_order(module: str, spec: ModuleSpec, fork: fork_blocks.ForkSource | None) -> tuple[list[str], str] | None:
     """The fork's own constructor for a row's ``module`` (read with ``ast``, never run): its parameter names after
     the channel count, and the class as written; None without ``--fork`` or such a class."""
-    from attnsurgeon.catalog import foreign
+    from attnsurgeon.sources import plain_classes
 
     if fork is None:
         return None
@@ -107,7 +107,7 @@ def fork_order(module: str, spec: ModuleSpec, fork: fork_blocks.ForkSource | Non
     if found is None:
         return None
     node = fork.classes[found[0]][0]
-    params = foreign.params_in_tree(node)
+    params = plain_classes.params_in_tree(node)
     if not params:
         return None
     plain = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -115,7 +115,7 @@ def fork_order(module: str, spec: ModuleSpec, fork: fork_blocks.ForkSource | Non
 
 
 def fork_block_change(
-    doc: yamlio.ModelDoc,
+    doc: model_doc.ModelDoc,
     i: int,
     block: fork_blocks.ForkBlock,
     where: str | None,
@@ -144,7 +144,7 @@ def fork_block_change(
     else:
         how = f"--where {where} as asked"
     new = [block.block, list(row.args), spec.name, values, where]
-    yamledit.set_row(doc.data, i, AUGMENT_MODULE, new)
+    row_edits.set_row(doc.data, i, AUGMENT_MODULE, new)
     new_text = diagnose.row_text(replace(row, module=AUGMENT_MODULE, args=tuple(new)))
     inside = f"the fork's own {block.attention} ({defined}, used as the module {spec.name})" if defined else spec.name
     notes = default_notes(spec, [a.name for a in spec.args]) if said.startswith("default") else []
@@ -157,13 +157,15 @@ def fork_call_args(
 ) -> tuple[list[Any], str]:
     """The attention's args as the fork's class builds it (``Attention(c2, 4)``: ``[4]``), and what the report says;
     the module's defaults where the fork's call is not made of literals."""
-    from attnsurgeon.catalog import foreign  # the adapters' binding rules, only where a fork is read
+    from attnsurgeon.sources import plain_classes  # the adapters' binding rules, only where a fork is read
 
     call = fork_blocks.attention_call(module, fork, names)
     if call is None:
         return spec.defaults(), f"default {spec.name} args"
     channel_names = {getattr(spec, "channel_arg", ""), *getattr(spec, "same_as_input", ())} - {""}
-    read = fork_blocks.call_values(call, channel_names or set(foreign.CHANNEL_NAMES + foreign.SAME_AS_INPUT))
+    read = fork_blocks.call_values(
+        call, channel_names or set(plain_classes.CHANNEL_NAMES + plain_classes.SAME_AS_INPUT)
+    )
     if isinstance(read, str):
         return spec.defaults(), f"default {spec.name} args ({read}: check them)"
     positional, keywords = read
@@ -171,7 +173,7 @@ def fork_call_args(
         return spec.defaults(), f"default {spec.name} args, as the fork builds it ({ast.unparse(call)})"
     if fork_plugins.is_foreign(spec):
         values: list[Any] = [*positional, *([dict(keywords)] if keywords else [])]
-        problem = foreign.binding_problem(spec, values)  # type: ignore[arg-type]
+        problem = plain_classes.binding_problem(spec, values)  # type: ignore[arg-type]
     else:
         mapped, why = map_args(spec, positional, [])
         unknown = sorted(set(keywords) - {a.name for a in spec.args})
@@ -183,7 +185,7 @@ def fork_call_args(
 
 
 def fork_class_change(
-    doc: yamlio.ModelDoc, i: int, where: str | None, fork: fork_blocks.ForkSource | None
+    doc: model_doc.ModelDoc, i: int, where: str | None, fork: fork_blocks.ForkSource | None
 ) -> Change | str:
     """``C2f_Attention`` where the fork's source (``--fork``) defines ``Attention``: an Augment row with that class as
     a foreign module (``FILE.py:Attention``, imported to build it, recorded under ``attnsurgeon_plugins``); else what
@@ -215,8 +217,8 @@ def fork_class_change(
 
 def _why(exc: Exception, source: str) -> str:
     """An error of a fork's class, with the fix adopt takes (it has --plugin, not --channel-arg)."""
-    from attnsurgeon.catalog.file_import import IMPORT_FAILED
-    from attnsurgeon.catalog.foreign import NAME_IT
+    from attnsurgeon.sources.file_import import IMPORT_FAILED
+    from attnsurgeon.sources.plain_classes import NAME_IT
 
     why = str(exc).replace(NAME_IT, f"name it: adopt --plugin {source}?channel=NAME")
     name = source.rpartition(":")[2]
@@ -227,8 +229,8 @@ def _why(exc: Exception, source: str) -> str:
 def unusable(plan: Any, spec: ModuleSpec, exc: AttnSurgeonError) -> AttnSurgeonError:
     """The error of a plain class an adopted row builds, found when verification imports it: for a fork's own class
     whose file does not import, the row it came from in one line (as adopt names a row it cannot map)."""
-    from attnsurgeon.catalog.file_import import IMPORT_FAILED
     from attnsurgeon.errors import NeedsAdoptionError
+    from attnsurgeon.sources.file_import import IMPORT_FAILED
 
     rows = plan.doc.graph.rows if not plan.new_cfg else [*plan.new_cfg["backbone"], *plan.new_cfg["head"]]
     used = [c for c in plan.changes if rows[c.layer][2] == AUGMENT_MODULE and rows[c.layer][3][2] == spec.name]
@@ -248,8 +250,8 @@ def name_clash(
     """Why a row named like an Ultralytics module means another module of that name (a fork's own), or "" when it
     is Ultralytics' as parse_model calls it. ``c1``: its input channels as written; ``repo``: the repository a
     YOLOv5/v7/v9 file comes from ("" for none); ``fork``: the fork's source, whose class of that name decides."""
-    from attnsurgeon.catalog import foreign, ultralytics_classes
     from attnsurgeon.core import yolo_repos
+    from attnsurgeon.sources import plain_classes, ultralytics_classes
 
     cls = ultralytics_classes.find(module)
     if cls is None or not cls.base:
@@ -262,7 +264,7 @@ def name_clash(
     ours = f"Ultralytics' {cls.signature()} ({cls.file}), which parse_model calls as {cls.call(args)}"
     found = fork.classes.get(module) if fork is not None else None
     if found is not None:
-        params = foreign.params_in_tree(found[0])
+        params = plain_classes.params_in_tree(found[0])
         theirs = f"{module}({', '.join(map(str, params))})" if params is not None else f"{module}(...)"
         same = params is not None and [p.name for p in params] == [p.name for p in cls.params]
         if same and not problem:

@@ -2,8 +2,7 @@
 
 Every command that edits a model (insert, and the commands built the same way) makes its pure surgery on the layer
 graph (:mod:`attnsurgeon.core.graph`) and hands it here as an :class:`Edit`. The pipeline does the rest the same way
-for a
-YAML and for an Ultralytics checkpoint:
+for a YAML and for an Ultralytics checkpoint:
 
 - YAML: the rows are applied to the round-trip tree (comments and layout kept), the base and new models are built at
   each requested scale and checked, and the new YAML is written atomically.
@@ -26,15 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon import errors
-from attnsurgeon.catalog import ModuleSpec, file_import, plugins, recorded
+from attnsurgeon.catalog import ModuleSpec
 from attnsurgeon.checks.deploy import requested_checks
-from attnsurgeon.core import flowedit, publish, yamlio, yamltree
+from attnsurgeon.core import publish
 from attnsurgeon.core.graph import Graph, SurgeryResult
 from attnsurgeon.core.progress import Progress
 from attnsurgeon.core.report import Check, ModelCost, SurgeryReport, augmented_rows, changed_rows, unified_diff
+from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
 from attnsurgeon.ops import adoption
-from attnsurgeon.ops.options import RunOptions, resolve
+from attnsurgeon.ops.run_options import RunOptions, resolve
+from attnsurgeon.sources import file_import, plugins, recorded
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Source:
     path: Path
     stem: str
     graph: Graph
-    doc: yamlio.ModelDoc | None = None
+    doc: model_doc.ModelDoc | None = None
     checkpoint: Any = None  # attnsurgeon.ultralytics_bridge.checkpoints.Checkpoint
 
 
@@ -134,7 +135,7 @@ def execute(source: Source, edit: Edit, options: RunOptions) -> SurgeryReport:
 # YAML
 
 
-def output_path(doc: yamlio.ModelDoc, label: str, output: str | Path | None) -> Path:
+def output_path(doc: model_doc.ModelDoc, label: str, output: str | Path | None) -> Path:
     """``-o`` as given (a .yaml), else ``<input stem>-<label>.yaml`` beside the input (cwd for a packaged name)."""
     if output is not None:
         path = Path(output).expanduser()
@@ -146,9 +147,9 @@ def output_path(doc: yamlio.ModelDoc, label: str, output: str | Path | None) -> 
 
 
 def _scale_name_warning(out: Path, wanted: str, builds_at: str) -> str:
-    better = yamlio.with_scale(out.stem, wanted)
+    better = model_doc.with_scale(out.stem, wanted)
     hint = f"; name it {better}{out.suffix}" if better else " (put the scale letter in the name)"
-    name_scale = yamlio.guess_scale(out)
+    name_scale = model_doc.guess_scale(out)
     what = f"scale letter {name_scale!r}" if name_scale else "no scale letter"
     return (
         f"{out.name} has {what} in its name, so Ultralytics will build it at scale {builds_at!r}, not {wanted!r}{hint}"
@@ -165,24 +166,24 @@ def _check_output(path: Path, force: bool, inputs: tuple[Path, ...], dry_run: bo
 def _execute_yaml(source: Source, edit: Edit, opts: RunOptions, step: Progress) -> SurgeryReport:
     doc = source.doc
     assert doc is not None
-    scales, warnings = yamlio.resolve_scales(doc, opts.scale)
+    scales, warnings = model_doc.resolve_scales(doc, opts.scale)
     out = output_path(doc, edit.label, opts.output) if opts.write or opts.dry_run else None
     if out is not None:
         _check_output(out, opts.force, (doc.path,), opts.dry_run, warnings)
         wanted = scales[0]
-        builds_at = yamlio.guess_scale(out) or (doc.scales[0] if doc.scales else "")
+        builds_at = model_doc.guess_scale(out) or (doc.scales[0] if doc.scales else "")
         if wanted and builds_at != wanted and opts.scale != "all":
             warnings.append(_scale_name_warning(out, wanted, builds_at))
     base_cfg = doc.plain()
     old_graph, old_text = doc.graph, doc.text
-    new_data = yamlio.apply(doc, edit.result, in_place=True)
-    warnings += recorded.record(new_data, (out or doc.path).parent, yamltree.flow_seq)  # read in every process
-    text = flowedit.surgery_text(doc, edit.result, new_data)
+    new_data = model_doc.apply(doc, edit.result, in_place=True)
+    warnings += recorded.record(new_data, (out or doc.path).parent, tree_edits.flow_seq)  # read in every process
+    text = text_writer.surgery_text(doc, edit.result, new_data)
     report = _new_report(source, edit, old_graph, out, text, warnings, opts.dry_run)
     if opts.dry_run:
         report.diff = unified_diff(old_text, text, str(doc.path), str(out or "<output>"))
     if opts.verify:
-        new_cfg = yamlio.to_plain(new_data)
+        new_cfg = model_doc.to_plain(new_data)
         if edit.result.fresh_layers:
             from attnsurgeon.checks.verify import check_liveness
 
@@ -196,7 +197,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: RunOptions, step: Progress) 
         report.raise_if_failed()
     if out is not None and opts.write and not opts.dry_run:
         step(f"writing {out.name}")
-        publish.publish(out, yamlio.with_newline(text, doc.newline), force=opts.force)  # a CRLF input stays CRLF
+        publish.publish(out, model_doc.with_newline(text, doc.newline), force=opts.force)  # a CRLF input stays CRLF
     return report
 
 
@@ -294,7 +295,7 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: RunOptions, step: Prog
     for attr in ("names", "task", "transforms"):
         if attr in vars(base):
             setattr(new, attr, copy.deepcopy(getattr(base, attr)))
-    name_scale = yamlio.guess_scale(yaml_out)
+    name_scale = model_doc.guess_scale(yaml_out)
     if ckpt.scale and cfg.get("scales") and name_scale != ckpt.scale:
         what = f"scale letter {name_scale!r}" if name_scale else "no scale letter"
         warnings.append(

@@ -21,7 +21,7 @@ from attnsurgeon.core.sizes import Size, check_imgsz, parse_imgsz
 from attnsurgeon.costs.deployed import Deployed
 from attnsurgeon.costs.device import deploy, parse_device
 from attnsurgeon.costs.flops import NOT_COUNTED, Gflops, count_params, exact_flops, ultralytics_gflops
-from attnsurgeon.costs.layers import LayerCost, layer_costs
+from attnsurgeon.costs.per_layer import LayerCost, layer_costs
 from attnsurgeon.costs.timing import (
     DEFAULT_RUNS,
     DEFAULT_TIME_BUDGET_S,
@@ -51,7 +51,7 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
     if isinstance(model, nn.Module):
         name = Path(str(getattr(model, "yaml_file", "") or getattr(model, "yaml", {}).get("yaml_file", ""))).stem
         return LoadedModel(model, name or type(model).__name__, "<module>", "module")
-    from attnsurgeon.core import yamlio
+    from attnsurgeon.core.yamlfile import model_doc
     from attnsurgeon.ops.adoption import load_checked
     from attnsurgeon.ultralytics_bridge.checkpoints import load_checkpoint
 
@@ -67,7 +67,7 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
     if scale == "all":
         raise UsageError("--scale all: profile measures one scale at a time; give n, s, m, l or x")
     doc = load_checked(model, scale)  # with the plugin files it lists; forks refused
-    scales, warnings = yamlio.resolve_scales(doc, scale)
+    scales, warnings = model_doc.resolve_scales(doc, scale)
     chosen = scales[0]
     try:
         built = ultra.build_model(doc.plain(), chosen or None, f"{doc.stem}.yaml")

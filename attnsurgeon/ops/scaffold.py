@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog import CATEGORIES, REGISTRY, plugins
+from attnsurgeon.catalog import CATEGORIES, REGISTRY
 from attnsurgeon.core import publish
 from attnsurgeon.core.report import Check
 from attnsurgeon.errors import AttnSurgeonError, OutputError, UsageError
+from attnsurgeon.sources import plugins
 
 MODULE_TEMPLATE = "module.py.tmpl"
 TEST_TEMPLATE = "test_module.py.tmpl"

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog import REGISTRY, ModuleSpec, recorded
+from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.core import graph as graph_mod
-from attnsurgeon.core import positions, yamlio, yolo_repos
+from attnsurgeon.core import positions, yolo_repos
 from attnsurgeon.core.augment_graph import augment_info
 from attnsurgeon.core.report import InsertReport, SurgeryReport, absolute
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, NeedsAdoptionError, UsageError
 from attnsurgeon.ops import adoption, pipeline
-from attnsurgeon.ops.options import WITHOUT_NEW_LAYER, RunOptions, resolve
+from attnsurgeon.ops.run_options import WITHOUT_NEW_LAYER, RunOptions, resolve
 from attnsurgeon.ops.scaffold import check_module, new_module, plugin_module_names  # new-module, check-module
+from attnsurgeon.sources import recorded
 
 __all__ = [
     "DEFAULT_IMGSZ",
@@ -56,7 +58,7 @@ def parse_args_text(text: str | None) -> list[Any] | None:
     if not stripped.startswith("["):
         stripped = f"[{stripped}]"
     try:
-        value = yamlio.to_plain(yamlio.loads(stripped, "--args"))
+        value = model_doc.to_plain(model_doc.loads(stripped, "--args"))
     except ModelFileError as exc:
         raise ModuleArgsError(f'--args {text!r} is not a YAML list like "[2, 1]": {exc}') from exc
     if not isinstance(value, list):
@@ -107,7 +109,7 @@ def plan_insert(
     args: Sequence[Any] | str | None = None,
     rewire: str = "all",
     identity_init: bool = False,
-) -> tuple[yamlio.ModelDoc, ModuleSpec, list[Any], graph_mod.SurgeryResult]:
+) -> tuple[model_doc.ModelDoc, ModuleSpec, list[Any], graph_mod.SurgeryResult]:
     """The torch-free part of insert on a YAML: load, check the module and its args, do the surgery on the graph."""
     doc = adoption.load_checked(model)
     edit = _insert_edit(doc.graph, module, after, args, rewire, identity_init)
@@ -131,7 +133,8 @@ def insert(
     ``model`` is a YAML path, a packaged name or an Ultralytics ``.pt`` checkpoint (then every trained weight moves to
     its new index, and the new YAML is written beside the output ``.pt``). ``options`` (or the same names as keyword
     arguments: ``output``, ``force``, ``scale``, ``imgsz``, ``verify``, ``write``, ``dry_run``, ``identity_init``,
-    ``checks``, ``device``, ``plugin_files``, ``progress``; see :class:`~attnsurgeon.ops.options.RunOptions`) say what
+    ``checks``, ``device``, ``plugin_files``, ``progress``; see :class:`~attnsurgeon.ops.run_options.RunOptions`)
+    say what
     to write and how to verify. ``identity_init`` wraps the module so the new layer starts as the identity;
     ``dry_run`` writes nothing and puts the diff in the report; ``checks`` adds opt-in checks (``"export,half,val"``
     or ``"all"``, see :mod:`attnsurgeon.checks.deploy`), run on ``device``; ``plugin_files`` join the catalog first
@@ -288,10 +291,10 @@ class LayerInfo:
 
 def show(
     model: str | Path, scale: str | None = None, imgsz: int = DEFAULT_IMGSZ, build: bool = True
-) -> tuple[yamlio.ModelDoc, str, list[LayerInfo], list[str]]:
+) -> tuple[model_doc.ModelDoc, str, list[LayerInfo], list[str]]:
     """One row per layer: references, and (built at ``scale``) channels, stride, params; warnings: the diagnosis."""
-    doc = recorded.with_recorded(yamlio.load(model))
-    scales, warnings = yamlio.resolve_scales(doc, scale if scale != "all" else None)
+    doc = recorded.with_recorded(model_doc.load(model))
+    scales, warnings = model_doc.resolve_scales(doc, scale if scale != "all" else None)
     chosen = scales[0]
     warnings += adoption.diagnosis(doc, chosen)
     unknown = adoption.unknown_line(doc)  # a fork's modules: one line with `adopt`, never a plugin-file hint alone
@@ -328,7 +331,7 @@ def show(
 
 
 def _layer_shapes(
-    doc: yamlio.ModelDoc, scale: str, imgsz: int
+    doc: model_doc.ModelDoc, scale: str, imgsz: int
 ) -> tuple[dict[int, tuple[int, ...] | None], dict[int, int]]:
     import torch
 

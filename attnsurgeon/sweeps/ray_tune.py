@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import AttnSurgeonError, UsageError
 from attnsurgeon.sweeps import train as sweep_train
 
@@ -54,7 +54,7 @@ def train_with_ray(
         return
     project = sweep_train.runs_dir(job.directory)
     project.mkdir(exist_ok=True)
-    base_graph = yamlio.load(job.settings.model).graph
+    base_graph = model_doc.load(job.settings.model).graph
     device = "0" if gpus_per_trial > 0 else "cpu"  # Ray gives each trial its own visible GPU(s)
     space = []
     for name, row in rows.items():

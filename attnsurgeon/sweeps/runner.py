@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog import plugins, recorded
-from attnsurgeon.core import augment_graph, flowedit, publish, sizes, yamlio, yamltree
+from attnsurgeon.core import augment_graph, publish, sizes
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core.progress import SweepProgress
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
+from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import AttnSurgeonError, UsageError, first_line
 from attnsurgeon.ops import surgery as api
+from attnsurgeon.sources import plugins, recorded
 from attnsurgeon.sweeps.plan import Variant, parse_args_grid, parse_at, parse_modules, plan, resolve_at
 from attnsurgeon.sweeps.store import ResultsStore, row_key
 
@@ -154,11 +155,11 @@ def start(what: SweepPlan | str | Path, *args: Any, **keywords: Any) -> SweepRun
     from attnsurgeon.sweeps.deploy import parse_formats
 
     formats = parse_formats(p.formats)
-    doc = yamlio.load(p.model)
+    doc = model_doc.load(p.model)
     if p.scale == "all":
         raise UsageError("--scale all: a sweep compares variants at one scale; give n, s, m, l or x")
-    scales, warnings = yamlio.resolve_scales(doc, p.scale)
-    stem = (yamlio.with_scale(doc.stem, scales[0]) if p.scale else None) or doc.stem
+    scales, warnings = model_doc.resolve_scales(doc, p.scale)
+    stem = (model_doc.with_scale(doc.stem, scales[0]) if p.scale else None) or doc.stem
     specs = parse_modules(p.modules)
     ats = parse_at(p.at)
     for a in ats:
@@ -230,7 +231,7 @@ def _cost_all(job: SweepRun, retry_failed: bool, step: SweepProgress) -> None:
     from attnsurgeon.sweeps import cost as sweep_cost
 
     s = job.settings
-    doc = yamlio.load(s.model)
+    doc = model_doc.load(s.model)
     base = sweep_cost.cost_base(doc.plain(), s.scale, f"{job.variants[0].name}.yaml", s.device, s.imgsz, s.runs)
     if s.formats:
         from attnsurgeon.sweeps.deploy import BaseDeployments
@@ -252,7 +253,7 @@ def _gc_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.ModelDoc, done: int,
+def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: model_doc.ModelDoc, done: int,
                total: int, step: SweepProgress) -> None:  # fmt: skip
 
     for v in todo:
@@ -260,7 +261,7 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         row = _new_row(job, v)
         try:
             if v.op == "base":
-                base_text = yamlio.with_newline(_base_copy(job, base_doc), base_doc.newline)  # CRLF stays CRLF
+                base_text = model_doc.with_newline(_base_copy(job, base_doc), base_doc.newline)  # CRLF stays CRLF
                 publish.publish(job.directory / f"{v.name}.yaml", base_text, force=True)
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
                 if job.settings.formats:
@@ -278,20 +279,20 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: yamlio.M
         step("done", v.name, done, total)
 
 
-def _base_copy(job: SweepRun, base_doc: yamlio.ModelDoc) -> str:
+def _base_copy(job: SweepRun, base_doc: model_doc.ModelDoc) -> str:
     """The base YAML's text for the sweep folder: as it is, but for the plugin files it lists, named again relative
     to the sweep folder (a training process reads the copy there)."""
     if plugins.YAML_KEY not in base_doc.data:
         return base_doc.text
-    tree = yamlio.copy_doc(base_doc).data
+    tree = model_doc.copy_doc(base_doc).data
     _record(job, tree)
     same = recorded.recorded_entries(tree) == recorded.recorded_entries(base_doc.data)
-    return base_doc.text if same else yamlio.dump(tree)
+    return base_doc.text if same else model_doc.dump(tree)
 
 
 def _record(job: SweepRun, tree: Any) -> None:
     """List the plugin files a variant's rows need under ``attnsurgeon_plugins``, relative to the sweep folder."""
-    for warning in recorded.record(tree, job.directory, yamltree.flow_seq):
+    for warning in recorded.record(tree, job.directory, tree_edits.flow_seq):
         if warning not in job.warnings:
             job.warnings.append(warning)
 
@@ -303,14 +304,14 @@ def _new_row(job: SweepRun, v: Variant) -> dict[str, Any]:
             "imgsz": s.imgsz, "device": s.device, "status": "ok", "reason": None, "key": job.key(v)}  # fmt: skip
 
 
-def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDoc, row: dict[str, Any]) -> None:
+def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: model_doc.ModelDoc, row: dict[str, Any]) -> None:
     from attnsurgeon.checks import verify
     from attnsurgeon.sweeps import cost as sweep_cost
     from attnsurgeon.ultralytics_bridge import ultra
 
     s = job.settings
     after = resolve_at(base_doc.graph, v.at)
-    doc = yamlio.copy_doc(base_doc)
+    doc = model_doc.copy_doc(base_doc)
     spec, values = api.module_args(v.module, list(v.args))
     name, row_args = api.surgery_row(spec, values, False)
     if v.op == "insert":
@@ -319,11 +320,11 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: yamlio.ModelDo
     else:  # augment: the block at each index gets attention inside; no row moves
         result = augment_graph.augment(doc.graph, after, name, row_args)
         fresh = [sweep_cost.FreshLayer(i, replaces=i) for i in result.augmented]
-    tree = yamlio.apply(doc, result, in_place=True)
+    tree = model_doc.apply(doc, result, in_place=True)
     _record(job, tree)  # a training process builds the variant from its file: the plugin files go with it
-    text, cfg = flowedit.surgery_text(base_doc, result, tree), yamlio.to_plain(tree)
+    text, cfg = text_writer.surgery_text(base_doc, result, tree), model_doc.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
-    publish.publish(path, yamlio.with_newline(text, base_doc.newline), force=True)  # the sweep's own folder
+    publish.publish(path, model_doc.with_newline(text, base_doc.newline), force=True)  # the sweep's own folder
     row.update(yaml=path.name, layers=[f.index for f in fresh])
     checks = [verify.check_liveness(result.graph, [f.index for f in fresh])] if v.op == "insert" else []
     try:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.core import yamlio
+from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import AttnSurgeonError, ModelFileError, UsageError
 from attnsurgeon.sweeps.store import row_key
 
@@ -134,15 +134,15 @@ def _plugins_of(source: Path) -> list[str]:
     """The ``attnsurgeon_plugins`` entries of a variant's YAML, files made absolute (nothing for a checkpoint)."""
     if source.suffix.lower() not in (".yaml", ".yml"):
         return []
-    from attnsurgeon.catalog import recorded
+    from attnsurgeon.sources import recorded
 
-    data = yamlio.loads(source.read_text(encoding="utf-8"))
+    data = model_doc.loads(source.read_text(encoding="utf-8"))
     return [recorded.absolute(entry, source.parent) for entry in recorded.recorded_entries(data)]
 
 
 def train_in_process(arguments: dict[str, Any]) -> None:
     """``YOLO(model).train(...)`` here (a training subprocess, or a Ray trial's worker)."""
-    from attnsurgeon.catalog import plugins
+    from attnsurgeon.sources import plugins
     from attnsurgeon.ultralytics_bridge import ultra
 
     arguments = dict(arguments)
@@ -179,7 +179,7 @@ def train_all(job: Any, retry_failed: bool, step: Callable[[str, str, int, int],
     lock = threading.Lock()
     project = runs_dir(job.directory)
     project.mkdir(exist_ok=True)
-    base_graph = yamlio.load(job.settings.model).graph
+    base_graph = model_doc.load(job.settings.model).graph
 
     def one(row: dict[str, Any]) -> None:
         nonlocal done

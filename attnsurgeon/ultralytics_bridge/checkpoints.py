@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon.core.graph import Graph
-from attnsurgeon.core.yamlio import guess_scale
+from attnsurgeon.core.yamlfile.model_doc import guess_scale
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError
 from attnsurgeon.ultralytics_bridge import ultra
 
@@ -126,8 +126,8 @@ def yaml_text(cfg: dict[str, Any], header: str = "") -> str:
     """Ultralytics-style YAML for an architecture dict: one flow-style row per layer with its index as a comment."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    from attnsurgeon.core.yamlio import dump
-    from attnsurgeon.core.yamltree import flow_seq
+    from attnsurgeon.core.yamlfile.model_doc import dump
+    from attnsurgeon.core.yamlfile.tree_edits import flow_seq
 
     data = CommentedMap()
     index = 0

@@ -17,9 +17,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from attnsurgeon.catalog import REGISTRY, plugins, recorded
+from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.errors import PluginError, RegistryError
+from attnsurgeon.sources import plugins, recorded
 
 PARSE_MODEL_CODE: list[Any] = [None]  # the code object of Ultralytics' own parse_model (under every wrapper)
 

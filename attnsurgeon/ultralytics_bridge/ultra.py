@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon._moved import legacy_paths
-from attnsurgeon.catalog import REGISTRY, plugins
+from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.core import yolo_repos
 from attnsurgeon.core.scales import scale_row
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, RegistryError, first_line
+from attnsurgeon.sources import plugins
 from attnsurgeon.ultralytics_bridge import parse_hooks
 
 _registered: dict[str, type] = {}
@@ -101,12 +102,12 @@ def _register_safe_globals(classes: Any) -> None:
         for value in list(vars(module).values()) if module is not None else ():
             if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == name:
                 allowed.add(value)
-    from attnsurgeon.catalog import sources  # how plain nn.Module classes (FILE.py:Class, timm:Class) unpickle
+    from attnsurgeon.sources import named_classes  # how plain nn.Module classes (FILE.py:Class, timm:Class) unpickle
 
-    rebuilds = [plugins.rebuild, sources.rebuild_adapter, sources.rebuild_file_class]
+    rebuilds = [plugins.rebuild, named_classes.rebuild_adapter, named_classes.rebuild_file_class]
     plugins.allow_in_safe_load([*allowed, *rebuilds])  # rebuild: how plugin-file modules unpickle
     # checkpoints written before the subpackages name the classes that moved by their old module path
-    moved = [(c, old) for c in allowed for old in legacy_paths(c)]
+    moved = [(c, old) for c in [*allowed, *rebuilds] for old in legacy_paths(c)]
     if moved and hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(moved)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.bam import BAM
+from attnsurgeon.catalog.modules.bam import BAM
 
 
 def test_parameter_count_reference_configuration():

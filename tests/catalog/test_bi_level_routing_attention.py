@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.bi_level_routing_attention import BiLevelRoutingAttention
+from attnsurgeon.catalog.modules.bi_level_routing_attention import BiLevelRoutingAttention
 
 
 def test_parameter_count_reference_configuration():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.cascaded_group_attention import CascadedGroupAttention
+from attnsurgeon.catalog.modules.cascaded_group_attention import CascadedGroupAttention
 
 
 def test_parameter_count_reference_configuration():

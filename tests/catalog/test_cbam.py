@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.cbam import CBAM
+from attnsurgeon.catalog.modules.cbam import CBAM
 
 
 def test_parameter_count():

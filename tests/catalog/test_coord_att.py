@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.coord_att import CoordAtt
+from attnsurgeon.catalog.modules.coord_att import CoordAtt
 
 
 def test_parameter_count_matches_reference():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnsurgeon.catalog.cpca import CPCA
+from attnsurgeon.catalog.modules.cpca import CPCA
 
 
 def test_parameter_count_reference_configuration():

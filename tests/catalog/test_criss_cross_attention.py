@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.criss_cross_attention import CrissCrossAttention
+from attnsurgeon.catalog.modules.criss_cross_attention import CrissCrossAttention
 
 
 def test_parameter_count_reference_configuration():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attnsurgeon.catalog.dattention import DAttention
+from attnsurgeon.catalog.modules.dattention import DAttention
 
 
 def test_parameter_count_yolo_configuration():

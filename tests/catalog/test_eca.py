@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from attnsurgeon.catalog.eca import ECA
+from attnsurgeon.catalog.modules.eca import ECA
 
 # C -> k from Eq. 12 by hand: (log2 C + 1) / 2 truncated, then made odd
 PAPER_K = {16: 3, 32: 3, 64: 3, 128: 5, 256: 5, 512: 5, 1024: 5, 2048: 7, 8: 3, 4: 1, 96: 3, 384: 5}

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnsurgeon.catalog.efficient_attention import EfficientAttention
+from attnsurgeon.catalog.modules.efficient_attention import EfficientAttention
 
 
 def test_runs_at_20x20_with_window_7():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnsurgeon.catalog.ela import ELA
+from attnsurgeon.catalog.modules.ela import ELA
 
 
 @pytest.mark.parametrize(

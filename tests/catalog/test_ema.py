@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.ema import EMA
+from attnsurgeon.catalog.modules.ema import EMA
 
 
 def test_parameter_count_reference_configuration():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.ese import ESE
+from attnsurgeon.catalog.modules.ese import ESE
 
 
 def test_parameter_count_is_one_full_width_conv_with_bias():

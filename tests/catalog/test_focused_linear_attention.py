@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attnsurgeon.catalog.focused_linear_attention import FocusedLinearAttention
+from attnsurgeon.catalog.modules.focused_linear_attention import FocusedLinearAttention
 
 
 def test_parameter_count_reference_configuration():

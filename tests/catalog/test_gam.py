@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.gam import GAM
+from attnsurgeon.catalog.modules.gam import GAM
 
 
 def test_parameter_count_reference_configuration():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.gc import GC
+from attnsurgeon.catalog.modules.gc import GC
 
 
 def test_parameter_count_reference_configuration():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.gct import GCT
+from attnsurgeon.catalog.modules.gct import GCT
 
 
 def test_parameter_count():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnsurgeon.catalog.halo_attention import HaloAttention
+from attnsurgeon.catalog.modules.halo_attention import HaloAttention
 
 
 def _real_key_mask(h: int, w: int, block: int, halo: int) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.irmb import iRMB
+from attnsurgeon.catalog.modules.irmb import iRMB
 
 
 def test_parameter_count_reference_configuration():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnsurgeon.catalog.lsk import LSK
+from attnsurgeon.catalog.modules.lsk import LSK
 
 
 def test_parameter_count_reference_configuration():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnsurgeon.catalog.lska import LSKA
+from attnsurgeon.catalog.modules.lska import LSKA
 
 # k_size -> (local taps, dilated taps, dilation), as in the reference's if-chain
 TABLE = {7: (3, 3, 2), 11: (3, 5, 2), 23: (5, 7, 3), 35: (5, 11, 3), 41: (5, 13, 3), 53: (5, 17, 3)}

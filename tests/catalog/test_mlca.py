@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attnsurgeon.catalog.layers import adaptive_avg_pool2d_exportable
-from attnsurgeon.catalog.mlca import MLCA
+from attnsurgeon.catalog.modules.building_blocks import adaptive_avg_pool2d_exportable
+from attnsurgeon.catalog.modules.mlca import MLCA
 
 
 def test_parameter_count_reference_configuration():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attnsurgeon.catalog.msda import MSDA
+from attnsurgeon.catalog.modules.msda import MSDA
 
 
 def test_parameter_count_reference_configuration():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.nam import NAM
+from attnsurgeon.catalog.modules.nam import NAM
 
 
 def test_parameter_count():

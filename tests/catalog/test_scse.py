@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.scse import scSE
+from attnsurgeon.catalog.modules.scse import scSE
 
 
 def test_parameter_count_reference_configuration():

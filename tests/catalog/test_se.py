@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from attnsurgeon.catalog.se import SE
+from attnsurgeon.catalog.modules.se import SE
 
 
 def test_parameter_count_is_two_bias_free_fc_layers():

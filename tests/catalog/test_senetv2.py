@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.senetv2 import SENetV2
+from attnsurgeon.catalog.modules.senetv2 import SENetV2
 
 
 def test_parameter_count_reference_configuration():

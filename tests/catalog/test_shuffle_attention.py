@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from attnsurgeon.catalog.shuffle_attention import ShuffleAttention
+from attnsurgeon.catalog.modules.shuffle_attention import ShuffleAttention
 
 
 def test_parameter_count():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.simam import SimAM
+from attnsurgeon.catalog.modules.simam import SimAM
 
 
 def test_matches_the_papers_minimal_energy():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.sk import SK
+from attnsurgeon.catalog.modules.sk import SK
 
 
 def test_parameter_count_reference_configuration():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.soca import SOCA, covariance_pool, newton_schulz_sqrt
+from attnsurgeon.catalog.modules.soca import SOCA, covariance_pool, newton_schulz_sqrt
 
 
 def test_covariance_matches_reference_centring_matrix():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attnsurgeon.catalog.triplet_attention import TripletAttention
+from attnsurgeon.catalog.modules.triplet_attention import TripletAttention
 
 
 def test_parameter_count():

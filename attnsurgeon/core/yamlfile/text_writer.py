@@ -1,0 +1,215 @@
+"""The text a surgery or ``adopt`` writes, the one writer of model files: the input text edited line by line
+(:mod:`attnsurgeon.core.yamlfile.line_layout`), every line it does not have to change kept byte for byte (blank and
+whitespace-only lines, spacing inside rows, comment columns), in block and flow style alike; checked to read as the
+edited tree. A block-style file whose rows the line reader does not know (a row over several lines) is written by
+ruamel's dump of the edited tree, as before. No torch, no printing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attnsurgeon.core.yamlfile import model_doc, row_edits
+from attnsurgeon.core.yamlfile.comments import index_of
+from attnsurgeon.core.yamlfile.line_layout import KEY_RE, Layout, layout, newline, render
+from attnsurgeon.errors import ModelFileError
+
+
+def is_flow(doc: Any) -> bool:
+    """Whether ``doc`` (a model_doc.ModelDoc) has a flow-style section."""
+    return layout(doc.text, str(doc.path)) is not None
+
+
+def index_comments(doc: Any) -> dict[int, int]:
+    """Layer -> the index its trailing comment names (:func:`comments.index_of`), read from the text's row lines in a
+    flow-style file (the round-trip tree keeps no comment per row there), from the tree otherwise."""
+    try:
+        flow = layout(doc.text, str(doc.path))
+    except ModelFileError:
+        flow = None  # a flow file the line reader refuses: its rows' comments are not read
+    if flow is None:
+        return row_edits.index_comments(doc.data)
+    return {i: n for i, row in enumerate(flow.rows) if (n := index_of(row.comment)) is not None}
+
+
+def lines_of(doc: Any) -> Layout | None:
+    """``doc``'s rows as lines (a flow-style file that cannot be read so is refused); None for a block-style file the
+    line reader does not know (ruamel's dump writes it)."""
+    flow = layout(doc.text, str(doc.path))
+    if flow is not None:
+        return flow
+    try:
+        return layout(doc.text, str(doc.path), block=True)
+    except ModelFileError:
+        return None
+
+
+def surgery_text(doc: Any, result: Any, data: Any) -> str:
+    """The text a surgery writes: the input text with only the lines the surgery changes rewritten, checked to read
+    as the edited tree ``data``; ruamel's dump of ``data`` where a block-style file cannot be edited so."""
+    lay = lines_of(doc)
+    if lay is None:
+        return model_doc.dump(data)
+    inserted = {ins.index: ins.after for ins in result.insertions}
+    text = render(
+        doc.text,
+        lay,
+        doc.graph.rows,
+        result.graph.rows,
+        result.index_map,
+        inserted,
+        (*result.replaced, *result.augmented),
+        lambda items: _row_text(items),
+    )
+    text = _changed_keys(_added_keys(text, lay, data), lay, data, doc.plain())
+    if not _reads_as(text, model_doc.to_plain(data), str(doc.path), lay):
+        if not any(lay.flow.values()):
+            return model_doc.dump(data)
+        raise ModelFileError(
+            f"{doc.path}: this flow-style file cannot be edited line by line (the rewritten lines would not read as "
+            "the edited model); nothing was written; write its rows in block style ('- [...]')"
+        )
+    return text
+
+
+def _row_text(items: list[Any]) -> str:
+    from ruamel.yaml.comments import CommentedMap
+
+    from attnsurgeon.core.yamlfile.tree_edits import flow_seq
+
+    return model_doc.dump(CommentedMap(row=flow_seq(items))).rstrip("\r\n")[len("row: ") :]
+
+
+def _added_keys(text: str, lay: Layout, data: Any) -> str:
+    """Top-level keys the surgery added to the tree (``attnsurgeon_plugins``), as the block path writes them."""
+    added = [k for k in data if k not in lay.keys]
+    if not added:
+        return text
+    dumped = {m.group(1): line for line in model_doc.dump(data).splitlines() if (m := KEY_RE.match(line))}
+    lines = text.splitlines(keepends=True)
+    keys = list(data)
+    for key in added:
+        before = keys[: keys.index(key)]
+        at = max((lay.keys[k] + 1 for k in before if k in lay.keys), default=0)
+        at += sum(1 for k in added[: added.index(key)] if k in before)
+        lines.insert(at, dumped[key] + newline(lay.lines))
+    return "".join(lines)
+
+
+SECTIONS = ("backbone", "head")
+
+
+def _changed_keys(text: str, lay: Layout, data: Any, original: dict[str, Any]) -> str:
+    """Top-level keys (not the sections) the surgery gave another value (``attnsurgeon_plugins`` named again relative to
+    a new output's folder): their line rewritten as the block path writes it. The lines are the input's: ``_added_keys``
+    only inserts lines after them, so a key's line is found again by its text."""
+    changed = [
+        k for k in data if k in lay.keys and k not in SECTIONS and model_doc.to_plain(data[k]) != original.get(k)
+    ]
+    if not changed:
+        return text
+    dumped = {m.group(1): line for line in model_doc.dump(data).splitlines() if (m := KEY_RE.match(line))}
+    lines = text.splitlines(keepends=True)
+    for key in changed:
+        at = next(i for i, line in enumerate(lines) if (m := KEY_RE.match(line)) and m.group(1) == key)
+        end = at + 1
+        while end < len(lines) and lines[end][:1] in (" ", "\t", "-") and lines[end].strip():
+            end += 1  # a block value's lines (a list written "- a.py" below the key)
+        lines[at:end] = [dumped[key] + newline(lay.lines)]
+    return "".join(lines)
+
+
+def _other_keys_read_as(text: str, plain: dict[str, Any], source: str) -> bool:
+    """The top-level keys other than the sections read as ``plain``'s (a few lines: the sections left out)."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if KEY_RE.match(line)]
+    keep: list[str] = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(lines)
+        key = KEY_RE.match(lines[start]).group(1)  # type: ignore[union-attr]
+        if key not in SECTIONS:
+            keep += lines[start:end]
+    try:
+        read = model_doc.to_plain(model_doc.loads("".join(keep), source)) if keep else {}
+    except ModelFileError:
+        return False
+    return read == {k: v for k, v in plain.items() if k not in SECTIONS}
+
+
+def _reads_as(text: str, plain: dict[str, Any], source: str, before: Layout | None = None) -> bool:
+    """Whether ``text`` reads as ``plain``. Quick where the input's layout ``before`` is given: the rows found again
+    one per layer, a comma after every flow row but a section's last, and each row read by ruamel on its own line
+    (a few ms); otherwise, or where that is not so, the whole text read by ruamel (~15 ms on yolo11n, the same reader
+    as every command's)."""
+    if before is not None and _rows_read_as(text, plain, source) and _other_keys_read_as(text, plain, source):
+        return True
+    return bool(model_doc.to_plain(model_doc.loads(text, source)) == plain)
+
+
+def _rows_read_as(text: str, plain: dict[str, Any], source: str) -> bool:
+    try:
+        after = layout(text, source, block=True)
+    except ModelFileError:
+        return False
+    rows = [*plain["backbone"], *plain["head"]]
+    if after is None or len(after.rows) != len(rows) or after.keys.keys() - set(plain):
+        return False
+    for j, row in enumerate(after.rows):
+        last = j + 1 == len(after.rows) or after.section_of[j + 1] != after.section_of[j]
+        if after.flow[after.section_of[j]] and not last and not row.between.lstrip().startswith(","):
+            return False
+    # every row, not only the rewritten lines: a row the line edit should have changed but left as it was reads as
+    # its old self; each distinct row text is read once (rows such as nn.Upsample repeat)
+    texts = list(dict.fromkeys(r.text for r in after.rows))
+    try:
+        read = model_doc.to_plain(model_doc.loads("\n".join(f"- {t}" for t in texts), source))
+    except ModelFileError:
+        return False  # a row that does not read on its own (an alias): the whole text is read instead
+    if not isinstance(read, list) or len(read) != len(texts):
+        return False
+    value = dict(zip(texts, read, strict=True))
+    return all(value[r.text] == row for r, row in zip(after.rows, rows, strict=True))
+
+
+def adopted_text(doc: Any, new_graph: Any, shown: dict[int, int], data: Any) -> str:
+    """``adopt``'s output: rows changed in place (no row moves), index comments that showed ``shown[i]`` renumbered
+    to ``i``, every other line as it was; ruamel's dump of ``data`` where a block-style file cannot be edited so."""
+    lay = lines_of(doc)
+    if lay is None:
+        return model_doc.dump(data)
+    old, new = doc.graph.rows, new_graph.rows
+    changed = [i for i in range(len(old)) if (old[i].module, old[i].args) != (new[i].module, new[i].args)]
+    identity = {i: i for i in range(len(old))}
+    text = render(doc.text, lay, old, new, identity, {}, changed, _row_text, shown)
+    if not _reads_as(text, model_doc.to_plain(data), str(doc.path)):
+        return _fallback(doc, lay, data)
+    return text
+
+
+def adopted_with_keys(doc: Any, text: str, data: Any) -> str:
+    """``adopt``'s output once keys were added to the tree after its rows were edited (``attnsurgeon_plugins``, which
+    names files relative to the output's folder): ``text`` (:func:`adopted_text`'s) with the added keys' lines, every
+    other line as it was."""
+    try:
+        lay = layout(text, str(doc.path), block=True)  # the text's own lines (ruamel's dump, where it wrote them)
+    except ModelFileError:
+        lay = None
+    if lay is None:
+        return model_doc.dump(data)
+    out = _added_keys(text, lay, data)  # adopt moves no row: the keys are on the lines the input has them
+    if not _reads_as(out, model_doc.to_plain(data), str(doc.path)):
+        return _fallback(doc, lay, data)
+    return out
+
+
+def _fallback(doc: Any, lay: Layout, data: Any) -> str:
+    """ruamel's dump of ``data`` for a block-style file the line edit cannot write; a flow-style one is refused."""
+    if not any(lay.flow.values()):
+        return model_doc.dump(data)
+    raise _not_adoptable(doc)
+
+
+def _not_adoptable(doc: Any) -> ModelFileError:
+    return ModelFileError(
+        f"{doc.path}: this flow-style file cannot be adopted line by line; nothing was written; write its rows "
+        "in block style ('- [...]')"
+    )

@@ -1,0 +1,337 @@
+"""Plugins: attention modules from a user's own files (``--plugin PATH.py``) and from installed packages.
+
+A plugin file registers its classes with the same :func:`~attnsurgeon.catalog.registry.register_module` decorator as
+the built-ins, and is read the same way: its syntax tree first (so ``list``/``info`` never import torch), the file
+itself only when a class is needed. Installed packages declare modules in the ``attnsurgeon.modules`` entry-point
+group; a broken one is skipped with a warning naming it, so it never disables the built-in catalog.
+
+Each rule is checked when a plugin is added, a failure is one :class:`PluginError` line naming the plugin and the rule.
+A plain ``nn.Module`` class (``FILE.py:Class``, ``timm:Class``, a file that registers nothing) goes to ``FOREIGN``.
+
+Instances of a plugin file's classes pickle as "the class ``Q`` of the plugin at ``PATH``" (:func:`rebuild`), so a
+checkpoint trained with a plugin module loads in a fresh process as long as the file is at that path or in the
+current directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attnsurgeon.sources.source_tree as source_tree
+from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry, scan_file
+from attnsurgeon.core import diskcache
+from attnsurgeon.core.augment_graph import AUGMENT_MODULE
+from attnsurgeon.errors import PluginError, RegistryError, first_line
+from attnsurgeon.sources.file_import import import_file
+
+ENTRY_POINT_GROUP = "attnsurgeon.modules"
+# The top-level key of a model YAML that lists the plugin files its rows need (relative to the YAML's directory).
+YAML_KEY = "attnsurgeon_plugins"
+YAML_COMMENT = "plugin files of this model's modules (see attnsurgeon)"
+_FILES: dict[Path, list[ModuleSpec]] = {}  # resolved path -> specs, so adding a file twice is free
+FOREIGN: list[Any] = []  # attnsurgeon.sources.plain_plugins puts itself here: plain nn.Module classes as plugins
+
+
+@functools.lru_cache(maxsize=1)
+def ultralytics_names() -> frozenset[str]:
+    """The names ``parse_model`` resolves in ``ultralytics.nn.tasks``, read from its source (no torch import; cached
+    on disk while tasks.py is unchanged): its module namespace (top-level imports, classes, functions), which
+    ``globals()[name]`` looks in; an import inside a function is no such name. The one reader of tasks.py: plugin
+    name checks, ``new-module`` and ``adopt`` all use it."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.origin:
+        return frozenset()
+    tasks = Path(spec.origin).parent / "nn" / "tasks.py"
+    return frozenset(diskcache.cached("ultralytics-names", [tasks, Path(__file__)], lambda: _names_in(tasks)))
+
+
+def _names_in(tasks: Path) -> tuple[str, ...]:
+    tree = ast.parse(tasks.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            names.add(node.name)
+    return tuple(sorted(names))
+
+
+def module_name_for(path: Path) -> str:
+    """A unique, stable module name for a plugin file (two files may share a stem)."""
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"attnsurgeon_plugin_{stem}_{digest}"
+
+
+def add_file(path: str | Path, registry: Registry = REGISTRY, run: bool = True) -> list[ModuleSpec]:
+    """Add the modules a plugin file registers; returns their specs. Raises PluginError naming the file and rule.
+    ``run`` False (a file a YAML lists): a file whose registrations cannot be read without running it is refused."""
+    given = Path(path).expanduser()
+    label = str(path)
+    if FOREIGN and FOREIGN[0].is_source(label):  # FILE.py:Class, timm:Class: a class as its authors wrote it
+        return FOREIGN[0].add(label, registry)
+    if given.suffix != ".py":
+        raise PluginError(f"plugin {label}: a plugin must be a Python file (.py)")
+    if not given.is_file():
+        what = "is a directory" if given.exists() else "no such file"
+        raise PluginError(f"plugin {label}: {what} (attnsurgeon new-module NAME writes one)")
+    resolved = given.resolve()
+    if resolved in _FILES:
+        return _FILES[resolved]
+    tree = source_tree.read(resolved, f"plugin {label}")
+    module_name = module_name_for(resolved)
+    try:
+        specs = scan_file(resolved, module_name, tree)
+    except RegistryError as exc:
+        if "must be literals" not in str(exc):
+            raise PluginError(f"plugin {label}: {exc}") from None
+        if not run:
+            raise PluginError(
+                f"plugin {label}: its @register_module arguments are not literals, so only running it tells what it "
+                f"registers, and a model file never runs code on reading; name it yourself: --plugin {label}"
+            ) from None
+        specs = [s for s in _runtime_specs(_import_file(resolved, module_name, label)) if s.source == str(resolved)]
+    if not specs:  # a file as its authors wrote it: its nn.Module classes that keep a feature map's shape
+        return FOREIGN[0].add_file_classes(resolved, label, registry)
+    check_names(specs, label, registry)
+    registry.add_plugin(specs, lambda: _import_file(resolved, module_name, label), strict=True)
+    _FILES[resolved] = specs
+    return specs
+
+
+def add_files(paths: Iterable[str | Path], registry: Registry = REGISTRY) -> list[ModuleSpec]:
+    """Add the plugins the user names on purpose (``--plugin``; a YAML may then list them from any folder)."""
+    paths = list(paths)
+    given(paths)
+    return [spec for path in paths for spec in add_file(path, registry)]
+
+
+def check_names(specs: list[ModuleSpec], label: str, registry: Registry) -> None:
+    """A plugin's names and aliases must not be taken by a built-in, another plugin, Ultralytics or a wrapper."""
+    taken: dict[str, str] = {}
+    for spec in registry.specs():
+        if spec.source != specs[0].source:
+            owner = "the built-in module" if registry.is_builtin(spec.name) else f"{spec.source}'s module"
+            taken[spec.name.lower()] = f"{owner} {spec.name}"
+            taken.update({a.lower(): f"an alias of {owner} {spec.name}" for a in spec.aliases})
+    own: dict[str, str] = {}
+    for spec in specs:
+        for name in (spec.name, *spec.aliases):
+            what = "name" if name == spec.name else f"alias {name!r} of"
+            subject = f"module {name!r}" if name == spec.name else f"{what} {spec.name}"
+            if name in ultralytics_names() or name in (IDENTITY_INIT, AUGMENT_MODULE):
+                clash = (
+                    f"attnsurgeon's {name} layer"
+                    if name in (IDENTITY_INIT, AUGMENT_MODULE)
+                    else "an Ultralytics module name"
+                )
+                raise PluginError(f"plugin {label}: {subject} is {clash}; rename it (register_module(name=...))")
+            clash = taken.get(name.lower()) or own.get(name.lower())
+            if clash:
+                raise PluginError(
+                    f"plugin {label}: {subject} is taken by {clash}; rename it (register_module(name=...))"
+                )
+            own[name.lower()] = f"{spec.name} in the same file"
+
+
+def _runtime_specs(module: ModuleType) -> list[ModuleSpec]:
+    return [spec for spec, cls in REGISTRY.runtime_specs() if cls.__module__ == module.__name__]
+
+
+def _import_file(path: Path, module_name: str, label: str) -> ModuleType:
+    """Import a plugin file once (imports torch through it); its classes become picklable by path."""
+    module = import_file(path, module_name, label)
+    _check_classes(module, label)
+    _picklable_by_path(module, path)
+    return module
+
+
+def _check_classes(module: ModuleType, label: str) -> None:
+    from attnsurgeon.catalog.base import AttentionModule
+
+    for spec in _runtime_specs(module):
+        cls = getattr(module, spec.import_path.partition(":")[2])
+        if not issubclass(cls, AttentionModule):
+            raise PluginError(
+                f"plugin {label}: {spec.name} must subclass attnsurgeon.catalog.base.AttentionModule, which passes "
+                "the input channels c1 when Ultralytics builds the layer"
+            )
+
+
+def _picklable_by_path(module: ModuleType, path: Path) -> None:
+    """Make every nn.Module class of the file pickle as (plugin path, class name) and allow it in safe loads."""
+    import torch
+
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == module.__name__
+    ]
+    for cls in classes:
+        cls.__attnsurgeon_plugin__ = str(path)  # type: ignore[attr-defined]
+        cls.__reduce_ex__ = _reduce_by_path  # type: ignore[method-assign,assignment]
+    allow_in_safe_load([*classes, rebuild])
+
+
+def _reduce_by_path(self: Any, protocol: int) -> tuple[Any, ...]:
+    cls = type(self)
+    state = self.__getstate__() if hasattr(self, "__getstate__") else self.__dict__
+    return (rebuild, (cls.__attnsurgeon_plugin__, cls.__qualname__), state)
+
+
+def rebuild(path: str, qualname: str) -> Any:
+    """Unpickling a plugin module: load the plugin file (at its recorded path, else in the current directory)."""
+    recorded = Path(path)
+    found = next((p for p in (recorded, Path.cwd() / recorded.name) if p.is_file()), None)
+    if found is None:
+        raise PluginError(
+            f"module {qualname} needs the plugin {recorded.name}, which is neither at {recorded} nor in the current "
+            f"directory; put {recorded.name} in one of those places"
+        )
+    add_file(found)
+    cls = getattr(REGISTRY.import_plugin(module_name_for(found.resolve())), qualname)
+    return cls.__new__(cls)
+
+
+def allow_in_safe_load(objects: Iterable[Any]) -> None:
+    """Allow classes (and :func:`rebuild`) in ``torch.load(weights_only=True)`` (``ULTRALYTICS_SAFE_LOAD=1``)."""
+    import torch
+
+    allowed = sorted(set(objects), key=lambda c: f"{c.__module__}.{c.__qualname__}")
+    if hasattr(torch.serialization, "add_safe_globals"):
+        torch.serialization.add_safe_globals(allowed)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Entry points and YAML-recorded plugins
+
+
+def installed_entry_points() -> tuple[tuple[str, str], ...]:
+    """(name, value) of every installed ``attnsurgeon.modules`` entry point. Cached on disk, keyed by the folders on
+    ``sys.path``: installing or removing a distribution adds or removes its metadata folder in one of them. The
+    script's own folder (``sys.path[0]``, the current one under ``python -m``) is left out of the key: every output
+    written there would change it, and no distribution is installed there."""
+    searched = sys.path if sys.flags.safe_path else sys.path[1:]
+    folders = [p for p in dict.fromkeys(searched) if p and os.path.isdir(p)]
+    return diskcache.cached("entry-points", [*folders, Path(__file__)], _read_entry_points)
+
+
+def _read_entry_points() -> tuple[tuple[str, str], ...]:
+    from importlib.metadata import entry_points  # ~25 ms to import: only when the cache has no answer
+
+    return tuple((ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def discover_entry_points(registry: Registry) -> None:
+    """Add the modules of every ``attnsurgeon.modules`` entry point; a broken one becomes a warning naming it."""
+    for ep_name, ep_value in installed_entry_points():
+        module_name = ep_value.partition(":")[0].strip()
+        label = f"entry point {ep_name!r} ({ep_value})"
+        try:
+            specs = _entry_point_specs(module_name)
+            if not specs:
+                raise PluginError(f"plugin {label}: registers no module with @register_module")
+            check_names(specs, label, registry)
+        except Exception as exc:
+            why = first_line(exc, typed=False)
+            message = why if why.startswith(f"plugin {label}") else f"plugin {label}: {why}"
+            registry.plugin_warnings.append(f"{message}; skipped")
+            continue
+        registry.add_plugin(specs, lambda name=module_name: importlib.import_module(name), strict=False)
+
+
+def _entry_point_specs(module_name: str) -> list[ModuleSpec]:
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise PluginError(f"cannot find the module {module_name}")
+    try:
+        return scan_file(Path(spec.origin), module_name)
+    except RegistryError as exc:
+        if "must be literals" not in str(exc):
+            raise
+    return _runtime_specs(importlib.import_module(module_name))
+
+
+def given(paths: Iterable[str | Path]) -> None:
+    """Files the user named on purpose (``--plugin``, ``-m FILE.py:Class``): a YAML may then name them from anywhere."""
+    import attnsurgeon.sources.named_classes as named_classes
+
+    for path in paths:
+        where = named_classes.file_of(str(path))
+        if where is not None:
+            GIVEN.add(Path(os.path.abspath(Path(where).expanduser())))
+
+
+GIVEN: set[Path] = set()  # absolute paths of the files the user named on purpose in this process
+
+
+REGISTRY.discover = discover_entry_points
+
+
+def plugin_file(spec: ModuleSpec) -> Path | None:
+    """The file a module comes from when it is a plugin file's (not a built-in's or an installed package's)."""
+    return Path(spec.source) if spec.import_path.startswith("attnsurgeon_plugin_") else None
+
+
+def unknown_modules(names: Iterable[Any], registry: Registry = REGISTRY) -> list[str]:
+    """Row module names that neither Ultralytics, attnsurgeon's wrappers nor the catalog (with its plugins) defines."""
+    known = ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
+    return sorted(
+        {
+            n
+            for n in names
+            if isinstance(n, str)
+            and not n.startswith(("nn.", "torchvision.ops."))
+            and n not in known
+            and registry.find(n) is None
+        }
+    )
+
+
+def row_modules(data: Any) -> list[Any]:
+    """The module names of a model YAML's rows, with the module an ``IdentityInit`` or ``Augment`` row wraps."""
+    rows = [r for r in [*(data.get("backbone") or []), *(data.get("head") or [])] if isinstance(r, list) and len(r) > 3]
+    wrapped = [r[3][0] for r in rows if r[2] == IDENTITY_INIT and isinstance(r[3], list) and r[3]]
+    wrapped += [r[3][2] for r in rows if r[2] == AUGMENT_MODULE and isinstance(r[3], list) and len(r[3]) > 2]
+    return [r[2] for r in rows] + wrapped
+
+
+def shape_change(module: Any, x: Any) -> str:
+    """What a module does to the shape of ``x`` ("" when it keeps it): an attention module must keep it."""
+    import torch
+
+    with torch.no_grad():
+        y = module(x)
+    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+    return "" if got == tuple(x.shape) else f"changes the shape: {tuple(x.shape)} -> {got}"
+
+
+def refuse_shape_change(spec: ModuleSpec | None, probe: bool = True, args: Iterable[Any] = ()) -> list[str]:
+    """Before a model is built with a plugin module (``probe``: only when verifying, it imports torch): one line
+    naming the plugin when the module changes its input's shape (a foreign class: fails the contract); returns the
+    probe's warnings."""
+    if probe and spec is not None and FOREIGN and FOREIGN[0].is_foreign(spec):
+        return list(FOREIGN[0].refuse(spec, list(args)))
+    if not probe or spec is None or plugin_file(spec) is None:
+        return []
+    import torch
+
+    torch.manual_seed(0)
+    change = shape_change(REGISTRY.load_class(spec.name)(64).eval(), torch.randn(1, 64, 15, 20))
+    if change:
+        raise PluginError(
+            f"plugin {spec.source}: {spec.name} {change}; an attention module must return a tensor shaped like its "
+            "input ('attnsurgeon check-module' runs every check)"
+        )
+    return []
