@@ -73,27 +73,32 @@ def check_export(model: nn.Module, imgsz: int, hints: dict[int, str]) -> Check:
         if isinstance(session, str):
             return Check(NAME, False, f"onnxruntime {session}")
         opset = _opset(path)
-        problem = _compare(session, torch_model, sample_image(model, square, torch.device("cpu")))
+        problem, worst = _compare(session, torch_model, sample_image(model, square, torch.device("cpu")))
         if problem is not None:
             return Check(NAME, False, f"at {_text(square)} onnxruntime {problem}")
-        problem = _compare(session, torch_model, sample_image(model, rect, torch.device("cpu")))
+        problem, worst_rect = _compare(session, torch_model, sample_image(model, rect, torch.device("cpu")))
         both = f"{_text(square)} and {_text(rect)}"
         if problem is None:
-            return Check(NAME, True, f"dynamic-axes ONNX (opset {opset}) matches PyTorch at {both}")
+            worst = max(worst, worst_rect)
+            return Check(NAME, True, f"dynamic-axes ONNX (opset {opset}) matches PyTorch at {both}{worst_text(worst)}")
         frozen = _frozen_shapes(traced, model)
         dynamic_note = f"dynamic=True exports fail: at {_text(rect)} onnxruntime {problem}" + (
             f"; {frozen}" if frozen else ""
         )
-        fixed = _fixed_size_problem(source, onnxruntime, rect, Path(tmp) / "fixed.pt", hints)
+        fixed, worst_fixed = _fixed_size_problem(source, onnxruntime, rect, Path(tmp) / "fixed.pt", hints)
     if fixed is None:
-        return Check(
-            NAME, True, f"fixed-size ONNX (opset {opset}, dynamic=False) matches PyTorch at {both}; but {dynamic_note}"
-        )
+        matches = f"matches PyTorch at {both}{worst_text(max(worst, worst_fixed))}"
+        return Check(NAME, True, f"fixed-size ONNX (opset {opset}, dynamic=False) {matches}; but {dynamic_note}")
     return Check(NAME, False, f"fixed-size export at {_text(rect)}: {fixed}; {dynamic_note}")
 
 
 def _text(size: Sequence[int]) -> str:
     return f"{size[0]}x{size[1]}"
+
+
+def worst_text(error: float) -> str:
+    """The worst relative error of a passing comparison, as every format check words it (tables read it back)."""
+    return f" (worst |Δ| {error:.2g} of the output)"
 
 
 def _export(
@@ -141,14 +146,15 @@ def _ort_error(exc: BaseException, model: nn.Module) -> str:
     return f"fails{where}: {' '.join(sentences[-2:])[-300:]}"
 
 
-def _compare(session: Any, torch_model: nn.Module, x: torch.Tensor) -> str | None:
-    """None when onnxruntime matches PyTorch on ``x``; else what went wrong, naming the layer where known."""
+def _compare(session: Any, torch_model: nn.Module, x: torch.Tensor) -> tuple[str | None, float]:
+    """(None when onnxruntime matches PyTorch on ``x``, else what went wrong, naming the layer where known; the worst
+    |Δ| as a fraction of the output's magnitude)."""
     try:
         onnx_out = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     except Exception as exc:
-        return _ort_error(exc, torch_model)
+        return _ort_error(exc, torch_model), float("inf")
     got = [torch.from_numpy(o) for o in onnx_out]
-    return within_noise(got, torch_model, x)[0]
+    return within_noise(got, torch_model, x)
 
 
 def within_noise(
@@ -184,17 +190,18 @@ def within_noise(
 
 def _fixed_size_problem(
     source: nn.Module, onnxruntime: Any, size: tuple[int, int], pt_path: Path, hints: dict[int, str]
-) -> str | None:
-    """None when a fixed-size export at ``size`` (dynamic=False) matches PyTorch there; else what went wrong."""
+) -> tuple[str | None, float]:
+    """(None when a fixed-size export at ``size`` (dynamic=False) matches PyTorch there, else what went wrong; the
+    worst relative error)."""
     exported = _export(source, list(size), pt_path, dynamic=False, hints=hints)
     if isinstance(exported, Check):
-        return exported.detail
+        return exported.detail, float("inf")
     torch_model, path, _ = exported
     session = _session(onnxruntime, path, torch_model)
     if isinstance(session, str):
-        return f"onnxruntime {session}"
-    problem = _compare(session, torch_model, sample_image(source, size, torch.device("cpu")))
-    return None if problem is None else f"onnxruntime {problem}"
+        return f"onnxruntime {session}", float("inf")
+    problem, worst = _compare(session, torch_model, sample_image(source, size, torch.device("cpu")))
+    return (None if problem is None else f"onnxruntime {problem}"), worst
 
 
 def _frozen_shapes(traced: list[Any], model: nn.Module) -> str:

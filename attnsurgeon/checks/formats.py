@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from attnsurgeon.checks.export import _ATEN_OP, _layer_running, _layer_type, _outside, within_noise
+from attnsurgeon.checks.export import _ATEN_OP, _layer_running, _layer_type, _outside, within_noise, worst_text
 from attnsurgeon.checks.verify import (
     calibrated_copy,
     failed,
@@ -62,7 +62,7 @@ def check_format(model: nn.Module, fmt: str, imgsz: int, hints: dict[int, str]) 
     return Check(
         name_of(fmt),
         True,
-        f"{exporting.LABELS[fmt]} matches PyTorch at {both} (worst |Δ| {worst:.2g} of the output)"
+        f"{exporting.LABELS[fmt]} matches PyTorch at {both}{worst_text(worst)}"
         + "".join(n for n in dict.fromkeys(seen) if n),
     )
 
