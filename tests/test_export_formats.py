@@ -155,3 +155,51 @@ def test_profile_format_times_the_export_and_caches_it(tmp_path, monkeypatch):
     assert again.latency.runs == 3  # the PyTorch figures are still there
     with pytest.raises(UsageError, match="--format tflite: not a format profile times"):
         prof.profile("yolo11n.yaml", imgsz=64, format="tflite")
+
+
+def test_a_param_ncnn_cannot_load_is_named_by_op_and_layer(tmp_path):
+    from torch import nn
+
+    from attnsurgeon.ultralytics_bridge import ncnn_param
+
+    # what pnnx wrote for iRMB: a Reshape it could not give a static shape, fed by a 1x1 convolution 256 -> 512
+    (tmp_path / "model.ncnn.param").write_text(
+        "7767517\n3 3\n"
+        "Input            in0      0 1 in0\n"
+        "Convolution      conv_36  1 1 in0 112 0=512 1=1 11=1 12=1 13=1 14=0 2=1 3=1 4=0 5=0 6=131072\n"
+        "Reshape          reshape_176 1 1 112 113\n",
+        encoding="utf-8",
+    )
+
+    class Model(nn.Module):  # a model's layers as Ultralytics holds them: `model` is a list of layers
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = nn.ModuleList([nn.Conv2d(3, 256, 3), nn.Sequential(nn.Conv2d(256, 512, 1), nn.ReLU())])
+
+    problem = ncnn_param.load_problem(tmp_path, Model())
+    assert problem == (
+        "NCNN cannot load op Reshape (reshape_176) as exported (pnnx wrote it without parameters: a shape it could not "
+        "make static), in layer 1 (Sequential), after its 1x1 convolution to 512 channels"
+    )
+    # two layers with such a convolution: the op alone, never a guess
+    twice = Model()
+    twice.model.append(nn.Conv2d(256, 512, 1))
+    assert ncnn_param.load_problem(tmp_path, twice).endswith("could not make static)")
+
+
+@pytest.mark.slow
+def test_an_ncnn_export_that_cannot_load_names_the_op_and_layer(tmp_path):
+    # iRMB's attention reshapes through a shape pnnx cannot make static: NCNN refuses the file, and AutoBackend would
+    # go on with an empty network whose first call raises a bare IndexError
+    model = _built("iRMB", 8)
+    [check] = run_extra_checks(model, ["export:ncnn"], 160, "cpu", {})
+    assert check.ok is False
+    assert check.detail.startswith(
+        "at 160x160 NCNN cannot load op Reshape (reshape_176) as exported (pnnx wrote it without parameters: a shape "
+        "it could not make static), in layer 9 (iRMB), after its 1x1 convolution to 512 channels"
+    ), check.detail
+    out = tmp_path / "yolo11n-iRMB.yaml"
+    api.insert("yolo11n.yaml", "iRMB", after=8, output=out, verify=False)
+    result = CliRunner().invoke(app, ["profile", str(out), "--format", "ncnn", "--imgsz", "160", "--runs", "2"])
+    assert result.exit_code == 9, result.output
+    assert "ncnn export at 160x160: NCNN cannot load op Reshape (reshape_176)" in result.output

@@ -30,7 +30,7 @@ from attnsurgeon.checks.verify import (
 )
 from attnsurgeon.core.report import Check
 from attnsurgeon.errors import AttnSurgeonError, first_line
-from attnsurgeon.ultralytics_bridge import exporting
+from attnsurgeon.ultralytics_bridge import exporting, ncnn_param
 
 FORMATS = ("torchscript", "openvino", "ncnn")
 # The PyTorch precision whose noise bounds a deployed run: NCNN's fp16 storage keeps fp32 range and accumulation,
@@ -103,6 +103,9 @@ def _one_size(source: nn.Module, fmt: str, size: tuple[int, int], hints: dict[in
             strict = exporting.float32_run(backend, path)
             got32 = [torch.as_tensor(o) for o in strict(x)] if strict is not None else None
         except Exception as exc:
+            unloadable = ncnn_param.load_problem(path, torch_model) if fmt == "ncnn" else None
+            if unloadable:  # AutoBackend went on with an empty network: the call's IndexError says nothing
+                return Check(name, False, f"at {at} {unloadable}{_suspects(source)}")
             return Check(name, False, f"{label} fails at {at}: {first_line(exc)}{_suspects(source)}")
     note = ""
     if got32 is not None:  # the runtime computes in bf16 here: f32 for translation errors, bf16 noise as deployed

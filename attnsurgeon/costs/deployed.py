@@ -26,7 +26,8 @@ from torch import nn
 
 from attnsurgeon.core import diskcache
 from attnsurgeon.costs.timing import DEFAULT_TIME_BUDGET_S, Latency, Progress, measure_latency
-from attnsurgeon.ultralytics_bridge import exporting
+from attnsurgeon.errors import VerificationError
+from attnsurgeon.ultralytics_bridge import exporting, ncnn_param
 
 RUNTIMES = {"onnx": "onnxruntime", "torchscript": "torch", "openvino": "openvino", "ncnn": "ncnn"}
 KEEP = 16  # cached exports kept (the oldest go first)
@@ -122,6 +123,9 @@ def deploy_format(model: nn.Module, fmt: str, size: Sequence[int], weights: bool
     loads it."""
     path, cached = export_cached(model, fmt, size, weights)
     backend = exporting.load(path)
+    problem = ncnn_param.load_problem(path, model) if fmt == "ncnn" else None
+    if problem:  # AutoBackend loaded an empty network: timing it would fail with a bare IndexError
+        raise VerificationError(f"{fmt} export at {size[0]}x{size[1]}: {problem}")
     return Deployed(
         fmt, path, cached, backend, RUNTIMES[fmt], _version(RUNTIMES[fmt]), exporting.precision(backend),
         _threads(backend),
