@@ -9,7 +9,8 @@ versions and the CPU.
 
 Each module runs in its own process, which reports one JSON line per format as it finishes it: a runtime that dies
 natively (a segfault in NCNN) is one cell, ``crashed: signal N``, and a fresh process carries on with the module's
-remaining formats; a cell past ``--cell-timeout`` seconds is ``timed out``. Neither ends the run.
+remaining formats; a cell past ``--cell-timeout`` seconds is ``timed out``. Neither ends the run (the children are
+run as ``sweep --formats`` runs a variant's, :mod:`attnsurgeon.sweeps.deploy_cells`).
 
     python benchmarks/deploy_matrix.py --imgsz 320 --runs 10 -o deploy_matrix.md [--modules SE,CBAM] [--formats ...]
 """
@@ -19,16 +20,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
-import json
 import os
 import platform
-import queue
 import re
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -70,9 +66,7 @@ def cells(name: str, formats: list[str], imgsz: int, runs: int) -> None:
     from attnsurgeon.costs.deployed import deploy_format, time_deployed
     from attnsurgeon.ops import surgery as api
     from attnsurgeon.ops.profile import load_model
-
-    def emit(fmt: str, **fields: Any) -> None:
-        print("CELL " + json.dumps({"format": fmt, **fields}), flush=True)
+    from attnsurgeon.sweeps.deploy_cells import emit
 
     x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,52 +99,19 @@ def cells(name: str, formats: list[str], imgsz: int, runs: int) -> None:
             emit(fmt, mark=mark, worst=_worst(detail) if ok else "-", ratio=ratio, detail=one_line(detail))
 
 
-def _pump(child: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
-    assert child.stdout is not None
-    for line in child.stdout:
-        lines.put(line)
-    lines.put(None)
-
-
 def run_module(name: str, formats: list[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """The cells of one module, each format in a child process until one dies; then a fresh one for the rest."""
-    done: dict[str, dict[str, Any]] = {}
-    while len(done) < len(formats):
-        todo = [f for f in formats if f not in done]
-        command = [sys.executable, __file__, "--cell", name, "--formats", ",".join(todo),
-                   "--imgsz", str(args.imgsz), "--runs", str(args.runs)]  # fmt: skip
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=_pump, args=(child, lines), daemon=True).start()
-        current: str | None = None
-        deadline = time.monotonic() + args.cell_timeout
-        timed_out = False
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                timed_out = True
-                child.kill()
-                break
-            if line is None:
-                break
-            if not line.startswith("CELL "):
-                continue
-            cell = json.loads(line[5:])
-            current, deadline = cell["format"], time.monotonic() + args.cell_timeout
-            if not cell.get("started"):
-                done[cell["format"]], current = cell, None
-        code = child.wait()
-        lost = current or next((f for f in todo if f not in done), None)
-        if lost is None:
-            break
-        if timed_out:
-            reason = f"timed out after {args.cell_timeout} s"
-        elif code < 0:
-            reason = f"crashed: signal {-code} ({signal.Signals(-code).name})"
-        else:
-            reason = f"child exited with status {code} before reporting"
-        done[lost] = {"format": lost, "mark": reason, "worst": "-", "ratio": "-", "detail": reason}
+    """The cells of one module, each format in a child process until one dies; then a fresh one for the rest
+    (:func:`attnsurgeon.sweeps.deploy_cells.run_cells`, as ``sweep --formats`` runs a variant's)."""
+    from attnsurgeon.sweeps.deploy_cells import run_cells
+
+    def command(todo: list[str]) -> list[str]:
+        return [sys.executable, __file__, "--cell", name, "--formats", ",".join(todo),
+                "--imgsz", str(args.imgsz), "--runs", str(args.runs)]  # fmt: skip
+
+    done = run_cells(command, formats, args.cell_timeout)
+    for fmt, cell in done.items():
+        if "lost" in cell:
+            done[fmt] = {"format": fmt, "mark": cell["lost"], "worst": "-", "ratio": "-", "detail": cell["lost"]}
     return done
 
 

@@ -70,3 +70,44 @@ def test_an_unknown_format_is_one_line(tmp_path):
                                  "--formats", "tflite"])  # fmt: skip
     assert result.exit_code == 2
     assert "--formats 'tflite': use one or more of onnx, torchscript, openvino, ncnn" in result.output
+
+
+CRASHY = """
+import os, signal, sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FLAG = Path(__file__).with_name("crash-next")
+
+
+class Crashy(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+
+    def forward(self, x):
+        # dies natively, as NCNN does on some exports, once, and only in the sweep's deployment child
+        if torch.jit.is_tracing() and "deploy_cells" in sys.argv[0] and FLAG.exists():
+            FLAG.unlink()
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return x * self.scale
+"""
+
+
+def test_a_runtime_that_crashes_is_one_cell_not_the_sweep(tmp_path, one_thread):
+    (tmp_path / "crashy.py").write_text(CRASHY, encoding="utf-8")
+    (tmp_path / "crash-next").touch()
+    out = tmp_path / "out"
+    argv = ["sweep", "yolo11n.yaml", "-m", f"{tmp_path / 'crashy.py'}:Crashy", "--at", "8", "-o", str(out),
+            "--imgsz", "64", "--runs", "2", "--formats", "torchscript,onnx", "--json"]  # fmt: skip
+    result = runner.invoke(app, argv, env={"ATTNSURGEON_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.exit_code == 0, result.output
+    base, variant = json.loads((out / "results.json").read_text())["rows"]
+    assert variant["status"] == "ok" and base["torchscript_ratio"] == 1.0
+    # the first format's child died: that cell says how; a fresh child did the next format
+    assert variant["torchscript_check"] == "fail"
+    assert variant["deploy_reasons"] == {"torchscript": "crashed: signal 11 (SIGSEGV)"}
+    assert variant["onnx_check"] == "pass" and variant["onnx_ratio"] > 0
+    assert not (tmp_path / "crash-next").exists()

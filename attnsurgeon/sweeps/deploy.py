@@ -5,12 +5,14 @@ Per format (ONNX, TorchScript, OpenVINO, NCNN): the variant's ``--checks export:
 once more at imgsz (cached, :mod:`attnsurgeon.costs.deployed`) and timed in its runtime interleaved with the base's
 export in the same format: ``<format>_ms`` (its median) and ``<format>_ratio`` (variant / base, timed together). The
 base row has its own ``<format>_ms`` and a ratio of 1. A format failing is a figure of the variant, not a failed
-variant: the row stays ``ok`` and the other formats are still done. Everything runs in the sweep's process.
+variant: the row stays ``ok`` and the other formats are still done. The variant's formats run in a child process
+(:mod:`attnsurgeon.sweeps.deploy_cells`), so a runtime that dies natively (NCNN) is one cell, never the sweep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from attnsurgeon.errors import MissingExtraError, UsageError, first_line
@@ -72,33 +74,25 @@ def base_row(base: BaseDeployments, formats: Sequence[str], runs: int | None) ->
     return row
 
 
-def variant_row(model: Any, base: BaseDeployments, formats: Sequence[str], runs: int | None) -> dict[str, Any]:
-    """The variant's check, latency and ratio to the base in each format (see the module docstring)."""
-    from attnsurgeon.checks.deploy import run_extra_checks
-    from attnsurgeon.costs.deployed import deploy_format, time_deployed
+def variant_row(
+    variant: Path, base: BaseDeployments, model: str, scale: str | None, formats: Sequence[str], runs: int | None
+) -> dict[str, Any]:
+    """The variant's check, latency and ratio to the base in each format (see the module docstring), computed in a
+    child process from the variant's file (:mod:`attnsurgeon.sweeps.deploy_cells`): a runtime that crashes costs one
+    cell, never the sweep. ``model`` is the sweep's base model (a file or packaged name), ``base`` its exports."""
+    from attnsurgeon.sweeps.deploy_cells import run_cells, variant_command
 
+    for fmt in formats:
+        base.get(fmt)  # exported once here: every child reads it from the export cache
+    cells = run_cells(variant_command(variant, model, scale, base.imgsz, runs), formats)
     row: dict[str, Any] = {}
     reasons: dict[str, str] = {}
     for fmt in formats:
-        try:
-            [check] = run_extra_checks(model, ["export" if fmt == "onnx" else f"export:{fmt}"], base.imgsz)
-            ok, detail = check.ok, check.detail
-        except MissingExtraError:
-            raise
-        except Exception as exc:  # an exporter's or runtime's own exception is this cell's failure
-            ok, detail = False, first_line(exc)
-        row[f"{fmt}_check"] = "pass" if ok else ("skipped" if ok is None else "fail")
-        if not ok:
-            reasons[fmt] = " ".join(str(detail).split())
-            continue
-        try:
-            mine = deploy_format(model, fmt, (base.imgsz, base.imgsz), weights=False)
-            new, old = time_deployed([mine, base.get(fmt)], _inputs(base.imgsz), runs=runs)
-        except MissingExtraError:
-            raise
-        except Exception as exc:
-            reasons[fmt] = f"latency: {first_line(exc)}"
-            continue
-        row.update({f"{fmt}_ms": round(new.median, 4), f"{fmt}_ratio": round(new.median / old.median, 4)})
+        cell = cells[fmt]
+        row[f"{fmt}_check"] = cell.get("check", "fail")
+        if cell.get("lost") or cell.get("reason"):
+            reasons[fmt] = cell.get("lost") or cell["reason"]
+        if "ms" in cell:
+            row.update({f"{fmt}_ms": cell["ms"], f"{fmt}_ratio": cell["ratio"]})
     row["deploy_reasons"] = reasons or None
     return row

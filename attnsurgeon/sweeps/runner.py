@@ -345,5 +345,5 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: model_doc.Mode
     if s.formats:  # before costing fuses the model's layers
         from attnsurgeon.sweeps.deploy import variant_row
 
-        row.update(variant_row(model, job.deployments, s.formats, s.runs))
+        row.update(variant_row(path, job.deployments, str(s.model), s.scale, s.formats, s.runs))
     row.update(sweep_cost.variant_costs(base, model, fresh, s.latency, s.runs))

@@ -124,13 +124,13 @@ def train_arguments(source: Path, settings: dict[str, Any], device: str, project
     """Keyword arguments of ``YOLO(source).train``; plots off (they would fetch a font), runs under the sweep; and
     ``plugins``: the plugin files the variant lists, which the training process adds first (the sweep wrote that
     list from the user's own --plugin, so an entry outside the sweep folder is used on purpose)."""
-    return {"model": str(source), "plugins": _plugins_of(source), "data": settings["data"],
+    return {"model": str(source), "plugins": plugins_of(source), "data": settings["data"],
             "epochs": settings["epochs"], "batch": settings["batch"],
             "imgsz": settings["imgsz"], "device": device, "project": str(project), "name": name, "exist_ok": True,
             "plots": False, "workers": 0 if device == "cpu" else 8, "verbose": False, "seed": 0}  # fmt: skip
 
 
-def _plugins_of(source: Path) -> list[str]:
+def plugins_of(source: Path) -> list[str]:
     """The ``attnsurgeon_plugins`` entries of a variant's YAML, files made absolute (nothing for a checkpoint)."""
     if source.suffix.lower() not in (".yaml", ".yml"):
         return []
