@@ -40,7 +40,7 @@ _CATALOG_MODULES = []
 _ROOMS = {f"catalog.{m}": f"catalog.modules.{m}" for m in _CATALOG_MODULES} | {
     "catalog.layers": "catalog.modules.building_blocks",
     "catalog.plugins": "sources.plugins",
-    "catalog.foreign_plugins": "sources.plain_plugins",
+    "catalog.foreign_plugins": "sources",
     "catalog.foreign": "sources.plain_classes",
     "catalog.sources": "sources.named_classes",
     "catalog.library": "sources.libraries",

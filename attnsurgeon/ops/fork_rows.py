@@ -8,13 +8,14 @@ import ast
 from dataclasses import dataclass, replace
 from typing import Any
 
+from attnsurgeon import sources
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.catalog.argcheck import format_flow
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.yamlfile import model_doc, row_edits
 from attnsurgeon.errors import AttnSurgeonError, UsageError
 from attnsurgeon.ops import diagnose, fork_blocks
-from attnsurgeon.sources import plain_plugins as fork_plugins
+from attnsurgeon.sources.plain_classes import is_foreign
 
 PLUGIN_ROUTE = "make it a plugin module (`--plugin FILE.py`, or an `attnsurgeon.modules` entry point) so it builds"
 MAX_CHANNEL_ARGS = 2  # forks write (c1) or (c1, c2) before the hyper-parameters (CoordAtt, GAM_Attention)
@@ -171,7 +172,7 @@ def fork_call_args(
     positional, keywords = read
     if not positional and not keywords:
         return spec.defaults(), f"default {spec.name} args, as the fork builds it ({ast.unparse(call)})"
-    if fork_plugins.is_foreign(spec):
+    if is_foreign(spec):
         values: list[Any] = [*positional, *([dict(keywords)] if keywords else [])]
         problem = plain_classes.binding_problem(spec, values)  # type: ignore[arg-type]
     else:
@@ -209,7 +210,7 @@ def fork_class_change(
     fork_block, file = found
     source = f"{file}:{fork_block.attention}"
     try:
-        spec = fork_plugins.add(source)[0]  # read from its syntax tree: imported only when verification builds it
+        spec = sources.add(source)[0]  # read from its syntax tree: imported only when verification builds it
     except AttnSurgeonError as exc:
         return f"it is {block} with the fork's own {fork_block.attention} inside, but {_why(exc, source)}"
     return fork_block_change(doc, i, fork_block, where, fork, spec, source)
