@@ -35,7 +35,7 @@ from attnsurgeon.core.report import Check
 from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import first_line
 from attnsurgeon.sources import plugins
-from attnsurgeon.sources.plain_classes import is_foreign
+from attnsurgeon.sources.adapter import is_foreign
 from attnsurgeon.ultralytics_bridge import ultra
 
 BATCHES = (1, 2)

@@ -28,7 +28,7 @@ from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError
 from attnsurgeon.ops import diagnose, fork_blocks, fork_rows
 from attnsurgeon.ops.fork_rows import PLUGIN_ROUTE, Change
 from attnsurgeon.sources import plugins, recorded
-from attnsurgeon.sources.plain_classes import is_foreign
+from attnsurgeon.sources.adapter import is_foreign
 
 
 def adopt_command(path: Path) -> str:

@@ -15,8 +15,8 @@ entry                              what it is                                   
 ``...?channel=dim&layout=tokens``  the channel argument, the layout, named by hand            ``named_classes.parse``
 =================================  =========================================================  =======================
 
-A plain class gets a catalog entry (``plain_classes.ForeignSpec``) and the one generated adapter ``(c1, *hyper)``
-(:mod:`.plain_classes`); a file's class is read from its syntax tree (:mod:`.source_tree`) and imported only when a
+A plain class gets a catalog entry (``adapter.ForeignSpec``) and the one generated adapter ``(c1, *hyper)``
+(:mod:`.adapter`); a file's class is read from its syntax tree (:mod:`.source_tree`) and imported only when a
 model is built with it (:mod:`.file_import`); before that build it is held to the module contract (:func:`refuse`).
 What a YAML records is :mod:`.recorded`; which classes of a library pass the contract, :mod:`.libraries`.
 """
@@ -168,9 +168,9 @@ def refuse(spec: ModuleSpec | None, args: Sequence[Any] = (), probe: bool = True
     changing its input's shape (``plugins.refuse_shape_change``); returns the probe's warnings."""
     if not probe or spec is None:
         return []
-    import attnsurgeon.sources.plain_classes as plain_classes
+    import attnsurgeon.sources.adapter as adapter
 
-    if plain_classes.is_foreign(spec):
+    if adapter.is_foreign(spec):
         return refuse_plain(spec, list(args))
     return plugins.refuse_shape_change(spec)
 
@@ -201,7 +201,7 @@ def _layout_hint(spec: Any, cls: Any, args: Sequence[Any], found: Any) -> str:
     """What a class that fails on (B, C, H, W) needs, when the probe recognises it: a token layout under which it
     passes (``--layout tokens``); a token class that works at one size only is fixed to its token count."""
     import attnsurgeon.catalog.probe as probe
-    import attnsurgeon.sources.plain_classes as plain_classes
+    import attnsurgeon.sources.adapter as adapter
 
     forward = [text for rank, text in found.refusals if rank == probe.FORWARD]
     if (
@@ -212,8 +212,8 @@ def _layout_hint(spec: Any, cls: Any, args: Sequence[Any], found: Any) -> str:
         return "; it is fixed to one token count at construction (it works at 20x20 only), and a detector feeds many"
     if spec.layout or not forward:
         return ""
-    for layout in plain_classes.LAYOUTS:
-        other = plain_classes.make_adapter(replace(spec, layout=layout), cls.foreign_class, lambda self, protocol: None)
+    for layout in adapter.LAYOUTS:
+        other = adapter.make_adapter(replace(spec, layout=layout), cls.foreign_class, lambda self, protocol: None)
         if not probe.run(lambda other=other: other(probe.CHANNELS, *args)).refusals:
-            return f"; it works on {layout} ({plain_classes.LAYOUTS[layout]}): add --layout {layout}"
+            return f"; it works on {layout} ({adapter.LAYOUTS[layout]}): add --layout {layout}"
     return ""

@@ -119,9 +119,9 @@ def record(data: Any, directory: Path, flow: Any = list) -> list[str]:
 
 def _class_entries(specs: Iterable[ModuleSpec], directory: Path) -> list[str]:
     """The entries of the plain classes among ``specs`` (``FILE.py:Class`` relative to ``directory``, ``timm:X``)."""
-    import attnsurgeon.sources.plain_classes as plain_classes
+    import attnsurgeon.sources.adapter as adapter
 
-    plain = [s for s in specs if plain_classes.is_foreign(s)]
+    plain = [s for s in specs if adapter.is_foreign(s)]
     if not plain:
         return []
     import attnsurgeon.sources.named_classes as named_classes
