@@ -36,12 +36,19 @@ _FLAT = {
 }  # fmt: skip
 # the rooms' first layout -> now: the catalog's modules in catalog/modules/, where a class comes from in sources/,
 # the YAML file in core/yamlfile/ (checkpoints pickle ``attnsurgeon.catalog.cbam.CBAM`` and the plugin rebuilders)
-_CATALOG_MODULES = []
+_CATALOG_MODULES = [
+    "bam", "bi_level_routing_attention", "cascaded_group_attention", "cbam", "coord_att", "cpca",
+    "criss_cross_attention", "dattention", "eca", "efficient_attention", "ela", "ema", "ese", "fcanet",
+    "focused_linear_attention", "gam", "gc", "gct", "halo_attention", "irmb", "lsk", "lska", "mlca", "msda", "nam",
+    "scse", "se", "senetv2", "shuffle_attention", "simam", "sk", "soca", "triplet_attention",
+]  # fmt: skip
 _ROOMS = {f"catalog.{m}": f"catalog.modules.{m}" for m in _CATALOG_MODULES} | {
     "catalog.layers": "catalog.modules.building_blocks",
     "catalog.plugins": "sources.plugins",
-    "catalog.foreign_plugins": "sources.plain_plugins",
-    "catalog.foreign": "sources.plain_classes",
+    "catalog.foreign_plugins": "sources",
+    "catalog.foreign": "sources.adapter",
+    "sources.plain_classes": "sources.adapter",  # the names step 1 of issue 27 gave them
+    "sources.plain_plugins": "sources",
     "catalog.sources": "sources.named_classes",
     "catalog.library": "sources.libraries",
     "catalog.file_import": "sources.file_import",

@@ -123,7 +123,7 @@ def test_an_entry_outside_the_yamls_folder_is_one_line(here, entry, module, name
     path = named.format(abs=here)
     assert result.output == (
         f"error: g.yaml: its attnsurgeon_plugins entry {shown!r} {OUTSIDE}; to use it on purpose, name it yourself: "
-        f"--plugin {path} (in Python: attnsurgeon.sources.plugins.add_files([{path!r}]) before building)\n"
+        f"--plugin {path} (in Python: attnsurgeon.sources.add_files([{path!r}]) before building)\n"
     )
     assert ran(here) == [] and sorted(p.name for p in here.rglob("*")) == before
 

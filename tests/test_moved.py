@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "attnsurgeon"
 
 def test_every_old_name_maps_to_a_module_that_exists_and_no_old_file_is_left():
     for old, new in MOVED.items():
-        assert (PACKAGE.parent / (new.replace(".", "/") + ".py")).is_file(), new
+        where = PACKAGE.parent / new.replace(".", "/")
+        assert where.with_suffix(".py").is_file() or (where / "__init__.py").is_file(), new  # a module or a package
         assert not (PACKAGE.parent / (old.replace(".", "/") + ".py")).exists(), f"{old} is still a file"
 
 

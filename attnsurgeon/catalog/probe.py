@@ -1,6 +1,6 @@
 """The module contract's checks on one built module, proportionate to the model it goes into (imports torch).
 
-A foreign class (:mod:`attnsurgeon.sources.plain_classes`) is probed before it goes into a model: ``insert``
+A foreign class (:mod:`attnsurgeon.sources.adapter`) is probed before it goes into a model: ``insert``
 refuses a class
 that breaks the model at the sizes the model meets, naming every failure, worst first; a failure only at smaller
 sizes is a warning naming the smallest size that works. ``list --source`` lists the classes of a library that pass.

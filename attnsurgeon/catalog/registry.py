@@ -169,8 +169,7 @@ class Registry:
         self._plugins: dict[str, ModuleSpec] = {}  # plugin files and entry points, read from source
         self._importers: dict[str, tuple[Callable[[], Any], bool]] = {}  # module name -> (import it, strict)
         self.plugin_warnings: list[str] = []  # broken entry points, skipped; the CLI shows these
-        self.discover: Callable[[Registry], None] | None = None  # entry-point discovery (set by catalog.plugins)
-        self.resolve_source: Callable[[str], ModuleSpec | None] | None = None  # timm:Class (catalog.foreign_plugins)
+        self.discover: Callable[[Registry], None] | None = None  # entry-point discovery (set by sources.plugins)
         self.renamed: dict[str, str] = {}  # a foreign class's own name (lower case) -> the name it was added under
         self._index_memo: tuple[tuple[Any, ...], dict[str, ModuleSpec]] = ((), {})
 
@@ -236,9 +235,9 @@ class Registry:
         return self._index().get(str(name).lower())
 
     def get(self, name: str) -> ModuleSpec:
+        """The entry of a name the catalog holds (a source text a user typed, ``timm:Class``, is
+        :func:`attnsurgeon.sources.resolve`'s)."""
         spec = self.find(name)
-        if spec is None and ":" in str(name) and self.resolve_source is not None:
-            spec = self.resolve_source(str(name))  # a class as its authors wrote it, from a file or a library
         if spec is None:
             raise UnknownModuleError(f"unknown module {name!r}; {self.suggestion(name)}")
         return spec

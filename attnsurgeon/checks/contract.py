@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attnsurgeon import sources
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.catalog.gradients import gradient_faults
 from attnsurgeon.catalog.probe import (  # the channels and sizes every module must keep
@@ -34,7 +35,7 @@ from attnsurgeon.core.report import Check
 from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import first_line
 from attnsurgeon.sources import plugins
-from attnsurgeon.sources.plain_classes import is_foreign
+from attnsurgeon.sources.adapter import is_foreign
 from attnsurgeon.ultralytics_bridge import ultra
 
 BATCHES = (1, 2)
@@ -57,7 +58,7 @@ def _args(spec: ModuleSpec) -> list[Any]:
 
 def build(spec: ModuleSpec | str, c1: int = CHANNELS) -> nn.Module:
     """The module at ``c1`` channels with its default hyper-parameters (or ``check-module --args``), seeded."""
-    spec = REGISTRY.get(spec) if isinstance(spec, str) else spec
+    spec = sources.resolve(spec) if isinstance(spec, str) else spec
     torch.manual_seed(0)
     return REGISTRY.load_class(spec.name)(c1, *spec.extra.get(ARGS, ()))
 
@@ -313,6 +314,6 @@ def checks(spec: ModuleSpec, models: bool = True) -> Iterator[Callable[[], Check
 
 def run(name: str, models: bool = True, args: Sequence[Any] | None = None) -> list[Check]:
     """Run the whole contract on one catalog or plugin module (``args``: its hyper-parameters, else its defaults)."""
-    spec = REGISTRY.get(name) if args is None else with_args(REGISTRY.get(name), args)
+    spec = sources.resolve(name) if args is None else with_args(sources.resolve(name), args)
     ultra.register()
     return [check() for check in checks(spec, models)]

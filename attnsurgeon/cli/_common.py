@@ -191,15 +191,15 @@ def refuse_unused_channel_arg(channel_arg: str | None, module: str | None, plugi
 def use_plugins(paths: list[Path], channel_arg: str | None = None) -> None:
     """Add plugin files to the catalog (torch-free; a plain nn.Module class imports torch) and show the warnings of
     broken installed plugins."""
+    from attnsurgeon import sources
     from attnsurgeon.catalog import REGISTRY
-    from attnsurgeon.sources import plugins
 
     if channel_arg is not None:  # only then: the plain-class sources import torch-free but cost a few ms
         from attnsurgeon.sources import named_classes
 
-        plugins.add_files([named_classes.with_channel(str(p), channel_arg) for p in paths])
+        sources.add_files([named_classes.with_channel(str(p), channel_arg) for p in paths])
     else:
-        plugins.add_files(paths)
+        sources.add_files(paths)
     REGISTRY.specs()  # discovers installed (entry-point) plugins; a broken one is a warning, not an error
     show_plugin_warnings()
 

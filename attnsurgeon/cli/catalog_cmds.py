@@ -161,13 +161,13 @@ SOURCE_COLUMNS = (Col("module", key=True), Col("YAML name", key=True), Col("args
 
 
 def _list_source(library: str, as_json: bool) -> None:
+    from attnsurgeon import sources
     from attnsurgeon.sources import libraries as scanned
-    from attnsurgeon.sources import plain_plugins
 
     err = console(stderr=True)
     status = err.status(f"probing {library}'s classes (once per version)") if err.is_terminal and not as_json else None
     with status or contextlib.nullcontext():
-        entries = scanned.scan(library, plain_plugins.reserved_names())
+        entries = scanned.scan(library, sources.reserved_names())
     if as_json:
         emit_json(entries)
         return
@@ -189,10 +189,10 @@ def info(
     name: str = typer.Argument(..., autocompletion=_complete.modules, help="Module name or alias."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
 ) -> None:
-    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon import sources
     from attnsurgeon.costs.modules import reference_costs
 
-    spec = REGISTRY.get(name)
+    spec = sources.resolve(name)
     cost = reference_costs([spec]).get(spec.name)
     data = spec_dict(spec, cost)
     if as_json:

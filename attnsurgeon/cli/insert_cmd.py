@@ -70,14 +70,14 @@ def insert(
     options: RunOptions = RunOptions(),
     as_json: JsonOpt = False,
 ) -> None:
+    from attnsurgeon import sources
     from attnsurgeon.ops import surgery
-    from attnsurgeon.sources import plain_plugins
 
     if channel_arg is not None or layout is not None:
         from attnsurgeon.sources import named_classes
 
         module = named_classes.with_channel(module, channel_arg, layout)  # FILE.py:Class?channel=NAME&layout=tokens
-    plain_plugins.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
+    sources.refuse_renamed(module)  # -m SEAttention after --plugin se.py:SEAttention (added as a new name)
 
     def call(progress: Any) -> Any:
         progress(f"inserting {module} into {model}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon import sources
 from attnsurgeon.core import publish, yolo_repos
 from attnsurgeon.core.report import unified_diff
 from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
@@ -17,7 +18,6 @@ from attnsurgeon.errors import AttnSurgeonError, ModelFileError, NeedsAdoptionEr
 from attnsurgeon.ops import adoption, fork_rows
 from attnsurgeon.ops.run_options import RunOptions, resolve
 from attnsurgeon.sources import file_import, plugins, recorded
-from attnsurgeon.sources import plain_plugins as fork_plugins
 
 # adopt rewrites a whole file: no module is chosen, no opt-in checks run
 ADOPT_OPTIONS = ("output", "force", "scale", "imgsz", "verify", "write", "dry_run", "plugin_files")
@@ -56,7 +56,7 @@ def adopt(
     opts = resolve(options, keywords, "adopt", ADOPT_OPTIONS)
     output, force, scale, imgsz = opts.output, opts.force, opts.scale, opts.imgsz
     verify, write = opts.verify, opts.write and not opts.dry_run  # a dry run: the report's diff, nothing written
-    plugins.add_files(opts.plugin_files)
+    sources.add_files(opts.plugin_files)
     result = adoption.plan(model, scale, plugins.ultralytics_names(), fix_stale, where, fork)
     doc = result.doc
     scales, warnings = model_doc.resolve_scales(doc, scale)
@@ -98,7 +98,7 @@ def adopt(
         # (its first failure in one line) before a build
         for spec, values in adoption.foreign_rows(result):
             try:
-                fork_plugins.refuse(spec, values)
+                sources.refuse_plain(spec, values)
             except AttnSurgeonError as exc:
                 raise _with_report(fork_rows.unusable(result, spec, exc), report) from None
 

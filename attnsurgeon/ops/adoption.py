@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon import sources
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.catalog.argcheck import format_flow
 from attnsurgeon.core import yolo_repos
@@ -26,8 +27,8 @@ from attnsurgeon.core.yamlfile import model_doc, row_edits, text_writer
 from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError
 from attnsurgeon.ops import diagnose, fork_blocks, fork_rows
 from attnsurgeon.ops.fork_rows import PLUGIN_ROUTE, Change
-from attnsurgeon.sources import plain_plugins as fork_plugins
 from attnsurgeon.sources import plugins, recorded
+from attnsurgeon.sources.adapter import is_foreign
 
 
 def adopt_command(path: Path) -> str:
@@ -89,7 +90,7 @@ def refuse_new_rows(source: Any, edit: Any, probe: bool) -> list[str]:
     """Before a pipeline builds anything: a plugin module that breaks the contract (one line naming it), and new rows
     whose args cannot be what their module means where they land (:func:`refuse_placed`); returns the probe's
     warnings."""
-    warnings = plugins.refuse_shape_change(edit.spec, probe=probe, args=edit.args or ())
+    warnings = sources.refuse(edit.spec, edit.args or (), probe=probe)
     if probe and source.doc is not None:  # a YOLOv5/v7/v9-repository file: one line before anything is built
         yolo_repos.buildable(source.doc)
     ckpt = source.checkpoint
@@ -316,7 +317,7 @@ def plan(
 def foreign_rows(result: AdoptPlan) -> list[tuple[ModuleSpec, list[Any]]]:
     """The plain classes (``FILE.py:Class``) the adopted rows build, with their args, once each."""
     rows = [diagnose.catalog_row(row) for row in graph_of(result.new_cfg).rows] if result.new_cfg else []
-    found = [(spec, values) for spec, values in filter(None, rows) if fork_plugins.is_foreign(spec)]
+    found = [(spec, values) for spec, values in filter(None, rows) if is_foreign(spec)]
     return list({(spec.name, repr(values)): (spec, values) for spec, values in found}.values())
 
 

@@ -8,13 +8,14 @@ import ast
 from dataclasses import dataclass, replace
 from typing import Any
 
+from attnsurgeon import sources
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.catalog.argcheck import format_flow
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.yamlfile import model_doc, row_edits
 from attnsurgeon.errors import AttnSurgeonError, UsageError
 from attnsurgeon.ops import diagnose, fork_blocks
-from attnsurgeon.sources import plain_plugins as fork_plugins
+from attnsurgeon.sources.adapter import is_foreign
 
 PLUGIN_ROUTE = "make it a plugin module (`--plugin FILE.py`, or an `attnsurgeon.modules` entry point) so it builds"
 MAX_CHANNEL_ARGS = 2  # forks write (c1) or (c1, c2) before the hyper-parameters (CoordAtt, GAM_Attention)
@@ -99,7 +100,7 @@ def _conv_like(values: list[Any]) -> bool:
 def fork_order(module: str, spec: ModuleSpec, fork: fork_blocks.ForkSource | None) -> tuple[list[str], str] | None:
     """The fork's own constructor for a row's ``module`` (read with ``ast``, never run): its parameter names after
     the channel count, and the class as written; None without ``--fork`` or such a class."""
-    from attnsurgeon.sources import plain_classes
+    from attnsurgeon.sources import adapter
 
     if fork is None:
         return None
@@ -107,7 +108,7 @@ def fork_order(module: str, spec: ModuleSpec, fork: fork_blocks.ForkSource | Non
     if found is None:
         return None
     node = fork.classes[found[0]][0]
-    params = plain_classes.params_in_tree(node)
+    params = adapter.params_in_tree(node)
     if not params:
         return None
     plain = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -157,23 +158,21 @@ def fork_call_args(
 ) -> tuple[list[Any], str]:
     """The attention's args as the fork's class builds it (``Attention(c2, 4)``: ``[4]``), and what the report says;
     the module's defaults where the fork's call is not made of literals."""
-    from attnsurgeon.sources import plain_classes  # the adapters' binding rules, only where a fork is read
+    from attnsurgeon.sources import adapter  # the adapters' binding rules, only where a fork is read
 
     call = fork_blocks.attention_call(module, fork, names)
     if call is None:
         return spec.defaults(), f"default {spec.name} args"
     channel_names = {getattr(spec, "channel_arg", ""), *getattr(spec, "same_as_input", ())} - {""}
-    read = fork_blocks.call_values(
-        call, channel_names or set(plain_classes.CHANNEL_NAMES + plain_classes.SAME_AS_INPUT)
-    )
+    read = fork_blocks.call_values(call, channel_names or set(adapter.CHANNEL_NAMES + adapter.SAME_AS_INPUT))
     if isinstance(read, str):
         return spec.defaults(), f"default {spec.name} args ({read}: check them)"
     positional, keywords = read
     if not positional and not keywords:
         return spec.defaults(), f"default {spec.name} args, as the fork builds it ({ast.unparse(call)})"
-    if fork_plugins.is_foreign(spec):
+    if is_foreign(spec):
         values: list[Any] = [*positional, *([dict(keywords)] if keywords else [])]
-        problem = plain_classes.binding_problem(spec, values)  # type: ignore[arg-type]
+        problem = adapter.binding_problem(spec, values)  # type: ignore[arg-type]
     else:
         mapped, why = map_args(spec, positional, [])
         unknown = sorted(set(keywords) - {a.name for a in spec.args})
@@ -209,7 +208,7 @@ def fork_class_change(
     fork_block, file = found
     source = f"{file}:{fork_block.attention}"
     try:
-        spec = fork_plugins.add(source)[0]  # read from its syntax tree: imported only when verification builds it
+        spec = sources.add(source)[0]  # read from its syntax tree: imported only when verification builds it
     except AttnSurgeonError as exc:
         return f"it is {block} with the fork's own {fork_block.attention} inside, but {_why(exc, source)}"
     return fork_block_change(doc, i, fork_block, where, fork, spec, source)
@@ -217,8 +216,8 @@ def fork_class_change(
 
 def _why(exc: Exception, source: str) -> str:
     """An error of a fork's class, with the fix adopt takes (it has --plugin, not --channel-arg)."""
+    from attnsurgeon.sources.adapter import NAME_IT
     from attnsurgeon.sources.file_import import IMPORT_FAILED
-    from attnsurgeon.sources.plain_classes import NAME_IT
 
     why = str(exc).replace(NAME_IT, f"name it: adopt --plugin {source}?channel=NAME")
     name = source.rpartition(":")[2]
@@ -251,7 +250,7 @@ def name_clash(
     is Ultralytics' as parse_model calls it. ``c1``: its input channels as written; ``repo``: the repository a
     YOLOv5/v7/v9 file comes from ("" for none); ``fork``: the fork's source, whose class of that name decides."""
     from attnsurgeon.core import yolo_repos
-    from attnsurgeon.sources import plain_classes, ultralytics_classes
+    from attnsurgeon.sources import adapter, ultralytics_classes
 
     cls = ultralytics_classes.find(module)
     if cls is None or not cls.base:
@@ -264,7 +263,7 @@ def name_clash(
     ours = f"Ultralytics' {cls.signature()} ({cls.file}), which parse_model calls as {cls.call(args)}"
     found = fork.classes.get(module) if fork is not None else None
     if found is not None:
-        params = plain_classes.params_in_tree(found[0])
+        params = adapter.params_in_tree(found[0])
         theirs = f"{module}({', '.join(map(str, params))})" if params is not None else f"{module}(...)"
         same = params is not None and [p.name for p in params] == [p.name for p in cls.params]
         if same and not problem:

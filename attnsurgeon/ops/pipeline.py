@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon import errors
+from attnsurgeon import errors, sources
 from attnsurgeon.catalog import ModuleSpec
 from attnsurgeon.checks.deploy import requested_checks
 from attnsurgeon.core import publish
@@ -35,7 +35,7 @@ from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
 from attnsurgeon.ops import adoption
 from attnsurgeon.ops.run_options import RunOptions, resolve
-from attnsurgeon.sources import file_import, plugins, recorded
+from attnsurgeon.sources import file_import, recorded
 
 
 @dataclass
@@ -76,7 +76,7 @@ def begin(
     """What every surgery does first: its options (``options=`` with its keyword arguments on top), the plugin files
     joined, the module and the opt-in checks checked before a checkpoint is read, then the source opened."""
     opts = resolve(options, keywords, command, accepted)
-    plugins.add_files(opts.plugin_files)
+    sources.add_files(opts.plugin_files)
     if check_module is not None:
         check_module()  # a bad name or argument fails before a checkpoint is read
     requested_checks(opts.checks, opts.verify)

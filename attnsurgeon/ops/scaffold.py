@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon import sources
 from attnsurgeon.catalog import CATEGORIES, REGISTRY
 from attnsurgeon.core import publish
 from attnsurgeon.core.report import Check
@@ -111,7 +112,7 @@ def _exists(path: Path) -> OutputError:
 
 def plugin_module_names(plugin_files: Sequence[str | Path]) -> list[str]:
     """The modules the given plugin files register."""
-    return [spec.name for spec in plugins.add_files(plugin_files)]
+    return [spec.name for spec in sources.add_files(plugin_files)]
 
 
 def check_module(
@@ -121,5 +122,5 @@ def check_module(
     with ``args`` (its hyper-parameters, as ``insert --args`` takes them) or its defaults."""
     from attnsurgeon.checks import contract
 
-    plugins.add_files(plugin_files)
+    sources.add_files(plugin_files)
     return contract.run(name, models=models, args=args)

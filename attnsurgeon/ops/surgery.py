@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attnsurgeon import sources
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core import positions, yolo_repos
@@ -68,7 +69,7 @@ def parse_args_text(text: str | None) -> list[Any] | None:
 
 def module_args(module: str, args: Sequence[Any] | str | None) -> tuple[ModuleSpec, list[Any]]:
     """The catalog entry and its hyper-parameters (``--args`` text, a list, or None for the defaults), checked."""
-    spec = REGISTRY.get(module)
+    spec = sources.resolve(module)
     values = parse_args_text(args) if isinstance(args, str) or args is None else list(args)
     return spec, spec.check_args(spec.defaults() if values is None else values)
 

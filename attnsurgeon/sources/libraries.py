@@ -2,7 +2,7 @@
 from names (imports torch and the library).
 
 Every public ``nn.Module`` class of the library's layer package (``timm.layers``, ``ultralytics.nn.modules``, and
-their submodules) whose constructor has a channel argument is adapted (:mod:`attnsurgeon.sources.plain_classes`)
+their submodules) whose constructor has a channel argument is adapted (:mod:`attnsurgeon.sources.adapter`)
 and held
 to the module contract on its defaults (:func:`attnsurgeon.catalog.probe.problem`: shape kept at every size the
 checks use, bfloat16, gradients, determinism). The result is cached on disk like the catalog scan, keyed by the
@@ -22,7 +22,7 @@ import attnsurgeon.catalog.probe as probe
 import attnsurgeon.sources.named_classes as named_classes
 from attnsurgeon.core import diskcache
 from attnsurgeon.errors import PluginError, UsageError
-from attnsurgeon.sources.plain_classes import channel_param
+from attnsurgeon.sources.adapter import channel_param
 
 KNOWN = tuple(named_classes.LIBRARIES)
 
@@ -37,7 +37,7 @@ def _files(library: str) -> list[Path]:
         )
     folder = Path(next(iter(spec.submodule_search_locations))).joinpath(*rest)
     here = Path(__file__).resolve().parent
-    code = [here / f"{m}.py" for m in ("library", "probe", "foreign", "sources")]
+    code = [*(here / f"{m}.py" for m in ("libraries", "named_classes", "adapter")), Path(probe.__file__).resolve()]
     return [*sorted(folder.rglob("*.py")), *code]
 
 

@@ -5,7 +5,7 @@ map's shape, see :mod:`attnsurgeon.sources.plugins`), ``timm:CbamModule`` / ``ti
 ``ultralytics:CBAM`` (a library and a class; ``timm`` and ``ultralytics`` are looked up where their layers live),
 with ``?channel=NAME`` when the channel argument is named by hand (``--channel-arg``). A model YAML records the
 sources its rows need under ``attnsurgeon_plugins`` (files relative to the YAML), so a fresh process rebuilds the
-same adapters (:mod:`attnsurgeon.sources.plain_classes`) under the same names; pickled instances name their source too.
+same adapters (:mod:`attnsurgeon.sources.adapter`) under the same names; pickled instances name their source too.
 
 The adapter is named after the class; where that name is a built-in catalog name or alias (``CBAMBlock`` is one of
 CBAM's) or an Ultralytics name, it is prefixed with where it comes from (``CbamCBAMBlock`` for ``cbam.py``,
@@ -28,12 +28,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import attnsurgeon.sources.plain_classes as plain_classes
+import attnsurgeon.sources.adapter as adapter
 import attnsurgeon.sources.source_tree as source_tree
 from attnsurgeon.catalog.registry import REGISTRY
 from attnsurgeon.errors import PluginError, UsageError
+from attnsurgeon.sources.adapter import HOLDER_NAME, NOT_MODULE, ForeignSpec
 from attnsurgeon.sources.file_import import import_file
-from attnsurgeon.sources.plain_classes import HOLDER_NAME, NOT_MODULE, ForeignSpec
 
 # Where ``LIBRARY:Class`` looks besides the library itself: its layer package and that package's submodules.
 LIBRARIES = {"timm": "timm.layers", "ultralytics": "ultralytics.nn.modules"}
@@ -53,7 +53,7 @@ class Source:
     cls: str | None  # None: every class of the file
     channel: str | None = None  # the channel argument named by hand
     is_file: bool = False
-    layout: str | None = None  # how the class takes a feature map (plain_classes.LAYOUTS): tokens, channels-last, qkv
+    layout: str | None = None  # how the class takes a feature map (adapter.LAYOUTS): tokens, channels-last, qkv
 
     def text(self, where: str | None = None, cls: str | None = None) -> str:
         name = cls or self.cls
@@ -74,8 +74,8 @@ def parse(text: str) -> Source | None:
     if unknown:
         raise PluginError(f"plugin {text}: unknown option {unknown[0]!r} (write ?channel=NAME and/or ?layout=LAYOUT)")
     channel, layout = options.get("channel") or None, options.get("layout") or None
-    if layout is not None and layout not in plain_classes.LAYOUTS:
-        raise PluginError(f"plugin {text}: layout {layout!r} is not one of {', '.join(plain_classes.LAYOUTS)}")
+    if layout is not None and layout not in adapter.LAYOUTS:
+        raise PluginError(f"plugin {text}: layout {layout!r} is not one of {', '.join(adapter.LAYOUTS)}")
     at = body.rfind(".py")
     if at > 0 and (body.endswith(".py") or body[at + 3 :].startswith(":")):
         cls = body[at + 4 :] or None
@@ -103,8 +103,8 @@ def with_channel(text: str, channel_arg: str | None, layout: str | None = None) 
     """``--channel-arg NAME`` and ``--layout`` applied to a source text that names neither yet; a layout for a
     catalog name (not a plain class) is one line."""
     source = parse(str(text)) if channel_arg or layout else None
-    if layout is not None and layout not in plain_classes.LAYOUTS:
-        raise UsageError(f"--layout {layout}: one of {', '.join(plain_classes.LAYOUTS)}")
+    if layout is not None and layout not in adapter.LAYOUTS:
+        raise UsageError(f"--layout {layout}: one of {', '.join(adapter.LAYOUTS)}")
     if source is None or (source.cls is None and not str(text).endswith(".py")):
         if layout is not None:
             raise UsageError(f"--layout {layout}: {text} is no plain nn.Module class (-m FILE.py:Class takes it)")
@@ -275,9 +275,9 @@ def adapt(source: Source, label: str, reserved: Iterable[str] = (), name: str | 
         what = cls.__name__ if isinstance(cls, type) else f"{source.cls} (a {type(cls).__name__})"
         raise PluginError(f"plugin {label}: {what} {NOT_MODULE}")
     given = name or adapter_name(source, cls, reserved)
-    spec = plain_classes.spec_of(cls, name=given, origin=origin, label=f"plugin {label}", channel_arg=source.channel)
+    spec = adapter.spec_of(cls, name=given, origin=origin, label=f"plugin {label}", channel_arg=source.channel)
     spec = replace(spec, layout=source.layout or "")
-    _MADE[origin] = (spec, plain_classes.make_adapter(spec, cls, _reduce_adapter))
+    _MADE[origin] = (spec, adapter.make_adapter(spec, cls, _reduce_adapter))
     return spec
 
 
@@ -302,9 +302,9 @@ def pending(source: Source, label: str, reserved: Iterable[str] = (), lenient: b
             raise PluginError(f"plugin {label}: defines no class {source.cls} (its classes: {own})")
     doc = (ast.get_docstring(node) or "") if node is not None else ""
     summary = doc.strip().splitlines()[0] if doc.strip() else f"{source.cls} from {origin}"
-    params = plain_classes.params_in_tree(node) if node is not None else None
+    params = adapter.params_in_tree(node) if node is not None else None
     name = adapter_name(source, None, reserved)
-    spec = plain_classes.spec_from_params(
+    spec = adapter.spec_from_params(
         params, str(source.cls), name, origin, f"plugin {label}", source.channel, summary, str(path), pending=True
     )
     spec = replace(spec, layout=source.layout or "")
@@ -344,12 +344,12 @@ def install(specs: Iterable[ForeignSpec]) -> ModuleType:
     for spec in specs:
         if spec.origin not in _MADE:  # read, not imported yet: installed when it is (materialize)
             continue
-        adapter = _MADE[spec.origin][1]
-        setattr(HOLDER, spec.name, adapter)
+        made = _MADE[spec.origin][1]
+        setattr(HOLDER, spec.name, made)
         source = parse(spec.origin)
         library = [] if source is None or source.is_file else library_modules(source.where)
         layers = [c for m in library for c in _module_classes(m)]  # the blocks a library's class is built from
-        _allow([adapter, adapter.foreign_class, rebuild_adapter, rebuild_file_class, *layers])  # type: ignore[attr-defined]
+        _allow([made, made.foreign_class, rebuild_adapter, rebuild_file_class, *layers])  # type: ignore[attr-defined]
     return HOLDER
 
 

@@ -6,7 +6,8 @@ itself only when a class is needed. Installed packages declare modules in the ``
 group; a broken one is skipped with a warning naming it, so it never disables the built-in catalog.
 
 Each rule is checked when a plugin is added, a failure is one :class:`PluginError` line naming the plugin and the rule.
-A plain ``nn.Module`` class (``FILE.py:Class``, ``timm:Class``, a file that registers nothing) goes to ``FOREIGN``.
+A plain ``nn.Module`` class (``FILE.py:Class``, ``timm:Class``, a file that registers nothing) is no plugin file's
+module: :func:`attnsurgeon.sources.add` tells the two apart and hands such a class to :mod:`.named_classes`.
 
 Instances of a plugin file's classes pickle as "the class ``Q`` of the plugin at ``PATH``" (:func:`rebuild`), so a
 checkpoint trained with a plugin module loads in a fresh process as long as the file is at that path or in the
@@ -40,7 +41,6 @@ ENTRY_POINT_GROUP = "attnsurgeon.modules"
 YAML_KEY = "attnsurgeon_plugins"
 YAML_COMMENT = "plugin files of this model's modules (see attnsurgeon)"
 _FILES: dict[Path, list[ModuleSpec]] = {}  # resolved path -> specs, so adding a file twice is free
-FOREIGN: list[Any] = []  # attnsurgeon.sources.plain_plugins puts itself here: plain nn.Module classes as plugins
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,12 +75,11 @@ def module_name_for(path: Path) -> str:
 
 
 def add_file(path: str | Path, registry: Registry = REGISTRY, run: bool = True) -> list[ModuleSpec]:
-    """Add the modules a plugin file registers; returns their specs. Raises PluginError naming the file and rule.
-    ``run`` False (a file a YAML lists): a file whose registrations cannot be read without running it is refused."""
+    """Add the modules a plugin file registers; returns their specs, none for a file that registers nothing (its plain
+    classes are :func:`attnsurgeon.sources.add_file_classes`). Raises PluginError naming the file and rule. ``run``
+    False (a file a YAML lists): a file whose registrations cannot be read without running it is refused."""
     given = Path(path).expanduser()
     label = str(path)
-    if FOREIGN and FOREIGN[0].is_source(label):  # FILE.py:Class, timm:Class: a class as its authors wrote it
-        return FOREIGN[0].add(label, registry)
     if given.suffix != ".py":
         raise PluginError(f"plugin {label}: a plugin must be a Python file (.py)")
     if not given.is_file():
@@ -102,19 +101,12 @@ def add_file(path: str | Path, registry: Registry = REGISTRY, run: bool = True) 
                 f"registers, and a model file never runs code on reading; name it yourself: --plugin {label}"
             ) from None
         specs = [s for s in _runtime_specs(_import_file(resolved, module_name, label)) if s.source == str(resolved)]
-    if not specs:  # a file as its authors wrote it: its nn.Module classes that keep a feature map's shape
-        return FOREIGN[0].add_file_classes(resolved, label, registry)
+    if not specs:  # a file as its authors wrote it: its plain classes are no plugin's (attnsurgeon.sources.add)
+        return []
     check_names(specs, label, registry)
     registry.add_plugin(specs, lambda: _import_file(resolved, module_name, label), strict=True)
     _FILES[resolved] = specs
     return specs
-
-
-def add_files(paths: Iterable[str | Path], registry: Registry = REGISTRY) -> list[ModuleSpec]:
-    """Add the plugins the user names on purpose (``--plugin``; a YAML may then list them from any folder)."""
-    paths = list(paths)
-    given(paths)
-    return [spec for path in paths for spec in add_file(path, registry)]
 
 
 def check_names(specs: list[ModuleSpec], label: str, registry: Registry) -> None:
@@ -317,13 +309,10 @@ def shape_change(module: Any, x: Any) -> str:
     return "" if got == tuple(x.shape) else f"changes the shape: {tuple(x.shape)} -> {got}"
 
 
-def refuse_shape_change(spec: ModuleSpec | None, probe: bool = True, args: Iterable[Any] = ()) -> list[str]:
-    """Before a model is built with a plugin module (``probe``: only when verifying, it imports torch): one line
-    naming the plugin when the module changes its input's shape (a foreign class: fails the contract); returns the
-    probe's warnings."""
-    if probe and spec is not None and FOREIGN and FOREIGN[0].is_foreign(spec):
-        return list(FOREIGN[0].refuse(spec, list(args)))
-    if not probe or spec is None or plugin_file(spec) is None:
+def refuse_shape_change(spec: ModuleSpec) -> list[str]:
+    """Before a model is built with a plugin file's module (imports torch): one line naming the plugin when the module
+    changes its input's shape (:func:`attnsurgeon.sources.refuse` decides when to ask); nothing for another module."""
+    if plugin_file(spec) is None:
         return []
     import torch
 

@@ -15,19 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from attnsurgeon.catalog.registry import ModuleSpec
+import attnsurgeon.sources as sources
+from attnsurgeon.catalog.registry import REGISTRY, ModuleSpec
 from attnsurgeon.errors import PluginError
-from attnsurgeon.sources.plugins import (
-    FOREIGN,
-    GIVEN,
-    REGISTRY,
-    YAML_COMMENT,
-    YAML_KEY,
-    add_file,
-    plugin_file,
-    row_modules,
-    unknown_modules,
-)
+from attnsurgeon.sources.plugins import GIVEN, YAML_COMMENT, YAML_KEY, plugin_file, row_modules, unknown_modules
 
 
 def recorded_entries(data: Any) -> list[str]:
@@ -48,7 +39,7 @@ def recorded_file(entry: str, where: str, base: Path, yaml_name: str) -> Path:
         raise PluginError(
             f"{yaml_name}: its {YAML_KEY} entry {entry!r} is outside the YAML's folder, and a model file may name "
             f"plugin files only inside its own folder; to use it on purpose, name it yourself: --plugin {path} "
-            f"(in Python: attnsurgeon.sources.plugins.add_files([{str(path)!r}]) before building)"
+            f"(in Python: attnsurgeon.sources.add_files([{str(path)!r}]) before building)"
         )
     return path
 
@@ -75,7 +66,7 @@ def recorded_paths(data: Any, base: Path, yaml_name: str = "") -> list[Path]:
     return [
         recorded_file(item, item, base, name)
         for item in recorded_entries(data)
-        if not (FOREIGN and FOREIGN[0].is_source(item))  # classes: add_recorded
+        if not sources.is_source(item)  # classes: add_recorded
     ]
 
 
@@ -91,7 +82,7 @@ def add_recorded(data: Any, base: Path, needed: Iterable[str] = (), yaml_name: s
                 f"this model needs {wanted} from the plugin {path.name} (listed under {YAML_KEY}), which is not at "
                 f"{path}; put the file there"
             )
-        specs += add_file(path, run=path in GIVEN)
+        specs += sources.add(path, run=path in GIVEN)
     return specs
 
 
@@ -109,7 +100,7 @@ def record(data: Any, directory: Path, flow: Any = list) -> list[str]:
     ``directory``: reading that YAML will refuse it unless the user names the file (:func:`recorded_file`)."""
     used = [s for s in map(REGISTRY.find, row_modules(data)) if s is not None]
     files = [f for f in map(plugin_file, used) if f is not None]
-    listed = recorded_for(files, directory) + (FOREIGN[0].recorded(used, directory) if FOREIGN else [])
+    listed = recorded_for(files, directory) + _class_entries(used, directory)
     if not listed:
         return []
     if YAML_KEY in data or not hasattr(data, "insert"):
@@ -124,6 +115,18 @@ def record(data: Any, directory: Path, flow: Any = list) -> list[str]:
         f"with --plugin; keep the plugin in the output's folder or below it"
         for entry in outside
     ]
+
+
+def _class_entries(specs: Iterable[ModuleSpec], directory: Path) -> list[str]:
+    """The entries of the plain classes among ``specs`` (``FILE.py:Class`` relative to ``directory``, ``timm:X``)."""
+    import attnsurgeon.sources.adapter as adapter
+
+    plain = [s for s in specs if adapter.is_foreign(s)]
+    if not plain:
+        return []
+    import attnsurgeon.sources.named_classes as named_classes
+
+    return list(dict.fromkeys(named_classes.recorded_entry(s, directory) for s in plain))
 
 
 def _leaves(entry: str) -> bool:
@@ -154,10 +157,9 @@ def _add_classes(items: Iterable[Any], base: Path, yaml_name: str) -> list[Modul
     """The classes a YAML records (``FILE.py:Class``, ``timm:Class``), files in its folder only (read, not imported)."""
     import attnsurgeon.sources.named_classes as named_classes
 
-    is_source = FOREIGN[0].is_source if FOREIGN else (lambda text: False)
     out: list[ModuleSpec] = []
     for item in items:
-        source = named_classes.parse(str(item)) if is_source(str(item)) else None
+        source = named_classes.parse(str(item)) if sources.is_source(str(item)) else None
         if source is None:
             continue
         if source.is_file:
@@ -169,7 +171,7 @@ def _add_classes(items: Iterable[Any], base: Path, yaml_name: str) -> list[Modul
                 )
             source = replace(source, where=str(path))
         try:
-            out += FOREIGN[0].add(source.text())
+            out += sources.add(source.text())
         except PluginError as exc:
             raise PluginError(f"this model needs {item} (listed under {YAML_KEY}): {exc}") from None
     return out

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon.catalog.values import format_flow
-from attnsurgeon.sources.plain_classes import params_in_tree
+from attnsurgeon.sources.adapter import params_in_tree
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from attnsurgeon import sources
 from attnsurgeon.catalog import CATEGORIES, REGISTRY, ModuleSpec
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.errors import UsageError
@@ -32,7 +33,7 @@ def parse_modules(text: str | Sequence[str]) -> list[ModuleSpec]:
                 raise UsageError(f"--modules {item}: no category {wanted!r}; use one of {', '.join(CATEGORIES)}")
             specs += found
         else:
-            specs.append(REGISTRY.get(item))
+            specs.append(sources.resolve(item))
     if not specs:
         raise UsageError("--modules is empty; give names (SE,CBAM), all, or category:channel")
     return list({s.name: s for s in specs}.values())
@@ -55,7 +56,7 @@ def parse_args_grid(items: Sequence[str] | None, specs: Sequence[ModuleSpec]) ->
         module, sep, rest = item.partition("=")
         if not sep or not rest.strip():
             raise UsageError(f'--args-grid {item!r}: write MODULE=ARGS|ARGS..., e.g. "SE=[8]|[16]"')
-        spec = REGISTRY.get(module.strip())
+        spec = sources.resolve(module.strip())
         if spec.name not in names:
             raise UsageError(f"--args-grid {item!r}: {spec.name} is not among --modules")
         grid[spec.name] = [spec.check_args(api.parse_args_text(part) or []) for part in rest.split("|")]

@@ -142,11 +142,11 @@ def plugins_of(source: Path) -> list[str]:
 
 def train_in_process(arguments: dict[str, Any]) -> None:
     """``YOLO(model).train(...)`` here (a training subprocess, or a Ray trial's worker)."""
-    from attnsurgeon.sources import plugins
+    from attnsurgeon import sources
     from attnsurgeon.ultralytics_bridge import ultra
 
     arguments = dict(arguments)
-    plugins.add_files(arguments.pop("plugins", []))
+    sources.add_files(arguments.pop("plugins", []))
     ultra.offline_environment()
     ultra.register()
     from ultralytics import YOLO

@@ -10,7 +10,7 @@ bound to ``c1``, always (a default such as ``channel=512`` never survives), and 
 signature: by position after the channel, or by keyword from one mapping at the end of the YAML args
 (``[8, {kernel_size: 7}]``; Ultralytics' ``parse_model`` passes a mapping through untouched).
 
-Torch is imported only by :func:`make_adapter` and the probes of :mod:`attnsurgeon.sources.named_classes`.
+Torch is imported only by :func:`make_adapter` (the probe before a build is :func:`attnsurgeon.sources.refuse`).
 """
 
 from __future__ import annotations
