@@ -96,12 +96,12 @@ def variant_command(variant: Path, base: str, scale: str | None, imgsz: int, run
 
 def _build(model: str, scale: str | None) -> Any:
     from attnsurgeon.core.yamlfile import model_doc
-    from attnsurgeon.sources import plugins
+    from attnsurgeon import sources
     from attnsurgeon.sweeps.train import plugins_of
     from attnsurgeon.ultralytics_bridge import ultra
 
     doc = model_doc.load(model)
-    plugins.add_files(plugins_of(doc.path))  # as a training process does: the sweep recorded the user's own --plugin
+    sources.add_files(plugins_of(doc.path))  # as a training process does: the sweep recorded the user's own --plugin
     # the full path: the plugin files a variant records are found beside it, as a fresh Ultralytics process finds them
     return ultra.build_model(doc.plain(), scale or None, str(doc.path), seed=0)
 
