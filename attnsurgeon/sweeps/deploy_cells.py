@@ -95,8 +95,8 @@ def variant_command(variant: Path, base: str, scale: str | None, imgsz: int, run
 
 
 def _build(model: str, scale: str | None) -> Any:
-    from attnsurgeon.core.yamlfile import model_doc
     from attnsurgeon import sources
+    from attnsurgeon.core.yamlfile import model_doc
     from attnsurgeon.sweeps.train import plugins_of
     from attnsurgeon.ultralytics_bridge import ultra
 
