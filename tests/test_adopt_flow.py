@@ -13,12 +13,12 @@ from test_adopt_fork_classes import ATTENTION_FILE, write_fork
 from test_adopt_fork_classes import YAML as CLASS_YAML
 from typer.testing import CliRunner
 
+from attnsurgeon.catalog import name_rules
 from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.ops import adoption
-from attnsurgeon.sources import plugins
 
-KNOWN = plugins.ultralytics_names()
+KNOWN = name_rules.ultralytics_names()
 runner = CliRunner()
 
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import gate_plugin
 
-from attnsurgeon.catalog import scan
+from attnsurgeon.catalog import name_rules, scan
 from attnsurgeon.catalog.spec import from_plain, to_plain
 from attnsurgeon.core import diskcache
-from attnsurgeon.sources import plugins
 
 
 @pytest.fixture
@@ -111,14 +110,14 @@ def test_cached_ultralytics_names_equal_a_fresh_read_of_tasks_py(cache):
     import ultralytics
 
     tasks = Path(ultralytics.__file__).parent / "nn" / "tasks.py"
-    plugins.ultralytics_names.cache_clear()
+    name_rules.ultralytics_names.cache_clear()
     try:
-        names = plugins.ultralytics_names()
-        assert names == frozenset(plugins._names_in(tasks))
+        names = name_rules.ultralytics_names()
+        assert names == frozenset(name_rules._names_in(tasks))
         assert list(cache.glob("ultralytics-names-*.marshal"))
         assert {"Conv", "C3k2", "SPPF", "Detect", "Concat", "nn", "parse_model"} <= names
     finally:
-        plugins.ultralytics_names.cache_clear()
+        name_rules.ultralytics_names.cache_clear()
 
 
 def run_list(cwd: Path, site: Path, cache: Path) -> list[str]:

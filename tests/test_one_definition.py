@@ -8,13 +8,14 @@ import importlib
 import pytest
 
 from attnsurgeon import errors, verify
+from attnsurgeon.catalog import name_rules
 
 
 def test_first_line_is_one_function_everywhere():
     from attnsurgeon import contract, pipeline, profile, sweep_cost, sweeper, ultra
-    from attnsurgeon.sources import plugins
+    from attnsurgeon.catalog import entry_points
 
-    for module in (ultra, plugins, contract, profile, sweep_cost, sweeper, verify):
+    for module in (ultra, entry_points, contract, profile, sweep_cost, sweeper, verify):
         assert module.first_line is errors.first_line, module.__name__
     assert not hasattr(pipeline, "first_line") and pipeline.errors is errors
 
@@ -35,10 +36,9 @@ def test_ultralytics_names_are_exactly_what_parse_model_can_resolve():
     ultralytics.nn.tasks, so a name is known iff it is an attribute of that module once imported. The old second
     reader (every ``from ... import`` anywhere in the file) also took imports made inside functions (CLIP,
     attempt_download_asset), which a YAML row cannot use; the other lacked the model classes."""
-    from attnsurgeon.sources import plugins
 
     tasks = importlib.import_module("ultralytics.nn.tasks")
-    names = plugins.ultralytics_names()
+    names = name_rules.ultralytics_names()
     assert {"Conv", "C3k2", "Detect", "TorchVision", "Index", "DetectionModel", "parse_model"} <= names
     assert not names & {"CLIP", "attempt_download_asset", "build_text_model"}
     missing = sorted(n for n in names if not hasattr(tasks, n))
@@ -47,6 +47,5 @@ def test_ultralytics_names_are_exactly_what_parse_model_can_resolve():
 
 @pytest.mark.parametrize("name", ["CLIP", "attempt_download_asset"])
 def test_adopt_does_not_take_a_function_local_import_for_a_module(name):
-    from attnsurgeon.sources import plugins
 
-    assert name not in plugins.ultralytics_names()
+    assert name not in name_rules.ultralytics_names()

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import attnsurgeon.catalog.entry_points as entry_points
 from attnsurgeon.catalog.argcheck import check_names, limits_from
 from attnsurgeon.catalog.scan import CATALOG_DIR, scan_builtins, scan_file
 from attnsurgeon.catalog.spec import (
@@ -169,16 +170,16 @@ class Registry:
         self._plugins: dict[str, ModuleSpec] = {}  # plugin files and entry points, read from source
         self._importers: dict[str, tuple[Callable[[], Any], bool]] = {}  # module name -> (import it, strict)
         self.plugin_warnings: list[str] = []  # broken entry points, skipped; the CLI shows these
-        self.discover: Callable[[Registry], None] | None = None  # entry-point discovery (set by sources.plugins)
+        self._discovered = False  # installed entry points are read once, with the built-ins
         self.renamed: dict[str, str] = {}  # a foreign class's own name (lower case) -> the name it was added under
         self._index_memo: tuple[tuple[Any, ...], dict[str, ModuleSpec]] = ((), {})
 
     def _builtins(self) -> dict[str, ModuleSpec]:
         if self._builtin is None:
             self._builtin = scan_builtins()
-            discover, self.discover = self.discover, None  # once; it reads specs() itself
-            if discover is not None:
-                discover(self)
+        if not self._discovered:
+            self._discovered = True  # before discovering: it reads specs() itself
+            entry_points.discover(self)
         return self._builtin
 
     def is_builtin(self, name: str) -> bool:
@@ -283,6 +284,10 @@ class Registry:
 
     def runtime_specs(self) -> Iterable[tuple[ModuleSpec, type]]:
         return list(_RUNTIME.values())
+
+    def specs_of_module(self, module_name: str) -> list[ModuleSpec]:
+        """The specs of the classes an imported module registered by running (its registrations were code)."""
+        return [spec for spec, cls in _RUNTIME.values() if cls.__module__ == module_name]
 
 
 REGISTRY = Registry()

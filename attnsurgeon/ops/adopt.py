@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon import sources
+from attnsurgeon.catalog import name_rules
 from attnsurgeon.core import publish, yolo_repos
 from attnsurgeon.core.report import unified_diff
 from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
@@ -57,7 +58,7 @@ def adopt(
     output, force, scale, imgsz = opts.output, opts.force, opts.scale, opts.imgsz
     verify, write = opts.verify, opts.write and not opts.dry_run  # a dry run: the report's diff, nothing written
     sources.add_files(opts.plugin_files)
-    result = adoption.plan(model, scale, plugins.ultralytics_names(), fix_stale, where, fork)
+    result = adoption.plan(model, scale, name_rules.ultralytics_names(), fix_stale, where, fork)
     doc = result.doc
     scales, warnings = model_doc.resolve_scales(doc, scale)
     out = (Path(output).expanduser() if output is not None else adoption.default_output(doc)) if write else None

@@ -228,7 +228,7 @@ def plan(
     fork: Path | None = None,
 ) -> AdoptPlan:
     """Rewrite a forked-Ultralytics YAML for plain Ultralytics with attnsurgeon (in memory). ``known`` holds the module
-    names plain Ultralytics resolves (``attnsurgeon.sources.plugins.ultralytics_names``); ``fix_stale`` also points
+    names plain Ultralytics resolves (``attnsurgeon.catalog.name_rules.ultralytics_names``); ``fix_stale`` also points
     stale references (a renumbering that missed a row) at the layers they meant (:func:`_fix_stale`)."""
     doc = recorded.with_recorded(model_doc.load(model))
     result = AdoptPlan(doc, build_scale(doc, scale))

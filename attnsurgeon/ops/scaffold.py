@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from attnsurgeon import sources
-from attnsurgeon.catalog import CATEGORIES, REGISTRY
+from attnsurgeon.catalog import CATEGORIES, REGISTRY, name_rules
 from attnsurgeon.core import publish
 from attnsurgeon.core.report import Check
 from attnsurgeon.errors import AttnSurgeonError, OutputError, UsageError
-from attnsurgeon.sources import plugins
 
 MODULE_TEMPLATE = "module.py.tmpl"
 TEST_TEMPLATE = "test_module.py.tmpl"
@@ -69,7 +68,7 @@ def check_name(name: str) -> None:
     if taken is not None:
         owner = "the built-in module" if REGISTRY.is_builtin(taken.name) else f"{taken.source}'s module"
         raise UsageError(f"module name {name!r} is taken by {owner} {taken.name}; choose another name")
-    if name in plugins.ultralytics_names():
+    if name in name_rules.ultralytics_names():
         raise UsageError(f"module name {name!r} is an Ultralytics name; YAML rows would build Ultralytics' class")
 
 

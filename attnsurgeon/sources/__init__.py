@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import attnsurgeon.sources.plugins as plugins
+from attnsurgeon.catalog import name_rules
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.errors import PluginError, UnknownModuleError, UsageError
@@ -84,7 +85,7 @@ def add_files(entries: Iterable[str | Path], registry: Registry = REGISTRY) -> l
 
 def reserved_names() -> frozenset[str]:
     """Names an adapter must not take as they are: Ultralytics' and attnsurgeon's own layers."""
-    return plugins.ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
+    return name_rules.ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
 
 
 def _register(specs: list[Any], label: str, registry: Registry) -> list[ModuleSpec]:
@@ -92,7 +93,7 @@ def _register(specs: list[Any], label: str, registry: Registry) -> list[ModuleSp
 
     fresh = [s for s in specs if registry.find(s.name) is not s]
     if fresh:
-        plugins.check_names(fresh, label, registry)
+        name_rules.check_free(fresh, label, registry)
         named_classes.install(fresh)
         registry.renamed.update({s.foreign_name.lower(): s.name for s in fresh if s.foreign_name != s.name})
         for spec in fresh:

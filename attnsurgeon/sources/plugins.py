@@ -1,9 +1,9 @@
-"""Plugins: attention modules from a user's own files (``--plugin PATH.py``) and from installed packages.
+"""Plugin files: attention modules from a user's own files (``--plugin PATH.py``); installed packages add theirs
+through entry points (:mod:`attnsurgeon.catalog.entry_points`).
 
 A plugin file registers its classes with the same :func:`~attnsurgeon.catalog.registry.register_module` decorator as
 the built-ins, and is read the same way: its syntax tree first (so ``list``/``info`` never import torch), the file
-itself only when a class is needed. Installed packages declare modules in the ``attnsurgeon.modules`` entry-point
-group; a broken one is skipped with a warning naming it, so it never disables the built-in catalog.
+itself only when a class is needed. Its names are held to :mod:`attnsurgeon.catalog.name_rules`.
 
 Each rule is checked when a plugin is added, a failure is one :class:`PluginError` line naming the plugin and the rule.
 A plain ``nn.Module`` class (``FILE.py:Class``, ``timm:Class``, a file that registers nothing) is no plugin file's
@@ -16,55 +16,25 @@ current directory.
 
 from __future__ import annotations
 
-import ast
-import functools
 import hashlib
-import importlib
-import importlib.util
 import os
 import re
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import attnsurgeon.sources.source_tree as source_tree
+from attnsurgeon.catalog import name_rules
 from attnsurgeon.catalog.registry import IDENTITY_INIT, REGISTRY, ModuleSpec, Registry, scan_file
-from attnsurgeon.core import diskcache
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
-from attnsurgeon.errors import PluginError, RegistryError, first_line
+from attnsurgeon.errors import PluginError, RegistryError
 from attnsurgeon.sources.file_import import import_file
 
-ENTRY_POINT_GROUP = "attnsurgeon.modules"
 # The top-level key of a model YAML that lists the plugin files its rows need (relative to the YAML's directory).
 YAML_KEY = "attnsurgeon_plugins"
 YAML_COMMENT = "plugin files of this model's modules (see attnsurgeon)"
 _FILES: dict[Path, list[ModuleSpec]] = {}  # resolved path -> specs, so adding a file twice is free
-
-
-@functools.lru_cache(maxsize=1)
-def ultralytics_names() -> frozenset[str]:
-    """The names ``parse_model`` resolves in ``ultralytics.nn.tasks``, read from its source (no torch import; cached
-    on disk while tasks.py is unchanged): its module namespace (top-level imports, classes, functions), which
-    ``globals()[name]`` looks in; an import inside a function is no such name. The one reader of tasks.py: plugin
-    name checks, ``new-module`` and ``adopt`` all use it."""
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or not spec.origin:
-        return frozenset()
-    tasks = Path(spec.origin).parent / "nn" / "tasks.py"
-    return frozenset(diskcache.cached("ultralytics-names", [tasks, Path(__file__)], lambda: _names_in(tasks)))
-
-
-def _names_in(tasks: Path) -> tuple[str, ...]:
-    tree = ast.parse(tasks.read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
-            names.add(node.name)
-    return tuple(sorted(names))
 
 
 def module_name_for(path: Path) -> str:
@@ -100,45 +70,14 @@ def add_file(path: str | Path, registry: Registry = REGISTRY, run: bool = True) 
                 f"plugin {label}: its @register_module arguments are not literals, so only running it tells what it "
                 f"registers, and a model file never runs code on reading; name it yourself: --plugin {label}"
             ) from None
-        specs = [s for s in _runtime_specs(_import_file(resolved, module_name, label)) if s.source == str(resolved)]
+        ran = _import_file(resolved, module_name, label)
+        specs = [s for s in REGISTRY.specs_of_module(ran.__name__) if s.source == str(resolved)]
     if not specs:  # a file as its authors wrote it: its plain classes are no plugin's (attnsurgeon.sources.add)
         return []
-    check_names(specs, label, registry)
+    name_rules.check_free(specs, label, registry)
     registry.add_plugin(specs, lambda: _import_file(resolved, module_name, label), strict=True)
     _FILES[resolved] = specs
     return specs
-
-
-def check_names(specs: list[ModuleSpec], label: str, registry: Registry) -> None:
-    """A plugin's names and aliases must not be taken by a built-in, another plugin, Ultralytics or a wrapper."""
-    taken: dict[str, str] = {}
-    for spec in registry.specs():
-        if spec.source != specs[0].source:
-            owner = "the built-in module" if registry.is_builtin(spec.name) else f"{spec.source}'s module"
-            taken[spec.name.lower()] = f"{owner} {spec.name}"
-            taken.update({a.lower(): f"an alias of {owner} {spec.name}" for a in spec.aliases})
-    own: dict[str, str] = {}
-    for spec in specs:
-        for name in (spec.name, *spec.aliases):
-            what = "name" if name == spec.name else f"alias {name!r} of"
-            subject = f"module {name!r}" if name == spec.name else f"{what} {spec.name}"
-            if name in ultralytics_names() or name in (IDENTITY_INIT, AUGMENT_MODULE):
-                clash = (
-                    f"attnsurgeon's {name} layer"
-                    if name in (IDENTITY_INIT, AUGMENT_MODULE)
-                    else "an Ultralytics module name"
-                )
-                raise PluginError(f"plugin {label}: {subject} is {clash}; rename it (register_module(name=...))")
-            clash = taken.get(name.lower()) or own.get(name.lower())
-            if clash:
-                raise PluginError(
-                    f"plugin {label}: {subject} is taken by {clash}; rename it (register_module(name=...))"
-                )
-            own[name.lower()] = f"{spec.name} in the same file"
-
-
-def _runtime_specs(module: ModuleType) -> list[ModuleSpec]:
-    return [spec for spec, cls in REGISTRY.runtime_specs() if cls.__module__ == module.__name__]
 
 
 def _import_file(path: Path, module_name: str, label: str) -> ModuleType:
@@ -152,7 +91,7 @@ def _import_file(path: Path, module_name: str, label: str) -> ModuleType:
 def _check_classes(module: ModuleType, label: str) -> None:
     from attnsurgeon.catalog.base import AttentionModule
 
-    for spec in _runtime_specs(module):
+    for spec in REGISTRY.specs_of_module(module.__name__):
         cls = getattr(module, spec.import_path.partition(":")[2])
         if not issubclass(cls, AttentionModule):
             raise PluginError(
@@ -205,56 +144,6 @@ def allow_in_safe_load(objects: Iterable[Any]) -> None:
         torch.serialization.add_safe_globals(allowed)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Entry points and YAML-recorded plugins
-
-
-def installed_entry_points() -> tuple[tuple[str, str], ...]:
-    """(name, value) of every installed ``attnsurgeon.modules`` entry point. Cached on disk, keyed by the folders on
-    ``sys.path``: installing or removing a distribution adds or removes its metadata folder in one of them. The
-    script's own folder (``sys.path[0]``, the current one under ``python -m``) is left out of the key: every output
-    written there would change it, and no distribution is installed there."""
-    searched = sys.path if sys.flags.safe_path else sys.path[1:]
-    folders = [p for p in dict.fromkeys(searched) if p and os.path.isdir(p)]
-    return diskcache.cached("entry-points", [*folders, Path(__file__)], _read_entry_points)
-
-
-def _read_entry_points() -> tuple[tuple[str, str], ...]:
-    from importlib.metadata import entry_points  # ~25 ms to import: only when the cache has no answer
-
-    return tuple((ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
-
-
-def discover_entry_points(registry: Registry) -> None:
-    """Add the modules of every ``attnsurgeon.modules`` entry point; a broken one becomes a warning naming it."""
-    for ep_name, ep_value in installed_entry_points():
-        module_name = ep_value.partition(":")[0].strip()
-        label = f"entry point {ep_name!r} ({ep_value})"
-        try:
-            specs = _entry_point_specs(module_name)
-            if not specs:
-                raise PluginError(f"plugin {label}: registers no module with @register_module")
-            check_names(specs, label, registry)
-        except Exception as exc:
-            why = first_line(exc, typed=False)
-            message = why if why.startswith(f"plugin {label}") else f"plugin {label}: {why}"
-            registry.plugin_warnings.append(f"{message}; skipped")
-            continue
-        registry.add_plugin(specs, lambda name=module_name: importlib.import_module(name), strict=False)
-
-
-def _entry_point_specs(module_name: str) -> list[ModuleSpec]:
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise PluginError(f"cannot find the module {module_name}")
-    try:
-        return scan_file(Path(spec.origin), module_name)
-    except RegistryError as exc:
-        if "must be literals" not in str(exc):
-            raise
-    return _runtime_specs(importlib.import_module(module_name))
-
-
 def given(paths: Iterable[str | Path]) -> None:
     """Files the user named on purpose (``--plugin``, ``-m FILE.py:Class``): a YAML may then name them from anywhere."""
     import attnsurgeon.sources.named_classes as named_classes
@@ -268,9 +157,6 @@ def given(paths: Iterable[str | Path]) -> None:
 GIVEN: set[Path] = set()  # absolute paths of the files the user named on purpose in this process
 
 
-REGISTRY.discover = discover_entry_points
-
-
 def plugin_file(spec: ModuleSpec) -> Path | None:
     """The file a module comes from when it is a plugin file's (not a built-in's or an installed package's)."""
     return Path(spec.source) if spec.import_path.startswith("attnsurgeon_plugin_") else None
@@ -278,7 +164,7 @@ def plugin_file(spec: ModuleSpec) -> Path | None:
 
 def unknown_modules(names: Iterable[Any], registry: Registry = REGISTRY) -> list[str]:
     """Row module names that neither Ultralytics, attnsurgeon's wrappers nor the catalog (with its plugins) defines."""
-    known = ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
+    known = name_rules.ultralytics_names() | {IDENTITY_INIT, AUGMENT_MODULE}
     return sorted(
         {
             n
