@@ -42,7 +42,7 @@ CORE_NEVER_IMPORTS = {
         "core.yamlfile",
         "core.yamlfile.model_doc",
         "core.yamlfile.tree_edits",
-        "core.yamlfile.row_edits",
+        "core.yamlfile.text_writer",
         "core.report",
     }
 }
