@@ -93,7 +93,7 @@ def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> Comme
 # One layer, addressed by its index (what adopt edits)
 
 
-def row_slot(data: CommentedMap, index: int) -> tuple[CommentedSeq, int]:
+def _row_slot(data: CommentedMap, index: int) -> tuple[CommentedSeq, int]:
     """The section list holding layer ``index`` and its position there."""
     section, pos = _section_slots(data)[index]
     return data[section], pos
@@ -102,12 +102,12 @@ def row_slot(data: CommentedMap, index: int) -> tuple[CommentedSeq, int]:
 def set_row(data: CommentedMap, index: int, module: str, args: list[Any]) -> None:
     """Change a row's module and args in place; its ``from``, repeats, flow style, comment and the gap before the
     comment stay."""
-    _replace_row(*row_slot(data, index), module, args)
+    _replace_row(*_row_slot(data, index), module, args)
 
 
 def set_from(data: CommentedMap, index: int, from_: int | list[int]) -> None:
     """Change a row's ``from`` in place (flow style and the gap before its comment kept)."""
-    _rewire(*row_slot(data, index), from_)
+    _rewire(*_row_slot(data, index), from_)
 
 
 def index_comments(data: CommentedMap) -> dict[int, int]:
@@ -115,7 +115,7 @@ def index_comments(data: CommentedMap) -> dict[int, int]:
     ``# 2 heads``)."""
     out = {}
     for index in range(len(_section_slots(data))):
-        token = _comment_token(*row_slot(data, index))
+        token = _comment_token(*_row_slot(data, index))
         written = comments.index_of(token.value.partition("\n")[0]) if token is not None else None
         if written is not None:
             out[index] = written
@@ -124,7 +124,7 @@ def index_comments(data: CommentedMap) -> dict[int, int]:
 
 def renumber_index_comment(data: CommentedMap, index: int, old: int) -> None:
     """Make layer ``index``'s trailing comment start with ``index`` instead of ``old``."""
-    _renumber_comment(_comment_token(*row_slot(data, index)), old, index)
+    _renumber_comment(_comment_token(*_row_slot(data, index)), old, index)
 
 
 # --------------------------------------------------------------------------------------------------------------------
