@@ -57,7 +57,7 @@ _ROOMS = {f"catalog.{m}": f"catalog.modules.{m}" for m in _CATALOG_MODULES} | {
     "catalog.ultralytics_classes": "sources.ultralytics_classes",
     "core.yamlio": "core.yamlfile.model_doc",
     "core.yamltree": "core.yamlfile.tree_edits",
-    "core.yamledit": "core.yamlfile.row_edits",
+    "core.yamledit": "core.yamlfile.tree_edits",
     "core.flowstyle": "core.yamlfile.line_layout",
     "core.flowedit": "core.yamlfile.text_writer",
     "core.comments": "core.yamlfile.comments",

@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 STAGES = (  # (module, function, stage): the parts of a variant's cost that take time
     ("attnsurgeon.sweeps.cost", "cost_base", "base: build + profile (once)"),
     ("attnsurgeon.core.yamlfile.model_doc", "load", "YAML load"),
-    ("attnsurgeon.core.yamlfile.model_doc", "apply", "YAML surgery"),
-    ("attnsurgeon.core.yamlfile.model_doc", "dump", "YAML dump"),
+    ("attnsurgeon.core.yamlfile.tree_edits", "apply", "YAML surgery"),
+    ("attnsurgeon.core.yamlfile.text_writer", "surgery_text", "YAML text"),
     ("attnsurgeon.core.publish", "publish_all", "writes (YAML, results)"),
     ("attnsurgeon.ultralytics_bridge.ultra", "build_model", "build (Ultralytics)"),
     ("attnsurgeon.sweeps.cost", "layer_checks", "checks (new layer alone)"),

@@ -34,7 +34,7 @@ from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module
 from attnsurgeon.checks.deploy import run_extra_checks
 from attnsurgeon.checks.verify import task_of
-from attnsurgeon.core.yamlfile import model_doc
+from attnsurgeon.core.yamlfile import model_doc, tree_edits
 from attnsurgeon.ops import surgery as api
 from attnsurgeon.ultralytics_bridge import ultra
 
@@ -78,7 +78,7 @@ def build(model: str, module: str, after: int) -> torch.nn.Module:
     if not module:  # the base as it is
         return ultra.build_model(doc.plain(), doc.scale or None, f"{doc.stem}.yaml")
     _, _, _, result = api.plan_insert(model, module, after)
-    cfg = model_doc.to_plain(model_doc.apply(doc, result, in_place=True))
+    cfg = model_doc.to_plain(tree_edits.apply(doc, result, in_place=True))
     return ultra.build_model(cfg, doc.scale or None, f"{doc.stem}-{module}.yaml")
 
 

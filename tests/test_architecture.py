@@ -42,7 +42,7 @@ CORE_NEVER_IMPORTS = {
         "core.yamlfile",
         "core.yamlfile.model_doc",
         "core.yamlfile.tree_edits",
-        "core.yamlfile.row_edits",
+        "core.yamlfile.text_writer",
         "core.report",
     }
 }
@@ -164,3 +164,29 @@ def test_no_file_over_400_lines():
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert not long, f"split these by concern: {long}"
+
+
+def _dumps(tree: ast.AST) -> list[int]:
+    """Lines that write a model tree with ruamel's dump: ``text_writer.dump``, or a ``round_trip_yaml()``'s dump."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("text_writer"):
+            lines += [node.lineno for a in node.names if a.name == "dump"]
+        if not (isinstance(node, ast.Attribute) and node.attr == "dump"):
+            continue
+        owner = node.value.func if isinstance(node.value, ast.Call) else node.value
+        if getattr(owner, "id", getattr(owner, "attr", "")) in ("text_writer", "round_trip_yaml"):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_text_writer_is_the_one_path_to_a_model_files_text():
+    # every command that writes a model file goes through text_writer, which keeps the file's layout; ruamel's dump
+    # (which re-flows flow-style rows and moves their comments) is only its fallback, inside it
+    writer = "attnsurgeon.core.yamlfile.text_writer"
+    found = {
+        name: lines
+        for name, path in _modules().items()
+        if name != writer and (lines := _dumps(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert not found, f"these write a model tree with ruamel's dump, not through {writer}: {found}"

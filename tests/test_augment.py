@@ -23,7 +23,7 @@ from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
 from attnsurgeon.core import augment_graph
 from attnsurgeon.core.graph import Row
-from attnsurgeon.core.yamlfile import model_doc
+from attnsurgeon.core.yamlfile import model_doc, tree_edits
 from attnsurgeon.errors import SurgeryError
 from attnsurgeon.ops import augment as api_augment
 from attnsurgeon.ultralytics_bridge import ultra
@@ -76,7 +76,7 @@ def built_pair(model: str, at: list[int], module: str, args: list, where: str, s
     """The base and the augmented model, each initialised from seed 0 as Ultralytics' trainer seeds a model: a ReLU
     bottleneck of a few units (SE, CBAM at 16 channels) can be inactive on a synthetic batch for some inits."""
     doc, _, _, result = api_augment.plan_augment(model, module, at, args, where)
-    new_cfg = model_doc.to_plain(model_doc.apply(doc, result))
+    new_cfg = model_doc.to_plain(tree_edits.apply(doc, result))
     torch.manual_seed(0)
     base = ultra.build_model(doc.plain(), scale)
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from attnsurgeon.core import channels, graph, scales
-from attnsurgeon.core.yamlfile import comments, model_doc, text_writer
+from attnsurgeon.core.yamlfile import comments, model_doc, text_writer, tree_edits
 from attnsurgeon.errors import ModelFileError
 from attnsurgeon.ops import adoption
 
@@ -89,8 +89,8 @@ head:
 def test_insert_renumbers_every_comment_that_begins_with_the_rows_index(tmp_path, text):
     doc = _load(tmp_path, "m.yaml", text)
     result = graph.insert(doc.graph, 0, "ECA")
-    data = model_doc.apply(model_doc.copy_doc(doc), result)
-    out = text_writer.surgery_text(doc, result, data) if text_writer.is_flow(doc) else model_doc.dump(data)
+    data = tree_edits.apply(model_doc.copy_doc(doc), result)
+    out = text_writer.surgery_text(doc, result, data) if text_writer.is_flow(doc) else text_writer.dump(data)
     for old, new in (
         ("# 1 heads", "# 2 heads"),
         ("# 2 SE (attnsurgeon)", "# 3 SE (attnsurgeon)"),
@@ -177,7 +177,7 @@ def test_shape_keeping_modules_are_the_graphs_plus_the_catalogs():
 def _with_row(tmp_path, module, args):
     doc = model_doc.load("yolo11n.yaml")
     path = tmp_path / "yolo11n-x.yaml"
-    path.write_text(model_doc.dump(model_doc.apply(doc, graph.insert(doc.graph, 8, module, args))))
+    path.write_text(text_writer.dump(tree_edits.apply(doc, graph.insert(doc.graph, 8, module, args))))
     return path
 
 

@@ -17,7 +17,7 @@ from attnsurgeon.catalog.registry import register_module
 from attnsurgeon.checks.deploy import EXTRA_CHECKS, parse_checks, run_extra_checks
 from attnsurgeon.checks.val import rect_batch_shape, validator_class
 from attnsurgeon.cli import app
-from attnsurgeon.core.yamlfile import model_doc
+from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import UsageError, VerificationError
 from attnsurgeon.ops import surgery as api
 from attnsurgeon.ultralytics_bridge import ultra
@@ -137,7 +137,7 @@ def _one_channel_yaml(tmp_path):
     data = doc.plain()
     data["channels"] = 1
     path = tmp_path / "yolo11n-gray.yaml"
-    path.write_text(model_doc.dump(data))
+    path.write_text(text_writer.dump(data))
     return path
 
 
@@ -292,7 +292,7 @@ def test_val_fails_on_a_module_that_breaks_when_fused(plugin):
 
 def _built(module, after):
     _, _, _, result = api.plan_insert("yolo11n.yaml", module, after)
-    cfg = model_doc.to_plain(model_doc.apply(model_doc.load("yolo11n.yaml"), result, in_place=True))
+    cfg = model_doc.to_plain(tree_edits.apply(model_doc.load("yolo11n.yaml"), result, in_place=True))
     return ultra.build_model(cfg, "n", f"yolo11n-{module}.yaml")
 
 

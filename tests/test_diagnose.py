@@ -16,7 +16,7 @@ from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.catalog.registry import _RUNTIME, register_module, scan_file
 from attnsurgeon.cli import app
 from attnsurgeon.core import channels, graph
-from attnsurgeon.core.yamlfile import model_doc, row_edits
+from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import RegistryError, SurgeryError
 from attnsurgeon.ops import adoption, diagnose
 
@@ -85,7 +85,7 @@ def test_every_catalog_module_with_defaults_passes_at_every_position_and_scale(m
     # the full diagnosis of real insert outputs (comments renumbered, references rewired), one row at a time
     for k in positions:
         fresh = model_doc.load(model)
-        text = model_doc.dump(model_doc.apply(fresh, graph.insert(fresh.graph, k, "CBAM", [16, 7])))
+        text = text_writer.dump(tree_edits.apply(fresh, graph.insert(fresh.graph, k, "CBAM", [16, 7])))
         out = model_doc.ModelDoc(model_doc.loads(text), graph.insert(fresh.graph, k, "CBAM", [16, 7]).graph, doc.path,
                               doc.stem, False, text)  # fmt: skip
         assert adoption.findings(out) == [], (model, k)
@@ -250,7 +250,7 @@ def test_an_index_comment_that_names_another_layer_is_diagnosed(tmp_path):
 
 def test_derivation_ignores_models_that_fuse_or_resize():
     """yolov8-p2 contains yolov8's rows in order, but its added rows are Concat/Upsample: not a derivation."""
-    refs = row_edits.packaged_graphs()
+    refs = model_doc.packaged_graphs()
     p2 = model_doc.load("yolov8n-p2.yaml").graph
     assert diagnose.derivation(p2, refs) is None
     with_se = graph.insert(model_doc.load("yolov8n.yaml").graph, 6, "SE").graph
@@ -303,7 +303,7 @@ def test_bools_stay_bools_on_the_way_to_ultralytics():
     requires; 0 would be refused as 'does not fit bool'."""
     doc = model_doc.load("yolo11n.yaml")
     result = graph.insert(doc.graph, 8, "GC", REGISTRY.get("GC").defaults())
-    cfg = model_doc.to_plain(model_doc.apply(doc, result))
+    cfg = model_doc.to_plain(tree_edits.apply(doc, result))
     assert cfg["backbone"][9][3][3] is False
     assert model_doc.to_plain([True, 1, 0.5]) == [True, 1, 0.5] and type(model_doc.to_plain(True)) is bool
 

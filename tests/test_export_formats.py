@@ -16,7 +16,7 @@ from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module
 from attnsurgeon.checks.deploy import parse_checks, run_extra_checks
 from attnsurgeon.cli import app
-from attnsurgeon.core.yamlfile import model_doc
+from attnsurgeon.core.yamlfile import model_doc, tree_edits
 from attnsurgeon.errors import MissingExtraError
 from attnsurgeon.ops import surgery as api
 from attnsurgeon.ultralytics_bridge import exporting, ultra
@@ -28,7 +28,7 @@ pytest.importorskip("pnnx", reason="the deploy extra (pnnx) is not installed")
 
 def _built(module, after):
     _, _, _, result = api.plan_insert("yolo11n.yaml", module, after)
-    cfg = model_doc.to_plain(model_doc.apply(model_doc.load("yolo11n.yaml"), result, in_place=True))
+    cfg = model_doc.to_plain(tree_edits.apply(model_doc.load("yolo11n.yaml"), result, in_place=True))
     return ultra.build_model(cfg, "n", f"yolo11n-{module}.yaml")
 
 

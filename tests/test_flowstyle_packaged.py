@@ -10,7 +10,7 @@ import pytest
 from flow_fixtures import to_flow
 
 from attnsurgeon.core import augment_graph, graph
-from attnsurgeon.core.yamlfile import line_layout, model_doc, text_writer
+from attnsurgeon.core.yamlfile import line_layout, model_doc, text_writer, tree_edits
 from attnsurgeon.errors import SurgeryError
 
 FILES = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
@@ -29,7 +29,7 @@ def parsed(text: str) -> dict:
 
 
 def written(doc: model_doc.ModelDoc, result: graph.SurgeryResult) -> str:
-    return text_writer.surgery_text(doc, result, model_doc.apply(doc, result))
+    return text_writer.surgery_text(doc, result, tree_edits.apply(doc, result))
 
 
 def test_the_fixture_is_the_same_model():

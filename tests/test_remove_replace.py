@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from attnsurgeon.core import graph
-from attnsurgeon.core.yamlfile import model_doc
+from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import SurgeryError
 
 PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
@@ -19,10 +19,10 @@ def reread(text: str) -> model_doc.ModelDoc:
 
 def insert_then_remove(doc: model_doc.ModelDoc, k: int) -> str:
     inserted = graph.insert(doc.graph, k, "SE", [16])
-    middle = reread(model_doc.dump(model_doc.apply(doc, inserted)))
+    middle = reread(text_writer.dump(tree_edits.apply(doc, inserted)))
     removed = graph.remove(middle.graph, k + 1, {"SE"})
     assert removed.graph == doc.graph
-    return model_doc.dump(model_doc.apply(middle, removed))
+    return text_writer.dump(tree_edits.apply(middle, removed))
 
 
 @pytest.mark.parametrize(
@@ -88,18 +88,18 @@ def test_remove_keeps_relative_references_relative():
 def test_replace_changes_one_row_and_our_own_comment():
     doc = model_doc.load("yolo11n.yaml")
     inserted = graph.insert(doc.graph, 8, "SE", [16])
-    middle = reread(model_doc.dump(model_doc.apply(doc, inserted)))
+    middle = reread(text_writer.dump(tree_edits.apply(doc, inserted)))
     assert "  - [-1, 1, SE, [16]] # 9 SE (attnsurgeon)\n" in middle.text
     result = graph.replace(middle.graph, 9, "CBAM", [7], {"SE"})
     assert result.replaced == (9,) and result.removed == () and result.insertions == ()
     assert result.changed == () and result.index_map == {i: i for i in range(len(middle.graph))}
-    text = model_doc.dump(model_doc.apply(middle, result))
+    text = text_writer.dump(tree_edits.apply(middle, result))
     assert text == middle.text.replace(
         "  - [-1, 1, SE, [16]] # 9 SE (attnsurgeon)\n", "  - [-1, 1, CBAM, [7]] # 9 CBAM (attnsurgeon)\n"
     )
     wrapped = graph.replace(middle.graph, 9, "IdentityInit", ["ECA", [3]], {"SE"})
-    assert "  - [-1, 1, IdentityInit, [ECA, [3]]] # 9 IdentityInit (attnsurgeon)\n" in model_doc.dump(
-        model_doc.apply(middle, wrapped)
+    assert "  - [-1, 1, IdentityInit, [ECA, [3]]] # 9 IdentityInit (attnsurgeon)\n" in text_writer.dump(
+        tree_edits.apply(middle, wrapped)
     )
 
 
@@ -117,9 +117,9 @@ def test_removing_a_users_row_keeps_the_lines_after_it():
         "  - [[3], 1, Detect, [nc]] # 4 Detect\n"
     )
     doc = reread(text)
-    assert doc.dump() == text
+    assert text_writer.dump(doc.data) == text
     result = graph.remove(doc.graph, [1, 2], {"SE", "CBAM"})
-    assert model_doc.dump(model_doc.apply(doc, result)) == (
+    assert text_writer.dump(tree_edits.apply(doc, result)) == (
         "nc: 80 # classes\n"
         "backbone:\n"
         "  - [-1, 1, Conv, [64, 3, 2]] # 0-P1/2\n"
@@ -135,7 +135,7 @@ def test_a_digit_more_or_less_keeps_the_comment_where_it_was():
     doc = model_doc.load("yoloe-v8-seg.yaml")  # "[[-1, 9], 1, Concat, [1]] # cat head P5": 9 becomes 10 and back
     assert "  - [[-1, 9], 1, Concat, [1]] # cat head P5\n" in doc.text
     inserted = graph.insert(doc.graph, 0, "SE", [16])
-    assert "  - [[-1, 10], 1, Concat, [1]] # cat head P5\n" in model_doc.dump(model_doc.apply(doc, inserted))
+    assert "  - [[-1, 10], 1, Concat, [1]] # cat head P5\n" in text_writer.dump(tree_edits.apply(doc, inserted))
     assert insert_then_remove(doc, 0) == doc.text
 
 
@@ -170,8 +170,8 @@ def test_removing_the_first_row_of_a_section_keeps_the_lines_after_it_before_the
         "  - [[2], 1, Detect, [nc]] # 3\n"
     )
     doc = reread(text)
-    assert doc.dump() == text
-    out = model_doc.dump(model_doc.apply(doc, graph.remove(doc.graph, 1, {"SE"})))
+    assert text_writer.dump(doc.data) == text
+    out = text_writer.dump(tree_edits.apply(doc, graph.remove(doc.graph, 1, {"SE"})))
     assert out == (
         "backbone:\n"
         "  - [-1, 1, Conv, [64, 3, 2]] # 0\n"

@@ -32,7 +32,7 @@ from attnsurgeon.catalog.registry import RESERVED_ATTRIBUTES
 from attnsurgeon.checks import verify
 from attnsurgeon.core import graph
 from attnsurgeon.core.report import Check
-from attnsurgeon.core.yamlfile import model_doc
+from attnsurgeon.core.yamlfile import model_doc, tree_edits
 from attnsurgeon.errors import first_line
 from attnsurgeon.sources import plugins
 from attnsurgeon.sources.adapter import is_foreign
@@ -231,7 +231,7 @@ def check_in_model(spec: ModuleSpec, scale: str, model: str = MODEL) -> Check:
     try:
         doc = model_doc.load(model)
         result = graph.insert(doc.graph, list(MODEL_AFTER), spec.name, _args(spec))
-        cfg = model_doc.to_plain(model_doc.apply(doc, result))
+        cfg = model_doc.to_plain(tree_edits.apply(doc, result))
         built = ultra.build_model(cfg, scale, f"{doc.stem}-{spec.name}.yaml", seed=0)  # as insert verifies it
     except Exception as exc:
         return Check(name, False, f"build: {first_line(exc)}")

@@ -23,7 +23,7 @@ from attnsurgeon.core.augment_graph import AUGMENT_MODULE
 from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.names import close_names
 from attnsurgeon.core.scales import builds_at, scale_names
-from attnsurgeon.core.yamlfile import model_doc, row_edits, text_writer
+from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import ModuleArgsError, NeedsAdoptionError
 from attnsurgeon.ops import diagnose, fork_blocks, fork_rows
 from attnsurgeon.ops.fork_rows import PLUGIN_ROUTE, Change
@@ -41,7 +41,7 @@ def line_endings(doc: model_doc.ModelDoc) -> tuple[str, bool]:
 
 
 def with_line_endings(text: str, newline: str, final_newline: bool) -> str:
-    return model_doc.with_newline(text if final_newline else text.rstrip("\n"), newline)
+    return text_writer.with_newline(text if final_newline else text.rstrip("\n"), newline)
 
 
 def build_scale(doc: model_doc.ModelDoc, scale: str | None = None) -> str:
@@ -52,7 +52,7 @@ def build_scale(doc: model_doc.ModelDoc, scale: str | None = None) -> str:
 def findings(doc: model_doc.ModelDoc, scale: str | None = None, compare: bool = True) -> list[diagnose.Finding]:
     """Every diagnosis of a loaded file; ``compare`` also compares it with the packaged models (stale references)."""
     references = (
-        row_edits.packaged_graphs() if compare and not doc.packaged else ()
+        model_doc.packaged_graphs() if compare and not doc.packaged else ()
     )  # a packaged file derives from none
     return diagnose.diagnose(
         doc.graph,
@@ -204,7 +204,7 @@ def _fix_stale(
         for s in found:
             refs[s.slot] = s.meant - layer if refs[s.slot] < 0 else s.meant  # a relative reference stays relative
         new_from: int | list[int] = refs if isinstance(row.from_, (list, tuple)) else refs[0]
-        row_edits.set_from(doc.data, layer, new_from)
+        tree_edits.set_from(doc.data, layer, new_from)
         new_text = diagnose.row_text(replace(row, from_=new_from))
         why = "; ".join(
             f"read layer {s.target} ({graph.rows[s.target].module}); in {s.model} this input is layer {s.packaged} "
@@ -277,7 +277,7 @@ def plan(
             continue
         if i not in problems:
             if row.module != spec.name:
-                row_edits.set_row(doc.data, i, spec.name, values)
+                tree_edits.set_row(doc.data, i, spec.name, values)
                 new_text = diagnose.row_text(replace(row, module=spec.name))
                 notes = fork_rows.default_notes(spec, [a.name for a in spec.args[len(values) :]])
                 why = "; ".join([f"{row.module} is the catalog's {spec.name}", *notes])
@@ -289,17 +289,17 @@ def plan(
             result.unmapped.append(Unmapped(i, text, why, [spec.name]))
             continue
         renamed = f"{row.module} is the catalog's {spec.name}; " if row.module != spec.name else ""
-        row_edits.set_row(doc.data, i, spec.name, new)
+        tree_edits.set_row(doc.data, i, spec.name, new)
         new_text = diagnose.row_text(replace(row, module=spec.name, args=tuple(new)))
         result.changes.append(Change(i, text, new_text, renamed + why))
-    derived = diagnose.derivation(graph, row_edits.packaged_graphs())  # the rows' from are unchanged so far
+    derived = diagnose.derivation(graph, model_doc.packaged_graphs())  # the rows' from are unchanged so far
     if fix_stale:
         _fix_stale(doc, graph, derived, result)
     old_index = {new: old for old, new in derived[2].items()} if derived else {}
     shown = {}
-    for index, old in sorted(row_edits.index_comments(doc.data).items()):
+    for index, old in sorted(tree_edits.index_comments(doc.data).items()):
         if old != index and old_index.get(index) == old:  # the row's number in the packaged model it derives from
-            row_edits.renumber_index_comment(doc.data, index, old)
+            tree_edits.renumber_index_comment(doc.data, index, old)
             shown[index] = old
             why = f"index comment renumbered to its row (it was layer {old} in {derived[0]})"  # type: ignore[index]
             result.changes.append(Change(index, f"# {old}", f"# {index}", why))

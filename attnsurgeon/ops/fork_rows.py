@@ -12,7 +12,7 @@ from attnsurgeon import sources
 from attnsurgeon.catalog import REGISTRY, ModuleSpec
 from attnsurgeon.catalog.argcheck import format_flow
 from attnsurgeon.core.augment_graph import AUGMENT_MODULE
-from attnsurgeon.core.yamlfile import model_doc, row_edits
+from attnsurgeon.core.yamlfile import model_doc, tree_edits
 from attnsurgeon.errors import AttnSurgeonError, UsageError
 from attnsurgeon.ops import diagnose, fork_blocks
 from attnsurgeon.sources.adapter import is_foreign
@@ -145,7 +145,7 @@ def fork_block_change(
     else:
         how = f"--where {where} as asked"
     new = [block.block, list(row.args), spec.name, values, where]
-    row_edits.set_row(doc.data, i, AUGMENT_MODULE, new)
+    tree_edits.set_row(doc.data, i, AUGMENT_MODULE, new)
     new_text = diagnose.row_text(replace(row, module=AUGMENT_MODULE, args=tuple(new)))
     inside = f"the fork's own {block.attention} ({defined}, used as the module {spec.name})" if defined else spec.name
     notes = default_notes(spec, [a.name for a in spec.args]) if said.startswith("default") else []

@@ -176,7 +176,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: RunOptions, step: Progress) 
             warnings.append(_scale_name_warning(out, wanted, builds_at))
     base_cfg = doc.plain()
     old_graph, old_text = doc.graph, doc.text
-    new_data = model_doc.apply(doc, edit.result, in_place=True)
+    new_data = tree_edits.apply(doc, edit.result, in_place=True)
     warnings += recorded.record(new_data, (out or doc.path).parent, tree_edits.flow_seq)  # read in every process
     text = text_writer.surgery_text(doc, edit.result, new_data)
     report = _new_report(source, edit, old_graph, out, text, warnings, opts.dry_run)
@@ -197,7 +197,7 @@ def _execute_yaml(source: Source, edit: Edit, opts: RunOptions, step: Progress) 
         report.raise_if_failed()
     if out is not None and opts.write and not opts.dry_run:
         step(f"writing {out.name}")
-        publish.publish(out, model_doc.with_newline(text, doc.newline), force=opts.force)  # a CRLF input stays CRLF
+        publish.publish(out, text_writer.with_newline(text, doc.newline), force=opts.force)  # a CRLF input stays CRLF
     return report
 
 
@@ -306,13 +306,13 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: RunOptions, step: Prog
         f"{yaml_out.name}: the architecture of {out.name}, written by attnsurgeon\n"
         f"{source.path.name} with {edit.summary}"
     )
-    text = checkpoints.yaml_text(cfg, header)
+    text = text_writer.architecture_text(cfg, header)
     report = _new_report(
         source, edit, source.graph, out if opts.write or opts.dry_run else None, text, warnings, opts.dry_run
     )
     if opts.dry_run:
         report.diff = unified_diff(
-            checkpoints.yaml_text(ckpt.cfg), text, f"{source.path.name} (architecture)", yaml_out.name
+            text_writer.architecture_text(ckpt.cfg), text, f"{source.path.name} (architecture)", yaml_out.name
         )
         report.layer_map = {"index_map": dict(result.index_map), "fresh": result.fresh_layers, "dropped": dropped}
     if opts.verify:

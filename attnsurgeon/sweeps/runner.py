@@ -261,7 +261,7 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: model_do
         row = _new_row(job, v)
         try:
             if v.op == "base":
-                base_text = model_doc.with_newline(_base_copy(job, base_doc), base_doc.newline)  # CRLF stays CRLF
+                base_text = text_writer.with_newline(_base_copy(job, base_doc), base_doc.newline)  # CRLF stays CRLF
                 publish.publish(job.directory / f"{v.name}.yaml", base_text, force=True)
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
                 if job.settings.formats:
@@ -287,7 +287,7 @@ def _base_copy(job: SweepRun, base_doc: model_doc.ModelDoc) -> str:
     tree = model_doc.copy_doc(base_doc).data
     _record(job, tree)
     same = recorded.recorded_entries(tree) == recorded.recorded_entries(base_doc.data)
-    return base_doc.text if same else model_doc.dump(tree)
+    return base_doc.text if same else text_writer.keys_text(base_doc, tree)
 
 
 def _record(job: SweepRun, tree: Any) -> None:
@@ -320,11 +320,11 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: model_doc.Mode
     else:  # augment: the block at each index gets attention inside; no row moves
         result = augment_graph.augment(doc.graph, after, name, row_args)
         fresh = [sweep_cost.FreshLayer(i, replaces=i) for i in result.augmented]
-    tree = model_doc.apply(doc, result, in_place=True)
+    tree = tree_edits.apply(doc, result, in_place=True)
     _record(job, tree)  # a training process builds the variant from its file: the plugin files go with it
     text, cfg = text_writer.surgery_text(base_doc, result, tree), model_doc.to_plain(tree)
     path = job.directory / f"{v.name}.yaml"
-    publish.publish(path, model_doc.with_newline(text, base_doc.newline), force=True)  # the sweep's own folder
+    publish.publish(path, text_writer.with_newline(text, base_doc.newline), force=True)  # the sweep's own folder
     row.update(yaml=path.name, layers=[f.index for f in fresh])
     checks = [verify.check_liveness(result.graph, [f.index for f in fresh])] if v.op == "insert" else []
     try:

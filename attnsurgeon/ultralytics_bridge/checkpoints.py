@@ -122,36 +122,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def yaml_text(cfg: dict[str, Any], header: str = "") -> str:
-    """Ultralytics-style YAML for an architecture dict: one flow-style row per layer with its index as a comment."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    from attnsurgeon.core.yamlfile.model_doc import dump
-    from attnsurgeon.core.yamlfile.tree_edits import flow_seq
-
-    data = CommentedMap()
-    index = 0
-    for key, value in cfg.items():
-        if key in ("yaml_file", "scale"):  # Ultralytics derives both from the file name
-            continue
-        if key in ("backbone", "head"):
-            seq = CommentedSeq()
-            for position, row in enumerate(value):
-                seq.append(flow_seq(row))
-                seq.yaml_add_eol_comment(f"# {index}", position, column=0)
-                index += 1
-            data[key] = seq
-        elif key == "scales" and isinstance(value, dict):
-            data[key] = CommentedMap((k, flow_seq(v)) for k, v in value.items())
-        elif isinstance(value, (list, tuple)):
-            data[key] = flow_seq(value)
-        else:
-            data[key] = value
-    if header:
-        data.yaml_set_start_comment(header)
-    return dump(data)
-
-
 def checkpoint_dict(ckpt: Checkpoint, new: Any, record: dict[str, Any]) -> dict[str, Any]:
     """The output checkpoint: the input's keys, the new model in the input's dtype, trainer state reset, and
     ``record`` (what attnsurgeon did: source, operation, module, index map) under the ``attnsurgeon`` key."""

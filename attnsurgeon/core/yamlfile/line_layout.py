@@ -1,8 +1,10 @@
-"""Model YAMLs whose ``backbone``/``head`` are written in flow style (the layout of the YOLOv5, YOLOv7 and YOLOv9
-repositories), edited as text so that every line keeps its bytes except what a surgery must change.
+"""A model file's text as lines: where each row of ``backbone``/``head`` sits, in flow style (the layout of the
+YOLOv5, YOLOv7 and YOLOv9 repositories) and block style alike (:func:`layout`), and the text with a surgery's rows
+rewritten on their own lines, every other line keeping its bytes (:func:`render`). The policy (when to edit lines,
+the check, the fallback) is :mod:`attnsurgeon.core.yamlfile.text_writer`'s, the one caller.
 
 ruamel.yaml cannot write a flow sequence with comments back as it was written (it re-flows the rows and moves every
-trailing comment onto its own line), so for such a file the surgery is applied to the text: each row is one line,
+trailing comment onto its own line), so the surgery is applied to the text: each row is one line,
 ``prefix [row] between # comment``; a moved row gets its references and index comment rewritten in place, a new row
 is a new line in its neighbour's style, a removed row's line goes. No torch, no printing.
 """
@@ -195,7 +197,7 @@ def layout(text: str, source: str = "<string>", block: bool = False) -> Layout |
     section_of: list[str] = []
     for name in SECTIONS:
         if name not in keys:
-            return None  # yamlio.load reports the missing section
+            return None  # model_doc.load reports the missing section
         n = keys[name]
         body, _ = _split_end(lines[n])
         col = body.index(":") + 1

@@ -1,14 +1,15 @@
-"""Model YAML in and out: round-trip load/dump that keeps comments, key order, flow style and spelling.
-
-Also resolves packaged Ultralytics names (``yolo11n.yaml``) the way Ultralytics does, renumbers index comments,
-and gives text its file's line ending (writing is :mod:`attnsurgeon.core.publish`). No torch, no printing.
+"""A model YAML read: the file located (a path, or a packaged Ultralytics name such as ``yolo11n.yaml`` resolved the
+way Ultralytics does), read into a round-trip tree that keeps comments, key order, flow style and spelling, checked
+to hold plain values and an Ultralytics model, and its layer graph, scales and line ending (:class:`ModelDoc`); the
+packaged models as layer graphs, for the diagnosis. Editing the tree is :mod:`~attnsurgeon.core.yamlfile.tree_edits`,
+writing it back as text :mod:`~attnsurgeon.core.yamlfile.text_writer`. No torch, no printing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
-import io
 import pickle
 import re
 from dataclasses import dataclass
@@ -16,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import YAMLError
 
-from attnsurgeon.core.graph import Graph, SurgeryResult
+from attnsurgeon.core.graph import Graph
 from attnsurgeon.core.scales import scale_names
-from attnsurgeon.core.yamlfile import tree_edits
 from attnsurgeon.errors import ModelFileError, SurgeryError, UsageError
 
 SCALES = "nslmx"
+MAX_VALUES = 1_000_000  # far above any model (yolov9e: ~700 values), far below an alias bomb
 _SCALE_RE = re.compile(r"yolo(e-)?v?\d+([nslmx])")  # Ultralytics' guess_model_scale
 
 
@@ -48,7 +49,9 @@ class _Bool(int):
         return self  # immutable
 
 
-def _make_yaml() -> YAML:
+def round_trip_yaml() -> YAML:
+    """The one ruamel.yaml configuration a model file is read and dumped with (round-trip, Ultralytics' indents,
+    rows never wrapped, quotes and boolean spellings kept)."""
     yaml = YAML()  # round-trip
     yaml.indent(mapping=2, sequence=4, offset=2)  # Ultralytics' layout: "  - [-1, 1, Conv, ...]"
     yaml.width = 4096  # never wrap a long row
@@ -99,6 +102,24 @@ def packaged_models_dir() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations))) / "cfg" / "models"
+
+
+@functools.lru_cache(maxsize=1)
+def packaged_graphs() -> tuple[tuple[str, Graph], ...]:
+    """(file name, layer graph) of every model YAML that ships with Ultralytics (read once per process): what the
+    diagnosis compares a file with."""
+    import yaml  # PyYAML (an Ultralytics dependency): its C loader reads the ~70 files 15x faster than ruamel
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    folder = packaged_models_dir()
+    out = []
+    for path in sorted(folder.rglob("*.yaml")) if folder is not None else ():
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        try:
+            out.append((path.name, Graph.from_sections(data["backbone"], data["head"])))
+        except (KeyError, TypeError, SurgeryError):
+            continue  # not a model layout this tool reads
+    return tuple(out)
 
 
 def guess_scale(path: str | Path) -> str:
@@ -172,13 +193,37 @@ class ModelDoc:
     def plain(self) -> dict[str, Any]:
         return to_plain(self.data)
 
-    def dump(self) -> str:
-        return dump(self.data)
+
+def check_plain(data: Any, source: str) -> None:
+    """Refuse explicit tags (``!!python/object``: a model file holds plain values only) and aliases that expand beyond
+    any model (``&a [*b, *b, ...]``, the "billion laughs"): Ultralytics and attnsurgeon copy every alias out."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if isinstance(node, TaggedScalar) or (isinstance(node, (CommentedMap, CommentedSeq)) and node.tag.value):
+            tag = str(node.tag.value if isinstance(node, (CommentedMap, CommentedSeq)) else node.tag)
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            raise ModelFileError(f"{source}: uses the YAML tag {tag}; a model file holds plain values only, no tags")
+        if not isinstance(node, (dict, list)) or (id(node) in sizes and not children_done):
+            continue
+        children = list(node.values()) if isinstance(node, dict) else list(node)
+        if not children_done:
+            sizes[id(node)] = 0  # in progress; a cycle (an alias of its own parent) counts once
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if isinstance(c, (dict, list, TaggedScalar)))
+            continue
+        sizes[id(node)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+        if sizes[id(node)] > MAX_VALUES:
+            raise ModelFileError(
+                f"{source}: expands to more than {MAX_VALUES:,} values through YAML aliases (*name); a model file "
+                "needs no aliases"
+            )
 
 
 def loads(text: str, source: str = "<string>") -> CommentedMap:
     try:
-        data = _make_yaml().load(text)
+        data = round_trip_yaml().load(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -186,14 +231,8 @@ def loads(text: str, source: str = "<string>") -> CommentedMap:
         raise ModelFileError(f"{source}: not valid YAML{where}: {problem}") from exc
     except RecursionError:
         raise ModelFileError(f"{source}: not a model YAML: nested too deeply") from None
-    tree_edits.check_plain(data, source)
+    check_plain(data, source)
     return data
-
-
-def dump(data: CommentedMap) -> str:
-    buf = io.StringIO()
-    _make_yaml().dump(data, buf)
-    return buf.getvalue()
 
 
 def load(model: str | Path) -> ModelDoc:
@@ -223,11 +262,6 @@ def load(model: str | Path) -> ModelDoc:
     except SurgeryError as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
     return ModelDoc(data=data, graph=graph, path=path, stem=stem, packaged=packaged, text=text, newline=newline)
-
-
-def with_newline(text: str, newline: str) -> str:
-    """``text`` (``"\n"`` line endings) with the line ending of the file it rewrites (``ModelDoc.newline``)."""
-    return text.replace("\n", newline) if newline != "\n" else text
 
 
 def copy_tree(doc: ModelDoc) -> CommentedMap:
@@ -274,54 +308,3 @@ def resolve_scales(doc: ModelDoc, scale: str | None) -> tuple[list[str], list[st
             f"({available[0]!r}); verified at that scale"
         )
     return [available[0]], warnings
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Applying a surgery to the round-trip tree
-
-
-def _section_slots(data: CommentedMap) -> list[tuple[str, int]]:
-    return [(s, j) for s in ("backbone", "head") for j in range(len(data[s]))]
-
-
-def apply(doc: ModelDoc, result: SurgeryResult, in_place: bool = False) -> CommentedMap:
-    """The surgery's rows spliced into the round-trip tree, everything else untouched.
-
-    Works on a fresh copy of ``doc`` unless ``in_place`` (then ``doc.data`` is the result and ``doc`` is spent).
-    """
-    data = doc.data if in_place else copy_tree(doc)
-    old_slots = _section_slots(data)
-    old_len = len(old_slots)
-    new_graph = result.graph
-    inverse = {new: old for old, new in result.index_map.items()}
-
-    # 1. rewrite 'from' of moved/rewired rows in place (keeps the row's flow style and comment) and index comments
-    for old in range(old_len):
-        if old not in result.index_map:
-            continue  # removed below
-        new = result.index_map[old]
-        section, pos = old_slots[old]
-        new_from = new_graph.rows[new].from_
-        if new_from != doc.graph.rows[old].from_:
-            tree_edits.set_from(data[section], pos, list(new_from) if isinstance(new_from, list) else new_from)
-        tree_edits.renumber_comment(tree_edits.comment_token(data[section], pos), old, new)
-
-    # 2. replaced and augmented rows: module and args change, the row keeps its place, 'from' and comment
-    for new in (*result.replaced, *result.augmented):
-        section, pos = old_slots[inverse[new]]
-        tree_edits.replace_row(data[section], pos, new_graph.rows[new].module, list(new_graph.rows[new].args))
-
-    # 3. removed rows go, with their own comment line; the lines after it (blank lines, a section header) stay
-    if result.removed and result.insertions:
-        raise ValueError("a surgery result either removes or inserts rows, not both")
-    for old in sorted(result.removed, reverse=True):
-        section, pos = old_slots[old]
-        tree_edits.remove_row(data[section], pos)
-
-    # 4. splice the new rows in, from the bottom so earlier positions stay valid
-    for ins in sorted(result.insertions, key=lambda x: x.index, reverse=True):
-        section, pos = old_slots[inverse[ins.index - 1]]
-        seq = data[section]
-        row = tree_edits.flow_seq([-1, 1, ins.module, list(ins.args)])
-        tree_edits.insert_row(seq, pos + 1, row, f"# {ins.index} {ins.module} {tree_edits.OWN_COMMENT}")
-    return data

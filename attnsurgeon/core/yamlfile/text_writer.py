@@ -1,17 +1,41 @@
-"""The text a surgery or ``adopt`` writes, the one writer of model files: the input text edited line by line
-(:mod:`attnsurgeon.core.yamlfile.line_layout`), every line it does not have to change kept byte for byte (blank and
-whitespace-only lines, spacing inside rows, comment columns), in block and flow style alike; checked to read as the
-edited tree. A block-style file whose rows the line reader does not know (a row over several lines) is written by
-ruamel's dump of the edited tree, as before. No torch, no printing."""
+"""The one path from an edited round-trip tree to the text of a model file, taken by every command that writes one:
+a surgery (``insert``, ``remove``, ``replace``, ``augment``, a sweep's variants: :func:`surgery_text`), a copy whose
+top-level keys changed (a sweep's base copy: :func:`keys_text`), ``adopt`` (:func:`adopted_text`,
+:func:`adopted_with_keys`), a checkpoint's architecture (:func:`architecture_text`); and the file's own line ending
+put back (:func:`with_newline`).
+
+The input text is edited line by line (:mod:`attnsurgeon.core.yamlfile.line_layout`), every line it does not have to
+change kept byte for byte (blank and whitespace-only lines, spacing inside rows, comment columns), in block and flow
+style alike, and the result checked to read as the edited tree. ruamel's dump of the tree (:func:`dump`) is only the
+fallback: for a block-style file whose rows the line reader does not know (a row over several lines) or whose line
+edit does not read back as the tree, and for a file with no input text (a checkpoint's architecture); a flow-style
+file is refused instead, since ruamel would re-flow its rows and move every comment. No torch, no printing."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from attnsurgeon.core.yamlfile import model_doc, row_edits
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from attnsurgeon.core.yamlfile import model_doc, tree_edits
 from attnsurgeon.core.yamlfile.comments import index_of
 from attnsurgeon.core.yamlfile.line_layout import KEY_RE, Layout, layout, newline, render
+from attnsurgeon.core.yamlfile.tree_edits import flow_seq
 from attnsurgeon.errors import ModelFileError
+
+
+def dump(data: CommentedMap) -> str:
+    """ruamel's dump of a round-trip tree: the fallback of every writer here (see the module's docstring), and how a
+    new row or key is spelled (``"\n"`` line endings)."""
+    buf = io.StringIO()
+    model_doc.round_trip_yaml().dump(data, buf)
+    return buf.getvalue()
+
+
+def with_newline(text: str, newline: str) -> str:
+    """``text`` (``"\n"`` line endings) with the line ending of the file it rewrites (``ModelDoc.newline``)."""
+    return text.replace("\n", newline) if newline != "\n" else text
 
 
 def is_flow(doc: Any) -> bool:
@@ -27,7 +51,7 @@ def index_comments(doc: Any) -> dict[int, int]:
     except ModelFileError:
         flow = None  # a flow file the line reader refuses: its rows' comments are not read
     if flow is None:
-        return row_edits.index_comments(doc.data)
+        return tree_edits.index_comments(doc.data)
     return {i: n for i, row in enumerate(flow.rows) if (n := index_of(row.comment)) is not None}
 
 
@@ -48,7 +72,7 @@ def surgery_text(doc: Any, result: Any, data: Any) -> str:
     as the edited tree ``data``; ruamel's dump of ``data`` where a block-style file cannot be edited so."""
     lay = lines_of(doc)
     if lay is None:
-        return model_doc.dump(data)
+        return dump(data)
     inserted = {ins.index: ins.after for ins in result.insertions}
     text = render(
         doc.text,
@@ -60,23 +84,34 @@ def surgery_text(doc: Any, result: Any, data: Any) -> str:
         (*result.replaced, *result.augmented),
         lambda items: _row_text(items),
     )
-    text = _changed_keys(_added_keys(text, lay, data), lay, data, doc.plain())
-    if not _reads_as(text, model_doc.to_plain(data), str(doc.path), lay):
-        if not any(lay.flow.values()):
-            return model_doc.dump(data)
-        raise ModelFileError(
-            f"{doc.path}: this flow-style file cannot be edited line by line (the rewritten lines would not read as "
-            "the edited model); nothing was written; write its rows in block style ('- [...]')"
-        )
-    return text
+    return _checked(doc, lay, _changed_keys(_added_keys(text, lay, data), lay, data, doc.plain()), data)
+
+
+def keys_text(doc: Any, data: Any) -> str:
+    """``doc``'s text with the top-level keys ``data`` added or gave another value (``attnsurgeon_plugins`` named
+    relative to another folder) written, every row as it was; as :func:`surgery_text` for a surgery that moves no
+    row."""
+    lay = lines_of(doc)
+    if lay is None:
+        return dump(data)
+    return _checked(doc, lay, _changed_keys(_added_keys(doc.text, lay, data), lay, data, doc.plain()), data)
+
+
+def _checked(doc: Any, lay: Layout, text: str, data: Any) -> str:
+    """``text`` where it reads as ``data``; else ruamel's dump of ``data`` for a block-style file, a refusal for a
+    flow-style one."""
+    if _reads_as(text, model_doc.to_plain(data), str(doc.path), lay):
+        return text
+    if not any(lay.flow.values()):
+        return dump(data)
+    raise ModelFileError(
+        f"{doc.path}: this flow-style file cannot be edited line by line (the rewritten lines would not read as "
+        "the edited model); nothing was written; write its rows in block style ('- [...]')"
+    )
 
 
 def _row_text(items: list[Any]) -> str:
-    from ruamel.yaml.comments import CommentedMap
-
-    from attnsurgeon.core.yamlfile.tree_edits import flow_seq
-
-    return model_doc.dump(CommentedMap(row=flow_seq(items))).rstrip("\r\n")[len("row: ") :]
+    return dump(CommentedMap(row=flow_seq(items))).rstrip("\r\n")[len("row: ") :]
 
 
 def _added_keys(text: str, lay: Layout, data: Any) -> str:
@@ -84,7 +119,7 @@ def _added_keys(text: str, lay: Layout, data: Any) -> str:
     added = [k for k in data if k not in lay.keys]
     if not added:
         return text
-    dumped = {m.group(1): line for line in model_doc.dump(data).splitlines() if (m := KEY_RE.match(line))}
+    dumped = {m.group(1): line for line in dump(data).splitlines() if (m := KEY_RE.match(line))}
     lines = text.splitlines(keepends=True)
     keys = list(data)
     for key in added:
@@ -107,7 +142,7 @@ def _changed_keys(text: str, lay: Layout, data: Any, original: dict[str, Any]) -
     ]
     if not changed:
         return text
-    dumped = {m.group(1): line for line in model_doc.dump(data).splitlines() if (m := KEY_RE.match(line))}
+    dumped = {m.group(1): line for line in dump(data).splitlines() if (m := KEY_RE.match(line))}
     lines = text.splitlines(keepends=True)
     for key in changed:
         at = next(i for i, line in enumerate(lines) if (m := KEY_RE.match(line)) and m.group(1) == key)
@@ -175,7 +210,7 @@ def adopted_text(doc: Any, new_graph: Any, shown: dict[int, int], data: Any) -> 
     to ``i``, every other line as it was; ruamel's dump of ``data`` where a block-style file cannot be edited so."""
     lay = lines_of(doc)
     if lay is None:
-        return model_doc.dump(data)
+        return dump(data)
     old, new = doc.graph.rows, new_graph.rows
     changed = [i for i in range(len(old)) if (old[i].module, old[i].args) != (new[i].module, new[i].args)]
     identity = {i: i for i in range(len(old))}
@@ -194,7 +229,7 @@ def adopted_with_keys(doc: Any, text: str, data: Any) -> str:
     except ModelFileError:
         lay = None
     if lay is None:
-        return model_doc.dump(data)
+        return dump(data)
     out = _added_keys(text, lay, data)  # adopt moves no row: the keys are on the lines the input has them
     if not _reads_as(out, model_doc.to_plain(data), str(doc.path)):
         return _fallback(doc, lay, data)
@@ -204,7 +239,7 @@ def adopted_with_keys(doc: Any, text: str, data: Any) -> str:
 def _fallback(doc: Any, lay: Layout, data: Any) -> str:
     """ruamel's dump of ``data`` for a block-style file the line edit cannot write; a flow-style one is refused."""
     if not any(lay.flow.values()):
-        return model_doc.dump(data)
+        return dump(data)
     raise _not_adoptable(doc)
 
 
@@ -213,3 +248,29 @@ def _not_adoptable(doc: Any) -> ModelFileError:
         f"{doc.path}: this flow-style file cannot be adopted line by line; nothing was written; write its rows "
         "in block style ('- [...]')"
     )
+
+
+def architecture_text(cfg: dict[str, Any], header: str = "") -> str:
+    """A model file with no input text, from an architecture dict (a checkpoint's): Ultralytics' layout, one
+    flow-style row per layer with its index as a comment, ``header`` as the opening comment; ruamel's dump."""
+    data = CommentedMap()
+    index = 0
+    for key, value in cfg.items():
+        if key in ("yaml_file", "scale"):  # Ultralytics derives both from the file name
+            continue
+        if key in ("backbone", "head"):
+            seq = CommentedSeq()
+            for position, row in enumerate(value):
+                seq.append(flow_seq(row))
+                seq.yaml_add_eol_comment(f"# {index}", position, column=0)
+                index += 1
+            data[key] = seq
+        elif key == "scales" and isinstance(value, dict):
+            data[key] = CommentedMap((k, flow_seq(v)) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            data[key] = flow_seq(value)
+        else:
+            data[key] = value
+    if header:
+        data.yaml_set_start_comment(header)
+    return dump(data)
