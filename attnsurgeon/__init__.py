@@ -55,7 +55,7 @@ _LAZY = {
     "plan_insert": "attnsurgeon.ops.surgery",
     "augment": "attnsurgeon.ops.augment",
     "plan_augment": "attnsurgeon.ops.augment",
-    "show": "attnsurgeon.ops.surgery",
+    "show": "attnsurgeon.ops.show",
     "remove": "attnsurgeon.ops.surgery",
     "replace": "attnsurgeon.ops.surgery",
     "sweep": "attnsurgeon.sweeps.runner",
