@@ -1,4 +1,5 @@
-"""One model pipeline for every surgery and both input kinds: open the source, build base and new, check, cost, write.
+"""One model pipeline for every surgery and both input kinds: the source opened (:mod:`attnsurgeon.ops.loading`),
+then build base and new, check, cost, write.
 
 Every command that edits a model (insert, and the commands built the same way) makes its pure surgery on the layer
 graph (:mod:`attnsurgeon.core.graph`) and hands it here as an :class:`Edit`. The pipeline does the rest the same way
@@ -33,36 +34,10 @@ from attnsurgeon.core.progress import Progress
 from attnsurgeon.core.report import Check, ModelCost, SurgeryReport, augmented_rows, changed_rows, unified_diff
 from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import loading
+from attnsurgeon.ops.loading import Source
 from attnsurgeon.ops.run_options import RunOptions, resolve
 from attnsurgeon.sources import file_import, plugins, recorded
-
-
-@dataclass
-class Source:
-    """A model to operate on: a YAML (path or packaged name) or an Ultralytics checkpoint, with its layer graph."""
-
-    kind: str  # "yaml" or "checkpoint"
-    path: Path
-    stem: str
-    graph: Graph
-    doc: model_doc.ModelDoc | None = None
-    checkpoint: Any = None  # attnsurgeon.ultralytics_bridge.checkpoints.Checkpoint
-
-
-def is_checkpoint(model: str | Path) -> bool:
-    return Path(str(model)).suffix.lower() == ".pt"
-
-
-def open_source(model: str | Path) -> Source:
-    """Load ``model``: a ``.pt`` checkpoint (imports torch) or a YAML path / packaged name (torch-free)."""
-    if is_checkpoint(model):
-        from attnsurgeon.ultralytics_bridge.checkpoints import load_checkpoint
-
-        ckpt = load_checkpoint(model)
-        return Source("checkpoint", ckpt.path, ckpt.path.stem, ckpt.graph, checkpoint=ckpt)
-    doc = adoption.load_checked(model)  # with its plugin files; a forked file stops here
-    return Source("yaml", doc.path, doc.stem, doc.graph, doc=doc)
 
 
 def begin(
@@ -80,7 +55,7 @@ def begin(
     if check_module is not None:
         check_module()  # a bad name or argument fails before a checkpoint is read
     requested_checks(opts.checks, opts.verify)
-    return opts, open_source(model)
+    return opts, loading.open_source(model)
 
 
 @dataclass
@@ -122,7 +97,7 @@ def execute(source: Source, edit: Edit, options: RunOptions) -> SurgeryReport:
     written unless every check passed. ``options.checks``: opt-in checks on ``options.device``
     (:mod:`attnsurgeon.checks.deploy`).
     """
-    probed = adoption.refuse_new_rows(source, edit, options.verify)  # a plugin breaking the contract, args no module
+    probed = loading.refuse_new_rows(source, edit, options.verify)  # a plugin breaking the contract, args no module
     opts = dataclasses.replace(options, checks=requested_checks(options.checks, options.verify))
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     report = run(source, edit, opts, opts.step)

@@ -15,7 +15,7 @@ from attnsurgeon.core.report import absolute
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import NeedsAdoptionError
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import loading
 from attnsurgeon.sources import recorded
 
 
@@ -71,8 +71,8 @@ def show(
     doc = recorded.with_recorded(model_doc.load(model))
     scales, warnings = model_doc.resolve_scales(doc, scale if scale != "all" else None)
     chosen = scales[0]
-    warnings += adoption.diagnosis(doc, chosen)
-    unknown = adoption.unknown_line(doc)  # a fork's modules: one line with `adopt`, never a plugin-file hint alone
+    warnings += loading.diagnosis(doc, chosen)
+    unknown = loading.unknown_line(doc)  # a fork's modules: one line with `adopt`, never a plugin-file hint alone
     if unknown and build:
         raise NeedsAdoptionError(unknown)
     warnings += [unknown] * bool(unknown)

@@ -22,7 +22,7 @@ from attnsurgeon.core.report import InsertReport, SurgeryReport
 from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
-from attnsurgeon.ops import adoption, pipeline
+from attnsurgeon.ops import loading, pipeline
 from attnsurgeon.ops.run_options import WITHOUT_NEW_LAYER, RunOptions, resolve
 from attnsurgeon.ops.scaffold import check_module, new_module, plugin_module_names  # new-module, check-module
 
@@ -106,10 +106,10 @@ def plan_insert(
     identity_init: bool = False,
 ) -> tuple[model_doc.ModelDoc, ModuleSpec, list[Any], graph_mod.SurgeryResult]:
     """The torch-free part of insert on a YAML: load, check the module and its args, do the surgery on the graph."""
-    doc = adoption.load_checked(model)
+    doc = loading.load_checked(model)
     edit = _insert_edit(doc.graph, module, after, args, rewire, identity_init)
     assert edit.spec is not None
-    adoption.refuse_placed(edit.result.graph, doc.plain(), doc.stem, edit.result.fresh_layers)
+    loading.refuse_placed(edit.result.graph, doc.plain(), doc.stem, edit.result.fresh_layers)
     return doc, edit.spec, edit.args, edit.result
 
 
@@ -158,7 +158,7 @@ def insert_checkpoint(
     with ``.yaml``, both or neither. Nothing is written unless every check passed; the input is never modified.
     """
     opts = resolve(options, keywords, "insert_checkpoint")
-    if not pipeline.is_checkpoint(model):
+    if not loading.is_checkpoint(model):
         raise UsageError(f"{model}: insert_checkpoint takes an Ultralytics .pt checkpoint; use insert for a YAML")
     return insert(model, module, after, args, rewire=rewire, options=opts)
 
