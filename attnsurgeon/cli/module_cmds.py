@@ -45,7 +45,7 @@ def new_module(
         help="channel, spatial, channel+spatial, self-attention or convolutional attention.",
     ),
 ) -> None:
-    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ops import scaffold as api
 
     made = api.new_module(name, directory, category)
     out = console()
@@ -72,7 +72,7 @@ def check_module(
     args: ArgsOpt = None,
 ) -> None:
     from attnsurgeon.errors import UsageError, VerificationError
-    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ops import scaffold as api
     from attnsurgeon.sources import named_classes
 
     with_channel = [named_classes.with_channel(str(p), channel_arg) for p in plugin]

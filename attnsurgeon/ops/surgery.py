@@ -1,4 +1,4 @@
-"""The public Python API; the CLI is a thin shell over it.
+"""insert, remove and replace (and insert on a checkpoint): the surgeries of the public API, the CLI a thin shell.
 
 >>> import attnsurgeon
 >>> report = attnsurgeon.insert("yolo11n.yaml", "SE", after=8, output="yolo11n-SE.yaml")  # doctest: +SKIP
@@ -24,19 +24,15 @@ from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import ModelFileError, ModuleArgsError, UsageError
 from attnsurgeon.ops import loading, pipeline
 from attnsurgeon.ops.run_options import WITHOUT_NEW_LAYER, RunOptions, resolve
-from attnsurgeon.ops.scaffold import check_module, new_module, plugin_module_names  # new-module, check-module
 
 __all__ = [
     "DEFAULT_IMGSZ",
     "InsertReport",
     "RunOptions",
     "SurgeryReport",
-    "check_module",
     "insert",
     "insert_checkpoint",
-    "new_module",
     "plan_insert",
-    "plugin_module_names",
     "remove",
     "replace",
 ]
