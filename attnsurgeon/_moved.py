@@ -66,6 +66,7 @@ _ROOMS = {f"catalog.{m}": f"catalog.modules.{m}" for m in _CATALOG_MODULES} | {
     "ops.options": "ops.run_options",
     "cli._report": "cli._report_view",
     "cli._progress": "cli._status_line",
+    "ops.adoption": "ops.loading",  # its plan went to ops.adopt_plan; most imports of it loaded a file
 }
 MOVED: dict[str, str] = {f"attnsurgeon.{old}": f"attnsurgeon.{_ROOMS.get(new, new)}" for old, new in _FLAT.items()}
 MOVED |= {f"attnsurgeon.{old}": f"attnsurgeon.{new}" for old, new in _ROOMS.items()}

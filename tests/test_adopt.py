@@ -19,7 +19,7 @@ from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import ModuleArgsError
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import loading
 
 GOLDEN = Path(__file__).parent / "golden" / "adopt"
 runner = CliRunner()
@@ -101,8 +101,8 @@ def test_adopt_keeps_crlf_and_a_missing_final_newline(here):
 def test_the_adopted_file_passes_every_check(case: Case, here):
     case.write(here)
     assert run("adopt", f"{case.name}.yaml", "--no-verify").exit_code == 0
-    doc = adoption.load_checked(here / f"{case.name}-adopted.yaml")
-    assert not [f for f in adoption.findings(doc) if f.blocking]
+    doc = loading.load_checked(here / f"{case.name}-adopted.yaml")
+    assert not [f for f in loading.findings(doc) if f.blocking]
     again = run("adopt", f"{case.name}-adopted.yaml", "--no-verify")
     assert again.exit_code == 0, again.output
     assert "nothing to change" in again.output

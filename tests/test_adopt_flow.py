@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from attnsurgeon.catalog import name_rules
 from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import adopt_plan
 
 KNOWN = name_rules.ultralytics_names()
 runner = CliRunner()
@@ -24,7 +24,7 @@ runner = CliRunner()
 
 def plan_text(path, text: str) -> str:
     path.write_text(text, encoding="utf-8")
-    return adoption.plan(path, known=KNOWN).text.replace("\r\n", "\n")
+    return adopt_plan.plan(path, known=KNOWN).text.replace("\r\n", "\n")
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.crlf], ids=lambda c: c.name)

@@ -10,7 +10,7 @@ from issue29_yamls import FORK_BLOCKS, SPELLED, SWAPPED_FLOW
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import adopt_plan
 
 runner = CliRunner()
 
@@ -54,7 +54,7 @@ def test_a_defined_file_gets_no_unknown_module_line(here):
     "name", ["TripleAttention", "C2f_TripleAttention", "C3k2_TripletAtention", "TripleAttention_v2", "C2f_CBMA"]
 )
 def test_a_forks_spelling_gets_the_close_catalog_name(name):
-    closest, embedded = adoption._closest(name)
+    closest, embedded = adopt_plan._closest(name)
     assert ("CBAM" if "CBMA" in name else "TripletAttention") in closest and not embedded
 
 
@@ -83,7 +83,7 @@ IRMB_FORK = FORK_BLOCKS.replace("C2f_CBAM, [256, True]] # 4", "iRMB, [256]] # 4"
 
 def test_a_row_relying_on_a_default_forks_set_otherwise_says_which_it_gets(here):
     (here / "yolo11n-irmb.yaml").write_text(IRMB_FORK)
-    result = adoption.plan("yolo11n-irmb.yaml")
+    result = adopt_plan.plan("yolo11n-irmb.yaml")
     why = {c.layer: c.why for c in result.changes}
     assert "dim_head is now the catalog's default 32, where forks commonly use 64: the fork's may differ" in why[4]
     assert "dim_head=16 kept" in why[2] and "forks commonly use" not in why[2]  # the row sets it: nothing to say

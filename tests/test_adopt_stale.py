@@ -21,7 +21,7 @@ from attnsurgeon.cli import app
 from attnsurgeon.core import graph
 from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import SurgeryError
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import adopt_plan
 
 GOLDEN = Path(__file__).parent / "golden" / "adopt"
 PARTIAL = next(c for c in CASES if c.name == "yolov8n-partial-renumbering")
@@ -69,9 +69,9 @@ def expected_targets(rows: list[list], edited: list[list], k: int) -> list[tuple
 
 
 def repaired_targets(path: Path) -> list[tuple[str, list[int]]]:
-    plan = adoption.plan(path, fix_stale=True)
+    plan = adopt_plan.plan(path, fix_stale=True)
     assert not [f for f in plan.findings if f.kind == "stale"], [f.message for f in plan.findings]
-    repaired = adoption.graph_of(plan.new_cfg)
+    repaired = adopt_plan.graph_of(plan.new_cfg)
     return [(row.module, repaired.absolute(i)) for i, row in enumerate(repaired.rows)]
 
 
@@ -147,12 +147,12 @@ def test_a_relative_reference_stays_relative(tmp_path):
     # yolov3-tiny's head reads [-1, 8] and -2: typed in after layer 2, the -2 (a relative reference) is repaired
     # as a relative one
     path, rows, edited = hand_edited("yolov3-tiny.yaml", 2, tmp_path)
-    plan = adoption.plan(path, fix_stale=True)
+    plan = adopt_plan.plan(path, fix_stale=True)
     changed = {c.layer: (c.old, c.new) for c in plan.changes}
     assert changed, "the hand edit makes stale references"
     for old, new in changed.values():
         assert old.startswith("[") and new.startswith("[")
-    repaired = adoption.graph_of(plan.new_cfg)
+    repaired = adopt_plan.graph_of(plan.new_cfg)
     for i, row in enumerate(repaired.rows):
         hand = edited[i][0]
         written = row.from_

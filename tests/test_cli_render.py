@@ -116,7 +116,7 @@ def test_output_width_rules(monkeypatch):
 @pytest.fixture(scope="module")
 def yolov8s_show(tmp_path_factory) -> tuple[dict, dict[int, str]]:
     """`show yolov8s.yaml` built once: its JSON and its table at both widths (api.show is replayed, not rebuilt)."""
-    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ops import show as api
 
     shown = api.show("yolov8s.yaml")
     data = json.loads(runner.invoke(app, ["show", "yolov8s.yaml", "--no-build", "--json"]).output)

@@ -12,7 +12,7 @@ import pytest
 from attnsurgeon.core import channels, graph, scales
 from attnsurgeon.core.yamlfile import comments, model_doc, text_writer, tree_edits
 from attnsurgeon.errors import ModelFileError
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import loading
 
 V8 = (model_doc.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
 SPPF = "[-1, 1, SPPF, [1024, 5]] # 9"
@@ -103,11 +103,11 @@ def test_insert_renumbers_every_comment_that_begins_with_the_rows_index(tmp_path
 
 def test_diagnosis_reports_stale_index_comments_not_numbers_in_words(tmp_path):
     stale_own = V8.replace(SPPF, "[-1, 1, SPPF, [1024, 5]] # 8 SE (attnsurgeon)")
-    assert [f.message for f in adoption.findings(_load(tmp_path, "yolov8n.yaml", stale_own))] == [
+    assert [f.message for f in loading.findings(_load(tmp_path, "yolov8n.yaml", stale_own))] == [
         "layer 9 (SPPF) has the index comment '# 8'; renumber it to 9"
     ]
     words = V8.replace(SPPF, "[-1, 1, SPPF, [1024, 5]] # 8 heads")
-    assert adoption.findings(_load(tmp_path, "yolov8s.yaml", words)) == []
+    assert loading.findings(_load(tmp_path, "yolov8s.yaml", words)) == []
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import UsageError, VerificationError
 from attnsurgeon.ops import surgery as api
+from attnsurgeon.ops.show import show
 from attnsurgeon.ultralytics_bridge import ultra
 
 ALL_NAMES = ["export onnx", "half: autocast bfloat16", "half: float16 weights", "val batch"]
@@ -153,7 +154,7 @@ def test_grayscale_model_passes_every_check_with_one_channel_inputs(tmp_path):
 def test_grayscale_model_shows_and_verifies(tmp_path):
     """Every built-in check feeds the model its own channel count (a 3-channel image would fail its first conv)."""
     path = _one_channel_yaml(tmp_path)
-    _, _, rows, _ = api.show(path, imgsz=320)
+    _, _, rows, _ = show(path, imgsz=320)
     assert rows[0].out_channels == 16 and rows[0].stride == 2
     report = api.insert(path, "SE", 8, output=tmp_path / "yolo11n-gray-SE.yaml", imgsz=320)
     assert report.verified, report.checks

@@ -18,7 +18,7 @@ from attnsurgeon.cli import app
 from attnsurgeon.core import channels, graph
 from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import RegistryError, SurgeryError
-from attnsurgeon.ops import adoption, diagnose
+from attnsurgeon.ops import diagnose, loading
 
 GOLDEN = Path(__file__).parent / "golden"
 PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
@@ -33,13 +33,13 @@ runner = CliRunner()
 def test_every_packaged_yaml_has_no_findings(path):
     doc = model_doc.load(path)
     for scale in doc.scales or [""]:
-        assert adoption.findings(doc, scale or None) == []
+        assert loading.findings(doc, scale or None) == []
 
 
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_yaml_attnsurgeon_wrote_has_no_findings(path):
-    doc = adoption.load_checked(path)
-    assert adoption.findings(doc) == []
+    doc = loading.load_checked(path)
+    assert loading.findings(doc) == []
 
 
 def _insertable(g: graph.Graph) -> list[int]:
@@ -88,7 +88,7 @@ def test_every_catalog_module_with_defaults_passes_at_every_position_and_scale(m
         text = text_writer.dump(tree_edits.apply(fresh, graph.insert(fresh.graph, k, "CBAM", [16, 7])))
         out = model_doc.ModelDoc(model_doc.loads(text), graph.insert(fresh.graph, k, "CBAM", [16, 7]).graph, doc.path,
                               doc.stem, False, text)  # fmt: skip
-        assert adoption.findings(out) == [], (model, k)
+        assert loading.findings(out) == [], (model, k)
 
 
 def test_insert_no_verify_of_every_module_is_silent(tmp_path):
@@ -227,7 +227,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 def test_a_scale_key_and_a_lone_scale_letter_are_diagnosed(tmp_path):
     base = (model_doc.packaged_models_dir() / "v8" / "yolov8.yaml").read_text()
     path = _write(tmp_path, "yolov8-cbam-s.yaml", "scale: s\n" + base)
-    found = [f.message for f in adoption.findings(model_doc.load(path))]
+    found = [f.message for f in loading.findings(model_doc.load(path))]
     assert found == [
         "the file says 'scale: s', but Ultralytics reads the scale from the file name and builds yolov8-cbam-s at "
         "scale 'n'; put the letter after the version in the name (e.g. yolov8s-...yaml) and drop the 'scale:' key",
@@ -241,11 +241,11 @@ def test_an_index_comment_that_names_another_layer_is_diagnosed(tmp_path):
     path = _write(
         tmp_path, "yolov8n.yaml", base.replace("[-1, 1, SPPF, [1024, 5]] # 9", "[-1, 1, SPPF, [1024, 5]] # 8")
     )
-    assert [f.message for f in adoption.findings(model_doc.load(path))] == [
+    assert [f.message for f in loading.findings(model_doc.load(path))] == [
         "layer 9 (SPPF) has the index comment '# 8'; renumber it to 9"
     ]
     other = base.replace("[-1, 1, SPPF, [1024, 5]] # 9", "[-1, 1, SPPF, [1024, 5]] # 5 pooling kernel")
-    assert adoption.findings(model_doc.load(_write(tmp_path, "yolov8s.yaml", other))) == []
+    assert loading.findings(model_doc.load(_write(tmp_path, "yolov8s.yaml", other))) == []
 
 
 def test_derivation_ignores_models_that_fuse_or_resize():
@@ -335,8 +335,8 @@ def test_what_every_writing_command_writes_passes_and_needs_no_adoption(command,
     out = tmp_path / "yolo11n-written.yaml"
     result = runner.invoke(app, [*command, "--no-verify", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    doc = adoption.load_checked(out)
-    assert adoption.findings(doc) == []
+    doc = loading.load_checked(out)
+    assert loading.findings(doc) == []
     adopted = runner.invoke(app, ["adopt", str(out), "--no-verify"])
     assert adopted.exit_code == 0, adopted.output
     assert "nothing to change" in adopted.output

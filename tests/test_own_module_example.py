@@ -35,7 +35,7 @@ def commands() -> list[list[str]]:
 
 def test_the_example_is_the_five_commands_new_module_prints(tmp_path, clean_registry):
     """Its middle commands are exactly what new-module tells the user to run next."""
-    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ops import scaffold as api
 
     steps = commands()
     assert [s[0] for s in steps] == ["attnsurgeon", "EDIT", "attnsurgeon", "python", "attnsurgeon", "yolo"]

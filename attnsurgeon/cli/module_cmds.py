@@ -45,7 +45,7 @@ def new_module(
         help="channel, spatial, channel+spatial, self-attention or convolutional attention.",
     ),
 ) -> None:
-    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ops import scaffold as api
 
     made = api.new_module(name, directory, category)
     out = console()
@@ -72,14 +72,15 @@ def check_module(
     args: ArgsOpt = None,
 ) -> None:
     from attnsurgeon.errors import UsageError, VerificationError
-    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ops import scaffold as api
+    from attnsurgeon.ops.surgery import parse_args_text
     from attnsurgeon.sources import named_classes
 
     with_channel = [named_classes.with_channel(str(p), channel_arg) for p in plugin]
     names = [named_classes.with_channel(name, channel_arg)] if name else api.plugin_module_names(with_channel)
     if not names:
         raise UsageError("name a module (attnsurgeon check-module SE) or give a plugin (--plugin my_module.py)")
-    values = api.parse_args_text(args)
+    values = parse_args_text(args)
     results: dict[str, list[Any]] = {}
     for module in names:
         # --json: stdout is the JSON alone; what an exporter prints (a graph dump) goes to stderr

@@ -77,7 +77,7 @@ def show(
 ) -> None:
     from attnsurgeon.core import positions
     from attnsurgeon.figures.diagram import CHECKPOINT_SUFFIXES
-    from attnsurgeon.ops import surgery as api
+    from attnsurgeon.ops import show as api
 
     plotted = None
     if plot is not None:

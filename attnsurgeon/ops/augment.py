@@ -17,7 +17,7 @@ from attnsurgeon.core import augment_graph, positions
 from attnsurgeon.core.graph import Graph, SurgeryResult
 from attnsurgeon.core.report import SurgeryReport
 from attnsurgeon.core.yamlfile import model_doc
-from attnsurgeon.ops import adoption, pipeline
+from attnsurgeon.ops import loading, pipeline
 from attnsurgeon.ops.run_options import RunOptions
 from attnsurgeon.ops.surgery import Positions, module_args, surgery_row
 
@@ -64,7 +64,7 @@ def plan_augment(
     identity_init: bool = False,
 ) -> tuple[model_doc.ModelDoc, ModuleSpec, list[Any], SurgeryResult]:
     """The torch-free part of augment on a YAML: load, check the module and its args, rewrite the rows."""
-    doc = adoption.load_checked(model)  # as augment() loads it: recorded plugins added, a forked file refused
+    doc = loading.load_checked(model)  # as augment() loads it: recorded plugins added, a forked file refused
     edit = _augment_edit(doc.graph, module, at, args, where, identity_init)
     assert edit.spec is not None
     return doc, edit.spec, edit.args, edit.result

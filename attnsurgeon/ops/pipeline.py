@@ -1,4 +1,5 @@
-"""One model pipeline for every surgery and both input kinds: open the source, build base and new, check, cost, write.
+"""One model pipeline for every surgery and both input kinds: the source opened (:mod:`attnsurgeon.ops.loading`),
+then build base and new, check, cost, write.
 
 Every command that edits a model (insert, and the commands built the same way) makes its pure surgery on the layer
 graph (:mod:`attnsurgeon.core.graph`) and hands it here as an :class:`Edit`. The pipeline does the rest the same way
@@ -33,36 +34,10 @@ from attnsurgeon.core.progress import Progress
 from attnsurgeon.core.report import Check, ModelCost, SurgeryReport, augmented_rows, changed_rows, unified_diff
 from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import AttnSurgeonError, CheckpointError, ModelFileError, UsageError, VerificationError
-from attnsurgeon.ops import adoption
+from attnsurgeon.ops import loading
+from attnsurgeon.ops.loading import Source
 from attnsurgeon.ops.run_options import RunOptions, resolve
 from attnsurgeon.sources import file_import, recorded
-
-
-@dataclass
-class Source:
-    """A model to operate on: a YAML (path or packaged name) or an Ultralytics checkpoint, with its layer graph."""
-
-    kind: str  # "yaml" or "checkpoint"
-    path: Path
-    stem: str
-    graph: Graph
-    doc: model_doc.ModelDoc | None = None
-    checkpoint: Any = None  # attnsurgeon.ultralytics_bridge.checkpoints.Checkpoint
-
-
-def is_checkpoint(model: str | Path) -> bool:
-    return Path(str(model)).suffix.lower() == ".pt"
-
-
-def open_source(model: str | Path) -> Source:
-    """Load ``model``: a ``.pt`` checkpoint (imports torch) or a YAML path / packaged name (torch-free)."""
-    if is_checkpoint(model):
-        from attnsurgeon.ultralytics_bridge.checkpoints import load_checkpoint
-
-        ckpt = load_checkpoint(model)
-        return Source("checkpoint", ckpt.path, ckpt.path.stem, ckpt.graph, checkpoint=ckpt)
-    doc = adoption.load_checked(model)  # with its plugin files; a forked file stops here
-    return Source("yaml", doc.path, doc.stem, doc.graph, doc=doc)
 
 
 def begin(
@@ -80,7 +55,7 @@ def begin(
     if check_module is not None:
         check_module()  # a bad name or argument fails before a checkpoint is read
     requested_checks(opts.checks, opts.verify)
-    return opts, open_source(model)
+    return opts, loading.open_source(model)
 
 
 @dataclass
@@ -122,7 +97,7 @@ def execute(source: Source, edit: Edit, options: RunOptions) -> SurgeryReport:
     written unless every check passed. ``options.checks``: opt-in checks on ``options.device``
     (:mod:`attnsurgeon.checks.deploy`).
     """
-    probed = adoption.refuse_new_rows(source, edit, options.verify)  # a plugin breaking the contract, args no module
+    probed = loading.refuse_new_rows(source, edit, options.verify)  # a plugin breaking the contract, args no module
     opts = dataclasses.replace(options, checks=requested_checks(options.checks, options.verify))
     run = _execute_checkpoint if source.kind == "checkpoint" else _execute_yaml
     report = run(source, edit, opts, opts.step)
@@ -246,55 +221,16 @@ def _verify_yaml_scale(
 
 
 def _execute_checkpoint(source: Source, edit: Edit, opts: RunOptions, step: Progress) -> SurgeryReport:
-    from attnsurgeon.checks import verify
-    from attnsurgeon.ops import weights
-    from attnsurgeon.ultralytics_bridge import augment_blocks, checkpoints, ultra
+    from attnsurgeon.ultralytics_bridge import checkpoints
 
-    ckpt = source.checkpoint
-    out = (
-        Path(opts.output).expanduser()
-        if opts.output is not None
-        else source.path.with_name(f"{source.stem}-{edit.label}.pt")
-    )
-    if out.suffix.lower() != ".pt":
-        raise UsageError(f"-o {out}: the output of a checkpoint surgery must be a .pt file (the YAML goes beside it)")
-    yaml_out = out.with_suffix(".yaml")
+    ckpt, result = source.checkpoint, edit.result
     warnings: list[str] = []
-    if opts.write or opts.dry_run:
-        for path in (out, yaml_out):
-            _check_output(path, opts.force, (source.path,), opts.dry_run, warnings)
-    if opts.scale not in (None, ckpt.scale):
-        raise UsageError(f"--scale does not apply to a checkpoint ({source.path.name} is scale {ckpt.scale or '-'!r})")
-    result = edit.result
+    out, yaml_out = _checkpoint_outputs(source, edit, opts, warnings)
     cfg = checkpoints.new_config(ckpt, result.graph, yaml_out.name)
     warnings += recorded.record(cfg, yaml_out.parent)  # the plugin files its rows need, for YOLO(yaml) in any process
     base = ckpt.model.float()  # load_checkpoint's own copy; the file is never touched
-    step(f"building {yaml_out.stem}")
-    try:
-        new = ultra.build_model(cfg, ckpt.scale or None, yaml_out.name, seed=0)
-    except AttnSurgeonError:
-        raise
-    except Exception as exc:
-        detail = errors.first_line(exc)
-        raise VerificationError(
-            f"check 'build' failed: {detail}; nothing was written", [Check("build", False, detail)]
-        ) from exc
-    if type(new) is not type(base):
-        raise CheckpointError(
-            f"{source.path}: the architecture rebuilds as {type(new).__name__}, but the checkpoint holds a "
-            f"{type(base).__name__}"
-        )
-    inverse = {new_i: old for old, new_i in result.index_map.items()}
-    dropped = [*result.removed, *(inverse[i] for i in result.replaced if i in inverse)]
-    step("moving weights")
-    try:
-        fresh_keys = augment_blocks.attention_keys(new)  # attention inside augmented blocks: the only new tensors
-        stats = weights.move_weights(base, new, result.index_map, result.fresh_layers, dropped, fresh_keys)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{source.path}: {exc}") from exc
-    for attr in ("names", "task", "transforms"):
-        if attr in vars(base):
-            setattr(new, attr, copy.deepcopy(getattr(base, attr)))
+    new = _build_checkpoint(source, cfg, yaml_out, base, step)
+    stats, dropped = _move_weights(source, edit, base, new, step)
     name_scale = model_doc.guess_scale(yaml_out)
     if ckpt.scale and cfg.get("scales") and name_scale != ckpt.scale:
         what = f"scale letter {name_scale!r}" if name_scale else "no scale letter"
@@ -316,19 +252,8 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: RunOptions, step: Prog
         )
         report.layer_map = {"index_map": dict(result.index_map), "fresh": result.fresh_layers, "dropped": dropped}
     if opts.verify:
-        report.checks.append(Check("weights moved", True, stats.describe()))
-        if result.augmented:
-            kept, report.attention[ckpt.scale] = verify.check_block_kept(base, new, result.augmented, "")
-            report.checks.append(kept)
-        learning = result.learning_layers
-        report.checks.extend(verify.check_new_model(new, learning, _hints(edit), opts.imgsz, "", step, True))
-        if edit.identity_init and not result.replaced:  # a replaced layer computed something: no original to equal
-            step("comparing with the original")
-            report.checks.append(weights.identity_check(base, new))
-        _run_extra_checks(report, new, edit, opts, "", step)
-        report.raise_if_failed()
-        report.costs[ckpt.scale] = _costs(base, new, ckpt.scale, opts.imgsz, report, step)
-    if opts.write and not opts.dry_run:
+        _verify_checkpoint(report, edit, base, new, stats, ckpt.scale, opts, step)
+    if opts.write and not opts.dry_run:  # the .pt and its .yaml: both or neither
         import torch
 
         buffer = io.BytesIO()
@@ -338,18 +263,93 @@ def _execute_checkpoint(source: Source, edit: Edit, opts: RunOptions, step: Prog
     return report
 
 
+def _checkpoint_outputs(source: Source, edit: Edit, opts: RunOptions, warnings: list[str]) -> tuple[Path, Path]:
+    """The output ``.pt`` and the ``.yaml`` beside it, both free to write (or a warning on a dry run)."""
+    default = source.path.with_name(f"{source.stem}-{edit.label}.pt")
+    out = Path(opts.output).expanduser() if opts.output is not None else default
+    if out.suffix.lower() != ".pt":
+        raise UsageError(f"-o {out}: the output of a checkpoint surgery must be a .pt file (the YAML goes beside it)")
+    yaml_out = out.with_suffix(".yaml")
+    if opts.write or opts.dry_run:
+        for path in (out, yaml_out):
+            _check_output(path, opts.force, (source.path,), opts.dry_run, warnings)
+    ckpt = source.checkpoint
+    if opts.scale not in (None, ckpt.scale):
+        raise UsageError(f"--scale does not apply to a checkpoint ({source.path.name} is scale {ckpt.scale or '-'!r})")
+    return out, yaml_out
+
+
+def _build_checkpoint(source: Source, cfg: dict[str, Any], yaml_out: Path, base: Any, step: Progress) -> Any:
+    """The new architecture at the checkpoint's scale, of the checkpoint's model class; a failed build is a check."""
+    from attnsurgeon.ultralytics_bridge import ultra
+
+    step(f"building {yaml_out.stem}")
+    try:
+        new = ultra.build_model(cfg, source.checkpoint.scale or None, yaml_out.name, seed=0)
+    except AttnSurgeonError:
+        raise
+    except Exception as exc:
+        detail = errors.first_line(exc)
+        raise VerificationError(
+            f"check 'build' failed: {detail}; nothing was written", [Check("build", False, detail)]
+        ) from exc
+    if type(new) is not type(base):
+        raise CheckpointError(
+            f"{source.path}: the architecture rebuilds as {type(new).__name__}, but the checkpoint holds a "
+            f"{type(base).__name__}"
+        )
+    return new
+
+
+def _move_weights(source: Source, edit: Edit, base: Any, new: Any, step: Progress) -> tuple[Any, list[int]]:
+    """Every trained tensor moved to its layer's new index (the class names, task, transforms too); the statistics
+    and the old layers dropped (removed, or replaced)."""
+    from attnsurgeon.ops import weights
+    from attnsurgeon.ultralytics_bridge import augment_blocks
+
+    result = edit.result
+    inverse = {new_i: old for old, new_i in result.index_map.items()}
+    dropped = [*result.removed, *(inverse[i] for i in result.replaced if i in inverse)]
+    step("moving weights")
+    try:
+        fresh_keys = augment_blocks.attention_keys(new)  # attention inside augmented blocks: the only new tensors
+        stats = weights.move_weights(base, new, result.index_map, result.fresh_layers, dropped, fresh_keys)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{source.path}: {exc}") from exc
+    for attr in ("names", "task", "transforms"):
+        if attr in vars(base):
+            setattr(new, attr, copy.deepcopy(getattr(base, attr)))
+    return stats, dropped
+
+
+def _verify_checkpoint(
+    report: SurgeryReport, edit: Edit, base: Any, new: Any, stats: Any, scale: str, opts: RunOptions, step: Progress
+) -> None:
+    """The checks of the new model (the identity check with ``identity_init``), then its costs at ``scale``."""
+    from attnsurgeon.checks import verify
+    from attnsurgeon.ops import weights
+
+    result = edit.result
+    report.checks.append(Check("weights moved", True, stats.describe()))
+    if result.augmented:
+        kept, report.attention[scale] = verify.check_block_kept(base, new, result.augmented, "")
+        report.checks.append(kept)
+    learning = result.learning_layers
+    report.checks.extend(verify.check_new_model(new, learning, _hints(edit), opts.imgsz, "", step, True))
+    if edit.identity_init and not result.replaced:  # a replaced layer computed something: no original to equal
+        step("comparing with the original")
+        report.checks.append(weights.identity_check(base, new))
+    _run_extra_checks(report, new, edit, opts, "", step)
+    report.raise_if_failed()
+    report.costs[scale] = _costs(base, new, scale, opts.imgsz, report, step)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Shared by both kinds
 
 
 def _new_report(
-    source: Source,
-    edit: Edit,
-    old_graph: Graph,
-    out: Path | None,
-    text: str,
-    warnings: list[str],
-    dry_run: bool,
+    source: Source, edit: Edit, old_graph: Graph, out: Path | None, text: str, warnings: list[str], dry_run: bool
 ) -> SurgeryReport:
     result = edit.result
     return SurgeryReport(

@@ -52,7 +52,7 @@ def load_model(model: str | Path | nn.Module, scale: str | None = None) -> Loade
         name = Path(str(getattr(model, "yaml_file", "") or getattr(model, "yaml", {}).get("yaml_file", ""))).stem
         return LoadedModel(model, name or type(model).__name__, "<module>", "module")
     from attnsurgeon.core.yamlfile import model_doc
-    from attnsurgeon.ops.adoption import load_checked
+    from attnsurgeon.ops.loading import load_checked
     from attnsurgeon.ultralytics_bridge.checkpoints import load_checkpoint
 
     text = str(model)

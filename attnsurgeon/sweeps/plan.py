@@ -1,4 +1,5 @@
-"""What a sweep covers: modules, positions and hyper-parameter sets parsed, and the variants named. Pure: no torch.
+"""What a sweep covers: the :class:`SweepPlan` a user asks for, its modules, positions and hyper-parameter sets
+parsed, and the variants named. Pure: no torch.
 
 Variant names are systematic: ``<model>-<Module>[_<arg>...]-<after|in><position>`` (``yolo11n-SE-after8``,
 ``yolo11n-SE_8-after8`` with an args grid, ``yolo11n-CBAM-after4+6+8`` for one variant with three new layers).
@@ -10,13 +11,42 @@ import importlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from attnsurgeon import sources
 from attnsurgeon.catalog import CATEGORIES, REGISTRY, ModuleSpec
 from attnsurgeon.core import graph as graph_mod
+from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 from attnsurgeon.errors import UsageError
 from attnsurgeon.ops import surgery as api
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep compares and how: every variant (module x position x args) of ``model``, costed at ``scale`` and
+    ``imgsz`` on ``device``, optionally trained on ``train`` (a data YAML) from ``weights``; results in ``output``."""
+
+    model: str | Path
+    modules: str | Sequence[str]
+    at: str | int | Sequence[str | int]
+    output: str | Path
+    op: str = "insert"  # insert or augment
+    args_grid: Sequence[str] | None = None
+    scale: str | None = None
+    imgsz: int = DEFAULT_IMGSZ
+    device: str = "cpu"
+    checks: str = "layer"  # layer or model
+    latency: str = "delta"  # delta or full
+    runs: int | None = None
+    train: str | Path | None = None
+    epochs: int = 1
+    batch: int = 16
+    train_imgsz: int | None = None
+    train_device: str | None = None
+    weights: str | Path | None = None
+    identity_init: bool = True
+    formats: str | Sequence[str] | None = None  # onnx,torchscript,openvino,ncnn: checked and timed deployed
 
 
 def parse_modules(text: str | Sequence[str]) -> list[ModuleSpec]:

@@ -26,12 +26,11 @@ from typing import Any
 from attnsurgeon.core import augment_graph, publish, sizes
 from attnsurgeon.core import graph as graph_mod
 from attnsurgeon.core.progress import SweepProgress
-from attnsurgeon.core.sizes import DEFAULT_IMGSZ
 from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import AttnSurgeonError, UsageError, first_line
 from attnsurgeon.ops import surgery as api
 from attnsurgeon.sources import plugins, recorded
-from attnsurgeon.sweeps.plan import Variant, parse_args_grid, parse_at, parse_modules, plan, resolve_at
+from attnsurgeon.sweeps.plan import SweepPlan, Variant, parse_args_grid, parse_at, parse_modules, plan, resolve_at
 from attnsurgeon.sweeps.store import ResultsStore, row_key
 
 OPS = ("insert", "augment")
@@ -88,33 +87,6 @@ class SweepRun:
     @property
     def failed(self) -> list[dict[str, Any]]:
         return [r for r in self.rows() if r["status"] != "ok" or r.get("train_status") == "failed"]
-
-
-@dataclass(frozen=True)
-class SweepPlan:
-    """What a sweep compares and how: every variant (module x position x args) of ``model``, costed at ``scale`` and
-    ``imgsz`` on ``device``, optionally trained on ``train`` (a data YAML) from ``weights``; results in ``output``."""
-
-    model: str | Path
-    modules: str | Sequence[str]
-    at: str | int | Sequence[str | int]
-    output: str | Path
-    op: str = "insert"  # insert or augment
-    args_grid: Sequence[str] | None = None
-    scale: str | None = None
-    imgsz: int = DEFAULT_IMGSZ
-    device: str = "cpu"
-    checks: str = "layer"  # layer or model
-    latency: str = "delta"  # delta or full
-    runs: int | None = None
-    train: str | Path | None = None
-    epochs: int = 1
-    batch: int = 16
-    train_imgsz: int | None = None
-    train_device: str | None = None
-    weights: str | Path | None = None
-    identity_init: bool = True
-    formats: str | Sequence[str] | None = None  # onnx,torchscript,openvino,ncnn: checked and timed deployed
 
 
 PLAN_FIELDS = frozenset(f.name for f in dataclasses.fields(SweepPlan))
