@@ -9,7 +9,7 @@ import re
 
 import pytest
 import torch
-from conftest import module_meta
+from plugin_files import module_meta
 from typer.testing import CliRunner
 
 from attnsurgeon.catalog.base import AttentionModule

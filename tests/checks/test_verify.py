@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import module_meta
+from plugin_files import module_meta
 
 from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from attnsurgeon.cli import app
 
 runner = CliRunner()
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def run(*args: str):

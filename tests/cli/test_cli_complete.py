@@ -15,7 +15,7 @@ from attnsurgeon.catalog import REGISTRY
 from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def complete(*words: str) -> list[str]:

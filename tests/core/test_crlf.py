@@ -17,7 +17,7 @@ from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc
 
 runner = CliRunner()
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 YOLO11 = (model_doc.packaged_models_dir() / "11" / "yolo11.yaml").read_text(encoding="utf-8")
 FLOW = {name: FIXTURES[name] for name in ("yolov5s", "yolov9-c", "yolo11n")}
 # test_flowstyle's cases (their golden files in tests/golden/flow) on those fixtures, one per edit kind

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import gate_plugin
+from plugin_files import gate_plugin
 
 from attnsurgeon.catalog import scan
 from attnsurgeon.catalog.spec import from_plain, to_plain

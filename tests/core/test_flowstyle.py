@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc
 
-GOLDEN = Path(__file__).parent / "golden" / "flow"
+GOLDEN = Path(__file__).parents[1] / "golden" / "flow"
 runner = CliRunner()
 YOLO11 = (model_doc.packaged_models_dir() / "11" / "yolo11.yaml").read_text(encoding="utf-8")
 FIXTURES = {

@@ -3,8 +3,8 @@ it (after ``nc``, commented), every other line as written."""
 
 from __future__ import annotations
 
-from conftest import gate_plugin
 from flow_fixtures import YOLOV5S
+from plugin_files import gate_plugin
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app

@@ -21,7 +21,7 @@ from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import ModuleArgsError
 from attnsurgeon.ops import adoption
 
-GOLDEN = Path(__file__).parent / "golden" / "adopt"
+GOLDEN = Path(__file__).parents[1] / "golden" / "adopt"
 runner = CliRunner()
 FORK_ORDER = {"yolov8n-cbam-kernel", "yolov8n-eca-kernel"}  # short rows the forks read in their own order
 # the attention row, then the index comments that the fork's added row left one behind (layers 13, 16, 19, 22)
@@ -258,7 +258,7 @@ def test_a_yolo11_fork_row_in_the_backbone(here):
 
 
 def test_a_forks_own_module_is_adopted_through_a_plugin(here, clean_registry):
-    from conftest import gate_plugin
+    from plugin_files import gate_plugin
 
     (here / "gate.py").write_text(gate_plugin())
     (here / "yolov8n-gate.yaml").write_text(CASES[0].text.replace("CBAM, [1024]", "TestGate, [1024]"))

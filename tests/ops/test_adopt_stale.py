@@ -23,7 +23,7 @@ from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import SurgeryError
 from attnsurgeon.ops import adoption
 
-GOLDEN = Path(__file__).parent / "golden" / "adopt"
+GOLDEN = Path(__file__).parents[1] / "golden" / "adopt"
 PARTIAL = next(c for c in CASES if c.name == "yolov8n-partial-renumbering")
 runner = CliRunner()
 

@@ -29,7 +29,7 @@ from attnsurgeon.ops import augment as api_augment
 from attnsurgeon.ultralytics_bridge import ultra
 
 runner = CliRunner()
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 # --------------------------------------------------------------------------------------------------------------------

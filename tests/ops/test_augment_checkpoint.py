@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_augment import attention_params  # pytest puts tests/ on sys.path
+from test_augment import attention_params  # the test folders are on sys.path (pyproject)
 from typer.testing import CliRunner
 
 from attnsurgeon.catalog import REGISTRY

@@ -10,7 +10,12 @@ import sys
 
 import pytest
 import torch
-from test_augment import attention_params, built_pair, count, expected_units  # pytest puts tests/ on sys.path
+from test_augment import (  # the test folders are on sys.path (pyproject)
+    attention_params,
+    built_pair,
+    count,
+    expected_units,
+)
 
 from attnsurgeon.checks import verify
 from attnsurgeon.core.yamlfile import model_doc

@@ -20,7 +20,7 @@ from attnsurgeon.core.yamlfile import model_doc, row_edits
 from attnsurgeon.errors import RegistryError, SurgeryError
 from attnsurgeon.ops import adoption, diagnose
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import gate_plugin
+from plugin_files import gate_plugin
 from test_interop import REPO, ok, python, run
 from typer.testing import CliRunner
 

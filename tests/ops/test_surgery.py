@@ -11,7 +11,7 @@ from attnsurgeon.core.yamlfile import model_doc
 from attnsurgeon.errors import SurgeryError
 
 PACKAGED = sorted(model_doc.packaged_models_dir().rglob("*.yaml"))
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 def absolute(g: graph.Graph, i: int) -> list[int]:

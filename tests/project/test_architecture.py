@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "attnsurgeon"
+PACKAGE = Path(__file__).resolve().parents[2] / "attnsurgeon"
 MAX_LINES = 400
 # The rooms, bottom to top (docs/architecture.md): a room imports only the rooms listed for it. ``errors`` (the one
 # exception tree) and ``_moved`` (old flat-layout names) are leaves every room may use.

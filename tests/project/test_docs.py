@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 from test_interop import BIN, make_dataset, ok, run, train_overrides, yolo_cli_args
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 RUNNABLE = "<!-- runnable -->"
 

@@ -24,7 +24,7 @@ from attnsurgeon.ops import surgery as api
 from attnsurgeon.ultralytics_bridge import autoload as _autoload
 from attnsurgeon.ultralytics_bridge import ultra
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PTH_NAME = "attnsurgeon-autoload.pth"
 BIN = Path(sys.executable).parent
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_interop import last_json, ok, python
 
-LEGACY = Path(__file__).parent / "fixtures" / "legacy"
+LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy"
 CHECKPOINTS = ("identity-se.pt", "augment-ema.pt", "plugin-gate.pt")
 
 # What each file was written with (make_legacy.py): the top-level layers and, inside them, the attnsurgeon classes

@@ -12,7 +12,7 @@ import pytest
 
 from attnsurgeon._moved import MOVED
 
-PACKAGE = Path(__file__).resolve().parents[1] / "attnsurgeon"
+PACKAGE = Path(__file__).resolve().parents[2] / "attnsurgeon"
 
 
 def test_every_old_name_maps_to_a_module_that_exists_and_no_old_file_is_left():

@@ -7,12 +7,17 @@ import importlib
 
 import pytest
 
-from attnsurgeon import errors, verify
+from attnsurgeon import errors
+from attnsurgeon.checks import verify
 
 
 def test_first_line_is_one_function_everywhere():
-    from attnsurgeon import contract, pipeline, profile, sweep_cost, sweeper, ultra
+    from attnsurgeon.checks import contract
+    from attnsurgeon.ops import pipeline, profile
     from attnsurgeon.sources import plugins
+    from attnsurgeon.sweeps import cost as sweep_cost
+    from attnsurgeon.sweeps import runner as sweeper
+    from attnsurgeon.ultralytics_bridge import ultra
 
     for module in (ultra, plugins, contract, profile, sweep_cost, sweeper, verify):
         assert module.first_line is errors.first_line, module.__name__

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_interop import BIN, make_dataset, ok, run, train_overrides, yolo_cli_args
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "modules.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "modules.md"
 
 
 def block(marker: str, language: str) -> str:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import gate_plugin
+from plugin_files import gate_plugin
 from test_interop import BIN, last_json, make_dataset, ok, python, run, train_overrides, yolo_cli_args
 
 

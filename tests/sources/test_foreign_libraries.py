@@ -73,7 +73,7 @@ def test_a_library_module_checkpoint_reloads_in_a_fresh_process_with_safe_load(h
     assert result.exit_code == 0, result.output
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1",
     }
     env.pop("ATTNSURGEON_AUTOLOAD", None)
@@ -162,7 +162,7 @@ def test_every_class_list_says_passes_builds_and_trains_in_a_fresh_process(
         paths.append(str(out))
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1",
     }
     run = subprocess.run([sys.executable, "-c", TRAIN, *paths], capture_output=True, text=True, env=env, timeout=1500)

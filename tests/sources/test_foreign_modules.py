@@ -200,7 +200,7 @@ def test_the_yamls_build_in_a_fresh_process_and_checkpoints_reload_safely(here, 
     written = write_all(here)
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1",
     }
     env.pop("ATTNSURGEON_AUTOLOAD", None)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import gate_plugin
+from plugin_files import gate_plugin
 from typer.testing import CliRunner
 
 from attnsurgeon.cli import app

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import gate_plugin
+from plugin_files import gate_plugin
 from typer.testing import CliRunner
 
 from attnsurgeon.catalog import REGISTRY

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import gate_plugin
+from plugin_files import gate_plugin
 from test_hostile_plugins import PLAIN
 from test_sweep_train import TRAIN, make_dataset
 from typer.testing import CliRunner

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from attnsurgeon.cli import app
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 TRAIN = ["--imgsz", "64", "--runs", "5", "--epochs", "1", "--batch", "8"]
 TRAIN_COLUMNS = ("mAP50", "mAP50-95", "precision", "recall", "train_s")
