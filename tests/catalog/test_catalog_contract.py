@@ -1,5 +1,5 @@
 """The module contract, checked for every registry entry with the same code ``attnsurgeon check-module`` runs
-(attnsurgeon.checks.contract); a new module is tested once registered. In-model checks: tests/test_catalog_models.py."""
+(attnsurgeon.checks.contract); a new module is tested once registered. In-model checks: test_catalog_models.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A corpus of bad inputs (tests/corpus/ and a few made at run time): each is one line on stderr starting with
+"""A corpus of bad inputs (tests/cli/corpus/ and a few made at run time): each is one line on stderr starting with
 "error:", a non-zero exit code, no traceback, and every file that existed is byte-identical afterwards."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`list` and `info` as a user sees them (the catalog page of the site: tests/test_docs.py)."""
+"""`list` and `info` as a user sees them (the catalog page of the site: tests/project/test_docs.py)."""
 
 from __future__ import annotations
 

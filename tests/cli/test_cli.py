@@ -46,7 +46,7 @@ def assert_one_line_error(result, code: int | None = None, contains: str = ""):
 
 
 def test_every_command_has_help():
-    """Every command and every parameter explains itself in --help (tests/test_docs.py: and is on the site)."""
+    """Every command and every parameter explains itself in --help (tests/project/test_docs.py: and is on the site)."""
     import typer
 
     result = run("--help")

@@ -1,6 +1,6 @@
 """Issue 29, the smaller points: ``show`` names a fork's modules with ``adopt`` (built or not), a fork's spelling of
 a catalog name gets the close one, swapped index comments in a flow-style file are reported, and an adopted row that
-relies on a catalog default the forks set otherwise says so. Fixtures: tests/issue29_yamls.py.
+relies on a catalog default the forks set otherwise says so. Fixtures: tests/ops/issue29_yamls.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Issue 29: one writer for every model file (every line a rewrite need not change kept byte for byte, block style as
 flow style), YOLOv5/v7-repository files named in one line on every path that builds, and a fork row named like an
-Ultralytics module whose args do not fit it (``PSA [c]``) never passed on as it is. Fixtures: tests/issue29_yamls.py.
+Ultralytics module whose args do not fit it (``PSA [c]``) never passed on as it is.
+Fixtures: tests/ops/issue29_yamls.py.
 """
 
 from __future__ import annotations

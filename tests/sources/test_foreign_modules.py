@@ -1,6 +1,6 @@
 """Attention modules as their authors wrote them: plain ``nn.Module`` files in the styles of public repositories
-(tests/foreign_modules.py) are inserted after layer 8 of yolo11n with ``-m FILE.py:ClassName``, or refused with the
-contract's one-line reason; an inserted one has exactly the parameters of the class built directly on the layer's
+(tests/sources/foreign_modules.py) are inserted after layer 8 of yolo11n with ``-m FILE.py:ClassName``, or refused with
+the contract's one-line reason; an inserted one has exactly the parameters of the class built directly on the layer's
 channels, and its YAML builds in a fresh process with plain Ultralytics, as does a checkpoint saved from it."""
 
 from __future__ import annotations
