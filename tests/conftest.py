@@ -1,7 +1,8 @@
+"""Fixtures several rooms' tests share (a room's own are in its conftest.py), and the environment every test runs in."""
+
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -33,19 +34,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def module_meta(**extra):
-    """register_module's paper fields for a module a test defines in place (``@register_module(**module_meta())``)."""
-    return dict(
-        category="spatial",
-        paper="test",
-        venue="test",
-        year=2024,
-        link="https://example.org",
-        reference="https://example.org",
-        **extra,
-    )
 
 
 @pytest.fixture
@@ -91,67 +79,6 @@ def clean_registry():
     REGISTRY.renamed.update(saved[5])
     named_classes._PENDING.clear()
     named_classes._PENDING.update(pending)
-
-
-PLUGIN_HEADER = '''"""A plugin written by a test."""
-
-import torch
-from attnsurgeon.catalog import register_module
-from attnsurgeon.catalog.base import AttentionModule
-
-'''
-PLUGIN_META = (
-    'category="channel", paper="Squeeze-and-Excitation Networks", venue="CVPR", year=2018, '
-    'link="https://arxiv.org/abs/1709.01507", reference="https://github.com/hujie-frank/SENet"'
-)
-
-
-def gate_plugin(
-    name: str = "TestGate", extra: str = "", init: str = "c1: int, reduction: int = 4", body: str = ""
-) -> str:
-    """Source of a plugin file registering one channel-gate module (``body`` replaces the forward's return)."""
-    return (
-        PLUGIN_HEADER
-        + f'''
-@register_module({PLUGIN_META}{extra})
-class {name}(AttentionModule):
-    """A channel gate from pooled features."""
-
-    def __init__(self, {init}) -> None:
-        super().__init__()
-        c1 = locals().get("c1", 8)
-        self.fc = torch.nn.Conv2d(c1, c1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        {body or "return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))"}
-'''
-    )
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Golden files
-
-
-def check_golden(*pairs: tuple[Path, str | bytes]) -> None:
-    """Compare each output with its golden file; with ``ATTNSURGEON_UPDATE_GOLDEN`` set, write them all and skip.
-
-    Updating must not pass: a test that writes its golden and compares it with itself cannot fail, so a run that
-    updates says so (skipped) and the next plain run is the one that checks. Structural asserts belong before the call,
-    so they run in both modes.
-    """
-    if os.environ.get("ATTNSURGEON_UPDATE_GOLDEN"):
-        for path, actual in pairs:
-            path.write_bytes(actual if isinstance(actual, bytes) else actual.encode())
-        pytest.skip(f"ATTNSURGEON_UPDATE_GOLDEN: wrote {', '.join(p.name for p, _ in pairs)}")
-    for path, actual in pairs:
-        expected = path.read_bytes() if isinstance(actual, bytes) else path.read_text()
-        assert actual == expected, f"{path.name} differs (ATTNSURGEON_UPDATE_GOLDEN=1 rewrites it)"
-
-
-@pytest.fixture
-def golden():
-    """:func:`check_golden`, for a test that takes ``golden`` as an argument."""
-    return check_golden
 
 
 @pytest.fixture(autouse=True)
