@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
 
 # sweep's options, in the order --help lists them.
-ModelArg = Annotated[
+SweepModelArg = Annotated[
     str,
     typer.Argument(
         autocompletion=_complete.models, help="Model YAML path or packaged Ultralytics name (yolo11n.yaml)."
@@ -37,7 +37,7 @@ ModelArg = Annotated[
 ModulesOpt = Annotated[
     str, typer.Option("--modules", "-m", help="Catalog modules: SE,CBAM,EMA | all | category:channel (mixable).")
 ]
-PositionsOpt = Annotated[
+SweepAtOpt = Annotated[
     list[str],
     typer.Option(
         "--at",
@@ -156,9 +156,9 @@ SweepJsonOpt = Annotated[bool, typer.Option("--json", help="Print the rows as JS
 @errors_to_exit
 @with_plugins
 def sweep(
-    model: ModelArg,
+    model: SweepModelArg,
     modules: ModulesOpt,
-    at: PositionsOpt,
+    at: SweepAtOpt,
     output: OutputOpt,
     op: OpOpt = "insert",
     args_grid: ArgsGridOpt = [],  # noqa: B006 (Typer hands every call a list of its own)
