@@ -113,23 +113,35 @@ def list_modules(
 ) -> None:
     if source is not None:
         return _list_source(source, as_json)
-    from attnsurgeon.catalog import CATEGORIES, REGISTRY
-    from attnsurgeon.costs.modules import REFERENCE_CHANNELS, REFERENCE_SIZE, reference_costs
-    from attnsurgeon.errors import UsageError
+    from attnsurgeon.catalog import REGISTRY
+    from attnsurgeon.costs.modules import reference_costs
 
-    specs = REGISTRY.specs()
-    if category is not None:
-        wanted = category.lower()
-        if wanted not in CATEGORIES:
-            raise UsageError(f"--category {category!r} is not a category; use one of: {', '.join(CATEGORIES)}")
-        specs = [s for s in specs if s.category == wanted]
+    specs = _in_category(REGISTRY.specs(), category)
     costs = {} if no_cost else reference_costs(specs)
     if as_json:
         emit_json([spec_dict(s, costs.get(s.name)) for s in specs])
-        return
-    if markdown:
+    elif markdown:
         typer.echo(markdown_table(specs, costs), nl=False)
-        return
+    else:
+        _render_list(specs, costs)
+
+
+def _in_category(specs: list[Any], category: str | None) -> list[Any]:
+    """--category: its modules only (a name that is no category is a usage error)."""
+    from attnsurgeon.catalog import CATEGORIES
+    from attnsurgeon.errors import UsageError
+
+    if category is None:
+        return specs
+    wanted = category.lower()
+    if wanted not in CATEGORIES:
+        raise UsageError(f"--category {category!r} is not a category; use one of: {', '.join(CATEGORIES)}")
+    return [s for s in specs if s.category == wanted]
+
+
+def _render_list(specs: list[Any], costs: dict[str, dict[str, Any]]) -> None:
+    from attnsurgeon.costs.modules import REFERENCE_CHANNELS, REFERENCE_SIZE
+
     h, w = REFERENCE_SIZE
     out = console()
     rows = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -33,43 +33,67 @@ def register(app: typer.Typer) -> None:
     )(profile)
 
 
-@errors_to_exit
-@with_plugins
-def profile(
-    model: str = typer.Argument(
-        ...,
+# profile's options, in the order --help lists them.
+ProfileModelArg = Annotated[
+    str,
+    typer.Argument(
         autocompletion=_complete.models,
         help="Model YAML path, packaged Ultralytics name (yolo11n.yaml) or Ultralytics .pt checkpoint.",
     ),
-    device: str = typer.Option(
-        "cpu", "--device", "-d", autocompletion=_complete.devices, help="cpu, cuda, cuda:N or a CUDA index N."
-    ),
-    imgsz: str = typer.Option(str(DEFAULT_IMGSZ), "--imgsz", help="Image size: 640, or height,width like 480,640."),
-    batch: int = typer.Option(1, "--batch", "-b", help="Images per forward pass (throughput counts them)."),
-    half: bool = typer.Option(False, "--half", help="float16 inference (CUDA only)."),
-    runs: int | None = typer.Option(
-        None, "--runs", help="Timed runs after warm-up. Default: up to 50 within a few seconds (at least 5)."
-    ),
-    compare: str | None = typer.Option(
-        None,
+]
+ProfileDeviceOpt = Annotated[
+    str,
+    typer.Option("--device", "-d", autocompletion=_complete.devices, help="cpu, cuda, cuda:N or a CUDA index N."),
+]
+ProfileImgszOpt = Annotated[str, typer.Option("--imgsz", help="Image size: 640, or height,width like 480,640.")]
+BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Images per forward pass (throughput counts them).")]
+HalfOpt = Annotated[bool, typer.Option("--half", help="float16 inference (CUDA only).")]
+RunsOpt = Annotated[
+    int | None,
+    typer.Option("--runs", help="Timed runs after warm-up. Default: up to 50 within a few seconds (at least 5)."),
+]
+CompareOpt = Annotated[
+    str | None,
+    typer.Option(
         "--compare",
         autocompletion=_complete.models,
         help="Base model to set side by side (YAML, packaged name or .pt), same settings.",
     ),
-    layers: bool = typer.Option(False, "--layers", help="Per-layer table: params, GFLOPs, ms and share of time."),
-    scale: str | None = typer.Option(
-        None,
+]
+LayersOpt = Annotated[bool, typer.Option("--layers", help="Per-layer table: params, GFLOPs, ms and share of time.")]
+ProfileScaleOpt = Annotated[
+    str | None,
+    typer.Option(
         "--scale",
         autocompletion=_complete.scales,
         help="Scale to build a YAML at (n/s/m/l/x). Default: the one in the file name.",
     ),
-    format: str | None = typer.Option(
-        None,
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
         "--format",
         help="Also export with Ultralytics to onnx, torchscript, openvino or ncnn (cached) and time it in its "
         "runtime, loaded as yolo predict loads it, beside the PyTorch figures (CPU; needs attnsurgeon[deploy]).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+]
+ProfileJsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")]
+
+
+@errors_to_exit
+@with_plugins
+def profile(
+    model: ProfileModelArg,
+    device: ProfileDeviceOpt = "cpu",
+    imgsz: ProfileImgszOpt = str(DEFAULT_IMGSZ),
+    batch: BatchOpt = 1,
+    half: HalfOpt = False,
+    runs: RunsOpt = None,
+    compare: CompareOpt = None,
+    layers: LayersOpt = False,
+    scale: ProfileScaleOpt = None,
+    format: FormatOpt = None,
+    as_json: ProfileJsonOpt = False,
 ) -> None:
     from attnsurgeon.ops import profile as prof
 
@@ -82,12 +106,18 @@ def profile(
     new = reports[0]
     base = reports[1] if compare is not None else None
     if as_json:
-        payload = new.as_dict()
-        if base is not None:
-            payload["compare"] = {"base": base.as_dict(), "delta": prof.compare(new, base)}
-        emit_json({**payload, "imported": imported_files()})  # the plugin and class files building it ran
-        return
-    _render(new, base)
+        _emit_json(new, base)
+    else:
+        _render(new, base)
+
+
+def _emit_json(new: Any, base: Any | None) -> None:
+    from attnsurgeon.ops import profile as prof
+
+    payload = new.as_dict()
+    if base is not None:
+        payload["compare"] = {"base": base.as_dict(), "delta": prof.compare(new, base)}
+    emit_json({**payload, "imported": imported_files()})  # the plugin and class files building it ran
 
 
 def _gflops(value: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -48,50 +49,63 @@ def register(app: typer.Typer) -> None:
     )(show)
 
 
-@errors_to_exit
-@with_plugins
-def show(
-    model: str = typer.Argument(
-        ...,
+# show's options, in the order --help lists them.
+ShowModelArg = Annotated[
+    str,
+    typer.Argument(
         autocompletion=_complete.models,
         help="Model YAML path or packaged Ultralytics name (or, with --plot, a .pt checkpoint).",
     ),
-    scale: str | None = typer.Option(
-        None, "--scale", autocompletion=_complete.scales, help="Scale to build at (default: the one in the file name)."
+]
+ShowScaleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scale", autocompletion=_complete.scales, help="Scale to build at (default: the one in the file name)."
     ),
-    imgsz: int = typer.Option(DEFAULT_IMGSZ, "--imgsz", help="Image size used to measure strides."),
-    no_build: bool = typer.Option(False, "--no-build", help="Only the YAML view: no channels, strides or params."),
-    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
-    plot: Path | None = typer.Option(
-        None,
+]
+ShowImgszOpt = Annotated[int, typer.Option("--imgsz", help="Image size used to measure strides.")]
+NoBuildOpt = Annotated[bool, typer.Option("--no-build", help="Only the YAML view: no channels, strides or params.")]
+ShowJsonOpt = Annotated[bool, typer.Option("--json", help="Print the table as JSON.")]
+PlotOpt = Annotated[
+    Path | None,
+    typer.Option(
         "--plot",
         help="Also draw the layer graph to this .png or .svg (new layers highlighted; no torch for a YAML).",
     ),
-    highlight: list[int] = typer.Option([], "--highlight", help="Also highlight this layer in --plot; repeatable."),
-    base: str | None = typer.Option(
-        None,
+]
+HighlightOpt = Annotated[
+    list[int], typer.Option("--highlight", help="Also highlight this layer in --plot; repeatable.")
+]
+BaseOpt = Annotated[
+    str | None,
+    typer.Option(
         "--base",
         help="With --plot: highlight the layers new against this base (YAML or .pt), not every attention row.",
     ),
-    force: bool = typer.Option(False, "--force", help="Overwrite the --plot file if it exists."),
+]
+ShowForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the --plot file if it exists.")]
+
+
+@errors_to_exit
+@with_plugins
+def show(
+    model: ShowModelArg,
+    scale: ShowScaleOpt = None,
+    imgsz: ShowImgszOpt = DEFAULT_IMGSZ,
+    no_build: NoBuildOpt = False,
+    as_json: ShowJsonOpt = False,
+    plot: PlotOpt = None,
+    highlight: HighlightOpt = [],  # noqa: B006 (Typer hands every call a list of its own)
+    base: BaseOpt = None,
+    force: ShowForceOpt = False,
 ) -> None:
     from attnsurgeon.core import positions
-    from attnsurgeon.figures.diagram import CHECKPOINT_SUFFIXES
     from attnsurgeon.ops import show as api
 
-    plotted = None
-    if plot is not None:
-        from attnsurgeon.figures.diagram import plot_model
-
-        plotted = plot_model(model, plot, scale, highlight, base, force)
-        console(stderr=True).print(f"wrote {esc(plot)} (highlighted: {from_text(plotted.highlighted)})")
-        if Path(model).suffix.lower() in CHECKPOINT_SUFFIXES:  # the layer table is built from YAML files only
-            if as_json:
-                emit_json({"model": model, "plot": {"file": str(plot), "highlighted": plotted.highlighted}})
-            return
-    elif Path(model).suffix.lower() in CHECKPOINT_SUFFIXES:
-        raise UsageError(f"{model}: show takes a checkpoint with --plot only (the drawing); give a YAML for the table")
-
+    drawn = _draw(model, plot, scale, highlight, base, force) if plot is not None else None
+    if _is_checkpoint(model):  # the layer table is built from YAML files only
+        _checkpoint_drawn(model, drawn, as_json)
+        return
     with progress(enabled=not as_json and not no_build) as step:
         step(f"building {model}")
         doc, chosen, layers, warnings = api.show(
@@ -99,19 +113,59 @@ def show(
         )
     named = positions.table(doc.graph)
     if as_json:
-        emit_json(
-            {
-                "model": str(doc.path),
-                "scale": chosen or None,
-                "imgsz": imgsz,
-                "layers": [r.as_dict() for r in layers],
-                "positions": named,
-                "warnings": warnings,
-                "imported": imported_files(),
-                **({"plot": {"file": str(plot), "highlighted": plotted.highlighted}} if plotted else {}),
-            }
-        )
-        return
+        _emit_json(doc, chosen, imgsz, layers, named, warnings, drawn)
+    else:
+        _render(doc, chosen, layers, named, warnings, no_build)
+
+
+def _is_checkpoint(model: str) -> bool:
+    from attnsurgeon.figures.diagram import CHECKPOINT_SUFFIXES
+
+    return Path(model).suffix.lower() in CHECKPOINT_SUFFIXES
+
+
+def _draw(
+    model: str, plot: Path, scale: str | None, highlight: list[int], base: str | None, force: bool
+) -> dict[str, Any]:
+    """--plot: the layer graph drawn (said on stderr); what --json says of it."""
+    from attnsurgeon.figures.diagram import plot_model
+
+    plotted = plot_model(model, plot, scale, highlight, base, force)
+    console(stderr=True).print(f"wrote {esc(plot)} (highlighted: {from_text(plotted.highlighted)})")
+    return {"file": str(plot), "highlighted": plotted.highlighted}
+
+
+def _checkpoint_drawn(model: str, drawn: dict[str, Any] | None, as_json: bool) -> None:
+    """A checkpoint has its drawing only; without --plot it is a usage error."""
+    if drawn is None:
+        raise UsageError(f"{model}: show takes a checkpoint with --plot only (the drawing); give a YAML for the table")
+    if as_json:
+        emit_json({"model": model, "plot": drawn})
+
+
+def _emit_json(
+    doc: Any, chosen: str | None, imgsz: int, layers: list[Any], named: dict[str, Any], warnings: list[str],
+    drawn: dict[str, Any] | None,
+) -> None:  # fmt: skip
+    emit_json(
+        {
+            "model": str(doc.path),
+            "scale": chosen or None,
+            "imgsz": imgsz,
+            "layers": [r.as_dict() for r in layers],
+            "positions": named,
+            "warnings": warnings,
+            "imported": imported_files(),
+            **({"plot": drawn} if drawn else {}),
+        }
+    )
+
+
+def _render(
+    doc: Any, chosen: str | None, layers: list[Any], named: dict[str, Any], warnings: list[str], no_build: bool
+) -> None:
+    """Warnings and imported files, the layer table (the built columns unless --no-build) with its notes, then the
+    named positions."""
     out = console()
     for warning in warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {esc(warning)}")
@@ -119,21 +173,7 @@ def show(
     if imported:
         out.print(f"imported: {esc(', '.join(imported))}")
     rows = [
-        Row(
-            (
-                str(r.index),
-                from_text(r.from_),
-                from_text(r.absolute),
-                repeats_text(r.repeats, r.repeats_at_scale),
-                esc(r.label),
-                from_text([*r.augmented["block_args"], r.augmented["where"], *r.augmented["args"]])
-                if r.augmented
-                else from_text(r.args),
-                *((fmt_int(r.out_channels), r.level, fmt_int(r.params)) if not no_build else ()),
-            ),
-            new_section=i > 0 and r.section != layers[i - 1].section,
-        )
-        for i, r in enumerate(layers)
+        Row(_cells(r, no_build), new_section=i > 0 and r.section != layers[i - 1].section) for i, r in enumerate(layers)
     ]
     table, left_out = fit_table(
         out,
@@ -142,6 +182,32 @@ def show(
         title=esc(f"{doc.stem} ({doc.path.name}, scale {chosen or '-'})"),
     )
     out.print(table)
+    for note in _notes(layers, chosen, left_out, out):
+        out.print(f"[dim]{esc(note)}[/]")
+    places = [
+        Row((esc(name), ", ".join(map(str, hits)) if isinstance(hits, list) else f"[dim]{esc(hits)}[/]"))
+        for name, hits in named.items()
+    ]
+    out.print(fit_table(out, POSITION_COLUMNS, places, title="positions (--after / --at)", box=None)[0])
+
+
+def _cells(r: Any, no_build: bool) -> tuple[str, ...]:
+    """One layer's row: as written, then (unless --no-build) as built."""
+    return (
+        str(r.index),
+        from_text(r.from_),
+        from_text(r.absolute),
+        repeats_text(r.repeats, r.repeats_at_scale),
+        esc(r.label),
+        from_text([*r.augmented["block_args"], r.augmented["where"], *r.augmented["args"]])
+        if r.augmented
+        else from_text(r.args),
+        *((fmt_int(r.out_channels), r.level, fmt_int(r.params)) if not no_build else ()),
+    )
+
+
+def _notes(layers: list[Any], chosen: str | None, left_out: Any, out: Any) -> list[str]:
+    """What the table's marks mean, only for the marks it has."""
     notes = []
     if any(r.repeats_at_scale != r.repeats for r in layers):
         notes.append(f"n: repeats at scale {chosen or '-'}; the YAML's value in brackets where it differs")
@@ -149,13 +215,7 @@ def show(
         notes.append("◆ attention inside the block (augment); args: the block's, then where and the attention's")
     if left_out:
         notes.append(left_out_note(out, left_out, "--json has it"))
-    for note in notes:
-        out.print(f"[dim]{esc(note)}[/]")
-    places = [
-        Row((esc(name), ", ".join(map(str, hits)) if isinstance(hits, list) else f"[dim]{esc(hits)}[/]"))
-        for name, hits in named.items()
-    ]
-    out.print(fit_table(out, POSITION_COLUMNS, places, title="positions (--after / --at)", box=None)[0])
+    return notes
 
 
 def repeats_text(written: int, at_scale: int | None) -> str:

@@ -285,22 +285,10 @@ def cam(
     """Write ``<image>.png`` (image | base | variant, detections drawn) per image and ``grid.png`` into ``output``.
     With ``attention_map`` a fourth panel: the variant's layers' own spatial attention maps."""
     say = progress or (lambda _msg: None)
-    if method not in METHODS:
-        raise UsageError(f"--method {method!r} is not one of {', '.join(METHODS)}")
-    if not images:
-        raise UsageError("no image given")
     out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"-o {out}: is a file; give a directory")
-    if not out.parent.is_dir():
-        raise UsageError(f"-o {out}: directory {out.parent} does not exist")
+    _check_request(method, images, out)
     pictures = [read_image(p) for p in images]
-    files = [out / f"{Path(p).stem}.png" for p in images] + [out / "grid.png"]
-    if len({f.name for f in files}) != len(files):
-        raise UsageError("two images have the same file name; their pictures would overwrite each other")
-    for f in files:
-        if f.exists() and not force:
-            raise publish.exists_error(f)
+    files = _output_files(images, out, force)
     _grad_cam()
     say(f"loading {base} and {variant}")
     models = load(base), load(variant)
@@ -312,47 +300,13 @@ def cam(
     boxed = letterbox(pictures, imgsz, rect=models[0].task == "detect")
     batch = torch.from_numpy(np.stack(boxed)).permute(0, 3, 1, 2).float().div(255).contiguous()
     result = CamResult(files, [i for b, _ in pairs for i in b], [j for _, v in pairs for j in v], warnings=warnings)
-    shown = []  # per model: per pair, N x H x W; and the boxes
-    for side, loaded in enumerate(models):
-        wanted = sorted({i for pair in pairs for i in pair[side]})
-        say(f"{method} on {loaded.name}, layers {wanted}")
-        maps, boxes = heat_maps(loaded, wanted, batch, conf, method)
-        per_pair = [mean_map(maps[:, [wanted.index(i) for i in pair[side]]]) for pair in pairs]
-        if flat := _constant_on(images, per_pair):
-            result.warnings.append(
-                f"{loaded.name}: the {method} map is constant on {flat} (the weighted activations are "
-                "nowhere positive, common before the model has learned much); eigencam or layercam may show more"
-            )
-        shown.append((per_pair, boxes))
-    own = None
-    if attention_map:
-        from attnsurgeon.figures.attention import attention_maps
-
-        variant_layers = sorted({j for _, v in pairs for j in v})
-        found = attention_maps(models[1], variant_layers, batch)
-        own = [mean_map(found[:, [variant_layers.index(j) for j in v]]) for _, v in pairs]
-        if flat := _constant_on(images, own):
-            result.warnings.append(
-                f"{models[1].name}: the attention map is constant on {flat} (the module attends uniformly "
-                "there, as a model with random or barely trained weights does)"
-            )
+    shown = [_model_maps(m, side, pairs, batch, conf, method, images, result, say) for side, m in enumerate(models)]
+    own = _attention_panels(models[1], pairs, batch, images, result) if attention_map else None
     rows = []
     for n, image in enumerate(boxed):
-        (bmaps, bbox), (vmaps, vbox) = shown[0], shown[1]
-        panels, titles, layers_shown = [image], ["image"], []
-        for k, (b, v) in enumerate(pairs):
-            entry = {"base_layers": b, "variant_layers": v, "base": bmaps[k][n], "variant": vmaps[k][n]}
-            panels += [overlay(image, bmaps[k][n], bbox[n]), overlay(image, vmaps[k][n], vbox[n])]
-            titles += [title(models[0], b), title(models[1], v)]
-            if own is not None:
-                entry["attention"] = own[k][n]
-                panels.append(overlay(image, own[k][n]))
-                titles.append(f"{title(models[1], v)} attention")
-            layers_shown.append(entry)
-        first = layers_shown[0]
-        result.maps.append({"image": image, "base_boxes": bbox[n], "variant_boxes": vbox[n], "layers": layers_shown,
-                            **{k: first[k] for k in ("base", "variant", "attention") if k in first}})  # fmt: skip
-        rows.append(side_by_side(*panels, titles))
+        row, maps = _image_row(n, image, models, pairs, shown, own)
+        rows.append(row)
+        result.maps.append(maps)
     result.warnings = list(dict.fromkeys(result.warnings))  # BASE and VARIANT the same file: said once
     say(f"writing {len(files)} files to {out}")
     out.mkdir(exist_ok=True)
@@ -361,3 +315,82 @@ def cam(
     publish.publish_all([*((f, png_bytes(r)) for f, r in zip(files, rows, strict=False)),
                          (files[-1], png_bytes(grid(rows)))], force=force)  # fmt: skip
     return result
+
+
+def _check_request(method: str, images: Sequence[str | Path], out: Path) -> None:
+    """The method, that there are images, and the output folder, before any file is read."""
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    if not images:
+        raise UsageError("no image given")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: is a file; give a directory")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: directory {out.parent} does not exist")
+
+
+def _output_files(images: Sequence[str | Path], out: Path, force: bool) -> list[Path]:
+    """``<image>.png`` per image, then ``grid.png``: none overwriting another, nor (without ``force``) a file there."""
+    files = [out / f"{Path(p).stem}.png" for p in images] + [out / "grid.png"]
+    if len({f.name for f in files}) != len(files):
+        raise UsageError("two images have the same file name; their pictures would overwrite each other")
+    for f in files:
+        if f.exists() and not force:
+            raise publish.exists_error(f)
+    return files
+
+
+def _model_maps(
+    loaded: Loaded, side: int, pairs: list[Pair], batch: Any, conf: float, method: str,
+    images: Sequence[str | Path], result: CamResult, say: Progress,
+) -> tuple[list[np.ndarray], list]:  # fmt: skip
+    """One model's maps, per panel pair (N x H x W, the mean of the pair's layers on its ``side``), and its boxes."""
+    wanted = sorted({i for pair in pairs for i in pair[side]})
+    say(f"{method} on {loaded.name}, layers {wanted}")
+    maps, boxes = heat_maps(loaded, wanted, batch, conf, method)
+    per_pair = [mean_map(maps[:, [wanted.index(i) for i in pair[side]]]) for pair in pairs]
+    if flat := _constant_on(images, per_pair):
+        result.warnings.append(
+            f"{loaded.name}: the {method} map is constant on {flat} (the weighted activations are "
+            "nowhere positive, common before the model has learned much); eigencam or layercam may show more"
+        )
+    return per_pair, boxes
+
+
+def _attention_panels(
+    variant: Loaded, pairs: list[Pair], batch: Any, images: Sequence[str | Path], result: CamResult
+) -> list[np.ndarray]:
+    """--attention-map: the variant's layers' own attention maps, per panel pair (N x H x W)."""
+    from attnsurgeon.figures.attention import attention_maps
+
+    variant_layers = sorted({j for _, v in pairs for j in v})
+    found = attention_maps(variant, variant_layers, batch)
+    own = [mean_map(found[:, [variant_layers.index(j) for j in v]]) for _, v in pairs]
+    if flat := _constant_on(images, own):
+        result.warnings.append(
+            f"{variant.name}: the attention map is constant on {flat} (the module attends uniformly "
+            "there, as a model with random or barely trained weights does)"
+        )
+    return own
+
+
+def _image_row(
+    n: int, image: np.ndarray, models: tuple[Loaded, Loaded], pairs: list[Pair],
+    shown: list[tuple[list[np.ndarray], list]], own: list[np.ndarray] | None,
+) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+    """Image ``n``'s picture (the image, then base | variant (| attention) per pair) and its maps for the result."""
+    (bmaps, bbox), (vmaps, vbox) = shown[0], shown[1]
+    panels, titles, layers_shown = [image], ["image"], []
+    for k, (b, v) in enumerate(pairs):
+        entry = {"base_layers": b, "variant_layers": v, "base": bmaps[k][n], "variant": vmaps[k][n]}
+        panels += [overlay(image, bmaps[k][n], bbox[n]), overlay(image, vmaps[k][n], vbox[n])]
+        titles += [title(models[0], b), title(models[1], v)]
+        if own is not None:
+            entry["attention"] = own[k][n]
+            panels.append(overlay(image, own[k][n]))
+            titles.append(f"{title(models[1], v)} attention")
+        layers_shown.append(entry)
+    first = layers_shown[0]
+    maps = {"image": image, "base_boxes": bbox[n], "variant_boxes": vbox[n], "layers": layers_shown,
+            **{k: first[k] for k in ("base", "variant", "attention") if k in first}}  # fmt: skip
+    return side_by_side(*panels, titles), maps

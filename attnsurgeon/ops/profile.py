@@ -198,24 +198,67 @@ def profile(
     """
     dev = parse_device(device, half)
     size = parse_imgsz(imgsz)
+    _check_counts(batch, runs)
+    fmt = _format(format, dev, half)
+    specs = [model] if isinstance(model, (str, Path, nn.Module)) else list(model)
+    step = progress or (lambda stage, done, total: None)
+    dtype = _dtype(half)
+    generator = torch.Generator().manual_seed(0)  # one stream: each model's FLOPs input, then the timed batch
+    prepared = _prepare(_load(specs, scale, size, step), size, dev, half, layers, generator, step)
+    x = torch.rand(batch, prepared[-1].channels, *size, generator=generator).to(dev, dtype)
+    with _failures(" and ".join(p.item.name for p in prepared), size, batch, dev):
+        latencies = measure_latency([p.deployed for p in prepared], x, runs, warmup, budget_s, progress)
+    exported, exported_latencies = _exported(prepared, fmt, x, dev, runs, warmup, budget_s, progress, step)
+    reports = []
+    for p, latency, deployed_file, deployed_latency in zip(
+        prepared, latencies, exported, exported_latencies, strict=True
+    ):
+        memory, layer_list = _memory_and_layers(p, x, dev, layers, runs, step)
+        reports.append(_report(p, x, dev, latency, memory, layer_list, deployed_file, deployed_latency))
+    return reports
+
+
+def _dtype(half: bool) -> torch.dtype:
+    return torch.float16 if half else torch.float32
+
+
+def _check_counts(batch: int, runs: int | None) -> None:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise UsageError(f"--batch {batch}: must be a positive integer")
     if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
         raise UsageError(f"--runs {runs}: must be a positive integer")
-    fmt = _format(format, dev, half)
-    specs = [model] if isinstance(model, (str, Path, nn.Module)) else list(model)
-    step = progress or (lambda stage, done, total: None)
-    dtype = torch.float16 if half else torch.float32
 
+
+def _load(specs: list[Any], scale: str | None, size: Size, step: Progress) -> list[LoadedModel]:
     loaded: list[LoadedModel] = []
     for i, spec in enumerate(specs):
         step("loading", i, len(specs))
         item = load_model(spec, scale)
         check_imgsz(size, ultra.model_stride(item.model))
         loaded.append(item)
+    return loaded
 
+
+@dataclass
+class _Prepared:
+    """One model counted (batch 1) and deployed, ready to time."""
+
+    item: LoadedModel
+    params: int
+    gflops: Gflops
+    deployed: nn.Module
+    fused: bool
+    flops: int
+    per_module: Any  # the FLOPs of each module, for --layers
+    channels: int  # of the input, as Ultralytics' get_flops reads it
+
+
+def _prepare(
+    loaded: list[LoadedModel], size: Size, dev: torch.device, half: bool, layers: bool,
+    generator: torch.Generator, step: Progress,
+) -> list[_Prepared]:  # fmt: skip
+    """Params and GFLOPs as ``model.info()`` counts them, then the deployed copy and its exact FLOPs."""
     prepared = []
-    generator = torch.Generator().manual_seed(0)
     for i, item in enumerate(loaded):
         step("counting FLOPs", i, len(loaded))
         source = item.model.cpu().float()
@@ -224,66 +267,62 @@ def profile(
             gflops = ultralytics_gflops(source, size)
         deployed, fused = deploy(source, dev, half)
         channels = next(source.parameters()).shape[1]  # as Ultralytics' get_flops reads it
-        one = torch.rand(1, channels, *size, generator=generator).to(dev, dtype)
+        one = torch.rand(1, channels, *size, generator=generator).to(dev, _dtype(half))
         with _failures(item.name, size, batch=1, device=dev):
             flops, per_module = exact_flops(deployed, one, per_module=layers)  # also the first warm-up run
-        prepared.append((item, params, gflops, deployed, fused, flops, per_module))
+        prepared.append(_Prepared(item, params, gflops, deployed, fused, flops, per_module, channels))
     step("counting FLOPs", len(loaded), len(loaded))
+    return prepared
 
-    x = torch.rand(batch, one.shape[1], *size, generator=generator).to(dev, dtype)
-    with _failures(" and ".join(p[0].name for p in prepared), size, batch, dev):
-        latencies = measure_latency([p[3] for p in prepared], x, runs, warmup, budget_s, progress)
-    exported: list[Any] = [None] * len(prepared)
-    exported_latencies: list[Any] = [None] * len(prepared)
-    if fmt is not None:
-        from attnsurgeon.costs.deployed import deploy_format, time_deployed
 
-        for i, p in enumerate(prepared):
-            step(f"exporting to {fmt}", i, len(prepared))
-            exported[i] = deploy_format(p[0].model, fmt, size, weights=p[0].kind != "yaml")
-        step(f"exporting to {fmt}", len(prepared), len(prepared))
-        with _failures(" and ".join(p[0].name for p in prepared) + f" ({fmt})", size, batch, dev):
-            exported_latencies = time_deployed(exported, x, runs, warmup, budget_s, progress)
-    reports = []
-    for item, params, gflops, deployed, fused, flops, per_module in prepared:
-        layer_list = None
-        with _failures(item.name, size, batch, dev):
-            memory = peak_memory_mb(deployed, x)
-            if layers:
-                step("timing layers", 0, 1)
-                n = max(1, min(MAX_LAYER_RUNS, (runs or DEFAULT_RUNS) // 5))
-                layer_list = layer_costs(item.model, deployed, per_module, x, n)
-                step("timing layers", 1, 1)
-        warnings = list(item.warnings)
-        if gflops.fallback:
-            warnings.append(f"GFLOPs: {gflops.source}")
-        reports.append(
-            ProfileReport(
-                model=item.name,
-                source=item.source,
-                kind=item.kind,
-                scale=item.scale,
-                device=str(dev),
-                device_name=device_name(dev),
-                imgsz=size,
-                batch=batch,
-                dtype=str(dtype).removeprefix("torch."),
-                threads=torch.get_num_threads(),
-                fused=fused,
-                params=params,
-                gflops=gflops,
-                flops_exact=flops,
-                latency=latencies[len(reports)],
-                memory=memory,
-                layers=layer_list,
-                warnings=warnings,
-                deployed=deployed,
-                inputs=x,
-                exported=exported[len(reports)],
-                exported_latency=exported_latencies[len(reports)],
-            )
-        )
-    return reports
+def _exported(
+    prepared: list[_Prepared], fmt: str | None, x: torch.Tensor, dev: torch.device, runs: int | None,
+    warmup: int | None, budget_s: float, progress: Progress | None, step: Progress,
+) -> tuple[list[Any], list[Any]]:  # fmt: skip
+    """--format: each model exported by Ultralytics (cached) and timed in its runtime; Nones without it."""
+    if fmt is None:
+        return [None] * len(prepared), [None] * len(prepared)
+    from attnsurgeon.costs.deployed import deploy_format, time_deployed
+
+    size = (x.shape[2], x.shape[3])
+    exported: list[Any] = []
+    for i, p in enumerate(prepared):
+        step(f"exporting to {fmt}", i, len(prepared))
+        exported.append(deploy_format(p.item.model, fmt, size, weights=p.item.kind != "yaml"))
+    step(f"exporting to {fmt}", len(prepared), len(prepared))
+    with _failures(" and ".join(p.item.name for p in prepared) + f" ({fmt})", size, x.shape[0], dev):
+        return exported, time_deployed(exported, x, runs, warmup, budget_s, progress)
+
+
+def _memory_and_layers(
+    p: _Prepared, x: torch.Tensor, dev: torch.device, layers: bool, runs: int | None, step: Progress
+) -> tuple[Any, list[LayerCost] | None]:
+    """Peak memory of one timed batch, and with ``layers`` each top-level layer's cost."""
+    with _failures(p.item.name, (x.shape[2], x.shape[3]), x.shape[0], dev):
+        memory = peak_memory_mb(p.deployed, x)
+        if not layers:
+            return memory, None
+        step("timing layers", 0, 1)
+        n = max(1, min(MAX_LAYER_RUNS, (runs or DEFAULT_RUNS) // 5))
+        layer_list = layer_costs(p.item.model, p.deployed, p.per_module, x, n)
+        step("timing layers", 1, 1)
+    return memory, layer_list
+
+
+def _report(
+    p: _Prepared, x: torch.Tensor, dev: torch.device, latency: Latency, memory: Any,
+    layer_list: list[LayerCost] | None, exported: Deployed | None, exported_latency: Latency | None,
+) -> ProfileReport:  # fmt: skip
+    warnings = list(p.item.warnings)
+    if p.gflops.fallback:
+        warnings.append(f"GFLOPs: {p.gflops.source}")
+    return ProfileReport(
+        model=p.item.name, source=p.item.source, kind=p.item.kind, scale=p.item.scale, device=str(dev),
+        device_name=device_name(dev), imgsz=(x.shape[2], x.shape[3]), batch=x.shape[0],
+        dtype=str(x.dtype).removeprefix("torch."), threads=torch.get_num_threads(), fused=p.fused, params=p.params,
+        gflops=p.gflops, flops_exact=p.flops, latency=latency, memory=memory, layers=layer_list, warnings=warnings,
+        deployed=p.deployed, inputs=x, exported=exported, exported_latency=exported_latency,
+    )  # fmt: skip
 
 
 FORMATS = ("onnx", "torchscript", "openvino", "ncnn")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from attnsurgeon.core.yamlfile import model_doc
@@ -43,7 +44,6 @@ def train_with_ray(
 ) -> None:
     """Every costed variant not trained with these settings, as one Ray Tune trial each."""
     import ray
-    from ray import tune
 
     settings = job.settings.train
     key = sweep_train.train_key(settings)
@@ -54,8 +54,24 @@ def train_with_ray(
         return
     project = sweep_train.runs_dir(job.directory)
     project.mkdir(exist_ok=True)
-    base_graph = model_doc.load(job.settings.model).graph
     device = "0" if gpus_per_trial > 0 else "cpu"  # Ray gives each trial its own visible GPU(s)
+    space = _trial_space(job, rows, key, device, project)
+    if not space:
+        return
+    callback = _rows_callback(job, rows, key, project, done, total, step)
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    step("train", f"{len(space)} Ray trials", done[0], total)
+    _tuner(job, space, asha, cpus_per_trial, gpus_per_trial, callback).fit()
+
+
+def _trial_space(
+    job: Any, rows: dict[str, dict[str, Any]], key: str, device: str, project: Path
+) -> list[dict[str, Any]]:
+    """One trial's config per variant: its name and training arguments; a variant whose model cannot be made is a
+    failed row at once (no trial)."""
+    settings = job.settings.train
+    base_graph = model_doc.load(job.settings.model).graph
     space = []
     for name, row in rows.items():
         try:
@@ -64,24 +80,20 @@ def train_with_ray(
             job.store.put({**row, "train_key": key, "train_status": "failed", "reason": str(exc)})
             continue
         space.append({"name": name, "arguments": sweep_train.train_arguments(source, settings, device, project, name)})
-    if not space:
-        return
+    return space
+
+
+def _rows_callback(
+    job: Any, rows: dict[str, dict[str, Any]], key: str, project: Path, done: list[int], total: int,
+    step: Callable[[str, str, int, int], None],
+) -> Any:  # fmt: skip
+    """A Tune callback in the driver: a finished (or failed) trial becomes its row at once (``done`` counts them)."""
+    from ray import tune
 
     class _Rows(tune.Callback):
-        """In the driver: a finished (or failed) trial becomes its row at once."""
-
         def _finish(self, trial: Any, error: str | None) -> None:
             name = trial.config["variant"]["name"]
-            row = rows[name]
-            run_dir = project / name
-            update: dict[str, Any] = {"train_key": key, "run_dir": os.path.relpath(run_dir, job.directory)}
-            try:
-                if error:
-                    raise RuntimeError(error)
-                update.update(sweep_train.read_results(run_dir), train_status="ok", reason=None)
-            except (AttnSurgeonError, RuntimeError) as exc:
-                update.update(train_status="failed", reason=f"Ray trial: {exc}")
-            job.store.put({**row, **update})
+            job.store.put({**rows[name], **_trial_outcome(job, project / name, key, error)})
             done[0] += 1
             step("done", name, done[0], total)
 
@@ -91,20 +103,37 @@ def train_with_ray(
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._finish(trial, f"failed; see {trial.local_path or 'the Ray logs'}")
 
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    step("train", f"{len(space)} Ray trials", done[0], total)
+    return _Rows()
+
+
+def _trial_outcome(job: Any, run_dir: Path, key: str, error: str | None) -> dict[str, Any]:
+    """What a trial adds to its row: the run directory and its metrics, or why it failed."""
+    update: dict[str, Any] = {"train_key": key, "run_dir": os.path.relpath(run_dir, job.directory)}
+    try:
+        if error:
+            raise RuntimeError(error)
+        update.update(sweep_train.read_results(run_dir), train_status="ok", reason=None)
+    except (AttnSurgeonError, RuntimeError) as exc:
+        update.update(train_status="failed", reason=f"Ray trial: {exc}")
+    return update
+
+
+def _tuner(
+    job: Any, space: list[dict[str, Any]], asha: bool, cpus_per_trial: float, gpus_per_trial: float, callback: Any
+) -> Any:
+    """One grid trial per variant, maximising mAP50-95; with ``asha`` weak trials stop early."""
+    from ray import tune
+
     scheduler = None
     if asha:
         from ray.tune.schedulers import ASHAScheduler
 
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=settings["epochs"], grace_period=1)
-    tuner = tune.Tuner(
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=job.settings.train["epochs"], grace_period=1)
+    return tune.Tuner(
         tune.with_resources(_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
         param_space={"variant": tune.grid_search(space)},
         tune_config=tune.TuneConfig(metric=RAY_METRIC, mode="max", scheduler=scheduler),
         run_config=tune.RunConfig(
-            name="ray", storage_path=str(job.directory.resolve()), verbose=0, callbacks=[_Rows()]
+            name="ray", storage_path=str(job.directory.resolve()), verbose=0, callbacks=[callback]
         ),
     )
-    tuner.fit()

@@ -46,7 +46,7 @@ def test_every_variant_has_a_check_and_a_ratio_per_format(deployed_sweep):
 
 
 def test_the_formats_plot_and_table(deployed_sweep):
-    from attnsurgeon.cli.sweep_cmd import failure_notes, table_cells
+    from attnsurgeon.cli._sweep_view import failure_notes, table_cells
     from attnsurgeon.sweeps.plot import deploy_grid
 
     out, result = deployed_sweep

@@ -169,7 +169,7 @@ def test_plot_data_labels_every_point_and_draws_the_front(tmp_path):
 
 
 def test_table_marks_pareto_rows_and_puts_failures_last():
-    from attnsurgeon.cli.sweep_cmd import failure_notes, table_cells
+    from attnsurgeon.cli._sweep_view import failure_notes, table_cells
 
     header, cells = table_cells(trained_rows(), "mAP50-95", "gflops")
     assert header == ["variant", "params", "GFLOPs", "latency ms", "mAP50-95", "status"]
