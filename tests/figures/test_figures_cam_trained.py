@@ -64,6 +64,7 @@ def test_attention_map_is_cbams_gate(tmp_path, one_thread):
     from attnsurgeon.ultralytics_bridge import ultra
 
     ultra.register()
+    torch.manual_seed(0)  # the same weights whatever ran before in this worker: the map's ranking depends on them
     with ultra.quiet():
         YOLO("yolo11n.yaml").save(tmp_path / "base.pt")
     api.insert_checkpoint(tmp_path / "base.pt", "CBAM", after=8, output=tmp_path / "var.pt", verify=False)
@@ -83,8 +84,9 @@ def test_attention_map_is_cbams_gate(tmp_path, one_thread):
     with torch.no_grad():
         model(torch.from_numpy(r.maps[0]["image"]).permute(2, 0, 1)[None].float() / 255)
     gate = seen["gate"][0, 0]
-    small = own[:: SIZE // gate.shape[0], :: SIZE // gate.shape[1]]
-    assert np.corrcoef(small.ravel(), gate.numpy().ravel())[0, 1] > 0.9
+    h, w = gate.shape  # the panel is the gate upsampled: its mean over each cell is that cell's value, rescaled
+    small = own.reshape(h, SIZE // h, w, SIZE // w).mean(axis=(1, 3))
+    assert np.corrcoef(small.ravel(), gate.numpy().ravel())[0, 1] > 0.98
 
 
 def test_attention_map_of_a_module_without_one(tmp_path, one_thread):
