@@ -10,7 +10,7 @@ versions and the CPU.
 Each module runs in its own process, which reports one JSON line per format as it finishes it: a runtime that dies
 natively (a segfault in NCNN) is one cell, ``crashed: signal N``, and a fresh process carries on with the module's
 remaining formats; a cell past ``--cell-timeout`` seconds is ``timed out``. Neither ends the run (the children are
-run as ``sweep --formats`` runs a variant's, :mod:`attnsurgeon.sweeps.deploy_cells`).
+run as ``sweep --formats`` runs a variant's, :mod:`attnsurgeon.sweeps.format_cells`).
 
     python benchmarks/deploy_matrix.py --imgsz 320 --runs 10 -o deploy_matrix.md [--modules SE,CBAM] [--formats ...]
 """
@@ -62,11 +62,11 @@ def cells(name: str, formats: list[str], imgsz: int, runs: int) -> None:
     lines are marked)."""
     import torch
 
-    from attnsurgeon.checks.deploy import run_extra_checks
-    from attnsurgeon.costs.deployed import deploy_format, time_deployed
+    from attnsurgeon.checks.opt_in import run_extra_checks
+    from attnsurgeon.costs.runtime_latency import deploy_format, time_deployed
     from attnsurgeon.ops import surgery as api
     from attnsurgeon.ops.profile import load_model
-    from attnsurgeon.sweeps.deploy_cells import emit
+    from attnsurgeon.sweeps.format_cells import emit
 
     x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,8 +101,8 @@ def cells(name: str, formats: list[str], imgsz: int, runs: int) -> None:
 
 def run_module(name: str, formats: list[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The cells of one module, each format in a child process until one dies; then a fresh one for the rest
-    (:func:`attnsurgeon.sweeps.deploy_cells.run_cells`, as ``sweep --formats`` runs a variant's)."""
-    from attnsurgeon.sweeps.deploy_cells import run_cells
+    (:func:`attnsurgeon.sweeps.format_cells.run_cells`, as ``sweep --formats`` runs a variant's)."""
+    from attnsurgeon.sweeps.format_cells import run_cells
 
     def command(todo: list[str]) -> list[str]:
         return [sys.executable, __file__, "--cell", name, "--formats", ",".join(todo),

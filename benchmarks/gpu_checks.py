@@ -32,7 +32,7 @@ import torch
 
 from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module
-from attnsurgeon.checks.deploy import run_extra_checks
+from attnsurgeon.checks.opt_in import run_extra_checks
 from attnsurgeon.checks.verify import task_of
 from attnsurgeon.core.yamlfile import model_doc, tree_edits
 from attnsurgeon.ops import surgery as api

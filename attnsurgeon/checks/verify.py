@@ -280,7 +280,7 @@ def check_block_kept(
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Shared by the opt-in checks (attnsurgeon.checks.deploy)
+# Shared by the opt-in checks (attnsurgeon.checks.opt_in)
 
 
 def task_of(model: nn.Module) -> str:

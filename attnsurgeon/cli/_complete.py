@@ -158,7 +158,7 @@ def categories(incomplete: str) -> Candidates:
 
 def checks(incomplete: str) -> Candidates:
     """--checks: the names after the last comma, with what was typed before it kept."""
-    from attnsurgeon.checks.deploy import ALL, EXPORT_FORMATS, EXTRA_CHECKS
+    from attnsurgeon.checks.opt_in import ALL, EXPORT_FORMATS, EXTRA_CHECKS
 
     done, _, last = incomplete.rpartition(",")
     prefix = f"{done}," if done else ""

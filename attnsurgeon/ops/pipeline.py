@@ -27,7 +27,7 @@ from typing import Any
 
 from attnsurgeon import errors, sources
 from attnsurgeon.catalog import ModuleSpec
-from attnsurgeon.checks.deploy import requested_checks
+from attnsurgeon.checks.opt_in import requested_checks
 from attnsurgeon.core import publish
 from attnsurgeon.core.graph import Graph, SurgeryResult
 from attnsurgeon.core.progress import Progress
@@ -95,7 +95,7 @@ def execute(source: Source, edit: Edit, options: RunOptions) -> SurgeryReport:
 
     Raises an :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is
     written unless every check passed. ``options.checks``: opt-in checks on ``options.device``
-    (:mod:`attnsurgeon.checks.deploy`).
+    (:mod:`attnsurgeon.checks.opt_in`).
     """
     probed = loading.refuse_new_rows(source, edit, options.verify)  # a plugin breaking the contract, args no module
     opts = dataclasses.replace(options, checks=requested_checks(options.checks, options.verify))
@@ -388,7 +388,7 @@ def _costs(
 
 def _run_extra_checks(report: SurgeryReport, new: Any, edit: Edit, opts: RunOptions, tag: str, step: Progress) -> None:
     if opts.checks and not any(c.ok is False for c in report.checks):  # on copies, once the default checks passed
-        from attnsurgeon.checks.deploy import run_extra_checks
+        from attnsurgeon.checks.opt_in import run_extra_checks
 
         report.checks += run_extra_checks(new, opts.checks, opts.imgsz, opts.device, _hints(edit), tag, step)
 

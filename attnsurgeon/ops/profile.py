@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from attnsurgeon.core.sizes import Size, check_imgsz, parse_imgsz
-from attnsurgeon.costs.deployed import Deployed
 from attnsurgeon.costs.device import deploy, parse_device
 from attnsurgeon.costs.flops import NOT_COUNTED, Gflops, count_params, exact_flops, ultralytics_gflops
 from attnsurgeon.costs.per_layer import LayerCost, layer_costs
+from attnsurgeon.costs.runtime_latency import Deployed
 from attnsurgeon.costs.timing import (
     DEFAULT_RUNS,
     DEFAULT_TIME_BUDGET_S,
@@ -282,7 +282,7 @@ def _exported(
     """--format: each model exported by Ultralytics (cached) and timed in its runtime; Nones without it."""
     if fmt is None:
         return [None] * len(prepared), [None] * len(prepared)
-    from attnsurgeon.costs.deployed import deploy_format, time_deployed
+    from attnsurgeon.costs.runtime_latency import deploy_format, time_deployed
 
     size = (x.shape[2], x.shape[3])
     exported: list[Any] = []

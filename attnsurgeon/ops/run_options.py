@@ -31,7 +31,7 @@ class RunOptions:
     write: bool = True  # False: compute and verify, write nothing (the API's dry run without a diff)
     dry_run: bool = False  # write nothing; the report carries the diff
     identity_init: bool = False  # the new layer starts as the identity ([IdentityInit, [Module, args]])
-    checks: str | tuple[str, ...] | None = None  # opt-in checks: "export,half,val" or "all" (checks.deploy)
+    checks: str | tuple[str, ...] | None = None  # opt-in checks: "export,half,val" or "all" (checks.opt_in)
     device: str = "cpu"  # where the opt-in checks run
     plugin_files: tuple[str | Path, ...] = ()  # plugin files that join the catalog first (--plugin)
     progress: Progress | None = field(default=None, compare=False, repr=False)

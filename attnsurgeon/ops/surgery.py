@@ -129,7 +129,7 @@ def insert(
     say what
     to write and how to verify. ``identity_init`` wraps the module so the new layer starts as the identity;
     ``dry_run`` writes nothing and puts the diff in the report; ``checks`` adds opt-in checks (``"export,half,val"``
-    or ``"all"``, see :mod:`attnsurgeon.checks.deploy`), run on ``device``; ``plugin_files`` join the catalog first
+    or ``"all"``, see :mod:`attnsurgeon.checks.opt_in`), run on ``device``; ``plugin_files`` join the catalog first
     (as ``--plugin``) and the output lists them under ``attnsurgeon_plugins``. Raises an
     :class:`~attnsurgeon.errors.AttnSurgeonError` subclass for every bad input or failed check; nothing is written
     unless every check passed.

@@ -56,7 +56,7 @@ class Settings:
     runs: int | None = None
     train: dict[str, Any] | None = None  # data, epochs, batch, imgsz, weights, identity_init
     model_digest: str = ""  # of the model file's text: an edited model is a new sweep, not rows to reuse
-    formats: tuple[str, ...] = ()  # --formats: exported, checked and timed in each (sweeps.deploy)
+    formats: tuple[str, ...] = ()  # --formats: exported, checked and timed in each (sweeps.formats)
 
     def cost_fields(self) -> dict[str, Any]:
         fields = {"model": self.model, "model_digest": self.model_digest, "scale": self.scale, "imgsz": self.imgsz,
@@ -76,7 +76,7 @@ class SweepRun:
     store: ResultsStore
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    deployments: Any = None  # sweeps.deploy.BaseDeployments while costing with --formats
+    deployments: Any = None  # sweeps.formats.BaseDeployments while costing with --formats
 
     def key(self, variant: Variant) -> str:
         return row_key({**variant.identity(), **self.settings.cost_fields()})
@@ -124,7 +124,7 @@ def start(what: SweepPlan | str | Path, *args: Any, **keywords: Any) -> SweepRun
         if value not in allowed:
             raise UsageError(f"{option} {value!r}: use one of {', '.join(allowed)}")
     sizes.check_square(p.imgsz)
-    from attnsurgeon.sweeps.deploy import parse_formats
+    from attnsurgeon.sweeps.formats import parse_formats
 
     formats = parse_formats(p.formats)
     doc = model_doc.load(p.model)
@@ -206,7 +206,7 @@ def _cost_all(job: SweepRun, retry_failed: bool, step: SweepProgress) -> None:
     doc = model_doc.load(s.model)
     base = sweep_cost.cost_base(doc.plain(), s.scale, f"{job.variants[0].name}.yaml", s.device, s.imgsz, s.runs)
     if s.formats:
-        from attnsurgeon.sweeps.deploy import BaseDeployments
+        from attnsurgeon.sweeps.formats import BaseDeployments
 
         job.deployments = BaseDeployments(base.model, s.imgsz)
     with _gc_frozen():
@@ -237,7 +237,7 @@ def _cost_each(job: SweepRun, todo: list[Variant], base: Any, base_doc: model_do
                 publish.publish(job.directory / f"{v.name}.yaml", base_text, force=True)
                 row.update(base.row(), yaml=f"{v.name}.yaml", layers=[])
                 if job.settings.formats:
-                    from attnsurgeon.sweeps.deploy import base_row
+                    from attnsurgeon.sweeps.formats import base_row
 
                     row.update(base_row(job.deployments, job.settings.formats, job.settings.runs))
             else:
@@ -315,7 +315,7 @@ def _cost_variant(job: SweepRun, v: Variant, base: Any, base_doc: model_doc.Mode
         row.update(status="failed", reason=f"check '{failed[0].name}' failed: {failed[0].detail}")
         return
     if s.formats:  # before costing fuses the model's layers
-        from attnsurgeon.sweeps.deploy import variant_row
+        from attnsurgeon.sweeps.formats import variant_row
 
         row.update(variant_row(path, job.deployments, str(s.model), s.scale, s.formats, s.runs))
     row.update(sweep_cost.variant_costs(base, model, fresh, s.latency, s.runs))

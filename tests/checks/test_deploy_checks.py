@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module
-from attnsurgeon.checks.deploy import EXTRA_CHECKS, parse_checks, run_extra_checks
-from attnsurgeon.checks.val import rect_batch_shape, validator_class
+from attnsurgeon.checks.opt_in import EXTRA_CHECKS, parse_checks, run_extra_checks
+from attnsurgeon.checks.val_batch import rect_batch_shape, validator_class
 from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc, text_writer, tree_edits
 from attnsurgeon.errors import UsageError, VerificationError

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from attnsurgeon.catalog.base import AttentionModule
 from attnsurgeon.catalog.registry import register_module
-from attnsurgeon.checks.deploy import parse_checks, run_extra_checks
+from attnsurgeon.checks.opt_in import parse_checks, run_extra_checks
 from attnsurgeon.cli import app
 from attnsurgeon.core.yamlfile import model_doc, tree_edits
 from attnsurgeon.errors import MissingExtraError

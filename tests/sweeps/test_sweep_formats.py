@@ -89,7 +89,7 @@ class Crashy(nn.Module):
 
     def forward(self, x):
         # dies natively, as NCNN does on some exports, once, and only in the sweep's deployment child
-        if torch.jit.is_tracing() and "deploy_cells" in sys.argv[0] and FLAG.exists():
+        if torch.jit.is_tracing() and "format_cells" in sys.argv[0] and FLAG.exists():
             FLAG.unlink()
             os.kill(os.getpid(), signal.SIGSEGV)
         return x * self.scale

@@ -1,7 +1,7 @@
 """A variant's deployment cells (one per format) in a child process, so that a runtime dying natively is one cell.
 
 NCNN segfaults or aborts on some exports (``CBAM``, ``EMA`` in the deploy matrix); in the sweep's own process that
-ended the whole sweep. Here the variant's formats run in a child (``python -m attnsurgeon.sweeps.deploy_cells``) that
+ended the whole sweep. Here the variant's formats run in a child (``python -m attnsurgeon.sweeps.format_cells``) that
 builds the variant from its YAML, runs each format's check, and times a passing export interleaved with the base's
 (both exports from the cache the sweep filled). The child writes one marked JSON line per format as it starts and
 as it finishes it (fd 1 is shared with native code, hence the mark). A child that dies costs the format it was on,
@@ -87,7 +87,7 @@ def variant_command(variant: Path, base: str, scale: str | None, imgsz: int, run
     """The argv of a child that runs ``variant``'s cells against ``base`` (a model file or packaged name)."""
 
     def argv(formats: list[str]) -> list[str]:
-        return [sys.executable, "-m", "attnsurgeon.sweeps.deploy_cells", str(variant), "--base", base,
+        return [sys.executable, "-m", "attnsurgeon.sweeps.format_cells", str(variant), "--base", base,
                 "--scale", scale or "", "--imgsz", str(imgsz), "--runs", str(runs or 0),
                 "--formats", ",".join(formats)]  # fmt: skip
 
@@ -109,8 +109,8 @@ def _build(model: str, scale: str | None) -> Any:
 def _child(variant: str, base: str, scale: str | None, imgsz: int, runs: int | None, formats: list[str]) -> None:
     import torch
 
-    from attnsurgeon.checks.deploy import run_extra_checks
-    from attnsurgeon.costs.deployed import deploy_format, time_deployed
+    from attnsurgeon.checks.opt_in import run_extra_checks
+    from attnsurgeon.costs.runtime_latency import deploy_format, time_deployed
     from attnsurgeon.errors import first_line
 
     model, base_model = _build(variant, scale), _build(base, scale)
@@ -136,7 +136,7 @@ def _child(variant: str, base: str, scale: str | None, imgsz: int, runs: int | N
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m attnsurgeon.sweeps.deploy_cells", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m attnsurgeon.sweeps.format_cells", description=__doc__)
     parser.add_argument("variant")
     parser.add_argument("--base", required=True)
     parser.add_argument("--scale", default="")

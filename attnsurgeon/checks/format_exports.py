@@ -4,7 +4,7 @@ PyTorch at imgsz and at a rectangular size.
 
 Each size is its own fixed-size export (``dynamic=False``, Ultralytics' default, what is shipped): TorchScript and
 NCNN freeze the head's anchors at the traced size, so a file traced at one size is wrong at another by design, not by
-the module. The tolerance is the ONNX check's (:func:`attnsurgeon.checks.export.within_noise`): a multiple of
+the module. The tolerance is the ONNX check's (:func:`attnsurgeon.checks.onnx_export.within_noise`): a multiple of
 PyTorch's own rounding noise against float64, measured in place, at the precision the runtime computes in. OpenVINO
 picks bf16 on CPUs with bf16 units: the deployed (bf16) run is compared with PyTorch's bf16 noise, and the same file
 compiled in f32 with float32 noise, which is what finds a mistranslated op. Nothing is installed or downloaded: a
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from attnsurgeon.checks.export import _ATEN_OP, _layer_running, _layer_type, _outside, within_noise, worst_text
+from attnsurgeon.checks.onnx_export import _ATEN_OP, _layer_running, _layer_type, _outside, within_noise, worst_text
 from attnsurgeon.checks.verify import (
     calibrated_copy,
     failed,

@@ -2,11 +2,11 @@
 
 Per format (ONNX, TorchScript, OpenVINO, NCNN): the variant's ``--checks export:FORMAT`` (``export`` for ONNX) gives
 ``<format>_check`` (``pass`` or ``fail``, the one-line reason in ``deploy_reasons``), and a passing variant is exported
-once more at imgsz (cached, :mod:`attnsurgeon.costs.deployed`) and timed in its runtime interleaved with the base's
-export in the same format: ``<format>_ms`` (its median) and ``<format>_ratio`` (variant / base, timed together). The
-base row has its own ``<format>_ms`` and a ratio of 1. A format failing is a figure of the variant, not a failed
-variant: the row stays ``ok`` and the other formats are still done. The variant's formats run in a child process
-(:mod:`attnsurgeon.sweeps.deploy_cells`), so a runtime that dies natively (NCNN) is one cell, never the sweep.
+once more at imgsz (cached, :mod:`attnsurgeon.costs.runtime_latency`) and timed in its runtime interleaved with the
+base's export in the same format: ``<format>_ms`` (its median) and ``<format>_ratio`` (variant / base, timed
+together). The base row has its own ``<format>_ms`` and a ratio of 1. A format failing is a figure of the variant,
+not a failed variant: the row stays ``ok`` and the other formats are still done. The variant's formats run in a child
+process (:mod:`attnsurgeon.sweeps.format_cells`), so a runtime that dies natively (NCNN) is one cell, never the sweep.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class BaseDeployments:
         self._deployed: dict[str, Any] = {}
 
     def get(self, fmt: str) -> Any:
-        from attnsurgeon.costs.deployed import deploy_format
+        from attnsurgeon.costs.runtime_latency import deploy_format
 
         if fmt not in self._deployed:
             self._deployed[fmt] = deploy_format(self.model, fmt, (self.imgsz, self.imgsz), weights=False)
@@ -57,7 +57,7 @@ def _inputs(imgsz: int) -> Any:
 
 def base_row(base: BaseDeployments, formats: Sequence[str], runs: int | None) -> dict[str, Any]:
     """The base's latency in each format (ratio 1); a format the base itself cannot take is a reason."""
-    from attnsurgeon.costs.deployed import time_deployed
+    from attnsurgeon.costs.runtime_latency import time_deployed
 
     row: dict[str, Any] = {}
     reasons: dict[str, str] = {}
@@ -78,9 +78,9 @@ def variant_row(
     variant: Path, base: BaseDeployments, model: str, scale: str | None, formats: Sequence[str], runs: int | None
 ) -> dict[str, Any]:
     """The variant's check, latency and ratio to the base in each format (see the module docstring), computed in a
-    child process from the variant's file (:mod:`attnsurgeon.sweeps.deploy_cells`): a runtime that crashes costs one
+    child process from the variant's file (:mod:`attnsurgeon.sweeps.format_cells`): a runtime that crashes costs one
     cell, never the sweep. ``model`` is the sweep's base model (a file or packaged name), ``base`` its exports."""
-    from attnsurgeon.sweeps.deploy_cells import run_cells, variant_command
+    from attnsurgeon.sweeps.format_cells import run_cells, variant_command
 
     for fmt in formats:
         base.get(fmt)  # exported once here: every child reads it from the export cache

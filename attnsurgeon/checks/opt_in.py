@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # torch is imported only when a check runs: parsing --checks 
 
 EXTRA_CHECKS = ("export", "half", "val")
 ALL = "all"
-# export:FORMAT exports through Ultralytics and runs the file in its runtime (checks/formats.py); export:onnx is the
-# landed ``export`` check. They come after ``export`` and before ``half``; ``all`` stays export, half, val.
+# export:FORMAT exports through Ultralytics and runs the file in its runtime (checks/format_exports.py); export:onnx
+# is the landed ``export`` check. They come after ``export`` and before ``half``; ``all`` stays export, half, val.
 EXPORT_FORMATS = ("onnx", "torchscript", "openvino", "ncnn")
 FORMAT_CHECKS = tuple(f"export:{fmt}" for fmt in EXPORT_FORMATS[1:])
 ORDER = ("export", *FORMAT_CHECKS, "half", "val")
@@ -106,9 +106,9 @@ def run_extra_checks(
     a note added when that layer fails (a module's documented constraints); ``tag`` is appended to each check's name
     (the scale, when several are verified); ``progress`` hears the name of each check as it starts.
     """
-    from attnsurgeon.checks import export as export_check
     from attnsurgeon.checks import half as half_check
-    from attnsurgeon.checks import val as val_check
+    from attnsurgeon.checks import onnx_export as export_check
+    from attnsurgeon.checks import val_batch as val_check
     from attnsurgeon.costs.device import parse_device
 
     wanted = parse_checks(names if isinstance(names, str) else list(names))
@@ -121,11 +121,11 @@ def run_extra_checks(
         checks.append(export_check.check_export(model, imgsz, hints))
     for name in wanted:
         if name in FORMAT_CHECKS:
-            from attnsurgeon.checks import formats
+            from attnsurgeon.checks import format_exports
 
             fmt = name.partition(":")[2]
             step(f"check: {fmt} export")
-            checks.append(formats.check_format(model, fmt, imgsz, hints))
+            checks.append(format_exports.check_format(model, fmt, imgsz, hints))
     if "half" in wanted:
         step("check: half precision")
         checks.extend(half_check.check_half(model, imgsz, dev, hints))
