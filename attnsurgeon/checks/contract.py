@@ -1,7 +1,7 @@
 """The module contract: what every catalog entry, built-in or plugin, must do (imports torch).
 
-``attnsurgeon check-module`` runs :func:`run`; the built-in catalog's tests (tests/test_catalog_contract.py and
-tests/test_catalog_models.py) call the same check functions, so a plugin passes exactly what a built-in passes.
+``attnsurgeon check-module`` runs :func:`run`; the built-in catalog's tests (tests/catalog/test_catalog_contract.py and
+tests/catalog/test_catalog_models.py) call the same check functions, so a plugin passes exactly what a built-in passes.
 Each check returns a :class:`~attnsurgeon.checks.verify.Check`: ``ok`` True, False (``detail`` says why) or None
 (skipped).
 """
