@@ -215,7 +215,7 @@ def info(
     if spec.aliases:
         out.print(f"aliases: {', '.join(spec.aliases)}")
     out.print(f"category: {spec.category}")
-    if spec.category == "foreign":  # a plain nn.Module class as its authors wrote it (catalog.foreign)
+    if spec.category == "foreign":  # a plain nn.Module class as its authors wrote it (sources.adapter)
         out.print(esc(f"source: {spec.origin} (--module {spec.origin})"))
         out.print(esc(f"input channels go to: {', '.join((spec.channel_arg, *spec.same_as_input))}"))
     else:

@@ -138,7 +138,8 @@ def _leaves(entry: str) -> bool:
 
 
 def with_recorded(doc: Any) -> Any:
-    """A loaded model YAML (``yamlio.ModelDoc``), after adding the plugin files it lists for modules not known yet."""
+    """A loaded model YAML (``model_doc.ModelDoc``), after adding the plugin files it lists for modules not known
+    yet."""
     add_needed(doc.data, doc.path.parent, doc.path.name)
     return doc
 
