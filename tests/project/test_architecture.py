@@ -191,3 +191,49 @@ def test_text_writer_is_the_one_path_to_a_model_files_text():
         if name != writer and (lines := _dumps(ast.parse(path.read_text(encoding="utf-8"))))
     }
     assert not found, f"these write a model tree with ruamel's dump, not through {writer}: {found}"
+
+
+_MUTATORS = {"append", "extend", "update", "add", "insert", "setdefault"}
+
+
+def _patches(source: str) -> list[str]:
+    """Module-level statements that change something another project module owns: an attribute assigned, or a
+    container of it mutated, on a name imported from ``attnsurgeon`` (``REGISTRY.resolve_source = resolve``,
+    ``plugins.FOREIGN.append(...)``)."""
+    tree = ast.parse(source)
+    imported = {
+        (a.asname or a.name).split(".")[0]
+        for n in tree.body
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        and ((n.module or "") if isinstance(n, ast.ImportFrom) else n.names[0].name).startswith("attnsurgeon")
+        for a in n.names
+    }
+
+    def root(node: ast.AST) -> str | None:
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        return node.id if isinstance(node, ast.Name) else None
+
+    found = []
+    for n in tree.body:
+        targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, ast.AugAssign) else []
+        if any(isinstance(t, (ast.Attribute, ast.Subscript)) and root(t) in imported for t in targets):
+            found.append(ast.unparse(n))
+        call = n.value if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) else None
+        if (
+            call
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in _MUTATORS
+            and root(call.func) in imported
+        ):
+            found.append(ast.unparse(n))
+    return found
+
+
+def test_no_module_patches_another_at_import_time():
+    # the two patches the sources room replaced with imports a reader can follow are what this finds
+    assert _patches("from attnsurgeon.catalog.registry import REGISTRY\nREGISTRY.resolve_source = resolve\n")
+    assert _patches("import attnsurgeon.sources.plugins as plugins\nplugins.FOREIGN.append(object())\n")
+    assert not _patches("import sys\nsys.path.append('x')\nfrom attnsurgeon import x\nx.f(1)\n")
+    found = {name: p for name, path in _modules().items() if (p := _patches(path.read_text(encoding="utf-8")))}
+    assert not found, f"modules that change another module when imported: {found}"
