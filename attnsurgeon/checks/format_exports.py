@@ -13,6 +13,7 @@ missing runtime is a :class:`MissingExtraError` naming the extra.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def _one_size(source: nn.Module, fmt: str, size: tuple[int, int], hints: dict[in
         except AttnSurgeonError:
             raise
         except Exception as exc:
-            return Check(name, False, f"{label} cannot load its export at {at}: {first_line(exc)}{_suspects(source)}")
+            return Check(name, False, f"{label} cannot load its export at {at}{load_error(exc, source)}")
         x = sample_image(source, size, torch.device("cpu"))
         precision = exporting.precision(backend)
         try:
@@ -122,6 +123,23 @@ def _one_size(source: nn.Module, fmt: str, size: tuple[int, int], hints: dict[in
     if problem is not None:
         return Check(name, False, f"at {at} {label} {problem}{_suspects(source)}")
     return note, error
+
+
+# OpenVINO names the failing node by its TorchScript scope: ``__module.model.9/aten::avg_pool2d/AvgPool_1``
+_OV_NODE = re.compile(r"__module\.model\.(\d+)[\w.]*/aten::(\w+)")
+
+
+def load_error(exc: BaseException, model: nn.Module) -> str:
+    """Why a runtime refused the file, in one line: OpenVINO's reason is the last line of a stack of "Exception from
+    src/..." lines, and its node name gives the layer and the op; else the layers from outside Ultralytics."""
+    text = str(exc)
+    lines = [s.strip() for s in text.splitlines() if s.strip() and not s.strip().startswith("Exception from ")]
+    reason = lines[-1] if lines else first_line(exc)
+    node = _OV_NODE.search(text)
+    if node is None:
+        return f": {reason}{_suspects(model)}"
+    index = int(node.group(1))
+    return f" in layer {index} ({_layer_type(model, index)}), op {node.group(2)}: {reason}"
 
 
 def _suspects(model: nn.Module) -> str:

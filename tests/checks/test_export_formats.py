@@ -203,3 +203,24 @@ def test_an_ncnn_export_that_cannot_load_names_the_op_and_layer(tmp_path):
     result = CliRunner().invoke(app, ["profile", str(out), "--format", "ncnn", "--imgsz", "160", "--runs", "2"])
     assert result.exit_code == 9, result.output
     assert "ncnn export at 160x160: NCNN cannot load op Reshape (reshape_176)" in result.output
+
+
+def test_a_runtime_that_refuses_the_file_names_the_layer_and_op(se_model):
+    from attnsurgeon.checks.format_exports import load_error
+
+    # what OpenVINO 2026.4 raised compiling yolo11n with EfficientAttention after layer 8 at 160x160: its reason is
+    # the last of a stack of "Exception from" lines, and the node's scope names the layer
+    raised = RuntimeError(
+        "Exception from src/inference/src/cpp/core.cpp:117:\nException from src/inference/src/dev/plugin.cpp:54:\n"
+        "Check '!getSupportedPrimitiveDescriptors().empty()' failed at src/plugins/intel_cpu/src/node.cpp:345:\n"
+        "Supported primitive descriptors list is empty for node: __module.model.9/aten::avg_pool2d/AvgPool_1 type: "
+        "Pooling\n\n\n"
+    )
+    assert load_error(raised, se_model) == (
+        " in layer 9 (SE), op avg_pool2d: Supported primitive descriptors list is empty for node: "
+        "__module.model.9/aten::avg_pool2d/AvgPool_1 type: Pooling"
+    )
+    # a message without a node: its own last line, and the layers from outside Ultralytics
+    assert load_error(RuntimeError("cannot read model.xml"), se_model) == (
+        ": cannot read model.xml; layers from outside Ultralytics: 9 (SE)"
+    )
