@@ -24,7 +24,6 @@ Deviations from the reference:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from attnsurgeon.catalog.base import AttentionModule
@@ -54,6 +53,13 @@ def _resolve_heads(c1: int, num_heads: int, group_split: tuple[int, ...]) -> tup
                 alloc[donor] -= 1
                 alloc[i] = 1
     return heads, tuple(alloc)
+
+
+def _cell_mean(x: torch.Tensor, ws: int) -> torch.Tensor:
+    """The mean of each ws x ws cell of a map whose H and W are multiples of ws (what ``avg_pool2d(x, ws, ws)``
+    computes)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // ws, ws, w // ws, ws).mean(dim=(3, 5))
 
 
 class _AttnMap(nn.Module):
@@ -151,17 +157,18 @@ class EfficientAttention(AttentionModule):
         return torch.tanh(attn_map(q * k) * self.scalor) * v
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over window_size x window_size cells; border cells (partial after padding) average real pixels only."""
+        """Mean over window_size x window_size cells; border cells (partial after padding) average real pixels only.
+
+        A reshape and a mean, not ``avg_pool2d``: OpenVINO's CPU plugin has no kernel for the pooling node this
+        module's export gives it (it refused to compile yolo11n with it at 160 and 640)."""
         ws = self.window_size
         if ws == 1:
             return x
-        h, w = x.shape[-2:]
         xp, ph, pw = pad_to_multiple(x, ws)
-        pooled = F.avg_pool2d(xp, ws, ws)
+        pooled = _cell_mean(xp, ws)
         if ph or pw:
             # fraction of real pixels per cell (a constant for a given size) turns the zero-padded mean into the mean
-            coverage = F.avg_pool2d(F.pad(x.new_ones(1, 1, h, w), (0, pw, 0, ph)), ws, ws)
-            pooled = pooled / coverage
+            pooled = pooled / _cell_mean(pad_to_multiple(torch.ones_like(x[:1, :1]), ws)[0], ws)
         return pooled
 
     def _low_frequency(self, x: torch.Tensor) -> torch.Tensor:
