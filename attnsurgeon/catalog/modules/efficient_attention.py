@@ -24,6 +24,7 @@ Deviations from the reference:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from attnsurgeon.catalog.base import AttentionModule
@@ -159,13 +160,15 @@ class EfficientAttention(AttentionModule):
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         """Mean over window_size x window_size cells; border cells (partial after padding) average real pixels only.
 
-        A reshape and a mean, not ``avg_pool2d``: OpenVINO's CPU plugin has no kernel for the pooling node this
-        module's export gives it (it refused to compile yolo11n with it at 160 and 640)."""
+        The real-pixel fraction is a reshape and a mean over a map of ones, not ``avg_pool2d``: OpenVINO's CPU plugin
+        has no kernel for a pooling node whose input is a constant, so yolo11n with this module did not compile there
+        (at 160 and 640). The features keep their 4-D pool: as a 6-D reshape, pnnx left NCNN a Reshape it could not
+        load."""
         ws = self.window_size
         if ws == 1:
             return x
         xp, ph, pw = pad_to_multiple(x, ws)
-        pooled = _cell_mean(xp, ws)
+        pooled = F.avg_pool2d(xp, ws, ws)
         if ph or pw:
             # fraction of real pixels per cell (a constant for a given size) turns the zero-padded mean into the mean
             pooled = pooled / _cell_mean(pad_to_multiple(torch.ones_like(x[:1, :1]), ws)[0], ws)
