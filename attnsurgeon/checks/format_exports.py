@@ -20,7 +20,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from attnsurgeon.checks.onnx_export import _ATEN_OP, _layer_running, _layer_type, _outside, within_noise, worst_text
+from attnsurgeon.checks.onnx_export import (
+    _ATEN_OP,
+    FLOOR,
+    _layer_running,
+    _layer_type,
+    _outside,
+    within_noise,
+    worst_text,
+)
 from attnsurgeon.checks.verify import (
     calibrated_copy,
     failed,
@@ -38,6 +46,10 @@ FORMATS = ("torchscript", "openvino", "ncnn")
 # while PyTorch computing wholly in float16 overflows to NaN on such networks; bfloat16 (fp32 range, fewer mantissa
 # bits than fp16) gives a finite, larger bound.
 _DTYPES = {"bf16": torch.bfloat16, "f16": torch.bfloat16}
+# Over the 33 catalog modules in yolo11n at 160 (benchmarks/deploy_matrix.py), NCNN's f32 run of a correct export is
+# within 1e-3 of the output's magnitude (at most 9.9e-4, EfficientAttention; SE 8e-5); a mistranslated op is off by
+# a large fraction of it (0.49 GC, 0.64 ShuffleAttention). Held to bf16 noise instead, those two passed.
+NCNN_FLOOR = 5e-3
 
 
 def name_of(fmt: str) -> str:
@@ -111,8 +123,9 @@ def _one_size(source: nn.Module, fmt: str, size: tuple[int, int], hints: dict[in
     note = ""
     if got32 is not None:  # the runtime computes in bf16 here: f32 for translation errors, bf16 noise as deployed
         # NCNN's SIMD kernels approximate exp/sigmoid even in f32 (a full suite under load read 20x float32 noise on
-        # SE): its f32 run is held to bf16 noise, still far below a mistranslated op's error (hundreds, GC/NCNN)
-        problem, error = within_noise(got32, torch_model, x, torch.bfloat16 if fmt == "ncnn" else torch.float32)
+        # SE): its f32 run gets a floor of NCNN_FLOOR of the output's magnitude on top of float32 noise
+        floor = NCNN_FLOOR if fmt == "ncnn" else FLOOR
+        problem, error = within_noise(got32, torch_model, x, torch.float32, floor)
         if problem is None:
             low, _ = within_noise(got, torch_model, x, _DTYPES.get(precision, torch.bfloat16))
             if low is not None:

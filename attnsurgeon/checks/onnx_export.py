@@ -158,7 +158,11 @@ def _compare(session: Any, torch_model: nn.Module, x: torch.Tensor) -> tuple[str
 
 
 def within_noise(
-    got: list[torch.Tensor], torch_model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32
+    got: list[torch.Tensor],
+    torch_model: nn.Module,
+    x: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+    floor: float = FLOOR,
 ) -> tuple[str | None, float]:
     """(None when ``got`` matches PyTorch on ``x`` within :data:`NOISE_FACTOR` times the noise of PyTorch itself in
     ``dtype`` (the runtime's precision) against float64, else what differs; the worst |Δ| as a fraction of the
@@ -176,7 +180,7 @@ def within_noise(
     for out, ref, ref_low, ref64 in zip(got, reference, low, exact, strict=True):
         noise = float((ref_low.double() - ref64).abs().max())
         magnitude = float(ref64.abs().max())
-        allowed = NOISE_FACTOR * noise + FLOOR * magnitude
+        allowed = NOISE_FACTOR * noise + floor * magnitude
         diff = float((out.double() - ref.double()).abs().max())
         worst = max(worst, diff / magnitude if magnitude else diff)
         if not diff <= allowed:  # NaN too
