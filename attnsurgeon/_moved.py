@@ -47,8 +47,6 @@ _ROOMS = {f"catalog.{m}": f"catalog.modules.{m}" for m in _CATALOG_MODULES} | {
     "catalog.plugins": "sources.plugins",
     "catalog.foreign_plugins": "sources",
     "catalog.foreign": "sources.adapter",
-    "sources.plain_classes": "sources.adapter",  # the names step 1 of issue 27 gave them
-    "sources.plain_plugins": "sources",
     "catalog.sources": "sources.named_classes",
     "catalog.library": "sources.libraries",
     "catalog.file_import": "sources.file_import",

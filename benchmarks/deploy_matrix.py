@@ -22,7 +22,6 @@ import datetime
 import importlib.metadata
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -47,11 +46,6 @@ def _cpu() -> str:
     return f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
 
 
-def _worst(detail: str) -> str:
-    found = re.search(r"worst \|Δ\| ([0-9.e+-]+)", detail) or re.search(r"max \|Δ\| ([0-9.e+-]+)", detail)
-    return found.group(1) if found else "-"
-
-
 def one_line(text: str, limit: int = 240) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -62,6 +56,7 @@ def cells(name: str, formats: list[str], imgsz: int, runs: int) -> None:
     lines are marked)."""
     import torch
 
+    from attnsurgeon.checks.onnx_export import worst_of
     from attnsurgeon.checks.opt_in import run_extra_checks
     from attnsurgeon.costs.runtime_latency import deploy_format, time_deployed
     from attnsurgeon.ops import surgery as api
@@ -96,7 +91,8 @@ def cells(name: str, formats: list[str], imgsz: int, runs: int) -> None:
             except Exception as exc:
                 detail += f"; latency: {type(exc).__name__}: {exc}"
             mark = "pass" if ok else ("skipped" if ok is None else "FAIL")
-            emit(fmt, mark=mark, worst=_worst(detail) if ok else "-", ratio=ratio, detail=one_line(detail))
+            worst = worst_of(detail) if ok else None
+            emit(fmt, mark=mark, worst="-" if worst is None else f"{worst:.2g}", ratio=ratio, detail=one_line(detail))
 
 
 def run_module(name: str, formats: list[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:

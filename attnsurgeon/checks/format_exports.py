@@ -80,14 +80,6 @@ def check_format(model: nn.Module, fmt: str, imgsz: int, hints: dict[int, str]) 
     )
 
 
-def worst_error(check: Check) -> float | None:
-    """The worst relative error a passing check reports (for tables), None when it did not say."""
-    import re
-
-    found = re.search(r"worst \|Δ\| ([0-9.e+-]+)", check.detail)
-    return float(found.group(1)) if found else None
-
-
 def _one_size(source: nn.Module, fmt: str, size: tuple[int, int], hints: dict[int, str]) -> tuple[str, float] | Check:
     """(a note, the worst relative error) when the export at ``size`` matches PyTorch; else the failed check."""
     name, label, at = name_of(fmt), exporting.LABELS[fmt], f"{size[0]}x{size[1]}"

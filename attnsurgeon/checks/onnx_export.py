@@ -97,8 +97,15 @@ def _text(size: Sequence[int]) -> str:
 
 
 def worst_text(error: float) -> str:
-    """The worst relative error of a passing comparison, as every format check words it (tables read it back)."""
+    """The worst relative error of a passing comparison, as every format check words it (:func:`worst_of` reads it
+    back)."""
     return f" (worst |Δ| {error:.2g} of the output)"
+
+
+def worst_of(detail: str) -> float | None:
+    """The worst relative error a passing check's detail states (:func:`worst_text`), None when it states none."""
+    found = re.search(r"worst \|Δ\| ([0-9.e+-]+)", detail)
+    return float(found.group(1)) if found else None
 
 
 def _export(

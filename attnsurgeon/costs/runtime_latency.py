@@ -123,7 +123,7 @@ def deploy_format(model: nn.Module, fmt: str, size: Sequence[int], weights: bool
     loads it."""
     path, cached = export_cached(model, fmt, size, weights)
     backend = exporting.load(path)
-    problem = ncnn_param.load_problem(path, model) if fmt == "ncnn" else None
+    problem = ncnn_param.load_problem(path, model) if fmt == "ncnn" and ncnn_param.unloaded(backend) else None
     if problem:  # AutoBackend loaded an empty network: timing it would fail with a bare IndexError
         raise VerificationError(f"{fmt} export at {size[0]}x{size[1]}: {problem}")
     return Deployed(

@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -129,12 +128,11 @@ def load(path: str | Path) -> Any:
     import torch
     from ultralytics.nn.autobackend import AutoBackend
 
-    from attnsurgeon.ultralytics_bridge import ncnn_param
     from attnsurgeon.ultralytics_bridge.ultra import quiet
 
-    with no_installs(), quiet(), tempfile.TemporaryFile() as said, contextlib.ExitStack() as stack:
+    with no_installs(), quiet(), contextlib.ExitStack() as stack:
         if str(path).endswith("_ncnn_model"):  # NCNN prints a .param it cannot load on the C stderr and goes on:
-            stack.enter_context(ncnn_param.c_stderr_kept(said))  # ncnn_param.load_problem says it in one line
+            stack.enter_context(silent_fds())  # ncnn_param.load_problem says it in one line
         return AutoBackend(str(path), device=torch.device("cpu"), fp16=False, verbose=False)
 
 

@@ -51,7 +51,7 @@ def read_param(path: Path) -> list[ParamLayer]:
 
 
 @contextlib.contextmanager
-def c_stderr_kept(sink: IO[bytes]) -> Iterator[None]:
+def _c_stderr_to(sink: IO[bytes]) -> Iterator[None]:
     """The C library's stderr (file descriptor 2) written to ``sink`` instead of the terminal: NCNN reports there."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -68,7 +68,7 @@ def _ncnn_says(param: Path) -> str:
     import ncnn
 
     with tempfile.TemporaryFile() as err:
-        with c_stderr_kept(err):
+        with _c_stderr_to(err):
             code = ncnn.Net().load_param(str(param))
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
@@ -113,6 +113,12 @@ def _layers_with(model: Any, shape: tuple[int, int, int]) -> list[int]:
                 if mine == shape and index not in found:
                     found.append(index)
     return found
+
+
+def unloaded(backend: Any) -> bool:
+    """Whether ``AutoBackend`` went on with an empty NCNN network (it has no inputs when its ``.param`` failed)."""
+    net = getattr(getattr(backend, "backend", None), "net", None)
+    return net is not None and not net.input_names()
 
 
 def load_problem(folder: str | Path, model: Any) -> str | None:

@@ -56,6 +56,9 @@ def test_a_shape_keeping_module_passes_every_format(se_model, fmt):
     assert check.ok is True, check.detail
     label = exporting.LABELS[fmt]
     assert check.detail.startswith(f"{label} matches PyTorch at 64x64 and 32x64 (worst |Δ| ")
+    from attnsurgeon.checks.onnx_export import worst_of
+
+    assert 0 <= worst_of(check.detail) < 1e-2  # the figure tables read back from the detail
 
 
 def test_a_value_frozen_at_export_fails_naming_the_layer(plugin):
