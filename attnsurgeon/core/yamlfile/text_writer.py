@@ -102,12 +102,11 @@ def _checked(doc: Any, lay: Layout, text: str, data: Any) -> str:
     flow-style one."""
     if _reads_as(text, model_doc.to_plain(data), str(doc.path), lay):
         return text
-    if not any(lay.flow.values()):
-        return dump(data)
-    raise ModelFileError(
+    refusal = ModelFileError(
         f"{doc.path}: this flow-style file cannot be edited line by line (the rewritten lines would not read as "
         "the edited model); nothing was written; write its rows in block style ('- [...]')"
     )
+    return _fallback(doc, lay, data, refusal)
 
 
 def _row_text(items: list[Any]) -> str:
@@ -236,11 +235,12 @@ def adopted_with_keys(doc: Any, text: str, data: Any) -> str:
     return out
 
 
-def _fallback(doc: Any, lay: Layout, data: Any) -> str:
-    """ruamel's dump of ``data`` for a block-style file the line edit cannot write; a flow-style one is refused."""
+def _fallback(doc: Any, lay: Layout, data: Any, refusal: ModelFileError | None = None) -> str:
+    """ruamel's dump of ``data`` for a block-style file the line edit cannot write; a flow-style one is refused
+    (``refusal``, else adopt's)."""
     if not any(lay.flow.values()):
         return dump(data)
-    raise _not_adoptable(doc)
+    raise refusal or _not_adoptable(doc)
 
 
 def _not_adoptable(doc: Any) -> ModelFileError:
