@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from attnsurgeon.errors import MissingExtraError
 
@@ -80,23 +80,29 @@ def no_installs() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def silent_fds() -> Iterator[None]:
-    """Silence what native code prints on file descriptors 1 and 2 (pnnx writes its passes there)."""
+def fds_to(sink: IO[Any], fds: Sequence[int] = (1, 2)) -> Iterator[None]:
+    """What native code writes on file descriptors ``fds`` goes to ``sink`` instead (pnnx writes its passes on 1 and
+    2, NCNN its load errors on 2)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
+    saved = [os.dup(fd) for fd in fds]
     try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
+        for fd in fds:
+            os.dup2(sink.fileno(), fd)
         yield
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
+        for fd, old in zip(fds, saved, strict=True):
+            os.dup2(old, fd)
+            os.close(old)
+
+
+@contextlib.contextmanager
+def silent_fds() -> Iterator[None]:
+    """Silence what native code prints on file descriptors 1 and 2."""
+    with open(os.devnull, "w") as null, fds_to(null):
+        yield
 
 
 def export(model: Any, fmt: str, size: Sequence[int], folder: Path, dynamic: bool = False) -> tuple[Any, str]:

@@ -10,15 +10,11 @@ kernel) is matched against the model's convolutions: named only when exactly one
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 _LOAD_FAILED = re.compile(r"layer load_param (\d+) (\S+) failed")
 _NOT_REGISTERED = re.compile(r"layer (\S+) not exists or registered")
@@ -50,25 +46,14 @@ def read_param(path: Path) -> list[ParamLayer]:
     return layers
 
 
-@contextlib.contextmanager
-def _c_stderr_to(sink: IO[bytes]) -> Iterator[None]:
-    """The C library's stderr (file descriptor 2) written to ``sink`` instead of the terminal: NCNN reports there."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    os.dup2(sink.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _ncnn_says(param: Path) -> str:
     """What NCNN writes on the C stderr while it loads ``param`` (empty when it loads)."""
     import ncnn
 
+    from attnsurgeon.ultralytics_bridge.exporting import fds_to
+
     with tempfile.TemporaryFile() as err:
-        with _c_stderr_to(err):
+        with fds_to(err, (2,)):
             code = ncnn.Net().load_param(str(param))
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
